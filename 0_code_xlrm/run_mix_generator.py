@@ -1,0 +1,194 @@
+"""Generate the study's designs of experiments (LHS and Sobol) over EV, PV, storage and heat pumps.
+
+Description
+    Draws ``--n-cases`` points of the 7-dimensional unit cube with a Latin hypercube
+    (``scipy.stats.qmc.LatinHypercube``) and with a scrambled Sobol sequence (``qmc.Sobol``, drawn
+    by ``random_base2``: the count is rounded up to a power of two, never truncated), maps them to
+    the study inputs of ``common.doe.PARAMETERS`` (heat-pump shares as a uniform point on the
+    simplex from two cube dimensions), and gives every case independent seeds per purpose from
+    ``numpy.random.SeedSequence``. Case "0" is the fixed reference case of ``common.config``.
+
+Inputs
+    none (settings only)
+
+Outputs (under ``<data>/0_code_xlrm/``, read by phase 6 and phase 7)
+    mixes_lhs.json, mixes_sobol.json   cases keyed "0".."N": shares{baseline,dm,un}, ev_perc,
+                                       ev_lvl2_perc, ev_split{controlled,uncontrolled},
+                                       storage_perc_3ph, pv_perc_3ph, heating_seed, ev_seed,
+                                       ev_session_seed, storage_seed, pv_seed, disjoint_sets,
+                                       unit_cube (the case's cube coordinates; null for case 0)
+    mixes_compare_long.csv             design, case, parameter, value, unit, role
+    lhs_vs_sobol_summary.csv           design, parameter, n, mean, std, min, max, discrepancy
+    unit_cube_pairs.png, ev_vs_pv.png, histograms_lhs_vs_sobol.png
+    manifest.json                      settings, package versions, git revision
+
+Settings read
+    common.config: N_CASES, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, DISJOINT_SETS, DESIGNS
+
+Usage
+    python 0_code_xlrm/run_mix_generator.py [--n-cases 16] [--seed 123] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from common import cli, config, doe  # noqa: E402
+from common.io import save_figure, write_csv, write_json, write_manifest  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+DESIGN_COLORS = {"lhs": "tab:blue", "sobol": "tab:orange"}
+
+
+# ------------------------------------------------------------------------------------------- science
+def compare_long(mixes_by_design: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """One row per design, case and parameter (the reference case included)."""
+    rows = []
+    for design in sorted(mixes_by_design):
+        for case_key, case in mixes_by_design[design].items():
+            for name, value in doe.flatten_case(case).items():
+                p = doe.PARAMETER_BY_NAME[name]
+                rows.append({"design": design, "case": int(case_key), "parameter": name, "value": value,
+                             "unit": p.unit, "role": p.role})
+    return pd.DataFrame(rows)
+
+
+def summary_table(long: pd.DataFrame, cubes: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per design and parameter: count, mean, spread and range of the sampled cases (case 0 out),
+    with the design's centred L2 discrepancy in the unit cube."""
+    sampled = long[long["case"] > 0]
+    stats = (sampled.groupby(["design", "parameter"], sort=True)["value"]
+             .agg(n="count", mean="mean", std="std", min="min", max="max").reset_index())
+    stats["discrepancy"] = stats["design"].map({d: doe.discrepancy(c) for d, c in cubes.items()})
+    return stats
+
+
+# ------------------------------------------------------------------------------------------- plots
+def plot_unit_cube_pairs(cubes: dict[str, np.ndarray]):
+    dims = doe.CUBE_DIMENSIONS
+    n = len(dims)
+    fig, axes = plt.subplots(n, n, figsize=(2.0 * n, 2.0 * n))
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if i == j:
+                for design, cube in cubes.items():
+                    ax.hist(cube[:, i], bins=10, range=(0, 1), histtype="step", color=DESIGN_COLORS[design])
+            else:
+                for design, cube in cubes.items():
+                    ax.scatter(cube[:, j], cube[:, i], s=6, color=DESIGN_COLORS[design], alpha=0.8,
+                               label=design.upper())
+            ax.set_xlim(0, 1)
+            if i != j:
+                ax.set_ylim(0, 1)
+            ax.tick_params(labelsize=6)
+            if i == n - 1:
+                ax.set_xlabel(dims[j], fontsize=7)
+            if j == 0:
+                ax.set_ylabel(dims[i], fontsize=7)
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right")
+    fig.suptitle("Designs in the unit cube: every pair of dimensions (diagonal: marginal histograms)")
+    fig.tight_layout(rect=(0, 0, 0.95, 0.97))
+    return fig
+
+
+def plot_ev_vs_pv(mixes_by_design: dict[str, dict[str, dict]]):
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for design in sorted(mixes_by_design):
+        cases = [c for k, c in mixes_by_design[design].items() if k != "0"]
+        ax.scatter([100 * c["ev_perc"] for c in cases], [100 * c["pv_perc_3ph"] for c in cases],
+                   color=DESIGN_COLORS[design], label=f"{design.upper()} ({len(cases)} cases)", alpha=0.8)
+    ref = next(iter(mixes_by_design.values()))["0"]
+    ax.scatter([100 * ref["ev_perc"]], [100 * ref["pv_perc_3ph"]], marker="*", s=200, color="black",
+               label="reference case 0")
+    ax.set_xlabel("EV adoption [% of residential customers]")
+    ax.set_ylabel("PV adoption [% of three-phase customers]")
+    ax.set_title("EV vs PV adoption of the cases")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(long: pd.DataFrame):
+    names = [p.name for p in doe.PARAMETERS]
+    fig, axes = plt.subplots(2, (len(names) + 1) // 2, figsize=(16, 6.5))
+    for ax, name in zip(axes.flat, names):
+        p = doe.PARAMETER_BY_NAME[name]
+        designs = sorted(long["design"].unique())
+        values = [long[(long["design"] == d) & (long["parameter"] == name) & (long["case"] > 0)]["value"]
+                  for d in designs]
+        ax.hist(values, bins=8, range=(p.low, p.high), color=[DESIGN_COLORS[d] for d in designs],
+                label=[d.upper() for d in designs])
+        ax.set_title(f"{name} [{p.role}]", fontsize=9)
+        ax.set_xlabel(p.unit, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend()
+    fig.suptitle("Parameter histograms: LHS vs Sobol (reference case left out)")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="run_mix_generator.py")
+    parser.add_argument("--n-cases", type=int, default=config.N_CASES,
+                        help=f"cases per design besides the reference case (default {config.N_CASES}; "
+                             "Sobol rounds up to a power of two)")
+    parser.add_argument("--seed", type=int, default=config.DOE_SEED,
+                        help=f"master seed of samplers and case seeds (default {config.DOE_SEED})")
+    cli.add_design(parser, multiple=True)
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    if args.n_cases < 1:
+        raise cli.UserError(f"--n-cases {args.n_cases}: need at least 1 case")
+    if args.seed < 0:
+        raise cli.UserError(f"--seed {args.seed}: need a non-negative integer")
+    ws = cli.workspace(args)
+    designs = sorted(set(args.design))
+    logger.info("designs %s, %d cases each, seed %d -> %s", ", ".join(designs), args.n_cases, args.seed,
+                ws.phase("0"))
+
+    mixes_by_design, cubes = {}, {}
+    for design in designs:
+        mixes, cube = doe.build_mixes(design, args.n_cases, args.seed)
+        mixes_by_design[design], cubes[design] = mixes, cube
+        write_json(ws.mixes(design), mixes)
+        logger.info("%s: %d cases + reference case, discrepancy %.5f -> %s", design.upper(), len(cube),
+                    doe.discrepancy(cube), ws.mixes(design))
+
+    long = compare_long(mixes_by_design)
+    write_csv(ws.mixes_compare_long, long)
+    write_csv(ws.lhs_vs_sobol_summary, summary_table(long, cubes))
+    save_figure(plot_unit_cube_pairs(cubes), ws.phase0_plot("unit_cube_pairs"))
+    save_figure(plot_ev_vs_pv(mixes_by_design), ws.phase0_plot("ev_vs_pv"))
+    save_figure(plot_histograms(long), ws.phase0_plot("histograms_lhs_vs_sobol"))
+    write_manifest(ws.phase("0"), "0_code_xlrm/run_mix_generator.py",
+                   {"n_cases": args.n_cases, "seed": args.seed, "designs": designs,
+                    "cases_drawn": {d: int(len(c)) for d, c in cubes.items()}})
+    logger.info("phase 0 outputs in %s", ws.phase("0"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

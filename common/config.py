@@ -1,0 +1,355 @@
+"""The constants a user edits per state and season, as documented tables.
+
+Every phase script takes its defaults from here; command-line flags override them for one run.
+Tables are keyed by state (``NC``, ``TX``, ``CA``) or season (``summer``, ``winter``): a new state or
+season is a new row, never an ``if state == ...`` branch in a script. Sources and reasoning are given
+next to each value; "assumption" marks a modelling choice the user may want to revisit.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------------------------
+# Study scope
+# --------------------------------------------------------------------------------------------
+STATES = ("NC", "TX", "CA")
+SEASONS = ("summer", "winter")
+DESIGNS = ("lhs", "sobol")
+#: heat-pump variants: baseline equipment, demand-managed heat pumps, uncontrolled heat pumps
+VARIANTS = ("baseline", "dm", "un")
+#: customer classes as SMART-DS names its load shapes (``res_kw_<id>_pu``, ``com_kw_<id>_pu``)
+CLASSES = ("res", "com")
+
+DEFAULT_STATE = "NC"
+DEFAULT_SEASON = "winter"
+DEFAULT_DESIGN = "lhs"
+
+#: environment variable that overrides the default workspace folder (``./data``)
+DATA_DIR_ENV = "DSS_XLRM_DATA"
+
+# --------------------------------------------------------------------------------------------
+# NREL SMART-DS v1.0 (formats.md section 1): which feeders each state studies
+# --------------------------------------------------------------------------------------------
+#: OEDI bucket prefix of SMART-DS v1.0; below it: <year>/<city>/<subregion>/...
+SMARTDS_PREFIX = "SMART-DS/v1.0"
+SMARTDS = {
+    # city: Greensboro NC (GSO) names elements without a region prefix; Austin (AUS) and the
+    # Bay Area (SFO) prefix them with the subregion (p1u...). subregions: the ones studied.
+    "NC": {"year": "2018", "city": "GSO", "subregions": ("urban-suburban",), "scenario": "base_timeseries"},
+    "TX": {"year": "2018", "city": "AUS", "subregions": ("P1U",), "scenario": "base_timeseries"},
+    "CA": {"year": "2018", "city": "SFO", "subregions": ("P1U",), "scenario": "base_timeseries"},
+}
+
+#: Feeders excluded by hand, per state: {feeder folder name: reason}. The circuit filter of
+#: phase 6 finds broken feeders by itself; this table is for deliberate exclusions.
+SKIP_CIRCUITS: dict[str, dict[str, str]] = {"NC": {}, "TX": {}, "CA": {}}
+
+#: Location of each state's study area, for solar position and clear-sky irradiance (phase 6).
+#: Coordinates of the SMART-DS cities; time zones as fixed offsets because EULP and SMART-DS
+#: time series are in standard time with no daylight saving (formats.md section 2).
+SITES = {
+    "NC": {"name": "Greensboro", "latitude": 36.07, "longitude": -79.79, "altitude_m": 270.0, "tz": "Etc/GMT+5"},
+    "TX": {"name": "Austin", "latitude": 30.27, "longitude": -97.74, "altitude_m": 150.0, "tz": "Etc/GMT+6"},
+    "CA": {"name": "San Francisco", "latitude": 37.77, "longitude": -122.42, "altitude_m": 20.0, "tz": "Etc/GMT+8"},
+}
+
+# --------------------------------------------------------------------------------------------
+# NREL End-Use Load Profiles (formats.md section 2)
+# --------------------------------------------------------------------------------------------
+EULP_PREFIX = "nrel-pds-building-stock/end-use-load-profiles-for-us-building-stock"
+#: Default public source of both datasets: the OEDI bucket over HTTPS.
+OEDI_SOURCE = "https://oedi-data-lake.s3.amazonaws.com"
+
+#: The release each customer class is matched against, per state.
+EULP_RELEASE = {
+    "NC": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
+    "TX": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
+    "CA": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
+}
+
+#: Layout of every supported release: one row each, no string surgery in the code.
+#: ``timeseries``: path of one building's 15-min file below the release folder, formatted with
+#: upgrade, state, county and bldg_id. ``metadata``: baseline and per-upgrade metadata files.
+#: ``upgrades``: id -> meaning, as published with the release.
+EULP_RELEASES = {
+    "2024/resstock_tmy3_release_2": {
+        "stock": "resstock",
+        "class": "res",
+        "partition": "by_state",
+        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "metadata_baseline": "metadata/baseline.parquet",
+        "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
+        "building_type_column": "in.geometry_building_type_recs",
+        "upgrades": {
+            0: "baseline",
+            1: "ENERGY STAR heat pump with electric backup",
+            2: "high-efficiency cold-climate heat pump with electric backup",
+            3: "ultra-high-efficiency heat pump with electric backup",
+            4: "ENERGY STAR heat pump with existing system as backup",
+            5: "geothermal heat pump",
+        },
+    },
+    "2024/resstock_amy2018_release_2": {
+        "stock": "resstock",
+        "class": "res",
+        "partition": "by_state",
+        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "metadata_baseline": "metadata/baseline.parquet",
+        "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
+        "building_type_column": "in.geometry_building_type_recs",
+        "upgrades": {
+            0: "baseline",
+            1: "ENERGY STAR heat pump with electric backup",
+            2: "high-efficiency cold-climate heat pump with electric backup",
+            3: "ultra-high-efficiency heat pump with electric backup",
+            4: "ENERGY STAR heat pump with existing system as backup",
+            5: "geothermal heat pump",
+        },
+    },
+    "2022/resstock_amy2018_release_1": {
+        "stock": "resstock",
+        "class": "res",
+        "partition": "by_state",
+        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "metadata_baseline": "metadata/baseline.parquet",
+        "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
+        "building_type_column": "in.geometry_building_type_recs",
+        "upgrades": {
+            0: "baseline",
+            3: "minimum-efficiency heat pump with electric backup",
+            4: "high-efficiency heat pump with electric backup",
+            5: "high-efficiency heat pump with existing heating as backup",
+        },
+    },
+    "2021/resstock_amy2018_release_1": {
+        "stock": "resstock",
+        "class": "res",
+        "partition": "by_county",
+        "timeseries": "timeseries_individual_buildings/by_county/upgrade={upgrade}/county={county}/{bldg_id}-{upgrade}.parquet",
+        "metadata_baseline": "metadata/metadata.parquet",
+        "metadata_upgrade": None,
+        "building_type_column": "in.geometry_building_type_recs",
+        "upgrades": {0: "baseline"},
+    },
+    "2024/comstock_amy2018_release_1": {
+        "stock": "comstock",
+        "class": "com",
+        "partition": "by_state",
+        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "metadata_baseline": "metadata/baseline.parquet",
+        "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
+        "building_type_column": "in.comstock_building_type",
+        "upgrades": {
+            0: "baseline",
+            1: "variable-speed heat-pump rooftop unit, electric backup",
+            2: "variable-speed heat-pump rooftop unit, original-fuel backup",
+            8: "heat-pump boiler, electric backup",
+            9: "heat-pump boiler, gas backup",
+            19: "thermostat setback load shed (demand flexibility)",
+            20: "thermostat load shift (demand flexibility)",
+        },
+    },
+    "2024/comstock_amy2018_release_2": {
+        "stock": "comstock",
+        "class": "com",
+        "partition": "by_state",
+        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "metadata_baseline": "metadata/baseline.parquet",
+        "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
+        "building_type_column": "in.comstock_building_type",
+        "upgrades": {
+            0: "baseline",
+            1: "variable-speed heat-pump rooftop unit, electric backup",
+            2: "variable-speed heat-pump rooftop unit, original-fuel backup",
+            8: "heat-pump boiler, electric backup",
+            9: "heat-pump boiler, gas backup",
+        },
+    },
+}
+
+#: Which upgrade each heat-pump variant uses, by release and building-type group, with the
+#: reason. ``load_shift``: apply the load-shift model of LOAD_SHIFT to the heating and cooling
+#: end uses (phase 4). A release with a demand-flexibility upgrade that acts on heat pumps would
+#: name it here with load_shift False; none of the supported releases has one: ComStock 2024
+#: upgrades 19 and 20 shift the *existing* HVAC of gas-heated buildings, so using them as
+#: "demand-managed heat pumps" would compare unelectrified buildings with electrified ones.
+#: Groups are matched on the building type (first match wins; "*" matches any).
+HEAT_PUMP_VARIANT_RULES = {
+    "res": [
+        {
+            "building_types": ("*",),
+            "baseline": {"upgrade": 0, "load_shift": False, "reason": "existing equipment"},
+            "un": {"upgrade": 1, "load_shift": False,
+                   "reason": "ENERGY STAR heat pump with electric-resistance backup: the backup strips "
+                             "set the cold-morning peak, the planner's worst case"},
+            "dm": {"upgrade": 1, "load_shift": True,
+                   "reason": "the same heat pump under a pre-heat/pre-cool load-shift programme: the "
+                             "release has no demand-flexibility heat-pump upgrade"},
+        },
+    ],
+    "com": [
+        {
+            "building_types": ("LargeOffice", "MediumOffice", "Hospital", "LargeHotel", "SecondarySchool", "PrimarySchool"),
+            "baseline": {"upgrade": 0, "load_shift": False, "reason": "existing equipment"},
+            "un": {"upgrade": 8, "load_shift": False,
+                   "reason": "hydronic (boiler) buildings: heat-pump boiler with electric backup"},
+            "dm": {"upgrade": 8, "load_shift": True,
+                   "reason": "the same heat-pump boiler under the load-shift programme"},
+        },
+        {
+            "building_types": ("*",),
+            "baseline": {"upgrade": 0, "load_shift": False, "reason": "existing equipment"},
+            "un": {"upgrade": 1, "load_shift": False,
+                   "reason": "rooftop-unit buildings: variable-speed heat-pump RTU with electric backup"},
+            "dm": {"upgrade": 1, "load_shift": True,
+                   "reason": "the same heat-pump RTU under the load-shift programme"},
+        },
+    ],
+}
+
+#: EULP time-series columns (kWh per 15-min interval ending at ``timestamp``)
+EULP_TIMESTAMP = "timestamp"
+EULP_TOTAL_KWH = "out.electricity.total.energy_consumption"
+#: end uses that the load-shift model moves (heating, heat-pump backup, cooling and their fans)
+EULP_HVAC_KWH = (
+    "out.electricity.heating.energy_consumption",
+    "out.electricity.heating_hp_bkup.energy_consumption",
+    "out.electricity.heating_fans_pumps.energy_consumption",
+    "out.electricity.cooling.energy_consumption",
+    "out.electricity.cooling_fans_pumps.energy_consumption",
+)
+
+# --------------------------------------------------------------------------------------------
+# Seasons and design days (phases 2-5)
+# --------------------------------------------------------------------------------------------
+#: months searched for each season's design day (the day of the highest 15-min feeder peak)
+SEASON_MONTHS = {"summer": (6, 7, 8), "winter": (12, 1, 2)}
+INTERVALS_PER_DAY = 96
+INTERVAL_H = 0.25
+
+#: Demand-managed heat pumps (phase 4): within the window, shed ``shed_fraction`` of the HVAC
+#: load; the shed energy is put back before the window (pre-heat / pre-cool, ``pre_share``) over
+#: ``pre_hours`` and after it (rebound) over ``rebound_hours``, so the day's energy is kept.
+#: Windows follow the utilities' winter-morning and summer-afternoon peak periods (assumption:
+#: Duke Energy Carolinas, Austin Energy and PG&E peak windows, rounded to the hour).
+LOAD_SHIFT = {
+    "winter": {"window_hours": ((6, 9), (17, 20)), "shed_fraction": 0.5, "pre_hours": 2.0,
+               "rebound_hours": 3.0, "pre_share": 0.6, "energy_penalty": 0.0},
+    "summer": {"window_hours": ((15, 19),), "shed_fraction": 0.5, "pre_hours": 3.0,
+               "rebound_hours": 3.0, "pre_share": 0.6, "energy_penalty": 0.0},
+}
+
+#: kVAr/kW (phase 3): below this kW the ratio is not measured and DEFAULT_POWER_FACTOR is used;
+#: the same power factor applies when a profile has no load_data file.
+KW_NEAR_ZERO = 1e-3
+DEFAULT_POWER_FACTOR = {"res": 0.98, "com": 0.95}
+
+# --------------------------------------------------------------------------------------------
+# Matching SMART-DS profiles to EULP buildings (phase 1b)
+# --------------------------------------------------------------------------------------------
+MATCH = {
+    #: relative peak-error tiers; a candidate's tier is the smallest one its errors fit in
+    "tolerance_tiers": {"res": (0.05, 0.10, 0.20, 0.35, 0.50, 0.75, 0.95),
+                        "com": (0.05, 0.10, 0.20, 0.35, 0.50)},
+    #: candidates kept per profile
+    "n_candidates": 25,
+    #: score = peak_weight * mean |log peak ratio| + shape_weight * shape distance
+    #:         + type_penalty (building type known on both sides and different)
+    "peak_weight": 1.0,
+    "shape_weight": 0.5,
+    "type_penalty": 0.25,
+}
+#: income tiers from in.area_median_income (percent of area median income)
+INCOME_TIERS = {"low": (0.0, 80.0), "mid": (80.0, 120.0), "high": (120.0, float("inf"))}
+INCOME_PREFERENCE = ("mid", "high", "low")
+#: Building-type quotas of the representative family: the largest share of profiles that one
+#: type may take before other types within the same tolerance tier are preferred (assumption:
+#: close to the stock mix of the SMART-DS cities).
+BUILDING_TYPE_QUOTAS = {
+    "res": {"Single-Family Detached": 0.70, "Single-Family Attached": 0.15,
+            "Multi-Family with 2 - 4 Units": 0.15, "Multi-Family with 5+ Units": 0.20,
+            "Mobile Home": 0.10},
+    "com": {"SmallOffice": 0.35, "MediumOffice": 0.25, "RetailStandalone": 0.30,
+            "RetailStripmall": 0.30, "Warehouse": 0.25, "QuickServiceRestaurant": 0.20,
+            "FullServiceRestaurant": 0.20, "PrimarySchool": 0.15, "LargeOffice": 0.15},
+}
+SELECT_SEED = 20240601
+
+# --------------------------------------------------------------------------------------------
+# Design of experiments (phase 0): see common/doe.py for the parameter table
+# --------------------------------------------------------------------------------------------
+N_CASES = 16
+DOE_SEED = 123
+#: bounds of the linearly sampled inputs [fraction]; the heat-pump shares span the whole simplex
+DOE_BOUNDS = {
+    "ev_perc": (0.05, 0.80),              # residential customers with an EV
+    "ev_lvl2_perc": (0.50, 0.99),         # EVs charging at Level 2
+    "ev_split.controlled": (0.20, 0.80),  # EVs in managed charging
+    "storage_perc_3ph": (0.0, 0.20),      # three-phase customers with a battery
+    "pv_perc_3ph": (0.0, 0.20),           # three-phase customers with PV
+}
+#: Reference case "0", kept from the earlier study so that results stay comparable.
+REFERENCE_CASE = {
+    "shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0},
+    "ev_perc": 0.10,
+    "ev_lvl2_perc": 0.80,
+    "ev_split": {"controlled": 0.5, "uncontrolled": 0.5},
+    "storage_perc_3ph": 0.05,
+    "pv_perc_3ph": 0.05,
+}
+DISJOINT_SETS = True
+
+# --------------------------------------------------------------------------------------------
+# Devices (phase 6)
+# --------------------------------------------------------------------------------------------
+EV = {
+    #: EV hosts are residential customers; set True to let commercial customers host EVs too
+    "commercial_hosts": False,
+    #: charger power [kW] drawn uniformly in these ranges. Level 1: 120 V at 12-16 A;
+    #: Level 2: 240 V at 27.5-48 A (SAE J1772 ranges of home chargers).
+    "level1_kw": (1.4, 1.9),
+    "level2_kw": (6.6, 11.5),
+    "level1_kv": 0.12,
+    "level2_kv": 0.24,
+    #: controlled-charging scheduler: best-response passes of the valley filling
+    "scheduler_passes": 8,
+}
+PV = {
+    #: PV hosts are three-phase customers; set True to add residential rooftop PV hosts
+    "residential_hosts": False,
+    "size_factor": 0.30,        # x host annual peak kW
+    "min_kw": 10.0,
+    "kva_factor": 1.1,          # inverter kVA / Pmpp
+    "tilt_deg": 20.0,
+    "azimuth_deg": 180.0,
+    "linke_turbidity": 3.0,     # clear-sky Ineichen model (assumption: rural-suburban air)
+    "gamma_pdc": -0.0037,       # PVWatts temperature coefficient [1/C]
+    "inverter_eff_nom": 0.96,   # PVWatts nominal inverter efficiency
+    "system_losses": 0.14,      # PVWatts default system losses
+    "ambient_c": {"summer": 30.0, "winter": 5.0},
+}
+STORAGE = {
+    "size_factor": 0.75,        # kW rating x host annual peak kW
+    "min_kw": 5.0,
+    "duration_h": 4.0,
+    "kva_factor": 1.0 / 0.9,    # kVA = kW / 0.9
+    "eff_charge": 0.95,
+    "eff_discharge": 0.95,
+    "reserve": 0.20,            # lowest state of charge
+    "peak_target_factor": 0.8,  # never shave below this x the day's peak without storage
+}
+
+# --------------------------------------------------------------------------------------------
+# Planning limits (phase 6b), formats.md section 4
+# --------------------------------------------------------------------------------------------
+ANSI_RANGE_A = (0.95, 1.05)
+ANSI_RANGE_B = (0.90, 1.0583)
+#: moving-average overload: window [h] and threshold [% of normal rating]
+THERMAL = {
+    "transformer": {"window_h": 2.0, "threshold_pct": 120.0},
+    "line": {"window_h": 1.0, "threshold_pct": 100.0},
+    "overload_pct": 100.0,
+}
+#: circuit filter: a feeder whose design-day peak solve leaves this band is left out
+FILTER_VOLTAGE_BAND = (0.80, 1.15)
+#: per-run time limit [s] of the batch runner
+RUN_TIMEOUT_S = 300.0

@@ -1,0 +1,246 @@
+"""Design of experiments: the study's parameters (XLRM uncertainties X and levers L) and samplers.
+
+A case of a design is a point of the unit cube mapped to parameter values:
+
+* two cube dimensions give the heat-pump shares (baseline / demand-managed / uncontrolled) as a
+  uniform point on the 2-simplex (the square-root map, which keeps the design's stratification);
+* every other dimension maps linearly onto its bounds in ``common.config.DOE_BOUNDS``.
+
+Seeds are drawn per design, case and purpose from ``numpy.random.SeedSequence`` (never Python's
+salted ``hash()``), so PV, storage, EV hosts, EV sessions and heat-pump assignments of one case are
+independent streams, and the same inputs always give the same seeds.
+
+The mixes JSON (``mixes_<design>.json``) keeps the earlier study's schema: keys ``"0".."N"``, case
+``"0"`` the fixed reference case (``common.config.REFERENCE_CASE``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from common import config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One study input: its key in the mixes JSON, bounds, unit and XLRM role."""
+
+    name: str
+    low: float
+    high: float
+    unit: str
+    role: str  # "X" (uncertainty) or "L" (lever)
+    description: str
+
+
+#: Study inputs (flattened names as in phase 7 tables). The three heat-pump shares come from two
+#: cube dimensions (simplex) and always sum to one.
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("shares.baseline", 0.0, 1.0, "fraction of customers", "X",
+              "customers keeping their existing heating and cooling"),
+    Parameter("shares.dm", 0.0, 1.0, "fraction of customers", "L",
+              "customers with heat pumps enrolled in demand management"),
+    Parameter("shares.un", 0.0, 1.0, "fraction of customers", "X",
+              "customers with uncontrolled heat pumps"),
+    Parameter("ev_perc", *config.DOE_BOUNDS["ev_perc"], "fraction of residential customers", "X",
+              "residential customers with an EV"),
+    Parameter("ev_lvl2_perc", *config.DOE_BOUNDS["ev_lvl2_perc"], "fraction of EVs", "X", "EVs charging at Level 2 (240 V)"),
+    Parameter("ev_split.controlled", *config.DOE_BOUNDS["ev_split.controlled"], "fraction of EVs", "L",
+              "EVs in the managed-charging programme"),
+    Parameter("storage_perc_3ph", *config.DOE_BOUNDS["storage_perc_3ph"], "fraction of three-phase customers", "L",
+              "three-phase customers hosting a peak-shaving battery"),
+    Parameter("pv_perc_3ph", *config.DOE_BOUNDS["pv_perc_3ph"], "fraction of three-phase customers", "X",
+              "three-phase customers hosting PV"),
+)
+PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
+
+#: unit-cube dimensions, in order: two for the simplex, then one per linearly mapped parameter
+CUBE_DIMENSIONS = ("shares_u1", "shares_u2", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
+                   "storage_perc_3ph", "pv_perc_3ph")
+
+#: purpose of each seed of a case, in spawn order; JSON key = SEED_KEYS[purpose]
+SEED_KEYS = {
+    "heating": "heating_seed",
+    "ev_hosts": "ev_seed",
+    "ev_sessions": "ev_session_seed",
+    "storage": "storage_seed",
+    "pv": "pv_seed",
+}
+#: spawn-key prefix per design; the reference case uses 0 in every design
+DESIGN_KEYS = {"reference": 0, "lhs": 1, "sobol": 2}
+
+#: every key a case of a mixes file must have
+CASE_KEYS = ("shares", "ev_perc", "ev_lvl2_perc", "ev_split", "storage_perc_3ph", "pv_perc_3ph",
+             *SEED_KEYS.values(), "disjoint_sets")
+
+
+class MixesError(ValueError):
+    """A mixes file that cannot be used; the message names the file, the case and the field."""
+
+
+# ------------------------------------------------------------------------------------------- maps
+def simplex_from_cube(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
+    """Uniform points on the 2-simplex from two uniform coordinates: (baseline, dm, un).
+
+    ``s = sqrt(u1)``; baseline = 1 - s, dm = s (1 - u2), un = s u2. The map is measure-preserving,
+    so a stratified design of the square stays stratified on the triangle.
+    """
+    s = np.sqrt(np.asarray(u1, dtype=float))
+    u2 = np.asarray(u2, dtype=float)
+    return np.column_stack([1.0 - s, s * (1.0 - u2), s * u2])
+
+
+def cube_to_cases(cube: np.ndarray) -> list[dict[str, Any]]:
+    """Map unit-cube rows (columns in CUBE_DIMENSIONS order) to parameter dictionaries."""
+    cube = np.asarray(cube, dtype=float)
+    if cube.ndim != 2 or cube.shape[1] != len(CUBE_DIMENSIONS):
+        raise ValueError(f"cube must have {len(CUBE_DIMENSIONS)} columns, got shape {cube.shape}")
+    shares = simplex_from_cube(cube[:, 0], cube[:, 1])
+    cases = []
+    for row, share in zip(cube, shares):
+        values = {}
+        for dim, u in zip(CUBE_DIMENSIONS[2:], row[2:]):
+            p = PARAMETER_BY_NAME[dim]
+            values[dim] = float(p.low + u * (p.high - p.low))
+        controlled = values["ev_split.controlled"]
+        cases.append({
+            "shares": {"baseline": float(share[0]), "dm": float(share[1]), "un": float(share[2])},
+            "ev_perc": values["ev_perc"],
+            "ev_lvl2_perc": values["ev_lvl2_perc"],
+            "ev_split": {"controlled": controlled, "uncontrolled": 1.0 - controlled},
+            "storage_perc_3ph": values["storage_perc_3ph"],
+            "pv_perc_3ph": values["pv_perc_3ph"],
+        })
+    return cases
+
+
+# ------------------------------------------------------------------------------------------- samplers
+def sample_lhs(n: int, seed: int) -> np.ndarray:
+    """``n`` Latin-hypercube points in the unit cube (scipy.stats.qmc.LatinHypercube)."""
+    sampler = qmc.LatinHypercube(d=len(CUBE_DIMENSIONS), rng=np.random.default_rng(seed))
+    return sampler.random(n)
+
+
+def sobol_size(n: int) -> int:
+    """The Sobol sample size used for a request of ``n``: the next power of two."""
+    return 1 << max(0, math.ceil(math.log2(n)))
+
+
+def sample_sobol(n: int, seed: int) -> np.ndarray:
+    """Scrambled Sobol points drawn with ``random_base2``: ``n`` rounded UP to a power of two.
+
+    The sequence is never truncated: a truncated Sobol sample loses the balance that makes it
+    worth using.
+    """
+    m = int(math.log2(sobol_size(n)))
+    if (1 << m) != n:
+        logger.info("Sobol design: %d cases requested, %d drawn (the next power of two; a Sobol "
+                    "sequence is balanced only in powers of two)", n, 1 << m)
+    sampler = qmc.Sobol(d=len(CUBE_DIMENSIONS), scramble=True, rng=np.random.default_rng(seed))
+    return sampler.random_base2(m)
+
+
+SAMPLERS = {"lhs": sample_lhs, "sobol": sample_sobol}
+
+
+def discrepancy(cube: np.ndarray) -> float:
+    """Centred L2 discrepancy of a design (lower is more uniform)."""
+    return float(qmc.discrepancy(np.asarray(cube, dtype=float)))
+
+
+# ------------------------------------------------------------------------------------------- seeds
+def case_seeds(master_seed: int, design: str, case: int) -> dict[str, int]:
+    """Independent 32-bit seeds for each purpose of one case, from numpy's SeedSequence."""
+    design_key = DESIGN_KEYS["reference"] if case == 0 else DESIGN_KEYS[design]
+    seeds = {}
+    for index, (purpose, key) in enumerate(SEED_KEYS.items()):
+        ss = np.random.SeedSequence(entropy=master_seed, spawn_key=(design_key, case, index))
+        seeds[key] = int(ss.generate_state(1, dtype=np.uint32)[0])
+    return seeds
+
+
+# ------------------------------------------------------------------------------------------- mixes
+def build_mixes(design: str, n_cases: int, seed: int, disjoint_sets: bool = config.DISJOINT_SETS
+                ) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
+    """The mixes dictionary of a design (case "0" the reference case) and its unit cube."""
+    if n_cases < 1:
+        raise ValueError("n_cases must be at least 1")
+    cube = SAMPLERS[design](n_cases, seed)
+    mixes: dict[str, dict[str, Any]] = {}
+    reference = json.loads(json.dumps(config.REFERENCE_CASE))
+    mixes["0"] = {**reference, **case_seeds(seed, design, 0), "disjoint_sets": bool(disjoint_sets),
+                  "unit_cube": None}
+    for i, (row, case) in enumerate(zip(cube, cube_to_cases(cube)), start=1):
+        mixes[str(i)] = {**case, **case_seeds(seed, design, i), "disjoint_sets": bool(disjoint_sets),
+                         "unit_cube": [float(u) for u in row]}
+    return mixes, cube
+
+
+def flatten_case(case: dict[str, Any]) -> dict[str, float]:
+    """Parameter values of a case under their flattened names (``shares.dm``, ``ev_split.controlled``)."""
+    flat = {}
+    for p in PARAMETERS:
+        head, _, tail = p.name.partition(".")
+        flat[p.name] = float(case[head][tail]) if tail else float(case[head])
+    return flat
+
+
+def validate_case(case: Any, where: str) -> dict[str, Any]:
+    """Check one case of a mixes file; raise MixesError naming ``where`` and the field."""
+    if not isinstance(case, dict):
+        raise MixesError(f"{where}: a case must be a JSON object")
+    missing = [key for key in CASE_KEYS if key not in case]
+    if missing:
+        raise MixesError(f"{where}: missing key {missing[0]!r} (regenerate with 0_code_xlrm/run_mix_generator.py)")
+    for sub, keys in (("shares", ("baseline", "dm", "un")), ("ev_split", ("controlled", "uncontrolled"))):
+        if not isinstance(case[sub], dict) or any(k not in case[sub] for k in keys):
+            raise MixesError(f"{where}: field {sub!r} must hold {', '.join(keys)}")
+    try:
+        flat = flatten_case(case)
+        uncontrolled = float(case["ev_split"]["uncontrolled"])
+    except (TypeError, ValueError):
+        raise MixesError(f"{where}: a parameter value is not a number") from None
+    for p in PARAMETERS:
+        value = flat[p.name]
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise MixesError(f"{where}: {p.name} = {value} is outside [0, 1]")
+    total = flat["shares.baseline"] + flat["shares.dm"] + flat["shares.un"]
+    if abs(total - 1.0) > 1e-6:
+        raise MixesError(f"{where}: shares sum to {total:.6f}, not 1")
+    if abs(flat["ev_split.controlled"] + uncontrolled - 1.0) > 1e-6:
+        raise MixesError(f"{where}: ev_split controlled + uncontrolled = "
+                         f"{flat['ev_split.controlled'] + uncontrolled:.6f}, not 1")
+    for key in SEED_KEYS.values():
+        if not isinstance(case[key], int) or case[key] < 0:
+            raise MixesError(f"{where}: {key} must be a non-negative integer")
+    if not isinstance(case["disjoint_sets"], bool):
+        raise MixesError(f"{where}: disjoint_sets must be true or false")
+    return case
+
+
+def load_mixes(path: Path) -> dict[str, dict[str, Any]]:
+    """Read and check a mixes JSON; keys are returned in numeric order."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise MixesError(f"{path}: not found (run 0_code_xlrm/run_mix_generator.py)") from None
+    except json.JSONDecodeError as exc:
+        raise MixesError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not data:
+        raise MixesError(f"{path}: expected an object of cases keyed \"0\"..\"N\"")
+    for key in data:
+        if not key.isdigit():
+            raise MixesError(f"{path}: case key {key!r} is not a case number")
+    return {key: validate_case(data[key], f"{path} case {key}") for key in sorted(data, key=int)}

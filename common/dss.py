@@ -1,0 +1,404 @@
+"""OpenDSS helpers on opendssdirect.py (DSS-Extensions engine), and a reader of DSS text files.
+
+* :func:`engine` gives this thread's engine with ``AllowChangeDir(False)``: compiling never changes
+  the process's working directory (formats.md section 3).
+* :func:`compile_master` compiles a ``Master.dss``, by default without the solve, export, plot and
+  show lines that SMART-DS ships; relative paths resolve from the Master's folder.
+* :func:`solve_daily` runs the 96 x 15-min daily solution one step at a time, checks convergence
+  at every step and hands each solved step to a callback for whole-array reads.
+* :class:`DSSError` carries the circuit, the step and the engine's own message.
+* :func:`read_dss_objects` parses ``New Class.name key=value ...`` files (Loads.dss,
+  LoadShapes.dss) in the forms SMART-DS and hand-written feeders use.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
+
+import re  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import opendssdirect  # noqa: E402
+
+STEPS_PER_DAY = 96
+STEP_SIZE = "15m"
+
+#: commands a pipeline must not run from a shipped Master: it drives the solution itself
+_STRIP_COMMANDS = ("solve", "export", "plot", "show", "visualize", "interpolate")
+
+
+class DSSError(RuntimeError):
+    """An OpenDSS failure, with the circuit, the step (when solving) and the engine's message."""
+
+    def __init__(self, circuit: str, message: str, step: int | None = None):
+        self.circuit = circuit
+        self.step = step
+        self.dss_message = message
+        where = f"{circuit}" + (f", step {step + 1} of {STEPS_PER_DAY}" if step is not None else "")
+        super().__init__(f"{where}: {message}")
+
+
+class DeadlineExceeded(RuntimeError):
+    """A run took longer than its time limit."""
+
+
+_local = threading.local()
+
+
+def engine() -> Any:
+    """This thread's OpenDSS engine (its own context in every thread but the main one)."""
+    dss = getattr(_local, "dss", None)
+    if dss is None:
+        if threading.current_thread() is threading.main_thread():
+            dss = opendssdirect
+        else:
+            dss = opendssdirect.NewContext()
+        dss.Basic.AllowChangeDir(False)
+        _local.dss = dss
+    return dss
+
+
+# ------------------------------------------------------------------------------------------- text
+def _command_word(line: str) -> str:
+    stripped = line.strip()
+    return stripped.split(None, 1)[0].lower() if stripped else ""
+
+
+def strip_master_text(text: str) -> tuple[str, list[str]]:
+    """Drop the solve/export/plot/show lines (and their ``~`` continuations) of a Master.
+
+    Returns the kept text and the dropped lines, so that callers can log what they removed.
+    """
+    kept, dropped = [], []
+    dropping = False
+    for line in text.splitlines():
+        word = _command_word(line)
+        if word in ("~", "more", "m") and dropping:
+            dropped.append(line)
+            continue
+        dropping = word in _STRIP_COMMANDS
+        (dropped if dropping else kept).append(line)
+    return "\n".join(kept) + "\n", dropped
+
+
+def compile_master(master: Path, *, strip: bool = True, dss: Any = None) -> Any:
+    """Compile ``master`` in this thread's engine without changing directory.
+
+    With ``strip`` the solve/export/plot/show lines are left out, so nothing is solved or written
+    by the file itself. Raises DSSError with the engine's message when the file does not compile.
+    """
+    dss = dss or engine()
+    master = Path(master).resolve()
+    if not master.is_file():
+        raise DSSError(master.parent.name, f"Master file not found: {master}")
+    try:
+        if strip:
+            text, _ = strip_master_text(master.read_text(encoding="utf-8", errors="replace"))
+            dss.Text.Command("Clear")
+            dss.Basic.DataPath(str(master.parent))
+            dss.Text.Commands(text)
+        else:
+            dss.Text.Command(f"Compile [{master}]")
+    except opendssdirect.DSSException as exc:
+        raise DSSError(master.parent.name, _message(exc)) from None
+    if not dss.Circuit.Name():
+        raise DSSError(master.parent.name, f"{master} defines no circuit")
+    return dss
+
+
+def _message(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) >= 2:
+        return f"(#{args[0]}) {args[1]}"
+    return str(exc)
+
+
+def run_commands(text: str, *, dss: Any = None) -> None:
+    """Run DSS commands, turning an engine error into DSSError."""
+    dss = dss or engine()
+    try:
+        dss.Text.Commands(text)
+    except opendssdirect.DSSException as exc:
+        raise DSSError(dss.Circuit.Name() or "(no circuit)", _message(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------- solve
+def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = STEPS_PER_DAY,
+                dss: Any = None, deadline: float | None = None, stop_on_divergence: bool = False,
+                mode: str = "daily") -> np.ndarray:
+    """Solve ``steps`` 15-min intervals of daily mode, one at a time.
+
+    Step ``k`` (0-based) uses multiplier ``k`` of every daily load shape and ends at hour
+    ``(k + 1) / 4``, exactly as ``solve mode=daily stepsize=15m number=96`` does. After each
+    solve ``on_step(k)`` may read the solution. Returns the per-step convergence flags.
+    ``deadline`` is a ``time.monotonic()`` value; passing it raises DeadlineExceeded.
+    ``mode="yearly"`` steps the yearly shapes instead (a shipped SMART-DS feeder whose loads
+    name only ``yearly=`` shapes; in daily mode those loads would stay at their peak kW).
+    """
+    if mode not in ("daily", "yearly"):
+        raise ValueError(f"mode must be daily or yearly, not {mode!r}")
+    dss = dss or engine()
+    circuit = dss.Circuit.Name()
+    converged = np.zeros(steps, dtype=bool)
+    k = 0
+    try:
+        dss.Text.Command(f"Set mode={mode} stepsize={STEP_SIZE} number=1")
+        dss.Solution.Hour(0)
+        dss.Solution.Seconds(0.0)
+        for k in range(steps):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(f"{circuit}: time limit reached at step {k + 1} of {steps}")
+            dss.Solution.Solve()
+            converged[k] = bool(dss.Solution.Converged())
+            if not converged[k] and stop_on_divergence:
+                raise DSSError(circuit, "power flow did not converge", step=k)
+            if on_step is not None:
+                on_step(k)
+    except opendssdirect.DSSException as exc:
+        raise DSSError(circuit, _message(exc), step=k) from None
+    return converged
+
+
+def isolated_elements(dss: Any = None) -> dict[str, list[str]]:
+    """Branches and loads that no path connects to the source (a broken feeder)."""
+    dss = dss or engine()
+    branches = [b for b in dss.Topology.AllIsolatedBranches() if b]
+    loads = [ld for ld in dss.Topology.AllIsolatedLoads() if ld]
+    return {"branches": sorted(branches), "loads": sorted(loads)}
+
+
+def solve_interval(k: int, *, dss: Any = None) -> bool:
+    """Solve interval ``k`` of the day alone (daily mode, ending at hour (k+1)/4)."""
+    dss = dss or engine()
+    try:
+        dss.Text.Command(f"Set mode=daily stepsize={STEP_SIZE} number=1")
+        seconds = k * 900.0
+        dss.Solution.Hour(int(seconds // 3600))
+        dss.Solution.Seconds(seconds % 3600)
+        dss.Solution.Solve()
+    except opendssdirect.DSSException as exc:
+        raise DSSError(dss.Circuit.Name(), _message(exc), step=k) from None
+    return bool(dss.Solution.Converged())
+
+
+# ------------------------------------------------------------------------------------------- reads
+@dataclass
+class PDLayout:
+    """Where each power-delivery element's terminals sit in the whole-array reads."""
+
+    names: list[str]
+    n_terminals: np.ndarray
+    n_conductors: np.ndarray
+    start: np.ndarray  # offset of each element's first conductor in AllPowers/AllCurrents
+    is_line: np.ndarray
+    is_transformer: np.ndarray
+
+
+def pd_layout(dss: Any = None) -> PDLayout:
+    """Layout of ``PDElements.AllPowers()`` (terminal by terminal, conductor by conductor)."""
+    dss = dss or engine()
+    names = list(dss.PDElements.AllNames())
+    n_term = np.asarray(dss.PDElements.AllNumTerminals(), dtype=int)
+    n_cond = np.asarray(dss.PDElements.AllNumConductors(), dtype=int)
+    sizes = n_term * n_cond
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    lower = [n.lower() for n in names]
+    return PDLayout(names=names, n_terminals=n_term, n_conductors=n_cond, start=start,
+                    is_line=np.array([n.startswith("line.") for n in lower], dtype=bool),
+                    is_transformer=np.array([n.startswith("transformer.") for n in lower], dtype=bool))
+
+
+def complex_array(values: np.ndarray) -> np.ndarray:
+    """Interleaved (re, im) pairs from the engine as a complex array."""
+    values = np.asarray(values, dtype=float)
+    return values[0::2] + 1j * values[1::2]
+
+
+# ------------------------------------------------------------------------------------------- parse
+@dataclass
+class DssObject:
+    """One ``New Class.name ...`` definition: lower-cased class, name as written, properties."""
+
+    cls: str
+    name: str
+    props: dict[str, str] = field(default_factory=dict)
+    positional: list[str] = field(default_factory=list)
+    line: int = 0
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.props.get(key.lower(), default)
+
+
+_OPEN = {"(": ")", "[": "]", "{": "}", '"': '"', "'": "'"}
+
+
+def _strip_comment(line: str) -> str:
+    depth, quote = 0, None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0 and (ch == "!" or line.startswith("//", i)):
+            return line[:i]
+    return line
+
+
+def _read_group(text: str, i: int) -> int:
+    """Index just past the bracketed or quoted group starting at ``text[i]``."""
+    opener = text[i]
+    closer = _OPEN[opener]
+    if opener in "\"'":
+        j = text.find(closer, i + 1)
+        return len(text) if j < 0 else j + 1
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == opener:
+            depth += 1
+        elif text[j] == closer:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(text)
+
+
+def tokenize(command: str) -> list[tuple[str | None, str]]:
+    """Split one DSS command into (key, value) pairs; key is None for positional tokens."""
+    tokens: list[tuple[str | None, str]] = []
+    i, n = 0, len(command)
+    while i < n:
+        while i < n and command[i] in " \t,":
+            i += 1
+        if i >= n:
+            break
+        if command[i] in _OPEN:
+            j = _read_group(command, i)
+            tokens.append((None, command[i:j]))
+            i = j
+            continue
+        j = i
+        while j < n and command[j] not in " \t=":
+            j += 1
+        word = command[i:j]
+        k = j
+        while k < n and command[k] in " \t":
+            k += 1
+        if k < n and command[k] == "=":
+            k += 1
+            while k < n and command[k] in " \t":
+                k += 1
+            if k < n and command[k] in _OPEN:
+                end = _read_group(command, k)
+            else:
+                end = k
+                while end < n and command[end] not in " \t":
+                    end += 1
+            tokens.append((word.lower(), command[k:end]))
+            i = end
+        else:
+            tokens.append((None, word))
+            i = j
+    return tokens
+
+
+def _logical_commands(text: str) -> list[tuple[int, str]]:
+    """Join ``~`` / ``more`` continuation lines onto their command; drop comments and blanks."""
+    commands: list[tuple[int, str]] = []
+    in_block_comment = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw
+        if in_block_comment:
+            if "*/" in line:
+                line = line.split("*/", 1)[1]
+                in_block_comment = False
+            else:
+                continue
+        if line.lstrip().startswith("/*"):
+            if "*/" not in line:
+                in_block_comment = True
+            continue
+        line = _strip_comment(line).strip()
+        if not line:
+            continue
+        word = line.split(None, 1)[0].lower()
+        if word in ("~", "more", "m") and commands:
+            rest = line.split(None, 1)[1] if " " in line or "\t" in line else ""
+            commands[-1] = (commands[-1][0], commands[-1][1] + " " + rest)
+        elif line.startswith("~") and commands:
+            commands[-1] = (commands[-1][0], commands[-1][1] + " " + line[1:])
+        else:
+            commands.append((number, line))
+    return commands
+
+
+def parse_dss_text(text: str, classes: tuple[str, ...] | None = None) -> list[DssObject]:
+    """Every ``New <Class>.<name>`` object of a DSS text (optionally only some classes)."""
+    wanted = {c.lower() for c in classes} if classes else None
+    objects = []
+    for number, command in _logical_commands(text):
+        tokens = tokenize(command)
+        if not tokens or tokens[0][0] is not None or tokens[0][1].lower() != "new":
+            continue
+        rest = tokens[1:]
+        if not rest:
+            continue
+        key, value = rest[0]
+        if key == "object":  # New object=Load.name
+            full = value
+        elif key is None:
+            full = value
+        else:
+            continue
+        cls, _, name = full.partition(".")
+        if wanted is not None and cls.lower() not in wanted:
+            continue
+        obj = DssObject(cls=cls.lower(), name=name, line=number)
+        for k, v in rest[1:]:
+            if k is None:
+                obj.positional.append(v)
+            else:
+                obj.props[k] = v
+        objects.append(obj)
+    return objects
+
+
+def read_dss_objects(path: Path, classes: tuple[str, ...] | None = None) -> list[DssObject]:
+    return parse_dss_text(Path(path).read_text(encoding="utf-8", errors="replace"), classes)
+
+
+_FILE_REF = re.compile(r"^\(\s*(?:file|sngfile|dblfile)\s*=\s*(?P<path>[^,)\s]+|\"[^\"]+\"|'[^']+')(?P<rest>.*)\)$",
+                       re.IGNORECASE | re.DOTALL)
+
+
+def file_reference(value: str | None) -> str | None:
+    """The path of a ``(file=...)`` property value, as written, or None for inline values."""
+    if not value:
+        return None
+    match = _FILE_REF.match(value.strip())
+    if not match:
+        return None
+    return match.group("path").strip("\"'")
+
+
+def bus_name(bus: str) -> str:
+    """``p1ulv2723.1.2`` -> ``p1ulv2723``."""
+    return bus.split(".", 1)[0]
+
+
+def bus_nodes(bus: str) -> tuple[int, ...]:
+    """``p1ulv2723.1.2`` -> (1, 2); a bus with no node list -> ()."""
+    parts = bus.split(".")[1:]
+    return tuple(int(p) for p in parts if p.isdigit())

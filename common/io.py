@@ -1,0 +1,149 @@
+"""Atomic, deterministic file writers shared by every phase.
+
+Every output goes through :func:`atomic_path`: the data is written to a temporary file in the same
+folder and renamed over the target with ``os.replace``, so an interrupted run leaves either the
+complete old file, the complete new one, or nothing; never half a file. Writers are deterministic:
+the same data gives the same bytes (no timestamps, sorted JSON where order does not matter,
+matplotlib's PNG metadata removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from common.paths import REPO_ROOT
+
+TMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the user's usual mode
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+    return Path(path)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return obj.as_posix()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_json(obj: Any, *, sort_keys: bool = False) -> str:
+    return json.dumps(obj, indent=1, sort_keys=sort_keys, default=_json_default, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, obj: Any, *, sort_keys: bool = False) -> Path:
+    return write_text(path, dumps_json(obj, sort_keys=sort_keys))
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_csv(path: Path, frame: pd.DataFrame, **kwargs: Any) -> Path:
+    kwargs.setdefault("index", False)
+    kwargs.setdefault("lineterminator", "\n")
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+    return Path(path)
+
+
+def write_parquet(path: Path, frame: pd.DataFrame, **kwargs: Any) -> Path:
+    kwargs.setdefault("index", False)
+    kwargs.setdefault("compression", "zstd")
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, engine="pyarrow", **kwargs)
+    return Path(path)
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG with no time-dependent metadata, then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return Path(path)
+
+
+def git_revision() -> str:
+    """The repository's commit (with ``-dirty`` when files differ), or ``unknown``."""
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
+def package_versions(names: tuple[str, ...] = ("numpy", "pandas", "pyarrow", "scipy", "opendssdirect.py",
+                                               "dss-python", "matplotlib", "pvlib")) -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def write_manifest(folder: Path, script: str, settings: dict[str, Any], *, name: str = "manifest.json") -> Path:
+    """A small record beside a phase's outputs: script, settings, package versions, git revision.
+
+    It holds no time, so that a re-run with the same inputs rewrites the same bytes.
+    """
+    record = {
+        "script": script,
+        "settings": settings,
+        "packages": package_versions(),
+        "git_revision": git_revision(),
+    }
+    return write_json(Path(folder) / name, record)

@@ -1,0 +1,232 @@
+"""Where every file of the workspace lives: the only module that knows the layout.
+
+The workspace (the "data folder") is ``./data`` beside this repository by default, ignored by git;
+``--data-dir`` or the environment variable ``DSS_XLRM_DATA`` moves it. Every phase's inputs and
+outputs are named once here, so a script never builds a path from string pieces of its own.
+
+Layout (``<data>`` is the workspace)::
+
+    sample/oedi/<bucket keys>                      embedded sample: SMART-DS and EULP in the OEDI layout
+    sample/ev/ev_session_stats.csv                 EV charging-session statistics (phase 6)
+    0_code_xlrm/                                   designs of experiments (phase 0)
+    smartds/<year>/<city>/<subregion>/...          SMART-DS below SMART-DS/v1.0 (phase 1c)
+    1c_eulp_downloads/<release>/...                EULP below the EULP prefix (phase 1c)
+    1b_smartds_eulp_match/<STATE>/...              feeders, customers, matches (phase 1b)
+    2_profiles_heat_pumps/<STATE>/...              design days, baseline daily profiles (phase 2)
+    3_kvar_kw_prep/<STATE>/...                     kVAr/kW ratios (phase 3)
+    4_profiles_heat_pumps_dm/<STATE>/...           demand-managed daily profiles (phase 4)
+    5_profiles_heat_pumps_un/<STATE>/...           uncontrolled daily profiles (phase 5)
+    6_instantiate_circuits/<STATE>/<season>/...    circuit instances and runs (phase 6)
+    7_results_analysis/                            combined results, report (phase 7)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+
+#: phase folders, named once
+PHASE_DIRS = {
+    "0": "0_code_xlrm",
+    "1b": "1b_smartds_eulp_match",
+    "1c": "1c_eulp_downloads",
+    "2": "2_profiles_heat_pumps",
+    "3": "3_kvar_kw_prep",
+    "4": "4_profiles_heat_pumps_dm",
+    "5": "5_profiles_heat_pumps_un",
+    "6": "6_instantiate_circuits",
+    "7": "7_results_analysis",
+}
+#: the phase folder that writes each variant's daily profiles
+VARIANT_PHASE = {"baseline": "2", "dm": "4", "un": "5"}
+
+
+def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
+    """The workspace folder: ``--data-dir``, else ``$DSS_XLRM_DATA``, else ``./data``."""
+    if cli_value:
+        return Path(cli_value).expanduser().resolve()
+    env = os.environ.get(config.DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    return DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace. All methods are pure: nothing is created on disk."""
+
+    root: Path
+
+    def phase(self, key: str) -> Path:
+        return self.root / PHASE_DIRS[key]
+
+    # ---------------------------------------------------------------- embedded sample
+    @property
+    def sample(self) -> Path:
+        return self.root / "sample"
+
+    @property
+    def sample_manifest(self) -> Path:
+        return self.sample / "sample_manifest.json"
+
+    @property
+    def sample_oedi(self) -> Path:
+        """A local folder holding OEDI bucket keys: usable as ``--source`` of phase 1c."""
+        return self.sample / "oedi"
+
+    @property
+    def ev_session_stats(self) -> Path:
+        return self.sample / "ev" / "ev_session_stats.csv"
+
+    # ---------------------------------------------------------------- phase 0
+    def mixes(self, design: str) -> Path:
+        return self.phase("0") / f"mixes_{design}.json"
+
+    @property
+    def mixes_compare_long(self) -> Path:
+        return self.phase("0") / "mixes_compare_long.csv"
+
+    @property
+    def lhs_vs_sobol_summary(self) -> Path:
+        return self.phase("0") / "lhs_vs_sobol_summary.csv"
+
+    def phase0_plot(self, name: str) -> Path:
+        return self.phase("0") / f"{name}.png"
+
+    # ---------------------------------------------------------------- phase 1c
+    @property
+    def smartds_root(self) -> Path:
+        """SMART-DS below ``SMART-DS/v1.0``: ``<year>/<city>/<subregion>/...``."""
+        return self.root / "smartds"
+
+    @property
+    def eulp_root(self) -> Path:
+        """EULP below the EULP prefix: ``<release>/...``."""
+        return self.phase("1c")
+
+    def eulp_file(self, release: str, relative: str) -> Path:
+        return self.eulp_root / release / relative
+
+    def download_manifest(self, dataset_root: Path) -> Path:
+        return dataset_root / "manifest.csv"
+
+    # ---------------------------------------------------------------- phase 1b
+    def match_dir(self, state: str) -> Path:
+        return self.phase("1b") / state
+
+    def feeders_dir(self, state: str) -> Path:
+        return self.match_dir(state) / "feeders"
+
+    def feeder_dir(self, state: str, feeder: str) -> Path:
+        return self.feeders_dir(state) / feeder
+
+    def feeder_list(self, state: str) -> Path:
+        return self.match_dir(state) / "feeders.csv"
+
+    def customers(self, state: str) -> Path:
+        return self.match_dir(state) / "customers.parquet"
+
+    def shape_counts(self, state: str) -> Path:
+        return self.match_dir(state) / "shape_counts.csv"
+
+    def profile_stats(self, state: str) -> Path:
+        return self.match_dir(state) / "profile_monthly_stats.parquet"
+
+    def candidates(self, state: str, cls: str) -> Path:
+        return self.match_dir(state) / f"candidates_{cls}.parquet"
+
+    def candidates_clean(self, state: str, cls: str) -> Path:
+        return self.match_dir(state) / f"candidates_clean_{cls}.parquet"
+
+    def source_map(self, state: str) -> Path:
+        return self.match_dir(state) / "source_map.csv"
+
+    def final_selection(self, state: str, cls: str) -> Path:
+        name = {"res": "residential", "com": "commercial"}[cls]
+        return self.match_dir(state) / f"{state}_final_{name}.csv"
+
+    def bldg_id_list(self, state: str, cls: str) -> Path:
+        return self.match_dir(state) / f"{state}_bldg_ids_{cls}.txt"
+
+    def unmatched(self, state: str) -> Path:
+        return self.match_dir(state) / "unmatched_profiles.csv"
+
+    # ---------------------------------------------------------------- phases 2-5
+    def profiles_dir(self, state: str) -> Path:
+        return self.phase("2") / state
+
+    def feeder_buildings(self, state: str) -> Path:
+        return self.profiles_dir(state) / "feeder_buildings.csv"
+
+    def variant_upgrades(self, state: str) -> Path:
+        return self.profiles_dir(state) / "variant_upgrades.csv"
+
+    def design_days(self, state: str) -> Path:
+        return self.profiles_dir(state) / "design_days.csv"
+
+    def feeder_curves(self, state: str) -> Path:
+        return self.profiles_dir(state) / "feeder_curves_baseline.parquet"
+
+    def daily_profile(self, state: str, variant: str, feeder: str, season: str, shape: str) -> Path:
+        """96-row daily file of one load shape: columns p_pu, q_pu (per unit of annual peak kW)."""
+        return self.phase(VARIANT_PHASE[variant]) / state / "daily" / feeder / season / f"{shape}.csv"
+
+    def daily_profile_table(self, state: str, variant: str, season: str) -> Path:
+        """All daily profiles of one variant and season, long format (for fast loading)."""
+        return self.phase(VARIANT_PHASE[variant]) / state / f"daily_profiles_{season}.parquet"
+
+    def scenario_controls(self, state: str, season: str) -> Path:
+        return self.profiles_dir(state) / f"scenario_profiles_{season}.csv"
+
+    @property
+    def storage_controls(self) -> Path:
+        return self.phase("2") / "storage_controls.csv"
+
+    def profile_plots_dir(self, state: str) -> Path:
+        return self.profiles_dir(state) / "plots"
+
+    def kvar_ratios(self, state: str) -> Path:
+        return self.phase("3") / state / "kvar_kw_ratio.parquet"
+
+    # ---------------------------------------------------------------- phase 6
+    def circuits_dir(self, state: str) -> Path:
+        return self.phase("6") / state
+
+    def circuit_filter(self, state: str) -> Path:
+        return self.circuits_dir(state) / "circuit_filter.csv"
+
+    def season_shared(self, state: str, season: str, feeder: str) -> Path:
+        """Case-independent files of one feeder and season (PV shape, feeder context)."""
+        return self.circuits_dir(state) / season / "_shared" / feeder
+
+    def design_dir(self, state: str, season: str, design: str) -> Path:
+        return self.circuits_dir(state) / season / design
+
+    def instance_dir(self, state: str, season: str, design: str, feeder: str, case: str) -> Path:
+        return self.design_dir(state, season, design) / feeder / str(case)
+
+    def batch_log(self, state: str, season: str, design: str) -> Path:
+        return self.design_dir(state, season, design) / "batch.log"
+
+    def batch_index(self, state: str, season: str, design: str) -> Path:
+        return self.design_dir(state, season, design) / "runs.csv"
+
+    # ---------------------------------------------------------------- phase 7
+    @property
+    def results_dir(self) -> Path:
+        return self.phase("7")
+
+
+#: file names inside one instance folder (phase 6)
+INSTANCE_FILES = {
+    "master": "Master.dss",
+    "assignments": "scenario_assignments.json",
+    "timeseries": "timeseries.parquet",
+    "summary": "summary.json",
+}

@@ -1,0 +1,1 @@
+"""The embedded sample dataset: synthetic SMART-DS feeders and EULP buildings in the real formats."""

@@ -1,0 +1,176 @@
+"""Phase 0: designs of experiments (run_mix_generator.py and common/doe.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import config, doe
+from conftest import REPO, load_script
+
+gen = load_script("0_code_xlrm/run_mix_generator.py")
+
+OUTPUTS = ("mixes_lhs.json", "mixes_sobol.json", "mixes_compare_long.csv", "lhs_vs_sobol_summary.csv",
+           "unit_cube_pairs.png", "ev_vs_pv.png", "histograms_lhs_vs_sobol.png", "manifest.json")
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def phase0(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("p0")
+    assert gen.main(["--data-dir", str(data), "--n-cases", "12", "-q"]) == 0
+    return data / "0_code_xlrm"
+
+
+def test_main_writes_declared_outputs(phase0):
+    for name in OUTPUTS:
+        assert (phase0 / name).is_file(), name
+    long = pd.read_csv(phase0 / "mixes_compare_long.csv")
+    assert list(long.columns) == ["design", "case", "parameter", "value", "unit", "role"]
+    summary = pd.read_csv(phase0 / "lhs_vs_sobol_summary.csv")
+    assert {"design", "parameter", "n", "mean", "std", "min", "max", "discrepancy"} <= set(summary.columns)
+    assert np.isfinite(summary["discrepancy"]).all()
+
+
+def test_mixes_keep_prior_schema(phase0):
+    mixes = json.loads((phase0 / "mixes_lhs.json").read_text())
+    assert list(mixes)[:3] == ["0", "1", "2"]
+    for case in mixes.values():
+        for key in ("shares", "ev_perc", "ev_lvl2_perc", "ev_split", "storage_perc_3ph", "pv_perc_3ph",
+                    "heating_seed", "ev_seed", "storage_seed", "pv_seed", "disjoint_sets"):
+            assert key in case
+        assert set(case["shares"]) == {"baseline", "dm", "un"}
+        assert set(case["ev_split"]) == {"controlled", "uncontrolled"}
+
+
+def test_case_zero_is_reference_case(phase0):
+    for design in config.DESIGNS:
+        case0 = json.loads((phase0 / f"mixes_{design}.json").read_text())["0"]
+        for key, value in config.REFERENCE_CASE.items():
+            assert case0[key] == value
+
+
+def test_rerun_is_byte_identical(phase0, tmp_path):
+    assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "12", "-q"]) == 0
+    assert _digests(tmp_path / "0_code_xlrm") == _digests(phase0)
+
+
+def test_outputs_do_not_depend_on_pythonhashseed(tmp_path):
+    digests = []
+    for hashseed in ("1", "9999"):
+        out = tmp_path / hashseed
+        env = {**os.environ, "PYTHONHASHSEED": hashseed}
+        subprocess.run([sys.executable, str(REPO / "0_code_xlrm/run_mix_generator.py"), "--data-dir", str(out),
+                        "--n-cases", "5", "-q"], check=True, env=env, cwd=REPO)
+        digests.append((out / "0_code_xlrm" / "mixes_sobol.json").read_bytes())
+    assert digests[0] == digests[1]
+
+
+def test_sobol_rounds_up_to_power_of_two_without_truncation(phase0):
+    sobol = doe.load_mixes(phase0 / "mixes_sobol.json")
+    assert len(sobol) == 1 + 16  # 12 requested -> 16 drawn, plus the reference case
+
+
+def test_sample_sobol_is_the_full_balanced_sequence():
+    cube = doe.sample_sobol(8, seed=5)
+    # every half of every dimension holds exactly half of a power-of-two Sobol sample
+    assert cube.shape == (8, len(doe.CUBE_DIMENSIONS))
+    assert ((cube < 0.5).sum(axis=0) == 4).all()
+
+
+def test_sample_lhs_has_one_point_per_stratum():
+    n = 20
+    cube = doe.sample_lhs(n, seed=7)
+    strata = np.floor(cube * n).astype(int)
+    for column in strata.T:
+        assert sorted(column) == list(range(n))
+
+
+def test_simplex_from_cube_sums_to_one_and_is_uniform():
+    rng = np.random.default_rng(0)
+    shares = doe.simplex_from_cube(rng.random(200000), rng.random(200000))
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-12)
+    assert (shares >= 0).all()
+    # a uniform point on the 2-simplex has each coordinate ~ Beta(1, 2): mean 1/3, P(x > 1/2) = 1/4
+    np.testing.assert_allclose(shares.mean(axis=0), 1 / 3, atol=0.005)
+    np.testing.assert_allclose((shares > 0.5).mean(axis=0), 0.25, atol=0.005)
+
+
+def test_parameters_stay_within_bounds(phase0):
+    for design in config.DESIGNS:
+        for key, case in doe.load_mixes(phase0 / f"mixes_{design}.json").items():
+            flat = doe.flatten_case(case)
+            for name, (low, high) in config.DOE_BOUNDS.items():
+                assert low - 1e-12 <= flat[name] <= high + 1e-12, (design, key, name)
+
+
+def test_case_seeds_are_distinct_per_purpose_and_case():
+    seeds = [doe.case_seeds(123, "lhs", case) for case in range(1, 30)]
+    flat = [s for case in seeds for s in case.values()]
+    assert len(set(flat)) == len(flat)
+    assert set(seeds[0]) == set(doe.SEED_KEYS.values())
+
+
+def test_case_seeds_differ_between_designs_except_reference():
+    assert doe.case_seeds(123, "lhs", 3) != doe.case_seeds(123, "sobol", 3)
+    assert doe.case_seeds(123, "lhs", 0) == doe.case_seeds(123, "sobol", 0)
+
+
+def test_disjoint_sets_true_by_default(phase0):
+    assert all(case["disjoint_sets"] for case in doe.load_mixes(phase0 / "mixes_lhs.json").values())
+
+
+def test_n_cases_below_one_exits_2(tmp_path, capsys):
+    assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--n-cases" in err and "Traceback" not in err
+    assert not (tmp_path / "0_code_xlrm").exists()
+
+
+def test_unknown_design_exits_2(tmp_path, capsys):
+    assert gen.main(["--data-dir", str(tmp_path), "--design", "halton"]) == 2
+    assert "--design" in capsys.readouterr().err
+
+
+def test_data_dir_that_is_a_file_exits_2(tmp_path, capsys):
+    target = tmp_path / "afile"
+    target.write_text("x")
+    assert gen.main(["--data-dir", str(target)]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+
+
+def test_cli_bad_flag_prints_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "0_code_xlrm/run_mix_generator.py"), "--n-cases", "-3",
+                             "--data-dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_load_mixes_names_the_missing_field(tmp_path):
+    mixes, _ = doe.build_mixes("lhs", 3, 1)
+    del mixes["2"]["pv_perc_3ph"]
+    path = tmp_path / "mixes.json"
+    path.write_text(json.dumps(mixes))
+    with pytest.raises(doe.MixesError, match=r"case 2: missing key 'pv_perc_3ph'"):
+        doe.load_mixes(path)
+
+
+def test_load_mixes_rejects_values_out_of_range(tmp_path):
+    mixes, _ = doe.build_mixes("lhs", 3, 1)
+    mixes["1"]["ev_perc"] = 1.7
+    path = tmp_path / "mixes.json"
+    path.write_text(json.dumps(mixes))
+    with pytest.raises(doe.MixesError, match=r"case 1: ev_perc = 1.7 is outside"):
+        doe.load_mixes(path)
