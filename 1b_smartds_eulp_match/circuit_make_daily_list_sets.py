@@ -1,0 +1,208 @@
+"""Parse every copied feeder's Loads.dss and LoadShapes.dss into a customer table.
+
+Description
+    Reads the loads and load shapes of each feeder copied by ``copy_circuits.py`` in the forms
+    SMART-DS writes them: split-phase customers as ``<name>_1`` / ``<name>_2`` half loads on legs
+    ``.1`` and ``.2`` (GSO style) or as one two-phase load on ``.1.2`` (AUS/SFO style), three-phase
+    customers on ``.1.2.3``; shapes by ``yearly=`` or ``daily=``; element names with or without a
+    region prefix. A customer is a load, or the pair of half loads of one name; its annual peak kW
+    and kvar are the sum of its loads' ``kW`` and ``kvar``. The "daily list set" of the earlier
+    workflow is the per-feeder count of customers using each shape.
+
+    A feeder whose ``Loads.dss`` names a shape that ``LoadShapes.dss`` lacks (or whose halves
+    disagree on their shape) is left out with a message naming the file and the item; the other
+    feeders go through.
+
+Inputs (``<data>/1b_smartds_eulp_match/<STATE>/``, from ``copy_circuits.py``)
+    feeders.csv, feeders/<feeder>/Loads.dss, feeders/<feeder>/LoadShapes.dss
+
+Outputs (same folder; read by review_parquet_matches.py, phase 2 and phase 6)
+    customers.parquet   state, subregion, feeder, customer, loads (";"-joined), n_loads, bus, nodes, phases,
+                        kv, peak_kw, peak_kvar, shape, class (res/com), three_phase, service
+                        (split_phase / three_phase / single_phase)
+    shape_counts.csv    state, subregion, feeder, shape, class, n_customers, n_loads, peak_kw_sum, npts,
+                        interval_h, mult_file, qmult_file
+    feeder_parse.csv    feeder, status (ok / excluded), reason, n_customers, n_loads
+
+Settings read
+    none beyond the state
+
+Usage
+    python 1b_smartds_eulp_match/circuit_make_daily_list_sets.py --state NC [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from common import cli, dss, smartds
+from common.io import write_csv, write_parquet
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_COLUMNS = ["state", "subregion", "feeder", "customer", "loads", "n_loads", "bus", "nodes", "phases", "kv", "peak_kw",
+                    "peak_kvar", "shape", "class", "three_phase", "service"]
+
+
+class FeederParseError(ValueError):
+    """A feeder whose files cannot be turned into customers; the message names file and item."""
+
+
+def _float(obj: dss.DssObject, key: str, file: str, default: float | None = None) -> float:
+    value = obj.get(key)
+    if value is None:
+        if default is not None:
+            return default
+        raise FeederParseError(f"{file}: Load.{obj.name} has no {key}=")
+    try:
+        return float(value)
+    except ValueError:
+        raise FeederParseError(f"{file}: Load.{obj.name} {key}={value!r} is not a number") from None
+
+
+def parse_loadshapes(folder: Path) -> dict[str, dict]:
+    """Shape name (lower case) -> name, npts, interval_h, mult and qmult files (resolved)."""
+    shapes = {}
+    for obj in dss.read_dss_objects(folder / "LoadShapes.dss", ("loadshape",)):
+        entry = {"shape": obj.name, "npts": int(float(obj.get("npts", "0"))),
+                 "interval_h": float(obj.get("interval", "1")), "mult_file": "", "qmult_file": ""}
+        for prop in ("mult", "qmult"):
+            ref = dss.file_reference(obj.get(prop))
+            if ref:
+                path = Path(ref.replace("\\", "/"))
+                entry[f"{prop}_file"] = str(path if path.is_absolute() else (folder / path).resolve())
+        shapes[obj.name.lower()] = entry
+    return shapes
+
+
+def parse_loads(folder: Path, shapes: dict[str, dict]) -> list[dict]:
+    """One row per load of Loads.dss, its shape checked against LoadShapes.dss."""
+    rows = []
+    file = f"{folder.name}/Loads.dss"
+    for obj in dss.read_dss_objects(folder / "Loads.dss", ("load",)):
+        bus1 = obj.get("bus1")
+        if not bus1:
+            raise FeederParseError(f"{file}: Load.{obj.name} has no bus1=")
+        shape = obj.get("yearly") or obj.get("daily")
+        if not shape:
+            raise FeederParseError(f"{file}: Load.{obj.name} names no yearly= or daily= shape")
+        if shape.lower() not in shapes:
+            raise FeederParseError(f"{file}: Load.{obj.name} uses shape {shape!r} that "
+                                   f"{folder.name}/LoadShapes.dss does not define")
+        nodes = dss.bus_nodes(bus1)
+        phases = int(float(obj.get("phases", str(max(len([n for n in nodes if n > 0]), 1)))))
+        rows.append({"load": obj.name, "bus": dss.bus_name(bus1), "nodes": tuple(n for n in nodes if n > 0),
+                     "phases": phases, "kv": _float(obj, "kv", file),
+                     "kw": _float(obj, "kw", file), "kvar": _float(obj, "kvar", file, default=0.0),
+                     "shape": shapes[shape.lower()]["shape"]})
+    return rows
+
+
+def customers_from_loads(feeder: str, loads: list[dict]) -> list[dict]:
+    """Group loads into customers (half loads ``x_1``/``x_2`` are one customer ``x``)."""
+    groups: dict[str, list[dict]] = {}
+    for row in loads:
+        customer, _ = smartds.customer_of(row["load"], len(row["nodes"]))
+        groups.setdefault(customer, []).append(row)
+    customers = []
+    for customer in sorted(groups):
+        members = sorted(groups[customer], key=lambda r: r["load"])
+        shapes = sorted({m["shape"] for m in members})
+        if len(shapes) > 1:
+            raise FeederParseError(f"{feeder}/Loads.dss: the loads of customer {customer} use different shapes "
+                                   f"{', '.join(shapes)}")
+        nodes = sorted({n for m in members for n in m["nodes"]})
+        parsed = smartds.parse_shape(shapes[0])
+        three_phase = len(set(nodes) & {1, 2, 3}) == 3 and max(m["phases"] for m in members) >= 3
+        if three_phase:
+            service = "three_phase"
+        elif len(members) == 2 or (len(nodes) == 2 and len(members) == 1):
+            service = "split_phase"
+        else:
+            service = "single_phase"
+        customers.append({
+            "feeder": feeder, "customer": customer, "loads": ";".join(m["load"] for m in members),
+            "n_loads": len(members), "bus": members[0]["bus"], "nodes": ".".join(str(n) for n in nodes),
+            "phases": max(m["phases"] for m in members) if len(members) == 1 else len(nodes),
+            "kv": members[0]["kv"], "peak_kw": sum(m["kw"] for m in members),
+            "peak_kvar": sum(m["kvar"] for m in members), "shape": shapes[0],
+            "class": parsed[0] if parsed else "unknown", "three_phase": three_phase, "service": service,
+        })
+    return customers
+
+
+def parse_feeder(folder: Path) -> tuple[list[dict], dict[str, dict]]:
+    shapes = parse_loadshapes(folder)
+    loads = parse_loads(folder, shapes)
+    if not loads:
+        raise FeederParseError(f"{folder.name}/Loads.dss defines no load")
+    return customers_from_loads(folder.name, loads), shapes
+
+
+def shape_counts(state: str, customers: pd.DataFrame, shapes_by_feeder: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    counts = (customers.groupby(["subregion", "feeder", "shape", "class"], sort=True)
+              .agg(n_customers=("customer", "size"), n_loads=("n_loads", "sum"), peak_kw_sum=("peak_kw", "sum"))
+              .reset_index())
+    meta = [{"feeder": f, **{k: v for k, v in entry.items()}} for f, shapes in shapes_by_feeder.items()
+            for entry in shapes.values()]
+    counts = counts.merge(pd.DataFrame(meta), on=["feeder", "shape"], how="left")
+    counts.insert(0, "state", state)
+    return counts
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="circuit_make_daily_list_sets.py")
+    cli.add_state(parser)
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    ws = cli.workspace(args)
+    state = args.state
+    feeders = pd.read_csv(cli.require(ws.feeder_list(state), "1b_smartds_eulp_match/copy_circuits.py"))
+    feeders = feeders[feeders["status"] == "ok"].sort_values("feeder")
+    all_customers, shapes_by_feeder, report = [], {}, []
+    for feeder in feeders["feeder"]:
+        folder = ws.feeder_dir(state, feeder)
+        try:
+            customers, shapes = parse_feeder(folder)
+        except FeederParseError as exc:
+            logger.error("%s left out: %s", feeder, exc)
+            report.append({"feeder": feeder, "status": "excluded", "reason": str(exc), "n_customers": 0, "n_loads": 0})
+            continue
+        all_customers += customers
+        shapes_by_feeder[feeder] = {k: v for k, v in shapes.items()
+                                    if k in {c["shape"].lower() for c in customers}}
+        report.append({"feeder": feeder, "status": "ok", "reason": "", "n_customers": len(customers),
+                       "n_loads": sum(c["n_loads"] for c in customers)})
+        unknown = sorted({c["shape"] for c in customers if c["class"] == "unknown"})
+        if unknown:
+            logger.warning("%s: shapes not named res_kw_<id>_pu / com_kw_<id>_pu cannot be matched to EULP: %s",
+                           feeder, ", ".join(unknown[:5]))
+    write_csv(ws.match_dir(state) / "feeder_parse.csv", pd.DataFrame(report))
+    if not all_customers:
+        raise cli.UserError(f"no feeder of {state} could be parsed: see {ws.match_dir(state) / 'feeder_parse.csv'}")
+    table = pd.DataFrame(all_customers)
+    table.insert(0, "state", state)
+    table["subregion"] = table["feeder"].map(feeders.set_index("feeder")["subregion"])
+    table = table[CUSTOMER_COLUMNS]
+    write_parquet(ws.customers(state), table)
+    write_csv(ws.shape_counts(state), shape_counts(state, table, shapes_by_feeder))
+    logger.info("%s: %d customers on %d feeders, %d distinct shapes -> %s", state, len(table),
+                table["feeder"].nunique(), table["shape"].nunique(), ws.customers(state))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

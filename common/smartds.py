@@ -1,0 +1,68 @@
+"""SMART-DS naming conventions, in one place (formats.md section 1).
+
+* Feeder folders are ``<substation>--<feeder>``; Greensboro names carry no region prefix
+  (``uhs0_1247--udt12274``), Austin and the Bay Area do (``p1uhs21_1247--p1udt5257``): parse, never
+  assume a form.
+* Load shapes are ``res_kw_<id>_pu`` / ``com_kw_<id>_pu``; their reactive twin ``res_kvar_<id>_pu``;
+  the customer's end-use data are ``load_data/<res|com>_<id>.parquet`` in the subregion folder.
+* A customer on a centre-tap transformer is two half loads ``<name>_1`` (leg ``.1``) and
+  ``<name>_2`` (leg ``.2``); the customer is the name without the suffix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from common import config
+
+_SHAPE = re.compile(r"^(?P<cls>res|com)_kw_(?P<id>[A-Za-z0-9]+)_pu$", re.IGNORECASE)
+_HALF = re.compile(r"^(?P<base>.+)_(?P<leg>[12])$")
+
+
+def parse_shape(shape: str) -> tuple[str, str] | None:
+    """``res_kw_44719_pu`` -> ("res", "44719"); None when the name is not a SMART-DS profile."""
+    match = _SHAPE.match(shape)
+    if not match:
+        return None
+    return match.group("cls").lower(), match.group("id")
+
+
+def kvar_shape(shape: str) -> str:
+    return re.sub(r"_kw_", "_kvar_", shape, count=1, flags=re.IGNORECASE)
+
+
+def load_data_file(subregion_dir: Path, shape: str) -> Path | None:
+    parsed = parse_shape(shape)
+    if parsed is None:
+        return None
+    cls, pid = parsed
+    return Path(subregion_dir) / "load_data" / f"{cls}_{pid}.parquet"
+
+
+def customer_of(load_name: str, n_nodes: int) -> tuple[str, int | None]:
+    """The customer a load belongs to and its leg: a single-node load named ``x_1``/``x_2`` is a
+    half load of customer ``x``; anything else is a customer of its own."""
+    match = _HALF.match(load_name)
+    if match and n_nodes == 1:
+        return match.group("base"), int(match.group("leg"))
+    return load_name, None
+
+
+def split_folder(folder: str) -> tuple[str, str]:
+    """``p1uhs21_1247--p1udt5257`` -> ("p1uhs21_1247", "p1udt5257")."""
+    substation, sep, feeder = folder.partition("--")
+    if not sep or not substation or not feeder:
+        raise ValueError(f"{folder!r} is not a SMART-DS feeder folder name <substation>--<feeder>")
+    return substation, feeder
+
+
+def scenario_dir(root: Path, state: str, subregion: str, scenario: str | None = None) -> Path:
+    """``<root>/<year>/<city>/<subregion>/scenarios/<scenario>/opendss`` for a state's city."""
+    sd = config.SMARTDS[state]
+    return Path(root) / sd["year"] / sd["city"] / subregion / "scenarios" / (scenario or sd["scenario"]) / "opendss"
+
+
+def subregion_of_feeder(feeder_dir: Path) -> Path:
+    """The subregion folder of a feeder folder in the OEDI layout (five levels up)."""
+    return Path(feeder_dir).resolve().parents[4]
