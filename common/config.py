@@ -232,7 +232,7 @@ INTERVAL_H = 0.25
 #: Windows follow the utilities' winter-morning and summer-afternoon peak periods (assumption:
 #: Duke Energy Carolinas, Austin Energy and PG&E peak windows, rounded to the hour).
 LOAD_SHIFT = {
-    "winter": {"window_hours": ((6, 9), (17, 20)), "shed_fraction": 0.5, "pre_hours": 2.0,
+    "winter": {"window_hours": ((6, 9), (17, 20)), "shed_fraction": 0.5, "pre_hours": 3.0,
                "rebound_hours": 3.0, "pre_share": 0.6, "energy_penalty": 0.0},
     "summer": {"window_hours": ((15, 19),), "shed_fraction": 0.5, "pre_hours": 3.0,
                "rebound_hours": 3.0, "pre_share": 0.6, "energy_penalty": 0.0},

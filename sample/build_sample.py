@@ -85,6 +85,7 @@ def _spec(sub: str, fid: int, prefix: str, n_res: int, n_com1: int, n_com3: int,
                       trunk_segments=segments, trunk_span_m=span, trunk_code=code, fault=fault, seed=seed)
 
 
+DRAKE = "3P_OH_AL_ACSR_795_Drake_12_47_0_3_3_3_3_3"
 HAWK = "3P_OH_AL_ACSR_477_Hawk_12_47_0_3_3_3_3_3"
 PENGUIN = "3P_OH_AL_ACSR_4/0_Penguin_12_47_0_3_3_3_3_3"
 
@@ -92,7 +93,7 @@ STATE_SAMPLES = {
     "NC": StateSample(40, 4, 6, 80, 20, (
         _spec("uhs0_1247", 1021, "u", 25, 2, 3, 3, 250.0, PENGUIN, 1),
         _spec("uhs0_1247", 2473, "u", 270, 8, 14, 10, 300.0, HAWK, 2),
-        _spec("uhs1_1247", 5219, "u", 1880, 45, 40, 22, 260.0, HAWK, 3),
+        _spec("uhs1_1247", 5219, "u", 1880, 45, 40, 22, 200.0, DRAKE, 3),
         _spec("uhs1_1247", 7745, "u", 24, 2, 2, 3, 250.0, PENGUIN, 4, fault=True),
     )),
     "TX": StateSample(18, 3, 3, 45, 12, (

@@ -23,6 +23,7 @@ import numpy as np
 
 #: name, phases, R matrix self/mutual, X self/mutual [ohm/km], C self/mutual [nF/km], ampacity [A]
 LINE_CODES = {
+    "3P_OH_AL_ACSR_795_Drake_12_47_0_3_3_3_3_3": (3, 0.1650, 0.0901, 0.5450, 0.2202, 8.3, -3.3, 907),
     "3P_OH_AL_ACSR_477_Hawk_12_47_0_3_3_3_3_3": (3, 0.2010, 0.0901, 0.5700, 0.2202, 7.9, -3.2, 659),
     "3P_OH_AL_ACSR_4/0_Penguin_12_47_0_3_3_3_3_3": (3, 0.3636, 0.0901, 0.6385, 0.2202, 7.45, -3.18, 357),
     "1P_OH_AL_ACSR_1/0_Raven_12_47_0_1_1_1_1_1": (1, 0.6573, 0.0, 0.7250, 0.0, 7.9, 0.0, 242),

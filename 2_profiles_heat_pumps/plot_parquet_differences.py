@@ -1,0 +1,184 @@
+"""Plots of what heat pumps do to each feeder's design day, and to each building's peak.
+
+Description
+    Reads the daily profiles of the three variants (baseline from phase 2, demand-managed from
+    phase 4, uncontrolled from phase 5) and draws, for a planner:
+
+    * per feeder: the design-day feeder curve under baseline, demand-managed and uncontrolled heat
+      pumps, one panel per season, with each curve's peak marked (sum over customers of
+      annual peak kW x the variant's per-unit profile);
+    * per state: the distribution of each building's design-day peak change against its baseline
+      peak, for demand-managed and uncontrolled heat pumps, per season;
+    * the record of which upgrade each building type uses per variant, with the rule's reason.
+
+    The numbers behind the curves go to ``variant_summary.csv`` (peak kW, its time and the day's
+    energy per feeder, season and variant).
+
+Inputs
+    <data>/1b_smartds_eulp_match/<STATE>/customers.parquet                      (phase 1b)
+    <data>/{2,4,5}_profiles_heat_pumps*/<STATE>/daily_profiles_<season>.parquet  (phases 2, 4, 5)
+    <data>/2_profiles_heat_pumps/<STATE>/variant_upgrades.csv, feeder_buildings.csv, design_days.csv
+
+Outputs (``<data>/2_profiles_heat_pumps/<STATE>/``)
+    plots/<feeder>_design_day.png, plots/building_peak_change.png, plots/variant_upgrades.png
+    variant_summary.csv   feeder, season, date, variant, peak_kw, peak_time, energy_kwh
+
+Settings read
+    common.config: VARIANTS, SEASONS
+
+Usage
+    python 2_profiles_heat_pumps/plot_parquet_differences.py --state NC [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import textwrap
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from common import cli, config  # noqa: E402
+from common.io import save_figure, write_csv  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+VARIANT_LABEL = {"baseline": "baseline equipment", "dm": "demand-managed heat pumps", "un": "uncontrolled heat pumps"}
+VARIANT_COLOR = {"baseline": "tab:gray", "dm": "tab:green", "un": "tab:red"}
+PRODUCER = {"baseline": "2_profiles_heat_pumps/get_scenario_csv_controls.py",
+            "dm": "4_profiles_heat_pumps_dm/make_dm_profiles.py", "un": "5_profiles_heat_pumps_un/make_un_profiles.py"}
+
+
+def feeder_curves(customers: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    """Design-day feeder kW per feeder and step: sum over customers of peak kW x p_pu."""
+    weights = customers.groupby(["feeder", "shape"])["peak_kw"].sum().rename("kw_sum").reset_index()
+    merged = daily.merge(weights, on=["feeder", "shape"], how="inner")
+    merged["kw"] = merged["kw_sum"] * merged["p_pu"]
+    return merged.groupby(["feeder", "step"], sort=True)["kw"].sum().reset_index()
+
+
+def building_peak_change(buildings: pd.DataFrame, daily: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per building and season: design-day peak of dm and un relative to the baseline's."""
+    rows = []
+    peaks = {v: d.groupby(["feeder", "shape"])["p_pu"].max() for v, d in daily.items()}
+    one = buildings.drop_duplicates("bldg_id")
+    for _, b in one.iterrows():
+        key = (b["feeder"], b["shape"])
+        base = peaks["baseline"].get(key)
+        if base is None or base <= 0:
+            continue
+        rows.append({"bldg_id": int(b["bldg_id"]), "class": b["class"],
+                     **{f"change_{v}": float(peaks[v].get(key, np.nan) / base - 1.0) for v in ("dm", "un")}})
+    return pd.DataFrame(rows)
+
+
+def plot_feeder(feeder: str, curves: dict[tuple[str, str], pd.DataFrame], days: pd.DataFrame):
+    seasons = [s for s in config.SEASONS if any(k[1] == s for k in curves)]
+    fig, axes = plt.subplots(1, len(seasons), figsize=(6.5 * len(seasons), 4.6), squeeze=False)
+    hours = np.arange(config.INTERVALS_PER_DAY) * config.INTERVAL_H
+    for ax, season in zip(axes[0], seasons):
+        for variant in config.VARIANTS:
+            curve = curves.get((variant, season))
+            if curve is None:
+                continue
+            kw = curve["kw"].to_numpy()
+            ax.plot(hours, kw, color=VARIANT_COLOR[variant], label=f"{VARIANT_LABEL[variant]} (peak {kw.max():,.0f} kW)")
+            ax.plot(hours[np.argmax(kw)], kw.max(), "o", color=VARIANT_COLOR[variant])
+        date = days[(days["feeder"] == feeder) & (days["season"] == season)]["date"].iloc[0]
+        ax.set_title(f"{season} design day {date}")
+        ax.set_xlabel("hour of day (interval start)")
+        ax.set_ylabel("feeder load [kW]")
+        ax.set_xticks(range(0, 25, 3))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"{feeder}: design-day load under each heat-pump variant (no EV, PV or storage)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_peak_change(changes: dict[str, pd.DataFrame]):
+    fig, axes = plt.subplots(1, len(changes), figsize=(6.5 * len(changes), 4.2), squeeze=False)
+    for ax, (season, frame) in zip(axes[0], changes.items()):
+        bins = np.linspace(min(-0.6, np.nanmin(frame[["change_dm", "change_un"]].to_numpy()) if len(frame) else -0.6),
+                           max(1.5, np.nanmax(frame[["change_dm", "change_un"]].to_numpy()) if len(frame) else 1.5), 30)
+        for variant in ("dm", "un"):
+            values = 100 * frame[f"change_{variant}"].dropna()
+            ax.hist(values, bins=100 * bins, alpha=0.6, color=VARIANT_COLOR[variant],
+                    label=f"{VARIANT_LABEL[variant]} (median {np.median(values):+.0f} %)" if len(values) else variant)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(f"{season}: building design-day peak vs baseline")
+        ax.set_xlabel("peak change [% of the building's baseline design-day peak]")
+        ax.set_ylabel("buildings")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_upgrade_record(record: pd.DataFrame):
+    table = record[["class", "building_type", "variant", "upgrade", "upgrade_name", "load_shift", "reason"]].copy()
+    table["reason"] = table["reason"].map(lambda r: "\n".join(textwrap.wrap(str(r), 60)))
+    table["upgrade_name"] = table["upgrade_name"].map(lambda r: "\n".join(textwrap.wrap(str(r), 30)))
+    fig, ax = plt.subplots(figsize=(17, 0.55 * len(table) + 1.2))
+    ax.axis("off")
+    cell = ax.table(cellText=table.astype(str).to_numpy(), colLabels=list(table.columns), loc="upper center",
+                    cellLoc="left", colWidths=[0.04, 0.14, 0.05, 0.05, 0.18, 0.06, 0.48])
+    cell.auto_set_font_size(False)
+    cell.set_fontsize(7)
+    cell.scale(1, 2.3)
+    ax.set_title("Upgrade used by each building type for each heat-pump variant (rule in common/config.py)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="plot_parquet_differences.py")
+    cli.add_state(parser)
+    cli.add_season(parser, multiple=True)
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    ws = cli.workspace(args)
+    state = args.state
+    seasons = sorted(set(args.season), key=config.SEASONS.index)
+    customers = pd.read_parquet(cli.require(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"))
+    buildings = pd.read_csv(cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
+    days = pd.read_csv(cli.require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py"))
+    record = pd.read_csv(cli.require(ws.variant_upgrades(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
+    plots = ws.profile_plots_dir(state)
+    curves: dict[str, dict[tuple[str, str], pd.DataFrame]] = {}
+    summary, changes = [], {}
+    for season in seasons:
+        daily = {v: pd.read_parquet(cli.require(ws.daily_profile_table(state, v, season), PRODUCER[v]))
+                 for v in config.VARIANTS}
+        changes[season] = building_peak_change(buildings, daily)
+        for variant, table in daily.items():
+            for feeder, curve in feeder_curves(customers, table).groupby("feeder"):
+                curves.setdefault(feeder, {})[(variant, season)] = curve
+                kw = curve["kw"].to_numpy()
+                date = days[(days["feeder"] == feeder) & (days["season"] == season)]["date"].iloc[0]
+                summary.append({"feeder": feeder, "season": season, "date": date, "variant": variant,
+                                "peak_kw": float(kw.max()), "peak_time": f"{int(np.argmax(kw)) * 15 // 60:02d}:"
+                                f"{int(np.argmax(kw)) * 15 % 60:02d}", "energy_kwh": float(kw.sum() * config.INTERVAL_H)})
+    for feeder in sorted(curves):
+        save_figure(plot_feeder(feeder, curves[feeder], days), plots / f"{feeder}_design_day.png")
+    save_figure(plot_peak_change(changes), plots / "building_peak_change.png")
+    save_figure(plot_upgrade_record(record), plots / "variant_upgrades.png")
+    write_csv(ws.profiles_dir(state) / "variant_summary.csv", pd.DataFrame(summary))
+    logger.info("%s: %d feeder plots and 2 state plots -> %s", state, len(curves), plots)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Map every feeder's customers to their EULP buildings, with counts, scales and variant upgrades.
+
+Description
+    Joins phase 1b's customer table to the representative family: for each feeder and SMART-DS
+    shape, the chosen EULP building, how many customers use the shape and the sum of their annual
+    peaks (Loads.dss ``kW``). Each building's baseline annual peak is read from its 15-min file, so
+    that ``scale = customers' peak sum / building peak`` turns the building's curve into the
+    customers' curve (the feeder keeps the customer sizes SMART-DS designed it for; EULP gives
+    the shape and the heat-pump change). A feeder with a customer whose shape has no building is
+    left out, with the shapes named.
+
+    Also writes the record of which upgrade each building type uses for each heat-pump variant,
+    by the rule in ``common.config.HEAT_PUMP_VARIANT_RULES`` (building type first, not annual
+    energy), with its reason.
+
+Inputs
+    <data>/1b_smartds_eulp_match/<STATE>/customers.parquet, <STATE>_final_{residential,commercial}.csv
+    <eulp-root>/<release>/timeseries_individual_buildings/... baseline files    (phase 1c)
+
+Outputs (``<data>/2_profiles_heat_pumps/<STATE>/``; read by the rest of phases 2-5 and phase 6)
+    feeder_buildings.csv   state, feeder, subregion, shape, class, release, bldg_id, building_type,
+                           n_customers, customers_peak_kw, building_peak_kw, scale
+    feeder_status.csv      feeder, status (ok / excluded), reason, n_customers, n_shapes
+    variant_upgrades.csv   class, release, building_type, variant, upgrade, upgrade_name,
+                           load_shift, reason, n_buildings
+
+Settings read
+    common.config: EULP_RELEASES, HEAT_PUMP_VARIANT_RULES, VARIANTS
+
+Usage
+    python 2_profiles_heat_pumps/scale_feeder_curves.py --state NC [--eulp-root DIR] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from common import cli, config, eulp
+from common.io import write_csv
+from common.profiles import building_file
+
+logger = logging.getLogger(__name__)
+
+
+def feeder_building_table(customers: pd.DataFrame, chosen: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(feeder x shape rows with their building, per-feeder status)."""
+    per_shape = (customers.groupby(["state", "feeder", "subregion", "shape", "class"], sort=True)
+                 .agg(n_customers=("customer", "size"), customers_peak_kw=("peak_kw", "sum")).reset_index())
+    merged = per_shape.merge(chosen[["subregion", "shape", "release", "bldg_id", "building_type"]],
+                             on=["subregion", "shape"], how="left")
+    status = []
+    for feeder, group in merged.groupby("feeder", sort=True):
+        missing = sorted(group.loc[group["bldg_id"].isna(), "shape"])
+        reason = f"no EULP building for shape(s) {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "") \
+            if missing else ""
+        status.append({"feeder": feeder, "status": "excluded" if missing else "ok", "reason": reason,
+                       "n_customers": int(group["n_customers"].sum()), "n_shapes": len(group)})
+    status_df = pd.DataFrame(status)
+    good = status_df.loc[status_df["status"] == "ok", "feeder"]
+    table = merged[merged["feeder"].isin(good)].copy()
+    table["bldg_id"] = table["bldg_id"].astype(int)
+    return table.reset_index(drop=True), status_df
+
+
+def variant_record(table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (cls, release, btype), group in table.groupby(["class", "release", "building_type"], sort=True, dropna=False):
+        names = eulp.release_layout(release)["upgrades"]
+        for variant in config.VARIANTS:
+            rule = eulp.variant_rule(cls, btype if isinstance(btype, str) else None, variant)
+            rows.append({"class": cls, "release": release, "building_type": btype, "variant": variant,
+                         "upgrade": int(rule["upgrade"]), "upgrade_name": names.get(int(rule["upgrade"]), "?"),
+                         "load_shift": bool(rule["load_shift"]), "reason": rule["reason"],
+                         "n_buildings": int(group["bldg_id"].nunique())})
+    return pd.DataFrame(rows)
+
+
+def building_peaks(table: pd.DataFrame, eulp_root: Path, state: str) -> dict[int, float]:
+    """Baseline annual peak kW of every building (each file read once)."""
+    peaks = {}
+    for (release, bldg_id), _ in table.groupby(["release", "bldg_id"], sort=True):
+        kw = eulp.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), 0))
+        peaks[int(bldg_id)] = float(kw[config.EULP_TOTAL_KWH].max())
+    return peaks
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="scale_feeder_curves.py")
+    cli.add_state(parser)
+    parser.add_argument("--eulp-root", default=None,
+                        help="EULP tree below the EULP prefix; default <data>/1c_eulp_downloads")
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    ws = cli.workspace(args)
+    state = args.state
+    eulp_root = Path(args.eulp_root).expanduser().resolve() if args.eulp_root else ws.eulp_root
+    customers = pd.read_parquet(cli.require(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"))
+    chosen = pd.concat([pd.read_csv(cli.require(ws.final_selection(state, cls), "1b_smartds_eulp_match/select_rep_family.py"))
+                        for cls in config.CLASSES], ignore_index=True)
+    table, status = feeder_building_table(customers, chosen)
+    for _, row in status[status["status"] != "ok"].iterrows():
+        logger.warning("%s left out: %s", row["feeder"], row["reason"])
+    if table.empty:
+        raise cli.UserError(f"no feeder of {state} has a building for every shape: see {ws.unmatched(state)}")
+    try:
+        peaks = building_peaks(table, eulp_root, state)
+    except eulp.EULPError as exc:
+        raise cli.UserError(str(exc)) from None
+    table["building_peak_kw"] = table["bldg_id"].map(peaks)
+    table["scale"] = table["customers_peak_kw"] / table["building_peak_kw"]
+    write_csv(ws.feeder_buildings(state), table)
+    write_csv(ws.profiles_dir(state) / "feeder_status.csv", status)
+    write_csv(ws.variant_upgrades(state), variant_record(table))
+    logger.info("%s: %d feeders, %d shapes, %d buildings -> %s", state, table["feeder"].nunique(), len(table),
+                table["bldg_id"].nunique(), ws.feeder_buildings(state))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

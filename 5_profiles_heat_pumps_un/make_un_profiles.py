@@ -1,0 +1,69 @@
+"""Uncontrolled heat pumps: daily profiles on the baseline's design day.
+
+Description
+    The uncontrolled variant of every building is the release's heat-pump upgrade that its rule
+    names (``common.config.HEAT_PUMP_VARIANT_RULES``, variant ``un``: residential ENERGY STAR heat
+    pump with electric backup, commercial heat-pump RTU or heat-pump boiler with electric backup),
+    cut to the feeder's design day of phase 2 and written per unit of the building's BASELINE annual
+    peak, with kVAr from phase 3's ratio at the same intervals (``common.profiles``). No control.
+
+Inputs
+    <data>/2_profiles_heat_pumps/<STATE>/feeder_buildings.csv, design_days.csv   (phase 2)
+    <data>/3_kvar_kw_prep/<STATE>/kvar_kw_ratio.parquet                         (phase 3)
+    EULP files of the heat-pump upgrades                                        (phase 1c)
+
+Outputs
+    <data>/5_profiles_heat_pumps_un/<STATE>/daily/<feeder>/<season>/<shape>.csv  p_pu, q_pu, interval_start
+    <data>/5_profiles_heat_pumps_un/<STATE>/daily_profiles_<season>.parquet      the same, long format
+
+Settings read
+    common.config: HEAT_PUMP_VARIANT_RULES
+
+Usage
+    python 5_profiles_heat_pumps_un/make_un_profiles.py --state NC [--season summer winter]
+        [--eulp-root DIR] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from common import cli, config, eulp, profiles
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="make_un_profiles.py")
+    cli.add_state(parser)
+    cli.add_season(parser, multiple=True)
+    parser.add_argument("--eulp-root", default=None,
+                        help="EULP tree below the EULP prefix; default <data>/1c_eulp_downloads")
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    ws = cli.workspace(args)
+    state = args.state
+    seasons = sorted(set(args.season), key=config.SEASONS.index)
+    eulp_root = Path(args.eulp_root).expanduser().resolve() if args.eulp_root else ws.eulp_root
+    cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py")
+    cli.require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py")
+    cli.require(ws.kvar_ratios(state), "3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py")
+    try:
+        profiles.write_variant_profiles(ws, state, "un", eulp_root, seasons)
+    except (profiles.ProfileError, eulp.EULPError) as exc:
+        raise cli.UserError(str(exc)) from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
