@@ -310,8 +310,10 @@ EV = {
     "level2_kw": (6.6, 11.5),
     "level1_kv": 0.12,
     "level2_kv": 0.24,
-    #: controlled-charging scheduler: best-response passes of the valley filling
-    "scheduler_passes": 8,
+    #: controlled-charging scheduler: best-response passes of the valley filling. Each pass can only
+    #: lower the feeder peak; on the sample the first pass gives the whole peak reduction and a
+    #: second changes the peak by < 0.1 %, at twice the cost
+    "scheduler_passes": 1,
 }
 PV = {
     #: PV hosts are three-phase customers; set True to add residential rooftop PV hosts

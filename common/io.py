@@ -10,6 +10,7 @@ matplotlib's PNG metadata removed).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -75,6 +76,14 @@ def dumps_json(obj: Any, *, sort_keys: bool = False) -> str:
     return json.dumps(obj, indent=1, sort_keys=sort_keys, default=_json_default, allow_nan=False) + "\n"
 
 
+def dumps_json_lines(obj: dict[str, Any]) -> str:
+    """A JSON object with one top-level key per line, each value compact: readable, and written by
+    the C encoder (``indent`` forces the slow pure-Python one), for large records."""
+    parts = [f"{json.dumps(key)}: {json.dumps(value, default=_json_default, allow_nan=False, separators=(',', ':'))}"
+             for key, value in obj.items()]
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
 def write_json(path: Path, obj: Any, *, sort_keys: bool = False) -> Path:
     return write_text(path, dumps_json(obj, sort_keys=sort_keys))
 
@@ -122,6 +131,7 @@ def git_revision() -> str:
     return rev + ("-dirty" if dirty else "")
 
 
+@functools.lru_cache(maxsize=8)
 def package_versions(names: tuple[str, ...] = ("numpy", "pandas", "pyarrow", "scipy", "opendssdirect.py",
                                                "dss-python", "matplotlib", "pvlib")) -> dict[str, str]:
     from importlib import metadata
@@ -132,7 +142,7 @@ def package_versions(names: tuple[str, ...] = ("numpy", "pandas", "pyarrow", "sc
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return versions
+    return dict(versions)
 
 
 def write_manifest(folder: Path, script: str, settings: dict[str, Any], *, name: str = "manifest.json") -> Path:

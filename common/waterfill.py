@@ -34,6 +34,8 @@ def water_level(levels: np.ndarray, caps: np.ndarray, energy_kwh: float, dt_h: f
     i = int(np.searchsorted(f, target, side="left"))
     if i == 0:
         return float(points[0])
+    if i >= len(points):  # the caps hold exactly the energy: every interval full
+        return float(points[-1])
     i -= 1
     if slope[i] <= 0:
         return float(points[i + 1])

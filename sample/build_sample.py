@@ -59,7 +59,7 @@ from sample.weather import build_weather
 logger = logging.getLogger(__name__)
 
 SAMPLE_SEED = 20181231
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 STATE_INDEX = {state: i for i, state in enumerate(config.STATES)}
 
 RES_RELEASE = "2024/resstock_tmy3_release_2"
@@ -143,6 +143,7 @@ def build_state_smartds(state: str, oedi: Path, spec: StateSample, stats: dict) 
     large = [com_ids[j] for j in order[spec.n_com_small_profiles:]]
 
     frng = _rng(state, 3)
+    taken = {fs.feeder_id for fs in spec.feeders}
     for fs in spec.feeders:
         customers = []
         for kind, count, pool, peaks, cls in (("res", fs.n_res, res_ids, res_peaks, "res"),
@@ -152,7 +153,8 @@ def build_state_smartds(state: str, oedi: Path, spec: StateSample, stats: dict) 
                 kw, kvar = peaks[int(pid)]
                 scale = float(frng.uniform(0.85, 1.15))
                 customers.append(Customer(kind=kind, shape=f"{cls}_kw_{int(pid)}_pu", kw=kw * scale, kvar=kvar * scale))
-        files = build_feeder(fs, customers, np.random.default_rng(np.random.SeedSequence(SAMPLE_SEED, spawn_key=(99, fs.seed))))
+        files = build_feeder(fs, customers, np.random.default_rng(np.random.SeedSequence(SAMPLE_SEED, spawn_key=(99, fs.seed))),
+                             taken)
         folder = subregion_dir / "scenarios" / sd["scenario"] / "opendss" / fs.substation / fs.folder
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in files.files.items():

@@ -133,10 +133,15 @@ def _standard(kva_needed: float, sizes: tuple[float, ...]) -> float:
     return sizes[-1]
 
 
-def build_feeder(spec: FeederSpec, customers: list[Customer], rng: np.random.Generator) -> FeederFiles:
-    """DSS files of one feeder for the given customers (res first, then com1, then com3)."""
+def build_feeder(spec: FeederSpec, customers: list[Customer], rng: np.random.Generator,
+                 taken: set[int] | None = None) -> FeederFiles:
+    """DSS files of one feeder for the given customers (res first, then com1, then com3).
+
+    ``taken``: element numbers already used in the subregion (updated), so that names stay unique
+    across its feeders, as in SMART-DS.
+    """
     p = spec.prefix
-    names = _Names(rng, {spec.feeder_id})
+    names = _Names(rng, (taken or set()) | {spec.feeder_id})
     head = spec.feeder
     source = f"{head}-{spec.substation}x"
     lines: list[str] = []
@@ -234,6 +239,8 @@ def build_feeder(spec: FeederSpec, customers: list[Customer], rng: np.random.Gen
                      f"kW={_fmt(c.kw)} kvar={_fmt(c.kvar)} Phases=3 yearly={c.shape}")
         n_loads += 1
 
+    if taken is not None:
+        taken |= names.taken
     shapes = sorted({c.shape for c in customers})
     files = FeederFiles(shapes=shapes, n_customers=len(customers), n_loads=n_loads)
     files.files["LineCodes.dss"] = "\n\n".join(_linecode(name) for name in LINE_CODES) + "\n"

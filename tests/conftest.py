@@ -80,3 +80,33 @@ def make_workspace(root: Path, sample: Path) -> Path:
 @pytest.fixture
 def workspace(tmp_path: Path, sample_root: Path) -> Path:
     return make_workspace(tmp_path / "data", sample_root)
+
+
+def copy_workspace(source: Path, target: Path) -> Path:
+    """A writable copy of a prepared workspace (the sample stays a link)."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name == "sample":
+            (target / "sample").symlink_to(item.resolve(), target_is_directory=True)
+        elif item.is_dir():
+            shutil.copytree(item, target / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, target / item.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def prepared_nc(tmp_path_factory: pytest.TempPathFactory, sample_root: Path) -> Path:
+    """A workspace with phases 0 (4 cases per design), 1b and 2-5 done for NC on the sample.
+
+    Read-only for tests: a test that writes makes its own copy with :func:`copy_workspace`.
+    """
+    from pipeline import run_phase1b, run_profiles, sample_eulp_root
+
+    data = make_workspace(tmp_path_factory.mktemp("prepared-nc") / "data", sample_root)
+    assert load_script("0_code_xlrm/run_mix_generator.py").main(["--data-dir", str(data), "--n-cases", "4", "-q"]) == 0
+    run_phase1b(data, "NC")
+    run_profiles(data, "NC", eulp_root=sample_eulp_root(data))
+    return data

@@ -1,0 +1,501 @@
+"""Circuit instances: one feeder, one season, one case of a design, as OpenDSS files.
+
+A :class:`FeederContext` holds what every case of a feeder and season shares (customers and their
+loads, the design day, the three variants' daily profiles, the PV shape, EV statistics, storage
+settings) and writes the shared files once, under ``<data>/6_instantiate_circuits/<STATE>/<season>/
+_shared/<feeder>/``: ``LoadShapes_daily.dss`` (one load shape per SMART-DS shape and heat-pump
+variant, pointing at the daily files of phases 2, 4 and 5 by relative path) and ``pv_pu.csv``.
+
+:func:`build_instance` turns a case of a mixes file into an instance folder holding
+``Master.dss`` and only the case's own files (``Loads.dss`` with each customer's variant,
+``EVs.dss``, ``PV.dss``, ``Storage.dss``) plus ``scenario_assignments.json``; ``Master.dss``
+redirects to the feeder's base files (the phase 1b copy) and to the shared files by relative path.
+Compiled alone and solved with ``solve mode=daily stepsize=15m number=96`` it reproduces the day.
+
+Randomness: one numpy generator per purpose, seeded with the case's seeds (heating, EV hosts, EV
+sessions, storage, PV); populations are sorted before sampling, so an instance's bytes depend only
+on its inputs, in any process and with any ``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import ev_charging
+import pv_generation
+import storage_dispatch
+from common import config, doe, dss
+from common.io import atomic_path, dumps_json_lines, write_text
+from common.paths import INSTANCE_FILES, Workspace
+
+STEPS = config.INTERVALS_PER_DAY
+DT_H = config.INTERVAL_H
+SHARED_LOADSHAPES = "LoadShapes_daily.dss"
+SHARED_PV = "pv_pu.csv"
+#: load properties an instance sets itself (the rest of each base load is kept as written)
+_REPLACED_LOAD_PROPS = {"yearly", "daily", "duty", "kvar", "pf", "kva", "growth"}
+#: base files an instance never redirects to (their content is replaced by the instance's own)
+_REPLACED_REDIRECTS = {"loadshapes.dss", "loads.dss", "pvsystems.dss", "storage.dss"}
+
+
+class InstanceError(ValueError):
+    """An instance that cannot be built; the message names the file and the field."""
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def largest_remainder(shares: dict[str, float], n: int) -> dict[str, int]:
+    """Integer counts summing to ``n`` in proportion to ``shares`` (largest-remainder method);
+    every positive share gets at least one when ``n`` allows it."""
+    names = list(shares)
+    raw = np.array([max(0.0, float(shares[k])) for k in names])
+    if raw.sum() <= 0 or n <= 0:
+        return {k: 0 for k in names}
+    quotas = raw / raw.sum() * n
+    counts = np.floor(quotas).astype(int)
+    order = sorted(range(len(names)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in order[: n - counts.sum()]:
+        counts[i] += 1
+    positive = [i for i in range(len(names)) if raw[i] > 0]
+    if n >= len(positive):
+        for i in positive:
+            if counts[i] == 0:
+                donor = max(range(len(names)), key=lambda j: (counts[j], -j))
+                counts[donor] -= 1
+                counts[i] += 1
+    return {k: int(c) for k, c in zip(names, counts)}
+
+
+def _fmt(x: float) -> str:
+    return f"{float(x):.6g}"
+
+
+def _shape_values(values: np.ndarray) -> str:
+    values = np.asarray(values, dtype=float).tolist()
+    return "(" + " ".join(["%.6g"] * len(values)) % tuple(values) + ")"
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def _sample(rng: np.random.Generator, population: list[str], k: int) -> list[str]:
+    """``k`` names drawn without replacement from a sorted population, returned sorted."""
+    population = sorted(population)
+    k = min(k, len(population))
+    if k <= 0:
+        return []
+    return sorted(population[i] for i in rng.choice(len(population), size=k, replace=False))
+
+
+# ------------------------------------------------------------------------------------------- base master
+@dataclass
+class BaseMaster:
+    """What an instance keeps of a feeder's Master.dss."""
+
+    circuit: str                 # the "New Circuit..." command
+    redirects: list[Path]        # base files to redirect to (absolute)
+    settings: list[str]          # Set Voltagebases, set maxcontroliter ...
+    head_element: str            # feeder-head element of the monitors
+    head_sign: float             # +1 for a line's terminal 1, -1 for the source (injection)
+
+
+def parse_base_master(master: Path) -> BaseMaster:
+    folder = master.parent
+    circuit, redirects, settings, head = None, [], [], None
+    for _, command in dss._logical_commands(master.read_text(encoding="utf-8", errors="replace")):
+        word = command.split(None, 1)[0].lower()
+        rest = command.split(None, 1)[1] if " " in command else ""
+        if word == "new" and rest.lower().startswith("circuit."):
+            circuit = command
+        elif word == "redirect":
+            target = rest.strip().strip("\"'[]")
+            if Path(target).name.lower() not in _REPLACED_REDIRECTS:
+                redirects.append((folder / target.replace("\\", "/")).resolve())
+        elif word == "set" and rest.lower().replace(" ", "").startswith(("voltagebases", "maxcontroliter",
+                                                                         "defaultbasefrequency")):
+            settings.append(command)
+        elif word == "new" and rest.lower().startswith("monitor.") and head is None:
+            for key, value in dss.tokenize(command)[2:]:
+                if key == "element":
+                    head = value
+    if circuit is None:
+        raise InstanceError(f"{master}: no 'New Circuit' command")
+    if head is None:
+        return BaseMaster(circuit, redirects, settings, "Vsource.source", -1.0)
+    return BaseMaster(circuit, redirects, settings, head, 1.0)
+
+
+# ------------------------------------------------------------------------------------------- context
+@dataclass
+class FeederContext:
+    """Everything the cases of one feeder and season share."""
+
+    state: str
+    season: str
+    feeder: str
+    date: str
+    day_of_year: int
+    base: BaseMaster
+    customers: pd.DataFrame          # sorted by customer
+    loads: dict[str, list[dss.DssObject]]  # customer -> its load definitions
+    shapes: list[str]
+    p_pu: dict[str, np.ndarray]      # variant -> (n_shapes, 96)
+    pv_pu: np.ndarray
+    ev_stats: dict
+    storage: dict[str, float]
+    shared_dir: Path
+    shared_digest: str = ""
+    shape_index: dict[str, int] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer -> its row as a dict
+    load_prefix: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # customer -> (definition, kW)
+
+    @property
+    def instance_root(self) -> Path:
+        return self.shared_dir.parents[1]
+
+    def shape_name(self, shape: str, variant: str) -> str:
+        return f"{shape}__{variant}"
+
+
+def _storage_settings(ws: Workspace) -> dict[str, float]:
+    path = ws.storage_controls
+    if not path.is_file():
+        raise InstanceError(f"{path} not found: run 2_profiles_heat_pumps/get_scenario_csv_controls.py")
+    table = pd.read_csv(path).set_index("parameter")["value"]
+    missing = [k for k in config.STORAGE if k not in table.index]
+    if missing:
+        raise InstanceError(f"{path}: parameter {missing[0]!r} missing")
+    return {k: float(table[k]) for k in config.STORAGE}
+
+
+def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_path: Path | None = None) -> FeederContext:
+    """Read the feeder's shared inputs (phases 1b, 2, 4, 5) and check every daily file exists."""
+    feeder_dir = ws.feeder_dir(state, feeder)
+    if not (feeder_dir / "Master.dss").is_file():
+        raise InstanceError(f"unknown feeder {feeder!r}: {feeder_dir}/Master.dss not found (phase 1b copy_circuits.py)")
+    customers = pd.read_parquet(ws.customers(state))
+    customers = customers[customers["feeder"] == feeder].sort_values("customer").reset_index(drop=True)
+    if customers.empty:
+        raise InstanceError(f"feeder {feeder!r} has no customer in {ws.customers(state)}")
+    days = pd.read_csv(ws.design_days(state))
+    day = days[(days["feeder"] == feeder) & (days["season"] == season)]
+    if day.empty:
+        raise InstanceError(f"{ws.design_days(state)}: no {season} design day for {feeder}")
+    shapes = sorted(customers["shape"].unique())
+    p_pu = {}
+    for variant in config.VARIANTS:
+        table_path = ws.daily_profile_table(state, variant, season)
+        if not table_path.is_file():
+            raise InstanceError(f"{table_path} not found: run the {variant} profile phase")
+        table = pd.read_parquet(table_path, filters=[("feeder", "==", feeder)])
+        matrix = np.zeros((len(shapes), STEPS))
+        for i, shape in enumerate(shapes):
+            part = table[table["shape"] == shape].sort_values("step")
+            csv = ws.daily_profile(state, variant, feeder, season, shape)
+            if len(part) != STEPS or not csv.is_file():
+                raise InstanceError(f"missing daily profile {csv} for shape {shape} ({variant}) of {feeder}")
+            matrix[i] = part["p_pu"].to_numpy()
+        p_pu[variant] = matrix
+    loads: dict[str, list[dss.DssObject]] = {}
+    by_name = {obj.name: obj for obj in dss.read_dss_objects(feeder_dir / "Loads.dss", ("load",))}
+    for customer, names in zip(customers["customer"], customers["loads"]):
+        try:
+            loads[customer] = [by_name[n] for n in names.split(";")]
+        except KeyError as exc:
+            raise InstanceError(f"{feeder_dir}/Loads.dss: load {exc.args[0]} of customer {customer} not found") from None
+    date = str(day["date"].iloc[0])
+    ctx = FeederContext(
+        state=state, season=season, feeder=feeder, date=date, day_of_year=int(day["day_of_year"].iloc[0]),
+        base=parse_base_master(feeder_dir / "Master.dss"), customers=customers, loads=loads, shapes=shapes,
+        p_pu=p_pu, pv_pu=pv_generation.pv_shape_pu(state, date, season),
+        ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
+        storage=_storage_settings(ws), shared_dir=ws.season_shared(state, season, feeder),
+        shape_index={s: i for i, s in enumerate(shapes)},
+        records={r["customer"]: r for r in customers.to_dict("records")},
+        load_prefix={c: [(f"New Load.{o.name} " + " ".join(f"{k}={v}" for k, v in o.props.items()
+                                                             if k not in _REPLACED_LOAD_PROPS), o.get("kw"))
+                         for o in objs] for c, objs in loads.items()})
+    return ctx
+
+
+def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
+    """Content of the shared files of a feeder and season."""
+    lines = [f"! Daily load shapes of {ctx.feeder}, {ctx.season} design day {ctx.date}: one per SMART-DS shape and",
+             "! heat-pump variant; p_pu and q_pu are per unit of the customer's annual peak kW (loads set kvar = kW).",
+             f"! Written by 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case."]
+    for shape in ctx.shapes:
+        for variant in config.VARIANTS:
+            rel = _rel(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape), ctx.shared_dir)
+            lines.append(f"New Loadshape.{ctx.shape_name(shape, variant)} npts={STEPS} interval={DT_H} "
+                         f"mult=(file={rel}, column=1, header=yes) qmult=(file={rel}, column=2, header=yes)")
+    lines.append(f"New Loadshape.pv_{ctx.season} npts={STEPS} interval={DT_H} "
+                 f"mult=(file={SHARED_PV}, column=1, header=yes)")
+    pv = ["pv_pu"] + [f"{v:.6f}" for v in ctx.pv_pu]
+    return {SHARED_LOADSHAPES: "\n".join(lines) + "\n", SHARED_PV: "\n".join(pv) + "\n"}
+
+
+def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
+    """Write the shared files (when their content changed) and compute the shared digest."""
+    digest = hashlib.sha256()
+    for name, text in sorted(shared_files(ctx, ws).items()):
+        path = ctx.shared_dir / name
+        if not path.is_file() or path.read_text() != text:
+            write_text(path, text)
+        digest.update(text.encode())
+    for path in sorted(ctx.base.redirects):
+        digest.update(path.read_bytes())
+    for variant in config.VARIANTS:
+        for shape in ctx.shapes:
+            digest.update(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape).read_bytes())
+    ctx.shared_digest = digest.hexdigest()
+
+
+def attach_shared(ctx: FeederContext, ws: Workspace) -> None:
+    """In a worker: check the shared files the driver wrote and compute the same digest."""
+    for name, text in sorted(shared_files(ctx, ws).items()):
+        path = ctx.shared_dir / name
+        if not path.is_file() or path.read_text() != text:
+            raise InstanceError(f"shared file {path} is missing or stale: instantiate the feeder again")
+    prepare_shared(ctx, ws)
+
+
+# ------------------------------------------------------------------------------------------- instance
+@dataclass
+class Instance:
+    files: dict[str, str]
+    assignments: dict[str, Any]
+
+
+def service_nodes(customer: dict[str, Any]) -> list[str]:
+    """Node names (``bus.n``) of a customer's service point."""
+    return [f"{customer['bus']}.{n}" for n in str(customer["nodes"]).split(".") if n]
+
+
+def _connection(customer: dict[str, Any], level: str | None = None) -> tuple[str, int, float]:
+    """(bus1, phases, kV) of a device at a customer: a split-phase host gets a Level-2 charger
+    across both legs (240 V) and a Level-1 one on leg 1 (120 V); three-phase hosts all three."""
+    nodes = [int(n) for n in str(customer["nodes"]).split(".") if n]
+    bus = customer["bus"]
+    if customer["three_phase"]:
+        return f"{bus}.1.2.3", 3, float(customer["kv"])
+    if customer["service"] == "split_phase" and len(nodes) >= 2:
+        if level == "L1":
+            return f"{bus}.{nodes[0]}", 1, config.EV["level1_kv"]
+        return f"{bus}.{nodes[0]}.{nodes[1]}", 1, config.EV["level2_kv"]
+    return f"{bus}.{'.'.join(map(str, nodes))}", max(1, len(nodes)), float(customer["kv"])
+
+
+def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str, case: dict[str, Any],
+                   instance_dir: Path) -> Instance:
+    """The files of one case (nothing written here)."""
+    cust = ctx.customers
+    n = len(cust)
+    names = cust["customer"].tolist()
+
+    # heat-pump variants: largest-remainder counts, customers shuffled by the heating stream
+    counts = largest_remainder(case["shares"], n)
+    order = np.random.default_rng(case["heating_seed"]).permutation(n)
+    variant_of = np.empty(n, dtype=object)
+    start = 0
+    for variant in config.VARIANTS:
+        variant_of[order[start:start + counts[variant]]] = variant
+        start += counts[variant]
+
+    # customer loads on the design day: kW = annual peak x the variant's per-unit profile
+    shape_idx = cust["shape"].map(ctx.shape_index).to_numpy()
+    peak_kw = cust["peak_kw"].to_numpy(dtype=float)
+    base_kw = np.zeros(STEPS)
+    for variant in config.VARIANTS:
+        mask = variant_of == variant
+        if mask.any():
+            weights = np.bincount(shape_idx[mask], weights=peak_kw[mask], minlength=len(ctx.shapes))
+            base_kw += weights @ ctx.p_pu[variant]
+
+    # EVs
+    ev_pool = cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))]
+    n_ev = round_half_up(case["ev_perc"] * len(ev_pool))
+    rng_hosts = np.random.default_rng(case["ev_seed"])
+    ev_hosts = _sample(rng_hosts, ev_pool.tolist(), n_ev)
+    levels = np.where(rng_hosts.random(len(ev_hosts)) < case["ev_lvl2_perc"], "L2", "L1")
+    n_controlled = round_half_up(case["ev_split"]["controlled"] * len(ev_hosts))
+    controlled = np.zeros(len(ev_hosts), dtype=bool)
+    controlled[rng_hosts.permutation(len(ev_hosts))[:n_controlled]] = True
+    sessions = ev_charging.draw_sessions(levels, ctx.ev_stats, np.random.default_rng(case["ev_session_seed"]))
+    ev_power = ev_charging.uncontrolled_schedule(sessions)
+
+    # PV and storage hosts among three-phase customers (residential PV behind a flag)
+    three = cust["customer"][cust["three_phase"]].tolist()
+    pv_pool = sorted(set(three) | (set(cust["customer"][cust["class"] == "res"]) if config.PV["residential_hosts"] else set()))
+    pv_hosts = _sample(np.random.default_rng(case["pv_seed"]), pv_pool, round_half_up(case["pv_perc_3ph"] * len(three)))
+    sto_pool = [c for c in three if not (case["disjoint_sets"] and c in set(pv_hosts))]
+    n_sto_wanted = round_half_up(case["storage_perc_3ph"] * len(three))
+    sto_hosts = _sample(np.random.default_rng(case["storage_seed"]), sto_pool, n_sto_wanted)
+    peak_of = dict(zip(names, peak_kw))
+    pv_kw = {c: max(config.PV["size_factor"] * peak_of[c], config.PV["min_kw"]) for c in pv_hosts}
+    pv_total = np.sum(list(pv_kw.values())) * ctx.pv_pu if pv_kw else np.zeros(STEPS)
+
+    # controlled EVs fill the valleys of the feeder load left by everything else
+    ctrl_idx = np.nonzero(controlled)[0]
+    if len(ctrl_idx):
+        unc_total = ev_power[~controlled].sum(axis=0)
+        sub = ev_charging.Sessions(*(getattr(sessions, f)[ctrl_idx] for f in
+                                     ("level", "charger_kw", "arrival_step", "dwell_steps", "need_kwh", "energy_kwh")))
+        ev_power[ctrl_idx] = ev_charging.controlled_schedule(sub, base_kw + unc_total - pv_total, start=ev_power[ctrl_idx])
+    ev_total = ev_power.sum(axis=0)
+
+    # storage fleet: peak-shaving dispatch on the forecast feeder-head load, and its LP yardstick
+    st = ctx.storage
+    sto_kw = {c: max(st["size_factor"] * peak_of[c], st["min_kw"]) for c in sto_hosts}
+    fleet = storage_dispatch.Fleet(power_kw=float(sum(sto_kw.values())),
+                                   energy_kwh=float(sum(sto_kw.values())) * st["duration_h"],
+                                   eff_charge=st["eff_charge"], eff_discharge=st["eff_discharge"], reserve=st["reserve"])
+    forecast = base_kw + ev_total - pv_total
+    dispatch = storage_dispatch.peak_shaving(forecast, fleet, st["peak_target_factor"])
+    lp_peak = storage_dispatch.lp_min_peak(forecast, fleet, st["peak_target_factor"])[0] if sto_hosts else float(forecast.max())
+
+    # ---------------------------------------------------------------- files
+    feeder_dir = ws.feeder_dir(ctx.state, ctx.feeder)
+    rec = ctx.records
+    load_lines = [f"! Customer loads of case {case_key}: kW = annual peak (Loads.dss); kvar = kW so that the",
+                  "! shape's qmult (per unit of the annual peak kW) gives the kVAr; daily = the customer's variant."]
+    shapes_of = cust["shape"].tolist()
+    for i, customer in enumerate(names):
+        shape = ctx.shape_name(shapes_of[i], variant_of[i])
+        for prefix, kw in ctx.load_prefix[customer]:
+            load_lines.append(f"{prefix} kvar={kw} daily={shape}")
+    files = {"Loads.dss": "\n".join(load_lines) + "\n"}
+
+    ev_lines = []
+    ev_records = []
+    for j, host in enumerate(ev_hosts):
+        bus1, phases, kv = _connection(rec[host], str(levels[j]))
+        name = f"ev_{host}"
+        kw = float(sessions.charger_kw[j])
+        ev_lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} mult={_shape_values(ev_power[j] / kw)}")
+        ev_lines.append(f"New Load.{name} bus1={bus1} phases={phases} conn=wye kV={_fmt(kv)} kW={_fmt(kw)} pf=1 "
+                        f"model=1 vminpu=0.85 vmaxpu=1.2 daily={name}")
+        ev_records.append({"customer": host, "element": f"Load.{name}", "bus1": bus1,
+                           "nodes": [f"{dss.bus_name(bus1)}.{k}" for k in dss.bus_nodes(bus1)], "level": str(levels[j]),
+                           "charger_kw": round(kw, 4), "controlled": bool(controlled[j]),
+                           "plug_in": f"{int(sessions.arrival_step[j]) * 15 // 60:02d}:{int(sessions.arrival_step[j]) * 15 % 60:02d}",
+                           "dwell_h": float(sessions.dwell_steps[j]) * DT_H, "need_kwh": round(float(sessions.need_kwh[j]), 4),
+                           "scheduled_kwh": round(float(ev_power[j].sum() * DT_H), 4)})
+    if ev_lines:
+        files["EVs.dss"] = "\n".join(ev_lines) + "\n"
+
+    pv_lines, pv_records = [], []
+    for host in pv_hosts:
+        bus1, phases, kv = _connection(rec[host])
+        kw = pv_kw[host]
+        pv_lines.append(f"New PVSystem.pv_{host} bus1={bus1} phases={phases} kV={_fmt(kv)} "
+                        f"kVA={_fmt(kw * config.PV['kva_factor'])} Pmpp={_fmt(kw)} irradiance=1 pf=1 "
+                        f"%cutin=0.1 %cutout=0.1 daily=pv_{ctx.season}")
+        pv_records.append({"customer": host, "element": f"PVSystem.pv_{host}", "bus1": bus1, "pmpp_kw": round(kw, 4)})
+    if pv_lines:
+        files["PV.dss"] = "\n".join(pv_lines) + "\n"
+
+    sto_lines, sto_records = [], []
+    if sto_hosts:
+        per_unit = dispatch.power_kw / fleet.power_kw
+        sto_lines.append(f"New Loadshape.storage_dispatch npts={STEPS} interval={DT_H} mult={_shape_values(per_unit)}")
+        for host in sto_hosts:
+            bus1, phases, kv = _connection(rec[host])
+            kw = sto_kw[host]
+            sto_lines.append(
+                f"New Storage.sto_{host} bus1={bus1} phases={phases} kV={_fmt(kv)} kWrated={_fmt(kw)} "
+                f"kWhrated={_fmt(kw * st['duration_h'])} kVA={_fmt(kw * st['kva_factor'])} "
+                f"%stored={_fmt(100 * dispatch.soc_start)} %reserve={_fmt(100 * st['reserve'])} "
+                f"%EffCharge={_fmt(100 * st['eff_charge'])} %EffDischarge={_fmt(100 * st['eff_discharge'])} "
+                f"%IdlingkW=0 dispmode=follow daily=storage_dispatch")
+            sto_records.append({"customer": host, "element": f"Storage.sto_{host}", "bus1": bus1, "kw": round(kw, 4),
+                                "kwh": round(kw * st["duration_h"], 4)})
+        files["Storage.dss"] = "\n".join(sto_lines) + "\n"
+
+    master = [f"! Circuit instance {ctx.state} / {ctx.season} / {design} / {ctx.feeder} / case {case_key}",
+              f"! design day {ctx.date}; compile, then: solve mode=daily stepsize=15m number=96",
+              "Clear", ctx.base.circuit]
+    master += [f"Redirect {_rel(p, instance_dir)}" for p in ctx.base.redirects]
+    master.append(f"Redirect {_rel(ctx.shared_dir / SHARED_LOADSHAPES, instance_dir)}")
+    master += [f"Redirect {name}" for name in ("Loads.dss", "EVs.dss", "PV.dss", "Storage.dss") if name in files]
+    master += [f"New Monitor.m1 element={ctx.base.head_element} terminal=1 mode=0",
+               f"New Monitor.m2 element={ctx.base.head_element} terminal=1 mode=1 ppolar=no"]
+    master += ctx.base.settings + ["Calcvoltagebases"]
+    files[INSTANCE_FILES["master"]] = "\n".join(master) + "\n"
+
+    assignments = {
+        "state": ctx.state, "season": ctx.season, "design": design, "feeder": ctx.feeder, "case": case_key,
+        "design_day": ctx.date, "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign,
+        "inputs": {**doe.flatten_case(case), "disjoint_sets": bool(case["disjoint_sets"])},
+        "seeds": {k: int(case[k]) for k in doe.SEED_KEYS.values()},
+        "realised": {
+            "n_customers": n, "n_residential": int((cust["class"] == "res").sum()), "n_three_phase": len(three),
+            "customers_per_variant": {v: int(counts[v]) for v in config.VARIANTS},
+            "n_evs": len(ev_hosts), "n_evs_level2": int((levels == "L2").sum()), "n_evs_controlled": int(controlled.sum()),
+            "ev_charger_kw_total": round(float(sessions.charger_kw.sum()), 4),
+            "ev_need_kwh": round(float(sessions.need_kwh.sum()), 4),
+            "ev_scheduled_kwh": round(float(ev_power.sum() * DT_H), 4),
+            "ev_unserved_kwh": round(float(sessions.unserved_kwh.sum()), 4),
+            "n_pv": len(pv_hosts), "pv_kw": round(float(sum(pv_kw.values())), 4),
+            "n_storage": len(sto_hosts), "n_storage_wanted": n_sto_wanted, "storage_kw": round(fleet.power_kw, 4),
+            "storage_kwh": round(fleet.energy_kwh, 4),
+            "storage_shortfall": f"{n_sto_wanted - len(sto_hosts)} hosts short: too few three-phase customers "
+                                 "left after PV" if len(sto_hosts) < n_sto_wanted else "",
+        },
+        "storage_plan": {
+            "forecast_peak_kw": round(dispatch.peak_before_kw, 4), "planned_peak_kw": round(dispatch.peak_after_kw, 4),
+            "threshold_kw": round(dispatch.threshold_kw, 4), "lp_min_peak_kw": round(lp_peak, 4),
+            "soc_start": round(float(dispatch.soc_start), 6),
+            "reduction_vs_lp": round((dispatch.peak_before_kw - dispatch.peak_after_kw) /
+                                     (dispatch.peak_before_kw - lp_peak), 6)
+            if dispatch.peak_before_kw - lp_peak > 1e-6 else 1.0,
+        },
+        "forecast_kw": {"customers": [round(float(x), 3) for x in base_kw], "ev": [round(float(x), 3) for x in ev_total],
+                        "pv": [round(float(x), 3) for x in pv_total], "storage": [round(float(x), 3) for x in dispatch.power_kw]},
+        "hosts": {
+            "variants": {v: [c for c, var in zip(names, variant_of) if var == v] for v in config.VARIANTS},
+            "ev": ev_records, "pv": pv_records, "storage": sto_records,
+        },
+        "service_nodes": [[c, service_nodes(rec[c])] for c in names],
+        "files": sorted(files),
+        "base_feeder": _rel(feeder_dir, instance_dir),
+    }
+    return Instance(files=files, assignments=assignments)
+
+
+def instance_digest(instance: Instance, ctx: FeederContext) -> str:
+    h = hashlib.sha256(ctx.shared_digest.encode())
+    for name in sorted(instance.files):
+        h.update(name.encode())
+        h.update(instance.files[name].encode())
+    h.update(dumps_json_lines(instance.assignments).encode())
+    return h.hexdigest()
+
+
+def write_instance(instance: Instance, ctx: FeederContext, instance_dir: Path) -> str:
+    """Write the instance's files (atomically; unchanged files are left alone); returns its digest."""
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    digest = instance_digest(instance, ctx)
+    instance.assignments["inputs_digest"] = digest
+    contents = {**instance.files, INSTANCE_FILES["assignments"]: dumps_json_lines(instance.assignments)}
+    for stale in ("EVs.dss", "PV.dss", "Storage.dss"):
+        if stale not in contents and (instance_dir / stale).exists():
+            (instance_dir / stale).unlink()
+    for name, text in sorted(contents.items()):
+        path = instance_dir / name
+        if path.is_file() and path.read_text() == text:
+            continue
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8", newline="\n")
+    return digest

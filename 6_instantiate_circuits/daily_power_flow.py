@@ -1,0 +1,413 @@
+"""One daily power flow of a circuit instance, and the planning metrics a distribution engineer reads.
+
+:func:`simulate` compiles an instance's ``Master.dss`` with opendssdirect (no directory change),
+solves the 96 x 15-min day one step at a time with a convergence check at every step, and reads
+whole arrays at each step: node voltages (pu), power-delivery elements' terminal powers and their
+per-cent loadings, circuit losses, and the feeder-head element's phase powers. Then it computes:
+
+* feeder head: peak kW and its time, energy kWh, losses kWh and %, imbalance (S_sum - S_3ph),
+  reverse-flow intervals;
+* voltage (ANSI C84.1, ``common.config.ANSI_RANGE_A/B``): minimum and maximum over all energised
+  nodes; at the customers' service nodes, node-intervals below / above Range A and B and the
+  customers affected;
+* thermal: line loading = |I| / NormAmps (the engine's per-cent of normal rating), transformer
+  loading = |S| at winding 1 / its kVA rating; the worst of each with its element,
+  element-intervals above 100 %, and moving-average overloads over ``THERMAL`` windows (2 h
+  transformers, 1 h lines; the day treated as periodic);
+* devices: EV energy requested, delivered (a charger below its 0.85 pu ``vminpu`` draws
+  (V / 0.85)^2 of its power, as OpenDSS's constant-power load turns constant-impedance) and
+  unserved; PV energy; storage charge and discharge, the fleet's state of charge; the storage
+  peak reduction against the same case without storage (the day re-solved with the batteries
+  disabled at the intervals where they discharged, idle intervals being identical);
+* non-converged steps, status (``ok`` / ``failed`` with the OpenDSS message), runtime, versions.
+
+Metric functions are pure (numpy in, numbers out) and tested on hand-computed cases.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import config, dss
+from common.io import package_versions, read_json
+from common.paths import INSTANCE_FILES
+
+STEPS = config.INTERVALS_PER_DAY
+DT_H = config.INTERVAL_H
+EV_VMIN_PU = 0.85
+HEAD_COLUMNS = ["S1 (kVA)", "Ang1", "S2 (kVA)", "Ang2", "S3 (kVA)", "Ang3", "P1 (kW)", "Q1 (kVAr)", "P2 (kW)",
+                "Q2 (kVAr)", "P3 (kW)", "Q3 (kVAr)", "P_3ph (kW)", "Q_3ph (kVAr)", "S_3ph (kVA)", "S_sum_3ph (kVA)"]
+
+
+# ------------------------------------------------------------------------------------------- pure metrics
+def head_table(phase_powers: np.ndarray) -> pd.DataFrame:
+    """Feeder-head series in the earlier workflow's schema from (96, 3) complex phase powers [kVA]."""
+    p = np.asarray(phase_powers, dtype=complex)
+    if p.shape[1] < 3:
+        p = np.hstack([p, np.zeros((len(p), 3 - p.shape[1]), dtype=complex)])
+    total = p.sum(axis=1)
+    table = {}
+    for i in range(3):
+        table[f"S{i + 1} (kVA)"] = np.abs(p[:, i])
+        table[f"Ang{i + 1}"] = np.degrees(np.angle(p[:, i]))
+    for i in range(3):
+        table[f"P{i + 1} (kW)"] = p[:, i].real
+        table[f"Q{i + 1} (kVAr)"] = p[:, i].imag
+    table["P_3ph (kW)"] = total.real
+    table["Q_3ph (kVAr)"] = total.imag
+    table["S_3ph (kVA)"] = np.abs(total)
+    table["S_sum_3ph (kVA)"] = np.abs(p).sum(axis=1)
+    return pd.DataFrame(table)[HEAD_COLUMNS]
+
+
+def voltage_violations(v_pu: np.ndarray, node_customer: np.ndarray, band: tuple[float, float]) -> dict[str, int]:
+    """Node-intervals below and above ``band`` and customers affected, at customer nodes.
+
+    ``v_pu``: (steps, nodes) voltages of the customers' service nodes; ``node_customer``: the
+    customer index of each node; de-energised nodes (below 0.1 pu) are not counted.
+    """
+    energised = v_pu > 0.1
+    low = energised & (v_pu < band[0])
+    high = energised & (v_pu > band[1])
+    any_node = (low | high).any(axis=0)
+    return {"under_node_intervals": int(low.sum()), "over_node_intervals": int(high.sum()),
+            "node_intervals": int((low | high).sum()),
+            "customers_affected": int(len(np.unique(node_customer[any_node]))) if any_node.any() else 0}
+
+
+def moving_average_circular(x: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over ``window`` intervals ending at each interval, on a periodic day."""
+    x = np.asarray(x, dtype=float)
+    if window <= 1:
+        return x
+    padded = np.concatenate([x[-(window - 1):], x], axis=0)
+    c = np.cumsum(padded, axis=0)
+    c = np.concatenate([np.zeros((1,) + x.shape[1:]), c], axis=0)
+    return (c[window:] - c[:-window]) / window
+
+
+def loading_metrics(pct: np.ndarray, names: list[str], window_h: float, threshold_pct: float,
+                    overload_pct: float) -> dict[str, Any]:
+    """Worst loading and overload counts of a group of elements, ``pct``: (steps, elements) [%]."""
+    if pct.size == 0:
+        return {"worst_pct": 0.0, "worst_element": "", "overloaded_intervals": 0, "overloaded_elements": 0,
+                "ma_overload_intervals": 0}
+    pct = np.where(np.isfinite(pct), pct, 0.0)  # an element with no rating is not loaded against one
+    worst = np.unravel_index(int(np.argmax(pct)), pct.shape)
+    ma = moving_average_circular(pct, int(round(window_h / DT_H)))
+    return {"worst_pct": float(pct[worst]), "worst_element": names[worst[1]],
+            "overloaded_intervals": int((pct > overload_pct).sum()),
+            "overloaded_elements": int((pct > overload_pct).any(axis=0).sum()),
+            "ma_overload_intervals": int((ma > threshold_pct).sum())}
+
+
+def ev_delivery(scheduled_kw: np.ndarray, v_min_pu: np.ndarray) -> np.ndarray:
+    """Power [kW] constant-power chargers draw: (V / vminpu)^2 of the schedule below vminpu."""
+    factor = np.minimum(1.0, (np.clip(v_min_pu, 0.0, None) / EV_VMIN_PU) ** 2)
+    return scheduled_kw * factor
+
+
+def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without) -> float:
+    """The feeder-head peak of the same day with the batteries disabled.
+
+    Idle intervals are the same with or without batteries. At an interval where the fleet
+    discharges ``s`` kW, the head power without it is ``p + s`` plus the losses the battery saved,
+    at most 10 % of ``s`` on a distribution feeder; where it charges, the head power without it is
+    lower than with it. So only discharging intervals whose bound ``p + 1.1 s`` exceeds the best exact
+    value so far are re-solved (``solve_without(k)`` [kW]), highest bound first.
+    """
+    p_kw = np.asarray(p_kw, dtype=float)
+    storage_kw = np.asarray(storage_kw, dtype=float)
+    idle = np.abs(storage_kw) <= 1e-6
+    best = float(p_kw[idle].max()) if idle.any() else -np.inf
+    charging = storage_kw < -1e-6
+    discharging = np.nonzero(storage_kw > 1e-6)[0]
+    bounds = p_kw[discharging] + 1.1 * storage_kw[discharging]
+    for k in discharging[np.argsort(-bounds, kind="stable")]:
+        if p_kw[k] + 1.1 * storage_kw[k] <= best:
+            break
+        best = max(best, float(solve_without(int(k))))
+    if charging.any() and p_kw[charging].max() > best:
+        # charging intervals are lower without the batteries: re-solve those that could still top the peak
+        for k in np.nonzero(charging)[0][np.argsort(-p_kw[charging], kind="stable")]:
+            if p_kw[k] <= best:
+                break
+            best = max(best, float(solve_without(int(k))))
+    return best
+
+
+def _solve_without(engine: Any, circuit: "_Circuit", k: int) -> float:
+    if not getattr(circuit, "storage_disabled", False):
+        engine.Text.Command("BatchEdit Storage..* enabled=no")
+        circuit.storage_disabled = True
+    dss.solve_interval(k)
+    return float(circuit.head_phase_powers().real.sum())
+
+
+# ------------------------------------------------------------------------------------------- circuit
+class _Circuit:
+    """Index arrays of one compiled instance for the whole-array reads.
+
+    Each step reads two arrays: the solution's complex node voltages (``YNodeVArray``, in
+    ``YNodeOrder``) and every power-delivery element's terminal powers (``PDElements.AllPowers``).
+    From them: node voltages in pu (by each node's base, learnt once), transformer |S| at winding
+    1, line currents |S| / |V| of each terminal-1 conductor, and losses (the sum of every PD
+    element's terminal powers).
+    """
+
+    def __init__(self, engine: Any, assignments: dict[str, Any]):
+        self.engine = engine
+        y_names = [n.lower() for n in engine.Circuit.YNodeOrder()]
+        self.node_index = {name: i for i, name in enumerate(y_names)}
+        self.n_nodes = len(y_names)
+        # base voltage [V] of each node, in YNodeOrder
+        bus_names = [n.lower() for n in engine.Circuit.AllNodeNames()]
+        vmag = np.asarray(engine.Circuit.AllBusVMag(), dtype=float)
+        vpu = np.asarray(engine.Circuit.AllBusMagPu(), dtype=float)
+        self.base_v = np.full(self.n_nodes, np.nan)
+        for name, magnitude, pu in zip(bus_names, vmag, vpu):
+            if pu > 0 and name in self.node_index:
+                self.base_v[self.node_index[name]] = magnitude / pu
+        if np.isnan(self.base_v).any():  # nodes not solved yet (a first solve sets every base)
+            self._bases_pending = True
+        layout = dss.pd_layout(engine)
+        self.layout = layout
+        self.line_idx = np.nonzero(layout.is_line)[0]
+        self.line_names = [layout.names[i] for i in self.line_idx]
+        self.xf_idx = np.nonzero(layout.is_transformer)[0]
+        self.xf_names = [layout.names[i] for i in self.xf_idx]
+        kva = {}
+        if engine.Transformers.First():
+            while True:
+                engine.Transformers.Wdg(1)
+                kva[f"transformer.{engine.Transformers.Name().lower()}"] = engine.Transformers.kVA()
+                if not engine.Transformers.Next():
+                    break
+        self.xf_kva = np.array([kva[n.lower()] for n in self.xf_names], dtype=float)
+        self.line_amps = np.full(len(self.line_idx), np.nan)  # NormAmps, learnt at the first step
+        # terminal-1 conductors of transformers (summed) and lines (with their node, for |I| = |S| / |V|)
+        wanted = set(self.line_idx.tolist()) | set(self.xf_idx.tolist())
+        conductor_node = np.full(int(layout.start[-1] + layout.n_terminals[-1] * layout.n_conductors[-1])
+                                 if len(layout.names) else 0, -1, dtype=int)
+        if engine.PDElements.First():
+            i = 0
+            while True:
+                if i in wanted:
+                    bus = dss.bus_name(engine.CktElement.BusNames()[0]).lower()
+                    order = engine.CktElement.NodeOrder()[: layout.n_conductors[i]]
+                    for c, node in enumerate(order):
+                        if node > 0:
+                            conductor_node[layout.start[i] + c] = self.node_index.get(f"{bus}.{int(node)}", -1)
+                i += 1
+                if not engine.PDElements.Next():
+                    break
+        idx, seg = [], []
+        for i in self.xf_idx:
+            seg.append(len(idx))
+            idx.extend(range(layout.start[i], layout.start[i] + layout.n_conductors[i]))
+        self.xf_terminal = np.array(idx, dtype=int)
+        self.xf_segments = np.array(seg, dtype=int)
+        idx, seg, nodes = [], [], []
+        for i in self.line_idx:
+            seg.append(len(idx))
+            for c in range(layout.start[i], layout.start[i] + layout.n_conductors[i]):
+                idx.append(c)
+                nodes.append(conductor_node[c])
+        self.line_terminal = np.array(idx, dtype=int)
+        self.line_segments = np.array(seg, dtype=int)
+        self.line_nodes = np.array(nodes, dtype=int)
+        # customer service nodes and EV nodes, as the instance names them
+        customer_nodes, node_customer = [], []
+        for i, (_, cnodes) in enumerate(assignments["service_nodes"]):
+            for node in cnodes:
+                if node.lower() in self.node_index:
+                    customer_nodes.append(self.node_index[node.lower()])
+                    node_customer.append(i)
+        self.customer_nodes = np.array(customer_nodes, dtype=int)
+        self.node_customer = np.array(node_customer, dtype=int)
+        self.n_customers = len(assignments["service_nodes"])
+        self.ev_nodes = {ev["element"].split(".", 1)[1].lower(): [self.node_index[n.lower()] for n in ev["nodes"]
+                                                                   if n.lower() in self.node_index]
+                         for ev in assignments["hosts"]["ev"]}
+        self.head = assignments["head_element"]
+        self.head_sign = float(assignments.get("head_sign", 1.0))
+        self.storage = [s["element"] for s in assignments["hosts"]["storage"]]
+        self.pv = [p["element"] for p in assignments["hosts"]["pv"]]
+
+    def learn_bases(self) -> None:
+        """Node bases from the engine after a solve (nodes the initial read could not see)."""
+        names = [n.lower() for n in self.engine.Circuit.AllNodeNames()]
+        vmag = np.asarray(self.engine.Circuit.AllBusVMag(), dtype=float)
+        vpu = np.asarray(self.engine.Circuit.AllBusMagPu(), dtype=float)
+        for name, magnitude, pu in zip(names, vmag, vpu):
+            i = self.node_index.get(name)
+            if i is not None and np.isnan(self.base_v[i]) and pu > 0:
+                self.base_v[i] = magnitude / pu
+
+    def element_power_kw(self, element: str) -> float:
+        self.engine.Circuit.SetActiveElement(element)
+        powers = np.asarray(self.engine.CktElement.Powers(), dtype=float)
+        n = self.engine.CktElement.NumConductors()
+        return float(powers[0:2 * n:2].sum())
+
+    def head_phase_powers(self) -> np.ndarray:
+        self.engine.Circuit.SetActiveElement(self.head)
+        powers = dss.complex_array(self.engine.CktElement.Powers())
+        phases = self.engine.CktElement.NumPhases()
+        return self.head_sign * powers[:min(3, phases)]
+
+
+# ------------------------------------------------------------------------------------------- simulate
+def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Solve one instance's day; returns (timeseries, summary). DSS failures become status failed."""
+    instance_dir = Path(instance_dir)
+    started = time.perf_counter()
+    assignments = read_json(instance_dir / INSTANCE_FILES["assignments"])
+    summary: dict[str, Any] = {key: assignments[key] for key in ("state", "season", "design", "feeder", "case",
+                                                                  "design_day")}
+    summary["inputs"] = assignments["inputs"]
+    summary["realised"] = assignments["realised"]
+    summary["inputs_digest"] = assignments.get("inputs_digest", "")
+    engine = dss.engine()
+    try:
+        dss.compile_master(instance_dir / INSTANCE_FILES["master"], strip=False)
+        circuit = _Circuit(engine, assignments)
+        v = np.zeros((STEPS, circuit.n_nodes), dtype=np.float32)  # pu, in YNodeOrder
+        line_pct = np.zeros((STEPS, len(circuit.line_idx)), dtype=np.float32)  # NaN where no rating
+        xf_pct = np.zeros((STEPS, len(circuit.xf_idx)), dtype=np.float32)
+        head = np.zeros((STEPS, 3), dtype=complex)
+        losses_kw = np.zeros(STEPS)
+        sto_kw = np.zeros(STEPS)
+        sto_soc = np.full(STEPS, np.nan)
+        pv_kw = np.zeros(STEPS)
+        sto_kwh_rated = np.array([s["kwh"] for s in assignments["hosts"]["storage"]], dtype=float)
+
+        def read(k: int) -> None:
+            if k == 0 and getattr(circuit, "_bases_pending", False):
+                circuit.learn_bases()
+            volts = np.abs(dss.complex_array(engine.Circuit.YNodeVArray()))
+            v[k] = volts / circuit.base_v
+            powers = dss.complex_array(engine.PDElements.AllPowers())
+            if len(circuit.line_idx):
+                node_v = np.where(circuit.line_nodes >= 0, volts[np.maximum(circuit.line_nodes, 0)], np.nan)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    amps = np.where(node_v > 1.0, 1000.0 * np.abs(powers[circuit.line_terminal]) / node_v, 0.0)
+                currents = np.maximum.reduceat(amps, circuit.line_segments)
+                unknown = np.isnan(circuit.line_amps) & (currents > 0)
+                if unknown.any():  # NormAmps = |I| / (% of normal) from the engine's own loading, once per line
+                    pct = np.asarray(engine.PDElements.AllPctNorm(False), dtype=float)[circuit.line_idx]
+                    engine_amps = np.asarray(engine.PDElements.AllMaxCurrents(False), dtype=float)[circuit.line_idx]
+                    learn = unknown & (pct > 0)
+                    circuit.line_amps[learn] = 100.0 * engine_amps[learn] / pct[learn]
+                line_pct[k] = np.where(currents > 0, 100.0 * currents / circuit.line_amps, 0.0)
+            if len(circuit.xf_idx):
+                s1 = np.add.reduceat(powers[circuit.xf_terminal], circuit.xf_segments)
+                xf_pct[k] = 100.0 * np.abs(s1) / circuit.xf_kva
+            h = circuit.head_phase_powers()
+            head[k, :len(h)] = h
+            losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
+            if circuit.storage:
+                sto_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.storage)
+                soc = []
+                for e in circuit.storage:
+                    engine.Storages.Name(e.split(".", 1)[1])
+                    soc.append(engine.Storages.puSOC())
+                sto_soc[k] = float(np.dot(soc, sto_kwh_rated) / sto_kwh_rated.sum())
+            if circuit.pv:
+                pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
+
+        converged = dss.solve_daily(read, deadline=deadline)
+        table = head_table(head)
+        p3 = table["P_3ph (kW)"].to_numpy()
+
+        # storage: the same case without batteries at the intervals where they discharged
+        peak_without = float(p3.max())
+        if circuit.storage:
+            peak_without = peak_without_storage(p3, sto_kw, lambda k: _solve_without(engine, circuit, k))
+
+        # EVs: the scheduled power, less what chargers below their vminpu cannot draw
+        ev_requested = float(assignments["realised"]["ev_need_kwh"])
+        ev_kw = np.asarray(assignments["forecast_kw"]["ev"], dtype=float).copy()
+        for record in assignments["hosts"]["ev"]:
+            name = record["element"].split(".", 1)[1]
+            nodes = circuit.ev_nodes.get(name.lower(), [])
+            vmin = v[:, nodes].min(axis=1) if nodes else np.ones(STEPS)
+            if vmin.min() < EV_VMIN_PU:  # only a sagging charger's own schedule is needed
+                engine.LoadShape.Name(name)
+                sched = np.asarray(engine.LoadShape.PMult(), dtype=float) * record["charger_kw"]
+                ev_kw -= sched - ev_delivery(sched, vmin)
+        customer_v = v[:, circuit.customer_nodes].astype(float)
+        energised = v > 0.1
+        a = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_A)
+        b = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_B)
+        lines = loading_metrics(line_pct.astype(float), circuit.line_names, config.THERMAL["line"]["window_h"],
+                                config.THERMAL["line"]["threshold_pct"], config.THERMAL["overload_pct"])
+        xfs = loading_metrics(xf_pct.astype(float), circuit.xf_names, config.THERMAL["transformer"]["window_h"],
+                              config.THERMAL["transformer"]["threshold_pct"], config.THERMAL["overload_pct"])
+        energy_kwh = float(p3.sum() * DT_H)
+        losses_kwh = float(losses_kw.sum() * DT_H)
+        imbalance = table["S_sum_3ph (kVA)"].to_numpy() - table["S_3ph (kVA)"].to_numpy()
+        peak_step = int(np.argmax(p3))
+        n_bad = int((~converged).sum())
+        metrics = {
+            "peak_kw": float(p3.max()), "peak_time": _clock(peak_step), "energy_kwh": energy_kwh,
+            "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else float("nan"),
+            "imbalance_max_kva": float(imbalance.max()), "imbalance_mean_kva": float(imbalance.mean()),
+            "v_min_pu": float(v[energised].min()) if energised.any() else float("nan"),
+            "v_max_pu": float(v[energised].max()) if energised.any() else float("nan"),
+            "v_min_customer_pu": float(customer_v[customer_v > 0.1].min()) if (customer_v > 0.1).any() else float("nan"),
+            "v_max_customer_pu": float(customer_v.max()),
+            "ansi_a_under_node_intervals": a["under_node_intervals"], "ansi_a_over_node_intervals": a["over_node_intervals"],
+            "ansi_a_violation_node_intervals": a["node_intervals"], "ansi_a_customers_affected": a["customers_affected"],
+            "ansi_b_under_node_intervals": b["under_node_intervals"], "ansi_b_over_node_intervals": b["over_node_intervals"],
+            "ansi_b_violation_node_intervals": b["node_intervals"], "ansi_b_customers_affected": b["customers_affected"],
+            "n_customers": circuit.n_customers,
+            "worst_line_loading_pct": lines["worst_pct"], "worst_line": lines["worst_element"],
+            "overloaded_line_intervals": lines["overloaded_intervals"], "overloaded_lines": lines["overloaded_elements"],
+            "line_ma_overload_intervals": lines["ma_overload_intervals"],
+            "worst_transformer_loading_pct": xfs["worst_pct"], "worst_transformer": xfs["worst_element"],
+            "overloaded_transformer_intervals": xfs["overloaded_intervals"],
+            "overloaded_transformers": xfs["overloaded_elements"],
+            "transformer_ma_overload_intervals": xfs["ma_overload_intervals"],
+            "reverse_flow_intervals": int((p3 < 0).sum()),
+            "peak_without_storage_kw": peak_without,
+            "storage_peak_reduction_kw": peak_without - float(p3.max()),
+            "storage_peak_reduction_pct": 100.0 * (peak_without - float(p3.max())) / peak_without if peak_without > 0 else 0.0,
+            "storage_discharged_kwh": float(np.clip(sto_kw, 0, None).sum() * DT_H),
+            "storage_charged_kwh": float(np.clip(-sto_kw, 0, None).sum() * DT_H),
+            "ev_energy_requested_kwh": ev_requested,
+            "ev_energy_delivered_kwh": float(ev_kw.sum() * DT_H),
+            "ev_energy_unserved_kwh": max(0.0, ev_requested - float(ev_kw.sum() * DT_H)),
+            "pv_energy_kwh": float(pv_kw.sum() * DT_H),
+            "non_converged_steps": n_bad,
+        }
+        status = "ok" if n_bad == 0 else "failed"
+        message = "" if n_bad == 0 else (f"{n_bad} of {STEPS} steps did not converge (first: step "
+                                         f"{int(np.argmin(converged)) + 1}, ending {_clock(int(np.argmin(converged)) + 1)})")
+        table.insert(0, "hour", (np.arange(STEPS) + 1) * DT_H)
+        table.insert(1, "interval_start", pd.date_range(assignments["design_day"], periods=STEPS, freq="15min"))
+        table["ev_kw"] = ev_kw
+        table["pv_kw"] = pv_kw
+        table["storage_kw"] = sto_kw
+        table["storage_soc"] = sto_soc
+        table["losses_kw"] = losses_kw
+        table["v_min_pu"] = np.where(energised, v, np.inf).min(axis=1)
+        table["v_max_pu"] = v.max(axis=1)
+        table["converged"] = converged
+    except (dss.DSSError, dss.DeadlineExceeded) as exc:
+        table = pd.DataFrame()
+        metrics = {}
+        status, message = "failed", str(exc)
+    summary.update({"status": status, "message": message, "metrics": metrics,
+                    "runtime_s": round(time.perf_counter() - started, 4), "packages": package_versions()})
+    return table, summary
+
+
+def _clock(step: int) -> str:
+    minutes = (step * 15) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"

@@ -1,0 +1,257 @@
+"""Filter the feeders, instantiate every case of a design on them, and (with --run) solve them all.
+
+Description
+    For a state, season and design: every feeder with design-day profiles (phases 2-5) is first
+    checked by the circuit filter: its baseline circuit (every customer on baseline equipment, no
+    EV, PV or storage) must compile, have no isolated branch or load, solve at its design-day peak
+    interval, and keep every energised node within ``FILTER_VOLTAGE_BAND``. Failures go to
+    ``circuit_filter.csv`` with the OpenDSS message and the reason; ``SKIP_CIRCUITS`` in config
+    excludes feeders by hand, with their reasons. Then every passing feeder x every case of the
+    design's mixes file (``--feeders`` and ``--cases 1-8,12`` narrow the set) becomes an instance
+    folder (``circuit_instance.py``): heat-pump variants per customer, EVs with uncontrolled or
+    valley-filling charging, PV at the state's site, and a peak-shaving storage fleet.
+
+    With ``--run``, each instance is solved (``daily_power_flow.py``) on a local process pool
+    (``--workers``, default the core count) or on a Dask cluster (``--scheduler tcp://HOST:PORT``),
+    with a time limit per run, a progress bar, a batch log and an index of the runs. A re-run skips
+    finished runs (same inputs, complete outputs) and redoes missing and failed ones.
+
+Inputs
+    <data>/0_code_xlrm/mixes_<design>.json                                      (phase 0)
+    <data>/1b_smartds_eulp_match/<STATE>/feeders/, customers.parquet            (phase 1b)
+    <data>/2_profiles_heat_pumps/<STATE>/feeder_buildings.csv, design_days.csv, storage_controls.csv
+    <data>/{2,4,5}_*/<STATE>/daily/..., daily_profiles_<season>.parquet         (phases 2, 4, 5)
+    <data>/sample/ev/ev_session_stats.csv (or --ev-stats)
+
+Outputs (``<data>/6_instantiate_circuits/<STATE>/``)
+    circuit_filter.csv                           state, season, feeder, status, reason, dss_message,
+                                                 n_isolated_loads, v_min_pu, v_max_pu, peak_kw
+    <season>/_shared/<feeder>/                   LoadShapes_daily.dss, pv_pu.csv, filter/
+    <season>/<design>/<feeder>/<case>/           Master.dss, Loads.dss, EVs.dss, PV.dss, Storage.dss,
+                                                 scenario_assignments.json; with --run also
+                                                 timeseries.parquet, summary.json
+    <season>/<design>/runs.csv, batch.log        the batch's index and log
+
+Settings read
+    common.config: SKIP_CIRCUITS, FILTER_VOLTAGE_BAND, EV, PV, STORAGE, RUN_TIMEOUT_S, SITES
+
+Usage
+    python 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --state NC --season winter
+        --design lhs [--feeders F1,F2] [--cases 1-8,12] [--run] [--workers 2 | --scheduler tcp://HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+import batch_runner
+import circuit_instance
+import ev_charging
+from common import cli, config, doe, dss
+from common.io import write_csv
+from common.paths import Workspace
+
+logger = logging.getLogger(__name__)
+
+FILTER_CASE = {"shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0}, "ev_perc": 0.0, "ev_lvl2_perc": 0.5,
+               "ev_split": {"controlled": 0.0, "uncontrolled": 1.0}, "storage_perc_3ph": 0.0, "pv_perc_3ph": 0.0,
+               **{k: 0 for k in doe.SEED_KEYS.values()}, "disjoint_sets": True}
+
+
+# ------------------------------------------------------------------------------------------- filter
+def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[str, Any]:
+    """Check the feeder's baseline circuit at its design-day peak (see module docstring)."""
+    row: dict[str, Any] = {"state": ctx.state, "season": ctx.season, "feeder": ctx.feeder, "status": "pass",
+                           "reason": "", "dss_message": "", "n_isolated_loads": 0, "v_min_pu": np.nan,
+                           "v_max_pu": np.nan, "peak_kw": np.nan}
+    folder = ctx.shared_dir / "filter"
+    instance = circuit_instance.build_instance(ctx, ws, "filter", "filter", FILTER_CASE, folder)
+    circuit_instance.write_instance(instance, ctx, folder)
+    forecast = np.asarray(instance.assignments["forecast_kw"]["customers"])
+    peak_step = int(np.argmax(forecast))
+    row["peak_kw"] = float(forecast[peak_step])
+    engine = dss.engine()
+    try:
+        dss.compile_master(folder / "Master.dss", strip=False)
+        isolated = dss.isolated_elements()
+        if isolated["loads"] or isolated["branches"]:
+            row.update(status="fail", n_isolated_loads=len(isolated["loads"]),
+                       reason=f"isolated section: {len(isolated['loads'])} loads and {len(isolated['branches'])} "
+                              f"branches reach no source (first: {(isolated['branches'] or isolated['loads'])[0]})")
+            return row
+        if not dss.solve_interval(peak_step):
+            row.update(status="fail", reason=f"power flow did not converge at the design-day peak "
+                                             f"(interval {peak_step + 1})")
+            return row
+        v = np.asarray(engine.Circuit.AllBusMagPu())
+        energised = v > 0.1
+        row["v_min_pu"], row["v_max_pu"] = float(v[energised].min()), float(v[energised].max())
+        names = [n.lower() for n in engine.Circuit.AllNodeNames()]
+        index = {n: i for i, n in enumerate(names)}
+        dead = [c for c, nodes in instance.assignments["service_nodes"]
+                if any(v[index[n.lower()]] <= 0.1 for n in nodes if n.lower() in index)]
+        if dead:
+            row.update(status="fail", reason=f"{len(dead)} customers de-energised (first: {dead[0]})")
+        elif not (config.FILTER_VOLTAGE_BAND[0] <= row["v_min_pu"] and row["v_max_pu"] <= config.FILTER_VOLTAGE_BAND[1]):
+            row.update(status="fail", reason=f"voltages {row['v_min_pu']:.3f}-{row['v_max_pu']:.3f} pu outside the "
+                                             f"sane band {config.FILTER_VOLTAGE_BAND} at the design-day peak")
+    except dss.DSSError as exc:
+        row.update(status="fail", reason="OpenDSS error", dss_message=exc.dss_message)
+    return row
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def select_cases(mixes: dict[str, dict], spec: str | None) -> list[str]:
+    if not spec:
+        return list(mixes)
+    wanted = cli.parse_int_list(spec, "--cases")
+    missing = [str(c) for c in wanted if str(c) not in mixes]
+    if missing:
+        raise cli.UserError(f"--cases {spec}: case(s) {', '.join(missing)} not in the mixes file "
+                            f"(it has 0..{max(int(k) for k in mixes)})")
+    return [str(c) for c in wanted]
+
+
+def studied_feeders(ws: Workspace, state: str, spec: str | None) -> list[str]:
+    path = cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py")
+    known = sorted(pd.read_csv(path)["feeder"].unique())
+    if not spec:
+        return known
+    wanted = [f.strip() for f in spec.split(",") if f.strip()]
+    resolved = []
+    for name in wanted:
+        hits = [k for k in known if k == name or k.split("--")[-1] == name]
+        if not hits:
+            raise cli.UserError(f"--feeders: unknown feeder {name!r}; {state} has {', '.join(known)}")
+        resolved += hits
+    return sorted(set(resolved))
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="instantiate_circuits_and_runs_APPLYFILTER.py")
+    cli.add_state(parser)
+    cli.add_season(parser)
+    cli.add_design(parser)
+    parser.add_argument("--feeders", default=None, help="comma list of feeders (folder or feeder name); default all")
+    parser.add_argument("--cases", default=None, help="cases of the mixes file, e.g. 0-8,12; default all")
+    parser.add_argument("--run", action="store_true", help="also solve every instance (phase 6b)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="local worker processes (default: the core count)")
+    parser.add_argument("--scheduler", default=None,
+                        help="Dask scheduler address tcp://HOST:PORT: run on that cluster instead of locally")
+    parser.add_argument("--timeout", type=float, default=config.RUN_TIMEOUT_S,
+                        help=f"time limit per run [s] (default {config.RUN_TIMEOUT_S:g})")
+    parser.add_argument("--force", action="store_true", help="solve again even where valid outputs exist")
+    parser.add_argument("--ev-stats", default=None, help="EV session statistics CSV (default: the sample's)")
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    if args.workers < 1:
+        raise cli.UserError(f"--workers {args.workers}: need at least 1")
+    if args.timeout <= 0:
+        raise cli.UserError(f"--timeout {args.timeout}: need a positive number of seconds")
+    ws = cli.workspace(args, must_exist=True)
+    state, season, design = args.state, args.season, args.design
+    try:
+        mixes = doe.load_mixes(ws.mixes(design))
+    except doe.MixesError as exc:
+        raise cli.UserError(str(exc)) from None
+    cases = select_cases(mixes, args.cases)
+    feeders = studied_feeders(ws, state, args.feeders)
+    ev_stats = Path(args.ev_stats).resolve() if args.ev_stats else None
+    handler = _log_to_file(ws.batch_log(state, season, design))
+    try:
+        skip = config.SKIP_CIRCUITS.get(state, {})
+        rows, passing = [], []
+        for feeder in feeders:
+            if feeder in skip:
+                rows.append({"state": state, "season": season, "feeder": feeder, "status": "skipped",
+                             "reason": f"SKIP_CIRCUITS: {skip[feeder]}"})
+                continue
+            try:
+                ctx = circuit_instance.load_context(ws, state, season, feeder, ev_stats)
+                circuit_instance.prepare_shared(ctx, ws)
+                row = filter_feeder(ctx, ws)
+            except circuit_instance.InstanceError as exc:
+                row = {"state": state, "season": season, "feeder": feeder, "status": "fail", "reason": str(exc)}
+            except ev_charging.SessionStatsError as exc:
+                raise cli.UserError(str(exc)) from None
+            rows.append(row)
+            if row["status"] == "pass":
+                passing.append(feeder)
+                logger.info("filter: %s %s passes (v %.3f-%.3f pu at its %.0f kW design-day peak)", feeder, season,
+                            row["v_min_pu"], row["v_max_pu"], row["peak_kw"])
+            else:
+                logger.warning("filter: %s %s left out: %s %s", feeder, season, row["reason"], row.get("dss_message", ""))
+        filt_path = ws.circuit_filter(state)
+        previous = pd.read_csv(filt_path) if filt_path.is_file() else pd.DataFrame()
+        if not previous.empty:
+            previous = previous[~((previous["season"] == season) & previous["feeder"].isin(feeders))]
+        table = pd.concat([previous, pd.DataFrame(rows)], ignore_index=True).sort_values(["season", "feeder"])
+        write_csv(filt_path, table)
+        if not passing:
+            raise cli.UserError(f"no feeder of {state} passes the circuit filter for {season}: see {filt_path}")
+
+        tasks = [{"data_dir": str(ws.root), "state": state, "season": season, "design": design, "feeder": feeder,
+                  "case_key": key, "case": mixes[key], "simulate": args.run, "force": args.force,
+                  "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None}
+                 for feeder in passing for key in cases]
+        what = "runs" if args.run else "instances"
+        logger.info("%s %s %s: %d %s (%d feeders x %d cases) on %s", state, season, design, len(tasks), what,
+                    len(passing), len(cases), args.scheduler or f"{args.workers} local worker(s)")
+        started = time.perf_counter()
+
+        def report(result: dict[str, Any]) -> None:
+            level = logging.INFO if result["status"] in ("ok", "instantiated") else logging.ERROR
+            logging.getLogger("batch").log(level, "%s case %s: %s%s %s (%.2f s)", result["feeder"], result["case"],
+                                           result["status"], " (already done)" if result.get("skipped") else "",
+                                           result.get("message", ""), result.get("runtime_s", 0.0))
+
+        desc = f"{state} {season} {design}"
+        if args.scheduler:
+            results = batch_runner.run_dask(tasks, args.scheduler, desc, on_result=report)
+        else:
+            results = batch_runner.run_pool(tasks, args.workers, desc, on_result=report)
+        index = pd.DataFrame(results)
+        index["case"] = index["case"].astype(int)
+        index = index.sort_values(["feeder", "case"]).reset_index(drop=True)
+        write_csv(ws.batch_index(state, season, design), index)
+        elapsed = time.perf_counter() - started
+        failed = index[~index["status"].isin(["ok", "instantiated"])]
+        skipped = int(index.get("skipped", pd.Series(dtype=bool)).fillna(False).sum())
+        logger.info("%s %s %s: %d %s in %.1f s (%.2f per s), %d already done, %d failed -> %s", state, season, design,
+                    len(index), what, elapsed, len(index) / elapsed if elapsed > 0 else float("nan"), skipped,
+                    len(failed), ws.batch_index(state, season, design))
+        for _, row in failed.head(5).iterrows():
+            logger.error("failed: %s case %s: %s", row["feeder"], row["case"], row.get("message", ""))
+        return 1 if len(failed) == len(index) else 0
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""PV output on the design day at the state's site, per unit of the array's DC rating (pvlib).
+
+Clear-sky irradiance (Ineichen, with the configured Linke turbidity) at the site of
+``common.config.SITES`` for the 96 intervals of the design day (evaluated at each interval's
+middle, standard time), transposed to a fixed array (``PV`` tilt and azimuth, isotropic sky),
+cell temperature from the SAPM open-rack model at the season's design ambient temperature, DC
+power by PVWatts (temperature coefficient ``gamma_pdc``, system losses) and AC power by the
+PVWatts inverter model with its AC rating ``Pmpp * kva_factor``. The result is the PVSystem's
+``irradiance`` shape in OpenDSS: with no P-T or efficiency curves, the element's output is
+``Pmpp * shape`` [kW], which is exactly the AC power computed here.
+
+Clear sky is the planner's choice for reverse-flow and voltage-rise checks: the day's highest
+PV output for its date.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from common import config
+
+STEPS = config.INTERVALS_PER_DAY
+
+
+def pv_shape_pu(state: str, date: str, season: str) -> np.ndarray:
+    """96 values of AC output per kW of DC rating on ``date`` (YYYY-MM-DD) at the state's site."""
+    import pvlib
+
+    site = config.SITES[state]
+    pv = config.PV
+    starts = pd.date_range(date, periods=STEPS, freq="15min", tz=site["tz"])
+    middles = starts + pd.Timedelta(minutes=7.5)
+    location = pvlib.location.Location(site["latitude"], site["longitude"], tz=site["tz"],
+                                       altitude=site["altitude_m"])
+    solar = location.get_solarposition(middles)
+    clear = location.get_clearsky(middles, model="ineichen", solar_position=solar,
+                                  linke_turbidity=pv["linke_turbidity"])
+    poa = pvlib.irradiance.get_total_irradiance(pv["tilt_deg"], pv["azimuth_deg"], solar["apparent_zenith"],
+                                                solar["azimuth"], clear["dni"], clear["ghi"], clear["dhi"])
+    params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"]
+    temp_cell = pvlib.temperature.sapm_cell(poa["poa_global"], pv["ambient_c"][season], 1.0, **params)
+    pdc = pvlib.pvsystem.pvwatts_dc(poa["poa_global"], temp_cell, 1.0, pv["gamma_pdc"]) * (1.0 - pv["system_losses"])
+    pac = pvlib.inverter.pvwatts(pdc, pv["kva_factor"] / pv["inverter_eff_nom"],  # DC input at the AC rating
+                                 eta_inv_nom=pv["inverter_eff_nom"])
+    shape = np.clip(np.nan_to_num(np.asarray(pac, dtype=float), nan=0.0), 0.0, None)
+    return np.minimum(shape, pv["kva_factor"])

@@ -1,0 +1,171 @@
+"""Benchmark: phase 6b cost of one run against the bare engine, and batch throughput.
+
+Part 1, on the ~2,000-customer NC sample feeder: for each case, the full cost of one run
+(instance build, files, simulation with whole-array reads and metrics, outputs) is timed next to
+the bare engine on the same instance (plain opendssdirect compile of its Master.dss, then
+``solve mode=daily stepsize=15m number=96``), side by side, case after case. The feeder's shared
+context (customers, profiles, PV shape) is loaded once per worker and is not counted.
+
+Part 2: throughput of the batch runner on the NC sample feeders: a process pool with 1 and with 2
+workers, and a Dask LocalCluster (2 worker processes, 1 thread each, on loopback); runs per
+second, their ratios, and the peak resident memory per worker.
+
+The workspace (phases 0, 1b, 2-5 for NC on the embedded sample) is prepared in --data-dir when
+missing. Figures are printed; nothing is asserted about speed.
+
+Usage
+    python benchmarks/bench_power_flow.py [--data-dir DIR] [--cases 8] [--throughput-cases 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PHASE6 = REPO / "6_instantiate_circuits"
+sys.path.insert(0, str(PHASE6))
+sys.path.insert(0, str(REPO / "tests"))
+
+LARGE = "uhs1_1247--udt5219"
+
+
+def load(relative: str):
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def prepare(data: Path, n_cases: int) -> None:
+    from common.paths import Workspace
+
+    ws = Workspace(data)
+    if ws.daily_profile_table("NC", "un", "winter").is_file() and ws.mixes("lhs").is_file():
+        return
+    if not ws.sample_manifest.is_file():
+        assert load("sample/build_sample.py").main(["--data-dir", str(data), "-q"]) == 0
+    assert load("0_code_xlrm/run_mix_generator.py").main(["--data-dir", str(data), "--n-cases", str(n_cases), "-q"]) == 0
+    import pipeline
+
+    pipeline.load_script = lambda rel: load(rel)  # the tests' loader without pytest
+    pipeline.run_phase1b(data, "NC")
+    pipeline.run_profiles(data, "NC", eulp_root=pipeline.sample_eulp_root(data))
+
+
+def single_run_cost(data: Path, cases: list[str]) -> None:
+    import batch_runner
+    import circuit_instance
+    from common import doe, dss
+    from common.paths import Workspace
+
+    ws = Workspace(data)
+    ctx = circuit_instance.load_context(ws, "NC", "winter", LARGE)
+    circuit_instance.prepare_shared(ctx, ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    engine = dss.engine()
+    full, bare, ratios = [], [], []
+    print(f"part 1: {LARGE} ({len(ctx.customers)} customers), winter, LHS cases {', '.join(cases)}")
+    for i, key in enumerate(["0"] + cases):
+        task = {"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": LARGE,
+                "case_key": key, "case": mixes[key], "simulate": True, "force": True, "timeout_s": 600}
+        t0 = time.perf_counter()
+        result = batch_runner.run_task(task)
+        t_full = time.perf_counter() - t0
+        master = ws.instance_dir("NC", "winter", "lhs", LARGE, key) / "Master.dss"
+        t0 = time.perf_counter()
+        dss.compile_master(master, strip=False)
+        engine.Text.Command("solve mode=daily stepsize=15m number=96")
+        t_bare = time.perf_counter() - t0
+        assert result["status"] == "ok", result
+        if i == 0:
+            continue  # warm-up: the worker's first run loads the feeder context
+        full.append(t_full)
+        bare.append(t_bare)
+        ratios.append(t_full / t_bare)
+        print(f"  case {key:>2}: full {t_full:.3f} s (instance {result['instance_s']:.3f}, simulate "
+              f"{result['simulate_s']:.3f}), bare engine {t_bare:.3f} s, ratio {t_full / t_bare:.2f}")
+    print(f"  median full {statistics.median(full):.3f} s, median bare {statistics.median(bare):.3f} s, "
+          f"median ratio {statistics.median(ratios):.2f} (target <= 1.5)")
+
+
+def throughput(data: Path, cases: list[str]) -> None:
+    import batch_runner
+    from common import doe
+    from common.paths import Workspace
+
+    ws = Workspace(data)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    feeders = ["uhs0_1247--udt2473"]
+    tasks = [{"data_dir": str(data), "state": "NC", "season": season, "design": "lhs", "feeder": f, "case_key": k,
+              "case": mixes[k], "simulate": True, "force": True, "timeout_s": 600}
+             for season in ("summer", "winter") for f in feeders for k in cases]
+    # the shared files of each feeder, as the batch driver writes them before dispatching
+    import circuit_instance
+
+    for season in ("summer", "winter"):
+        for f in feeders:
+            ctx = circuit_instance.load_context(ws, "NC", season, f)
+            circuit_instance.prepare_shared(ctx, ws)
+    print(f"part 2: {len(tasks)} runs ({', '.join(feeders)} x {len(cases)} cases x summer, winter); worker start-up "
+          "included, the Dask cluster's own start-up not")
+    rates, steady = {}, {}
+    for label, workers, runner in (
+            ("pool, 1 worker", 1, lambda cb: batch_runner.run_pool(tasks, 1, "1 worker", cb, in_process=False)),
+            ("pool, 2 workers", 2, lambda cb: batch_runner.run_pool(tasks, 2, "2 workers", cb, in_process=False)),
+            ("Dask LocalCluster, 2 workers", 2, lambda cb: dask_run(tasks, cb))):
+        done = []
+        t0 = time.perf_counter()
+        results = runner(lambda r: done.append(time.perf_counter()))
+        elapsed = time.perf_counter() - t0
+        assert all(r["status"] == "ok" for r in results)
+        rates[label] = len(results) / elapsed
+        # steady state: after every worker delivered its first run (start-up and context loading done)
+        steady[label] = (len(done) - workers) / (done[-1] - done[workers - 1])
+        memory = max(r["worker_max_rss_mb"] for r in results)
+        print(f"  {label:30s}: {elapsed:6.1f} s, {rates[label]:.2f} runs/s overall, {steady[label]:.2f} runs/s steady, "
+              f"peak memory per worker {memory:.0f} MB")
+    print(f"  2 workers vs 1 (steady): x{steady['pool, 2 workers'] / steady['pool, 1 worker']:.2f} (target >= 1.8); "
+          f"overall x{rates['pool, 2 workers'] / rates['pool, 1 worker']:.2f}")
+    print(f"  Dask vs pool, 2 workers (steady): x{steady['Dask LocalCluster, 2 workers'] / steady['pool, 2 workers']:.2f}"
+          f" (target within 15 %); overall x{rates['Dask LocalCluster, 2 workers'] / rates['pool, 2 workers']:.2f}")
+
+
+_CLUSTER = None
+
+
+def dask_run(tasks, on_result):
+    import batch_runner
+
+    return batch_runner.run_dask(tasks, _CLUSTER.scheduler_address, "dask", on_result)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="workspace to prepare or reuse (default: a temporary one)")
+    parser.add_argument("--cases", type=int, default=8, help="cases of part 1")
+    parser.add_argument("--throughput-cases", type=int, default=16, help="cases per feeder of part 2")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(args.data_dir).resolve() if args.data_dir else Path(tmp)
+        prepare(data, max(args.cases, args.throughput_cases))
+        single_run_cost(data, [str(i) for i in range(1, args.cases + 1)])
+        from distributed import LocalCluster
+
+        global _CLUSTER
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster:
+            _CLUSTER = cluster
+            throughput(data, [str(i) for i in range(1, args.throughput_cases + 1)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
