@@ -43,7 +43,11 @@ def _context(task: dict[str, Any]) -> Any:
     if ctx is None:
         ws = Workspace(Path(task["data_dir"]))
         ev_stats = Path(task["ev_stats"]) if task.get("ev_stats") else None
-        ctx = circuit_instance.load_context(ws, task["state"], task["season"], task["feeder"], ev_stats)
+        if task.get("feeder_dir"):
+            ctx = circuit_instance.load_generic_context(ws, task["state"], task["season"], Path(task["feeder_dir"]),
+                                                        ev_stats)
+        else:
+            ctx = circuit_instance.load_context(ws, task["state"], task["season"], task["feeder"], ev_stats)
         circuit_instance.attach_shared(ctx, ws)
         if len(_CONTEXTS) > 8:
             _CONTEXTS.clear()

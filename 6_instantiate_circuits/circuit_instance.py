@@ -160,6 +160,11 @@ class FeederContext:
     shape_index: dict[str, int] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer -> its row as a dict
     load_prefix: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # customer -> (definition, kW)
+    #: "smartds" (the phase 1b copy, customers rewritten per case) or "generic" (any OpenDSS feeder,
+    #: its own loads kept; heat-pump variants not applied)
+    kind: str = "smartds"
+    base_master: Path | None = None          # generic: the stripped copy of the feeder's master
+    generic_edits: list[str] = field(default_factory=list)  # generic: loads that take the configured shape
 
     @property
     def instance_root(self) -> Path:
@@ -230,8 +235,104 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
     return ctx
 
 
+def generic_shape(season: str) -> str:
+    return f"generic_daily_{season}"
+
+
+def generic_daily_pu(season: str) -> np.ndarray:
+    """The configured 24 hourly values held over each hour's four 15-min intervals."""
+    return np.repeat(np.asarray(config.GENERIC_FEEDER["daily_shape_pu"][season], dtype=float), 4)
+
+
+def find_master(path: Path) -> Path:
+    """A feeder folder's Master.dss, or the .dss file given itself."""
+    path = Path(path).expanduser().resolve()
+    if path.is_file():
+        return path
+    if (path / "Master.dss").is_file():
+        return path / "Master.dss"
+    found = sorted(p.name for p in path.glob("*.dss")) if path.is_dir() else []
+    raise InstanceError(f"--feeder-dir {path}: no Master.dss there" + (f" (it has {', '.join(found)}: pass the "
+                                                                        "master file itself)" if found else ""))
+
+
+def load_generic_context(ws: Workspace, state: str, season: str, feeder_path: Path,
+                         ev_stats_path: Path | None = None) -> FeederContext:
+    """Context of any OpenDSS feeder (not SMART-DS): its own loads are the customers.
+
+    The feeder's folder is copied once into ``<data>/6_instantiate_circuits/<STATE>/_feeders/<name>/``
+    with its master stripped of solve, export, plot and show lines; every instance redirects to it.
+    """
+    master = find_master(feeder_path)
+    name = master.parent.name if master.name.lower() == "master.dss" else master.stem
+    copy = ws.circuits_dir(state) / "_feeders" / name
+    text, _ = dss.strip_master_text(master.read_text(encoding="utf-8", errors="replace"))
+    for path in sorted(p for p in master.parent.iterdir() if p.is_file()):
+        target = copy / ("Master.dss" if path == master else path.name)
+        content = text.encode() if path == master else path.read_bytes()
+        if not target.is_file() or target.read_bytes() != content:
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(content)
+    engine = dss.engine()
+    try:
+        dss.compile_master(copy / "Master.dss", strip=False)
+    except dss.DSSError as exc:
+        raise InstanceError(f"{master}: does not compile: {exc.dss_message}") from None
+    rows, edits, own_shapes = [], [], {}
+    limit = config.GENERIC_FEEDER["residential_max_kw"]
+    if engine.Loads.First():
+        while True:
+            load = engine.Loads.Name()
+            bus1 = engine.CktElement.BusNames()[0]
+            phases = int(engine.Loads.Phases())
+            nodes = [n for n in dss.bus_nodes(bus1) if n > 0] or list(range(1, phases + 1))
+            daily = engine.Loads.Daily()
+            if daily:
+                engine.LoadShape.Name(daily)
+                mult = np.asarray(engine.LoadShape.PMult(), dtype=float)
+                hours = engine.LoadShape.HrInterval() or 1.0
+                own_shapes[daily] = np.resize(np.repeat(mult, max(1, int(round(hours / DT_H)))), STEPS)
+                engine.Loads.Name(load)
+            else:
+                edits.append(load)
+            kw = float(engine.Loads.kW())
+            rows.append({"feeder": name, "customer": load, "loads": load, "bus": dss.bus_name(bus1),
+                         "nodes": ".".join(str(n) for n in nodes), "kv": float(engine.Loads.kV()), "peak_kw": kw,
+                         "peak_kvar": float(engine.Loads.kvar()), "class": "res" if kw <= limit else "com",
+                         "three_phase": phases >= 3, "service": "three_phase" if phases >= 3 else "single_phase",
+                         "shape": daily or generic_shape(season)})
+            if not engine.Loads.Next():
+                break
+    if not rows:
+        raise InstanceError(f"{master}: defines no load")
+    customers = pd.DataFrame(rows).sort_values("customer").reset_index(drop=True)
+    shapes = sorted(customers["shape"].unique())
+    matrix = np.array([own_shapes.get(s, generic_daily_pu(season)) for s in shapes])
+    date = config.GENERIC_FEEDER["design_days"][season]
+    return FeederContext(
+        state=state, season=season, feeder=name, date=date,
+        day_of_year=int(pd.Timestamp(date).day_of_year) - 1, base=parse_base_master(copy / "Master.dss"),
+        customers=customers, loads={}, shapes=shapes, p_pu={v: matrix for v in config.VARIANTS},
+        pv_pu=pv_generation.pv_shape_pu(state, date, season),
+        ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
+        storage={k: float(v) for k, v in config.STORAGE.items()}, shared_dir=ws.season_shared(state, season, name),
+        shape_index={s: i for i, s in enumerate(shapes)}, records={r["customer"]: r for r in customers.to_dict("records")},
+        kind="generic", base_master=copy / "Master.dss", generic_edits=sorted(edits))
+
+
 def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
     """Content of the shared files of a feeder and season."""
+    if ctx.kind == "generic":
+        lines = [f"! Daily shape of {ctx.feeder}'s loads without one of their own ({ctx.season}, design day {ctx.date}):",
+                 "! common.config.GENERIC_FEEDER daily_shape_pu. Written by 6_instantiate_circuits/"
+                 "instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case.",
+                 f"New Loadshape.{generic_shape(ctx.season)} npts={STEPS} interval={DT_H} "
+                 f"mult={_shape_values(generic_daily_pu(ctx.season))}"]
+        lines += [f"Edit Load.{name} daily={generic_shape(ctx.season)}" for name in ctx.generic_edits]
+        lines.append(f"New Loadshape.pv_{ctx.season} npts={STEPS} interval={DT_H} "
+                     f"mult=(file={SHARED_PV}, column=1, header=yes)")
+        pv = ["pv_pu"] + [f"{v:.6f}" for v in ctx.pv_pu]
+        return {SHARED_LOADSHAPES: "\n".join(lines) + "\n", SHARED_PV: "\n".join(pv) + "\n"}
     lines = [f"! Daily load shapes of {ctx.feeder}, {ctx.season} design day {ctx.date}: one per SMART-DS shape and",
              "! heat-pump variant; p_pu and q_pu are per unit of the customer's annual peak kW (loads set kvar = kW).",
              f"! Written by 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case."]
@@ -256,9 +357,14 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
         digest.update(text.encode())
     for path in sorted(ctx.base.redirects):
         digest.update(path.read_bytes())
-    for variant in config.VARIANTS:
-        for shape in ctx.shapes:
-            digest.update(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape).read_bytes())
+    if ctx.kind == "generic":
+        for path in sorted(ctx.base_master.parent.iterdir()):
+            if path.is_file():
+                digest.update(path.read_bytes())
+    else:
+        for variant in config.VARIANTS:
+            for shape in ctx.shapes:
+                digest.update(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape).read_bytes())
     ctx.shared_digest = digest.hexdigest()
 
 
@@ -305,7 +411,7 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
     names = cust["customer"].tolist()
 
     # heat-pump variants: largest-remainder counts, customers shuffled by the heating stream
-    counts = largest_remainder(case["shares"], n)
+    counts = largest_remainder(case["shares"] if ctx.kind == "smartds" else {"baseline": 1.0, "dm": 0.0, "un": 0.0}, n)
     order = np.random.default_rng(case["heating_seed"]).permutation(n)
     variant_of = np.empty(n, dtype=object)
     start = 0
@@ -366,16 +472,16 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
     lp_peak = storage_dispatch.lp_min_peak(forecast, fleet, st["peak_target_factor"])[0] if sto_hosts else float(forecast.max())
 
     # ---------------------------------------------------------------- files
-    feeder_dir = ws.feeder_dir(ctx.state, ctx.feeder)
+    feeder_dir = ws.feeder_dir(ctx.state, ctx.feeder) if ctx.kind == "smartds" else ctx.base_master.parent
     rec = ctx.records
     load_lines = [f"! Customer loads of case {case_key}: kW = annual peak (Loads.dss); kvar = kW so that the",
                   "! shape's qmult (per unit of the annual peak kW) gives the kVAr; daily = the customer's variant."]
     shapes_of = cust["shape"].tolist()
-    for i, customer in enumerate(names):
+    for i, customer in enumerate(names if ctx.kind == "smartds" else []):
         shape = ctx.shape_name(shapes_of[i], variant_of[i])
         for prefix, kw in ctx.load_prefix[customer]:
             load_lines.append(f"{prefix} kvar={kw} daily={shape}")
-    files = {"Loads.dss": "\n".join(load_lines) + "\n"}
+    files = {"Loads.dss": "\n".join(load_lines) + "\n"} if ctx.kind == "smartds" else {}
 
     ev_lines = []
     ev_records = []
@@ -424,19 +530,27 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
         files["Storage.dss"] = "\n".join(sto_lines) + "\n"
 
     master = [f"! Circuit instance {ctx.state} / {ctx.season} / {design} / {ctx.feeder} / case {case_key}",
-              f"! design day {ctx.date}; compile, then: solve mode=daily stepsize=15m number=96",
-              "Clear", ctx.base.circuit]
-    master += [f"Redirect {_rel(p, instance_dir)}" for p in ctx.base.redirects]
+              f"! design day {ctx.date}; compile, then: solve mode=daily stepsize=15m number=96"]
+    if ctx.kind == "generic":  # the feeder's own (stripped) master defines circuit, loads and voltage bases
+        master.append(f"Redirect {_rel(ctx.base_master, instance_dir)}")
+    else:
+        master += ["Clear", ctx.base.circuit]
+        master += [f"Redirect {_rel(p, instance_dir)}" for p in ctx.base.redirects]
     master.append(f"Redirect {_rel(ctx.shared_dir / SHARED_LOADSHAPES, instance_dir)}")
     master += [f"Redirect {name}" for name in ("Loads.dss", "EVs.dss", "PV.dss", "Storage.dss") if name in files]
     master += [f"New Monitor.m1 element={ctx.base.head_element} terminal=1 mode=0",
                f"New Monitor.m2 element={ctx.base.head_element} terminal=1 mode=1 ppolar=no"]
-    master += ctx.base.settings + ["Calcvoltagebases"]
+    if ctx.kind == "smartds":
+        master += ctx.base.settings + ["Calcvoltagebases"]
     files[INSTANCE_FILES["master"]] = "\n".join(master) + "\n"
 
     assignments = {
         "state": ctx.state, "season": ctx.season, "design": design, "feeder": ctx.feeder, "case": case_key,
         "design_day": ctx.date, "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign,
+        "feeder_kind": ctx.kind,
+        "notes": [] if ctx.kind == "smartds" else [
+            "not a SMART-DS feeder: no EULP match, so the heat-pump shares are not applied (every customer on "
+            "baseline equipment); loads without a daily shape follow common.config.GENERIC_FEEDER"],
         "inputs": {**doe.flatten_case(case), "disjoint_sets": bool(case["disjoint_sets"])},
         "seeds": {k: int(case[k]) for k in doe.SEED_KEYS.values()},
         "realised": {
@@ -469,7 +583,7 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
         },
         "service_nodes": [[c, service_nodes(rec[c])] for c in names],
         "files": sorted(files),
-        "base_feeder": _rel(feeder_dir, instance_dir),
+        "base_feeder": _rel(feeder_dir if ctx.kind == "smartds" else ctx.base_master.parent, instance_dir),
     }
     return Instance(files=files, assignments=assignments)
 

@@ -22,11 +22,14 @@ Inputs
     <data>/2_profiles_heat_pumps/<STATE>/feeder_buildings.csv, design_days.csv, storage_controls.csv
     <data>/{2,4,5}_*/<STATE>/daily/..., daily_profiles_<season>.parquet         (phases 2, 4, 5)
     <data>/sample/ev/ev_session_stats.csv (or --ev-stats)
+    with --feeder-dir: any OpenDSS feeder (its own loads are the customers; see GENERIC_FEEDER); it
+    needs only phase 0's mixes file and the EV statistics
 
 Outputs (``<data>/6_instantiate_circuits/<STATE>/``)
     circuit_filter.csv                           state, season, feeder, status, reason, dss_message,
                                                  n_isolated_loads, v_min_pu, v_max_pu, peak_kw
     <season>/_shared/<feeder>/                   LoadShapes_daily.dss, pv_pu.csv, filter/
+    _feeders/<name>/                             with --feeder-dir: the feeder, its master stripped
     <season>/<design>/<feeder>/<case>/           Master.dss, Loads.dss, EVs.dss, PV.dss, Storage.dss,
                                                  scenario_assignments.json; with --run also
                                                  timeseries.parquet, summary.json
@@ -136,10 +139,16 @@ def studied_feeders(ws: Workspace, state: str, spec: str | None) -> list[str]:
 
 
 def _log_to_file(path: Path) -> logging.Handler:
+    """The batch log: everything this script logs, plus one line per run (those only in the file;
+    the terminal shows the progress bar and the batch's summary)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
+    runs = logging.getLogger("batch")
+    runs.propagate = False
+    runs.addHandler(handler)
+    runs.setLevel(logging.INFO)
     return handler
 
 
@@ -160,6 +169,9 @@ def build_parser() -> cli.Parser:
                         help=f"time limit per run [s] (default {config.RUN_TIMEOUT_S:g})")
     parser.add_argument("--force", action="store_true", help="solve again even where valid outputs exist")
     parser.add_argument("--ev-stats", default=None, help="EV session statistics CSV (default: the sample's)")
+    parser.add_argument("--feeder-dir", default=None,
+                        help="study any OpenDSS feeder instead of the state's SMART-DS feeders: a folder with a "
+                             "Master.dss, or the master file itself (e.g. ../shared/data/ieee13/IEEE13Nodeckt.dss)")
     cli.add_data_dir(parser)
     cli.add_verbosity(parser)
     return parser
@@ -180,8 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except doe.MixesError as exc:
         raise cli.UserError(str(exc)) from None
     cases = select_cases(mixes, args.cases)
-    feeders = studied_feeders(ws, state, args.feeders)
     ev_stats = Path(args.ev_stats).resolve() if args.ev_stats else None
+    generic = None
+    if args.feeder_dir:
+        try:
+            generic = circuit_instance.find_master(Path(args.feeder_dir))
+        except circuit_instance.InstanceError as exc:
+            raise cli.UserError(str(exc)) from None
+        feeders = [generic.parent.name if generic.name.lower() == "master.dss" else generic.stem]
+    else:
+        feeders = studied_feeders(ws, state, args.feeders)
     handler = _log_to_file(ws.batch_log(state, season, design))
     try:
         skip = config.SKIP_CIRCUITS.get(state, {})
@@ -192,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "reason": f"SKIP_CIRCUITS: {skip[feeder]}"})
                 continue
             try:
-                ctx = circuit_instance.load_context(ws, state, season, feeder, ev_stats)
+                if generic is not None:
+                    ctx = circuit_instance.load_generic_context(ws, state, season, generic, ev_stats)
+                else:
+                    ctx = circuit_instance.load_context(ws, state, season, feeder, ev_stats)
                 circuit_instance.prepare_shared(ctx, ws)
                 row = filter_feeder(ctx, ws)
             except circuit_instance.InstanceError as exc:
@@ -217,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         tasks = [{"data_dir": str(ws.root), "state": state, "season": season, "design": design, "feeder": feeder,
                   "case_key": key, "case": mixes[key], "simulate": args.run, "force": args.force,
-                  "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None}
+                  "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None,
+                  "feeder_dir": str(generic) if generic is not None else None}
                  for feeder in passing for key in cases]
         what = "runs" if args.run else "instances"
         logger.info("%s %s %s: %d %s (%d feeders x %d cases) on %s", state, season, design, len(tasks), what,
@@ -250,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if len(failed) == len(index) else 0
     finally:
         logging.getLogger().removeHandler(handler)
+        logging.getLogger("batch").removeHandler(handler)
         handler.close()
 
 

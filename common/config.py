@@ -340,6 +340,23 @@ STORAGE = {
     "peak_target_factor": 0.8,  # never shave below this x the day's peak without storage
 }
 
+#: Feeders that are not SMART-DS (``--feeder-dir``, e.g. the IEEE 13-node feeder): each load is
+#: a customer, residential when its kW is at most ``residential_max_kw``; loads without a daily
+#: shape of their own follow ``daily_shape_pu`` (24 hourly values, per unit of the load's kW:
+#: assumption, a typical residential-dominated feeder day); the design day of each season is
+#: ``design_days`` (for the PV position of the sun). Heat-pump variants need EULP matching and
+#: are not applied to such feeders (every customer stays on baseline equipment).
+GENERIC_FEEDER = {
+    "residential_max_kw": 200.0,
+    "design_days": {"summer": "2018-07-17", "winter": "2018-01-17"},
+    "daily_shape_pu": {
+        "summer": (0.52, 0.47, 0.44, 0.42, 0.42, 0.45, 0.52, 0.60, 0.66, 0.71, 0.76, 0.81,
+                   0.86, 0.90, 0.94, 0.97, 1.00, 1.00, 0.97, 0.92, 0.85, 0.76, 0.66, 0.58),
+        "winter": (0.62, 0.58, 0.56, 0.56, 0.60, 0.72, 0.90, 1.00, 0.93, 0.80, 0.72, 0.67,
+                   0.64, 0.62, 0.62, 0.66, 0.75, 0.88, 0.96, 0.95, 0.90, 0.82, 0.74, 0.67),
+    },
+}
+
 # --------------------------------------------------------------------------------------------
 # Planning limits (phase 6b), formats.md section 4
 # --------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from sample.weather import build_weather
 logger = logging.getLogger(__name__)
 
 SAMPLE_SEED = 20181231
-SAMPLE_VERSION = 2
+SAMPLE_VERSION = 3
 STATE_INDEX = {state: i for i, state in enumerate(config.STATES)}
 
 RES_RELEASE = "2024/resstock_tmy3_release_2"

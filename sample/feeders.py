@@ -56,7 +56,7 @@ class FeederSpec:
     trunk_code: str
     customers_per_xfmr: tuple[int, int] = (3, 8)
     lateral_span_m: float = 70.0
-    diversity: float = 0.6   # transformer kVA >= diversity x sum of connected annual peaks
+    diversity: float = 1.0   # transformer kVA >= diversity x sum of connected annual peaks
     fault: bool = False      # one lateral left isolated (a broken connection)
     seed: int = 0
 

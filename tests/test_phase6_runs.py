@@ -17,7 +17,7 @@ import pytest
 from common import config, doe
 from common.io import write_json
 from common.paths import Workspace
-from conftest import REPO, copy_workspace, load_script
+from conftest import REPO, copy_workspace, load_script, requires_shared
 
 APPLY = "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py"
 apply = load_script(APPLY)
@@ -291,3 +291,33 @@ def test_metrics_move_the_way_physics_says(prepared_nc, tmp_path):
     assert m["3"]["peak_kw"] < m["2"]["peak_kw"]
     assert m["3"]["storage_peak_reduction_kw"] > 0
     assert m["3"]["storage_peak_reduction_kw"] == pytest.approx(m["3"]["peak_without_storage_kw"] - m["3"]["peak_kw"])
+
+
+# ------------------------------------------------------------------------------------------- any feeder
+@requires_shared
+def test_any_opendss_feeder_is_studied_with_feeder_dir(tmp_path, sample_root):
+    from conftest import IEEE13, make_workspace
+
+    data = make_workspace(tmp_path / "data", sample_root)
+    assert load_script("0_code_xlrm/run_mix_generator.py").main(["--data-dir", str(data), "--n-cases", "2", "-q"]) == 0
+    assert _run(data, "--feeder-dir", str(IEEE13), "--workers", "1", season="winter") == 0
+    ws = Workspace(data)
+    index = pd.read_csv(ws.batch_index("NC", "winter", "lhs"))
+    assert (index["status"] == "ok").all() and set(index["feeder"]) == {"IEEE13Nodeckt"}
+    reference = json.loads((ws.instance_dir("NC", "winter", "lhs", "IEEE13Nodeckt", "0") / "summary.json").read_text())
+    # the configured day peaks at 1.0 per unit: the feeder's published full load, about 3.57 MW
+    assert reference["metrics"]["peak_kw"] == pytest.approx(3567, rel=0.02)
+    assert reference["realised"]["customers_per_variant"]["baseline"] == reference["realised"]["n_customers"] == 15
+    copy = ws.circuits_dir("NC") / "_feeders" / "IEEE13Nodeckt" / "Master.dss"
+    commands = [line.strip().lower() for line in copy.read_text().splitlines()]
+    assert not [c for c in commands if c.startswith(("solve", "show", "export", "plot"))]
+    assert (copy.parent / "IEEELineCodes.DSS").is_file()
+
+
+def test_feeder_dir_without_a_master_is_a_clear_error(prepared_nc, tmp_path, capsys):
+    (tmp_path / "feeder").mkdir()
+    (tmp_path / "feeder" / "Lines.dss").write_text("! nothing\n")
+    assert apply.main(["--data-dir", str(prepared_nc), "--season", "winter", "--feeder-dir",
+                       str(tmp_path / "feeder")]) == 2
+    err = capsys.readouterr().err
+    assert "no Master.dss" in err and "Lines.dss" in err
