@@ -159,16 +159,13 @@ def shape_counts(state: str, customers: pd.DataFrame, shapes_by_feeder: dict[str
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="circuit_make_daily_list_sets.py")
     cli.add_state(parser)
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     feeders = pd.read_csv(cli.require(ws.feeder_list(state), "1b_smartds_eulp_match/copy_circuits.py"))
     feeders = feeders[feeders["status"] == "ok"].sort_values("feeder")

@@ -157,16 +157,13 @@ def build_parser() -> cli.Parser:
     cli.add_state(parser)
     parser.add_argument("--smartds-root", default=None,
                         help="SMART-DS tree below SMART-DS/v1.0 (<year>/<city>/...); default <data>/smartds")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     root = Path(args.smartds_root).expanduser().resolve() if args.smartds_root else ws.smartds_root
     sd = config.SMARTDS[state]

@@ -241,8 +241,7 @@ def build_parser() -> cli.Parser:
                         help="EULP tree below the EULP prefix (<release>/metadata/...); default <data>/1c_eulp_downloads")
     parser.add_argument("--n-candidates", type=int, default=config.MATCH["n_candidates"],
                         help=f"candidates kept per profile (default {config.MATCH['n_candidates']})")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
@@ -254,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise cli.UserError(f"--n-candidates {args.n_candidates}: need at least 1")
     ws = cli.workspace(args)
     state = args.state
-    eulp_root = Path(args.eulp_root).expanduser().resolve() if args.eulp_root else ws.eulp_root
+    eulp_root = cli.eulp_root(args, ws)
     stats = pd.read_parquet(cli.require(ws.profile_stats(state), "1b_smartds_eulp_match/review_parquet_matches.py"))
     report, failed = [], False
     for cls in config.CLASSES:

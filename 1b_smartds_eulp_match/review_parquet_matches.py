@@ -121,16 +121,13 @@ def review_profile(row: pd.Series, year: int) -> tuple[pd.DataFrame, str, str | 
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="review_parquet_matches.py")
     cli.add_state(parser)
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     producer = "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"
     customers = pd.read_parquet(cli.require(ws.customers(state), producer))

@@ -134,16 +134,13 @@ def build_parser() -> cli.Parser:
     cli.add_state(parser)
     parser.add_argument("--seed", type=int, default=config.SELECT_SEED,
                         help=f"seed of the tie-breaks (default {config.SELECT_SEED})")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     stats = pd.read_parquet(cli.require(ws.profile_stats(state), "1b_smartds_eulp_match/review_parquet_matches.py"))
     report = pd.read_csv(cli.require(ws.match_dir(state) / "match_report.csv",

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -82,21 +81,17 @@ def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="get_scenario_csv_controls.py")
     cli.add_state(parser)
     cli.add_season(parser, multiple=True)
-    parser.add_argument("--eulp-root", default=None,
-                        help="EULP tree below the EULP prefix; default <data>/1c_eulp_downloads")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_eulp_root(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     seasons = sorted(set(args.season), key=config.SEASONS.index)
-    eulp_root = Path(args.eulp_root).expanduser().resolve() if args.eulp_root else ws.eulp_root
+    eulp_root = cli.eulp_root(args, ws)
     buildings = pd.read_csv(cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
     cli.require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py")
     cli.require(ws.kvar_ratios(state), "3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py")

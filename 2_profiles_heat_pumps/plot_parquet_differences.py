@@ -140,16 +140,13 @@ def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="plot_parquet_differences.py")
     cli.add_state(parser)
     cli.add_season(parser, multiple=True)
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     seasons = sorted(set(args.season), key=config.SEASONS.index)
     customers = pd.read_parquet(cli.require(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"))

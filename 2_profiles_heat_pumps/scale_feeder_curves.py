@@ -93,20 +93,16 @@ def building_peaks(table: pd.DataFrame, eulp_root: Path, state: str) -> dict[int
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="scale_feeder_curves.py")
     cli.add_state(parser)
-    parser.add_argument("--eulp-root", default=None,
-                        help="EULP tree below the EULP prefix; default <data>/1c_eulp_downloads")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_eulp_root(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
-    eulp_root = Path(args.eulp_root).expanduser().resolve() if args.eulp_root else ws.eulp_root
+    eulp_root = cli.eulp_root(args, ws)
     customers = pd.read_parquet(cli.require(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"))
     chosen = pd.concat([pd.read_csv(cli.require(ws.final_selection(state, cls), "1b_smartds_eulp_match/select_rep_family.py"))
                         for cls in config.CLASSES], ignore_index=True)

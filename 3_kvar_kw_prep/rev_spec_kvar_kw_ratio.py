@@ -97,16 +97,13 @@ def profile_ratios(row: pd.Series) -> pd.DataFrame:
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="rev_spec_kvar_kw_ratio.py")
     cli.add_state(parser)
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     state = args.state
     started = time.perf_counter()
     buildings = pd.read_csv(cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))

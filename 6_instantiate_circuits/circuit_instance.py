@@ -335,7 +335,7 @@ def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
         return {SHARED_LOADSHAPES: "\n".join(lines) + "\n", SHARED_PV: "\n".join(pv) + "\n"}
     lines = [f"! Daily load shapes of {ctx.feeder}, {ctx.season} design day {ctx.date}: one per SMART-DS shape and",
              "! heat-pump variant; p_pu and q_pu are per unit of the customer's annual peak kW (loads set kvar = kW).",
-             f"! Written by 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case."]
+             "! Written by 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case."]
     for shape in ctx.shapes:
         for variant in config.VARIANTS:
             rel = _rel(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape), ctx.shared_dir)

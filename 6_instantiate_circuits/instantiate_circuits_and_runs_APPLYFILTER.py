@@ -172,8 +172,7 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--feeder-dir", default=None,
                         help="study any OpenDSS feeder instead of the state's SMART-DS feeders: a folder with a "
                              "Master.dss, or the master file itself (e.g. ../shared/data/ieee13/IEEE13Nodeckt.dss)")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 

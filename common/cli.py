@@ -73,6 +73,21 @@ def add_design(parser: argparse.ArgumentParser, *, multiple: bool = False) -> No
                             help=f"design of experiments (default: {config.DEFAULT_DESIGN})")
 
 
+def add_standard(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``-v/-q``: the flags every phase script takes."""
+    add_data_dir(parser)
+    add_verbosity(parser)
+
+
+def add_eulp_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eulp-root", default=None,
+                        help="EULP tree below the EULP prefix (<release>/...); default <data>/1c_eulp_downloads")
+
+
+def eulp_root(args: argparse.Namespace, ws: Workspace) -> Path:
+    return Path(args.eulp_root).expanduser().resolve() if getattr(args, "eulp_root", None) else ws.eulp_root
+
+
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
@@ -107,6 +122,14 @@ def workspace(args: argparse.Namespace, *, must_exist: bool = False) -> Workspac
     if root.is_dir() and not os.access(root, os.W_OK):
         raise UserError(f"data folder {root} is not writable: change --data-dir or its permissions")
     return Workspace(root)
+
+
+def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, must_exist: bool = False
+          ) -> tuple[argparse.Namespace, Workspace]:
+    """Parse the flags, set up logging and resolve the workspace: the first lines of every main."""
+    args = parser.parse_args(argv)
+    setup_logging(args)
+    return args, workspace(args, must_exist=must_exist)
 
 
 def require(path: Path, producer: str) -> Path:

@@ -37,6 +37,15 @@ class ProfileError(ValueError):
     """A daily profile that cannot be made; the message names the building, feeder or file."""
 
 
+def require_inputs(ws: Workspace, state: str) -> None:
+    """Fail clearly, naming the producing script, when an input of a variant's profiles is missing."""
+    from common.cli import require
+
+    require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py")
+    require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py")
+    require(ws.kvar_ratios(state), "3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py")
+
+
 def building_file(eulp_root: Path, release: str, state: str, bldg_id: int, upgrade: int) -> Path:
     return Path(eulp_root) / release / eulp.timeseries_relpath(release, upgrade, state, bldg_id)
 

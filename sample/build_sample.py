@@ -264,16 +264,13 @@ def build_sample(target: Path) -> dict:
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="build_sample.py")
     parser.add_argument("--force", action="store_true", help="rebuild even when a complete sample exists")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     if ws.sample_manifest.is_file() and not args.force:
         logger.info("sample already built: %s (use --force to rebuild)", ws.sample)
         return 0

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import config, doe
+from common import doe
 from common.io import write_json
 from common.paths import Workspace
 from conftest import REPO, copy_workspace, load_script, requires_shared
