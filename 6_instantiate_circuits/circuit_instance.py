@@ -163,6 +163,7 @@ class FeederContext:
     #: "smartds" (the phase 1b copy, customers rewritten per case) or "generic" (any OpenDSS feeder,
     #: its own loads kept; heat-pump variants not applied)
     kind: str = "smartds"
+    pv_source: str = "pvlib clear sky (Ineichen) + PVWatts"
     base_master: Path | None = None          # generic: the stripped copy of the feeder's master
     generic_edits: list[str] = field(default_factory=list)  # generic: loads that take the configured shape
 
@@ -221,10 +222,18 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
         except KeyError as exc:
             raise InstanceError(f"{feeder_dir}/Loads.dss: load {exc.args[0]} of customer {customer} not found") from None
     date = str(day["date"].iloc[0])
+    day_of_year = int(day["day_of_year"].iloc[0])
+    solar = None
+    if config.PV["use_smartds_solar"]:
+        try:
+            solar = pv_generation.smartds_solar_shape(feeder_dir, day_of_year)
+        except (OSError, ValueError) as exc:
+            raise InstanceError(str(exc)) from None
     ctx = FeederContext(
-        state=state, season=season, feeder=feeder, date=date, day_of_year=int(day["day_of_year"].iloc[0]),
+        state=state, season=season, feeder=feeder, date=date, day_of_year=day_of_year,
         base=parse_base_master(feeder_dir / "Master.dss"), customers=customers, loads=loads, shapes=shapes,
-        p_pu=p_pu, pv_pu=pv_generation.pv_shape_pu(state, date, season),
+        p_pu=p_pu, pv_pu=solar[0] if solar else pv_generation.pv_shape_pu(state, date, season),
+        pv_source=f"SMART-DS solar shape {solar[1]}" if solar else "pvlib clear sky (Ineichen) + PVWatts",
         ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
         storage=_storage_settings(ws), shared_dir=ws.season_shared(state, season, feeder),
         shape_index={s: i for i, s in enumerate(shapes)},
@@ -547,7 +556,7 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
     assignments = {
         "state": ctx.state, "season": ctx.season, "design": design, "feeder": ctx.feeder, "case": case_key,
         "design_day": ctx.date, "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign,
-        "feeder_kind": ctx.kind,
+        "feeder_kind": ctx.kind, "pv_source": ctx.pv_source,
         "notes": [] if ctx.kind == "smartds" else [
             "not a SMART-DS feeder: no EULP match, so the heat-pump shares are not applied (every customer on "
             "baseline equipment); loads without a daily shape follow common.config.GENERIC_FEEDER"],

@@ -11,6 +11,11 @@ PVWatts inverter model with its AC rating ``Pmpp * kva_factor``. The result is t
 
 Clear sky is the planner's choice for reverse-flow and voltage-rise checks: the day's highest
 PV output for its date.
+
+SMART-DS solar scenarios ship their own PV: ``PVSystems.dss`` with ``irradiance=1`` and a
+``yearly=`` solar load shape whose file (per unit, one value per 15 min) ``LoadShapes.dss``
+names. When the feeder has one and ``PV["use_smartds_solar"]`` is set, :func:`smartds_solar_shape`
+cuts the design day from it instead, so the study's PV follows the dataset's own solar profile.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from common import config
+from pathlib import Path
+
+from common import config, dss
 
 STEPS = config.INTERVALS_PER_DAY
 
@@ -45,3 +52,28 @@ def pv_shape_pu(state: str, date: str, season: str) -> np.ndarray:
                                  eta_inv_nom=pv["inverter_eff_nom"])
     shape = np.clip(np.nan_to_num(np.asarray(pac, dtype=float), nan=0.0), 0.0, None)
     return np.minimum(shape, pv["kva_factor"])
+
+
+def smartds_solar_shape(feeder_dir: Path, day_of_year: int) -> tuple[np.ndarray, str] | None:
+    """The design day (96 values) of the solar shape of a SMART-DS feeder's first PVSystem, and the
+    shape's name; None when the feeder ships no PV (``PVSystems.dss`` absent or empty)."""
+    pv_file = Path(feeder_dir) / "PVSystems.dss"
+    if not pv_file.is_file():
+        return None
+    systems = dss.read_dss_objects(pv_file, ("pvsystem",))
+    named = [o.get("yearly") or o.get("daily") for o in systems if o.get("yearly") or o.get("daily")]
+    if not named:
+        return None
+    shape = sorted(named)[0]
+    shapes = {o.name.lower(): o for o in dss.read_dss_objects(Path(feeder_dir) / "LoadShapes.dss", ("loadshape",))}
+    if shape.lower() not in shapes:
+        raise ValueError(f"{pv_file}: solar shape {shape!r} is not in LoadShapes.dss")
+    ref = dss.file_reference(shapes[shape.lower()].get("mult"))
+    if ref is None:
+        raise ValueError(f"{feeder_dir}/LoadShapes.dss: solar shape {shape!r} has no mult=(file=...)")
+    path = Path(ref.replace("\\", "/"))
+    path = path if path.is_absolute() else (Path(feeder_dir) / path).resolve()
+    values = np.loadtxt(path, delimiter=",", usecols=0, ndmin=1)
+    if len(values) < (day_of_year + 1) * STEPS:
+        raise ValueError(f"{path}: {len(values)} values do not reach day {day_of_year} of the year")
+    return np.clip(values[day_of_year * STEPS:(day_of_year + 1) * STEPS], 0.0, None), shape

@@ -328,6 +328,8 @@ PV = {
     "inverter_eff_nom": 0.96,   # PVWatts nominal inverter efficiency
     "system_losses": 0.14,      # PVWatts default system losses
     "ambient_c": {"summer": 30.0, "winter": 5.0},
+    #: a SMART-DS solar scenario's own solar shape (PVSystems.dss) replaces the pvlib day when present
+    "use_smartds_solar": True,
 }
 STORAGE = {
     "size_factor": 0.75,        # kW rating x host annual peak kW

@@ -321,3 +321,20 @@ def test_pv_shape_is_zero_at_night_and_peaks_near_noon():
     assert 44 <= int(np.argmax(summer)) <= 56  # 11:00-14:00 standard time
     assert 0.6 < summer.max() <= config.PV["kva_factor"]
     assert winter.sum() < summer.sum()
+
+
+def test_smartds_solar_shape_replaces_pvlib_when_the_feeder_ships_pv(prepared_nc, tmp_path):
+    data = copy_workspace(prepared_nc, tmp_path / "data")
+    ws = Workspace(data)
+    folder = ws.feeder_dir("NC", SMALL)
+    hours = (np.arange(35040) % 96) / 4
+    solar = np.clip(np.sin(np.pi * (hours - 6) / 12), 0, None) * (0.5 + 0.5 * (np.arange(35040) // 96 % 2))
+    np.savetxt(tmp_path / "pv_shape_1.csv", solar, fmt="%.6f")
+    with open(folder / "LoadShapes.dss", "a") as handle:
+        handle.write(f"\nNew Loadshape.pv_shape_1 npts=35040 interval=0.25 mult = (file={tmp_path / 'pv_shape_1.csv'})\n")
+    (folder / "PVSystems.dss").write_text("New PVSystem.pv_x bus1=x.1 phases=1 kV=0.24 kVA=2.7 Pmpp=3 irradiance=1 "
+                                          "yearly=pv_shape_1\n")
+    ctx = ci.load_context(ws, "NC", "summer", SMALL)
+    day = ctx.day_of_year
+    np.testing.assert_allclose(ctx.pv_pu, solar[day * 96:(day + 1) * 96], atol=1e-6)
+    assert ctx.pv_source == "SMART-DS solar shape pv_shape_1"
