@@ -198,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(ws.shape_counts(state), shape_counts(state, table, shapes_by_feeder))
     logger.info("%s: %d customers on %d feeders, %d distinct shapes -> %s", state, len(table),
                 table["feeder"].nunique(), table["shape"].nunique(), ws.customers(state))
+    cli.record(__file__, ws.match_dir(state), args)
     return 0
 
 

@@ -123,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         columns=["class", "subregion", "shape", "bldg_id", "reason"])
     write_csv(ws.match_dir(state) / "cleanup_removed.csv", removed)
     write_csv(ws.source_map(state), pd.concat(maps, ignore_index=True) if maps else pd.DataFrame())
+    cli.record(__file__, ws.match_dir(state), args, income_tiers={k: [lo, hi if hi != float("inf") else None]
+                                                            for k, (lo, hi) in config.INCOME_TIERS.items()})
     return 0
 
 

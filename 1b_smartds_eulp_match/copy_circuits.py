@@ -204,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     excluded = sum(r["status"] != "ok" for r in rows)
     logger.info("%s: %d feeders copied, %d unchanged, %d left out -> %s", state, copied, unchanged, excluded,
                 ws.feeder_list(state))
+    cli.record(__file__, ws.match_dir(state), args, smartds_root=str(root))
     return 0
 
 

@@ -287,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     float(np.median(best["tier"].replace(np.inf, np.nan).dropna())) if best["within_tolerance"].any() else float("nan"))
         report.append({"class": cls, "status": "ok", "reason": "", "n_profiles": n_profiles, "n_buildings": len(meta)})
     write_csv(ws.match_dir(state) / "match_report.csv", pd.DataFrame(report))
+    cli.record(__file__, ws.match_dir(state), args, match=config.MATCH, releases=config.EULP_RELEASE[state], eulp_root=str(eulp_root))
     return 1 if failed else 0
 
 

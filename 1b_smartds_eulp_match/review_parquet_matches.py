@@ -168,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("%s: monthly statistics of %d profiles (%d from load_data, %d from profile CSVs) -> %s", state,
                 table.groupby(["subregion", "shape"]).ngroups, sources["load_data"], sources["profile_csv"],
                 ws.profile_stats(state))
+    cli.record(__file__, ws.match_dir(state), args)
     return 0
 
 

@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("%s %s: %d of %d profiles matched to %d buildings -> %s", state, cls, len(chosen), len(profiles),
                     len(ids), ws.final_selection(state, cls))
     write_csv(ws.unmatched(state), pd.concat(unmatched_all, ignore_index=True))
+    cli.record(__file__, ws.match_dir(state), args, quotas=config.BUILDING_TYPE_QUOTAS, income_preference=list(config.INCOME_PREFERENCE))
     return 0
 
 

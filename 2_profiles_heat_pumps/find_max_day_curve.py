@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames.append(pd.DataFrame({"feeder": feeder, "interval_start": index, "kw": curves[feeder]}))
     write_csv(ws.design_days(state), pd.DataFrame(rows))
     write_parquet(ws.feeder_curves(state), pd.concat(frames, ignore_index=True))
+    cli.record(__file__, ws.profiles_dir(state), args, season_months=config.SEASON_MONTHS)
     return 0
 
 

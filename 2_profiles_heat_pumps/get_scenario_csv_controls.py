@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(ws.storage_controls, storage_table())
     logger.info("%s: baseline daily profiles, scenario tables (%s) and %s written", state, ", ".join(seasons),
                 ws.storage_controls.name)
+    cli.record(__file__, ws.profiles_dir(state), args, storage=config.STORAGE)
     return 0
 
 

@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_figure(plot_upgrade_record(record), plots / "variant_upgrades.png")
     write_csv(ws.profiles_dir(state) / "variant_summary.csv", pd.DataFrame(summary))
     logger.info("%s: %d feeder plots and 2 state plots -> %s", state, len(curves), plots)
+    cli.record(__file__, ws.profiles_dir(state), args)
     return 0
 
 

@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(ws.variant_upgrades(state), variant_record(table))
     logger.info("%s: %d feeders, %d shapes, %d buildings -> %s", state, table["feeder"].nunique(), len(table),
                 table["bldg_id"].nunique(), ws.feeder_buildings(state))
+    cli.record(__file__, ws.profiles_dir(state), args, eulp_root=str(eulp_root), rules=config.HEAT_PUMP_VARIANT_RULES)
     return 0
 
 

@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("%s: ratios of %d profiles at %d profile-days in %.2f s (%s) -> %s", state, len(needed),
                 int(needed["day_of_year"].map(len).sum()), time.perf_counter() - started,
                 ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ws.kvar_ratios(state))
+    cli.record(__file__, ws.kvar_ratios(state).parent, args, kw_near_zero=config.KW_NEAR_ZERO, default_power_factor=config.DEFAULT_POWER_FACTOR)
     return 0
 
 

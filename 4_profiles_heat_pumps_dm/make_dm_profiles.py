@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profiles.write_variant_profiles(ws, state, "dm", eulp_root, seasons, transform=transform)
     except (profiles.ProfileError, eulp.EULPError) as exc:
         raise cli.UserError(str(exc)) from None
+    cli.record(__file__, ws.daily_profile_table(state, "dm", seasons[0]).parent, args, load_shift=config.LOAD_SHIFT)
     return 0
 
 

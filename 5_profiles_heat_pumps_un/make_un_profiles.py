@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profiles.write_variant_profiles(ws, state, "un", eulp_root, seasons)
     except (profiles.ProfileError, eulp.EULPError) as exc:
         raise cli.UserError(str(exc)) from None
+    cli.record(__file__, ws.daily_profile_table(state, "un", seasons[0]).parent, args)
     return 0
 
 

@@ -270,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     len(failed), ws.batch_index(state, season, design))
         for _, row in failed.head(5).iterrows():
             logger.error("failed: %s case %s: %s", row["feeder"], row["case"], row.get("message", ""))
+        cli.record(__file__, ws.design_dir(state, season, design), args, cases=cases, feeders=passing,
+                   ev=config.EV, pv=config.PV, storage=config.STORAGE, ansi_range_a=config.ANSI_RANGE_A,
+                   ansi_range_b=config.ANSI_RANGE_B, thermal=config.THERMAL)
         return 1 if len(failed) == len(index) else 0
     finally:
         logging.getLogger().removeHandler(handler)

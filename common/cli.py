@@ -132,6 +132,22 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, must_e
     return args, workspace(args, must_exist=must_exist)
 
 
+def record(script_file: str, folder: Path, args: argparse.Namespace, **extra: object) -> Path:
+    """Write ``manifest_<script>.json`` beside a script's outputs: its flags (the data folder left
+    out, so the record does not depend on where the workspace sits), the settings it used, the
+    package versions and the git revision (common.io.write_manifest)."""
+    from common.io import write_manifest
+    from common.paths import REPO_ROOT
+
+    script = Path(script_file).resolve()
+    try:
+        name = script.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        name = script.name
+    flags = {k: v for k, v in sorted(vars(args).items()) if k not in ("data_dir", "verbose", "quiet")}
+    return write_manifest(folder, name, {"flags": flags, **extra}, name=f"manifest_{script.stem}.json")
+
+
 def require(path: Path, producer: str) -> Path:
     """Fail clearly when an input is missing, naming the script that makes it."""
     if not Path(path).exists():
