@@ -67,13 +67,22 @@ run: $(INSTALLED) $(SAMPLE)
 	    $(PY) 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py $$S --season $$season \
 	      --design $$design --run --workers $(WORKERS); \
 	  done; done; \
-	done
+	done; \
+	echo "== phase 7: combined results, sensitivity, scenario discovery, plots, report"; \
+	$(PY) 7_results_analysis/append_experiment_results.py $(DD); \
+	$(PY) 7_results_analysis/append_xlrm_long_format.py $(DD); \
+	$(PY) 7_results_analysis/sensitivity_analysis.py $(DD) --workers $(WORKERS); \
+	$(PY) 7_results_analysis/scenario_discovery.py $(DD); \
+	$(PY) 7_results_analysis/plot_results.py $(DD); \
+	$(PY) 7_results_analysis/make_report.py $(DD)
 	@echo
 	@echo "Done. Results are in $(DATA)/:"
 	@echo "  designs of experiments and plots:  $(DATA)/0_code_xlrm/"
 	@echo "  feeder/building matches:           $(DATA)/1b_smartds_eulp_match/<STATE>/"
 	@echo "  design-day profiles and plots:     $(DATA)/2_profiles_heat_pumps/<STATE>/plots/"
 	@echo "  circuit instances and runs:        $(DATA)/6_instantiate_circuits/<STATE>/<season>/<design>/"
+	@echo "  combined results, sensitivity, PRIM, plots: $(DATA)/7_results_analysis/"
+	@echo "  the report (open in a browser):    $(abspath $(DATA))/7_results_analysis/report.html"
 
 test: $(INSTALLED)
 	$(PY) -m pytest -q

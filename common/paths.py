@@ -222,6 +222,14 @@ class Workspace:
     def results_dir(self) -> Path:
         return self.phase("7")
 
+    def result(self, key: str) -> Path:
+        """A combined output of phase 7 by its key in RESULT_FILES."""
+        return self.results_dir / RESULT_FILES[key]
+
+    @property
+    def results_plots(self) -> Path:
+        return self.results_dir / "plots"
+
 
 #: file names inside one instance folder (phase 6)
 INSTANCE_FILES = {
@@ -229,4 +237,22 @@ INSTANCE_FILES = {
     "assignments": "scenario_assignments.json",
     "timeseries": "timeseries.parquet",
     "summary": "summary.json",
+}
+
+#: file names of phase 7's outputs, below ``<data>/7_results_analysis/``
+RESULT_FILES = {
+    "xlrm_results": "xlrm_results.parquet",
+    "xlrm_results_csv": "xlrm_results.csv",
+    "aggregate": "aggregate_m2_combined.parquet",
+    "aggregate_csv": "aggregate_m2_combined.csv",
+    "circuit_summary": "circuit_summary_combined.csv",
+    "failures": "failures.csv",
+    "xlrm_long": "xlrm_long.parquet",
+    "xlrm_long_csv": "xlrm_long.csv",
+    "variables": "xlrm_variables.csv",
+    "sensitivity": "sensitivity.csv",
+    "sensitivity_skipped": "sensitivity_skipped.csv",
+    "prim_boxes": "prim_boxes.csv",
+    "prim_trajectory": "prim_trajectory.csv",
+    "report": "report.html",
 }

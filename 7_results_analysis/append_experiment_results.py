@@ -1,0 +1,669 @@
+"""Combine every phase 6 run into the study's result tables: one row per run, the feeder-head series, failures.
+
+Description
+    Walks ``<data>/6_instantiate_circuits/<STATE>/<season>/<design>/<feeder>/<case>/`` for every
+    state, season and design present (``--state`` narrows the states) in sorted order, and writes:
+
+    * ``xlrm_results``: one row per run (a folder with a ``summary.json``): the run keys, the case's
+      inputs (XLRM X and L, flattened names of ``common.doe.PARAMETERS``), the realised counts of the
+      instance (``results_io.REALISED``), every metric of phase 6b (``results_io.METRICS``: the M of
+      XLRM), status, message and runtimes. A failed run keeps its inputs and realised counts; its
+      metrics are empty.
+    * ``aggregate_m2_combined``: the feeder-head series of every run that has a ``timeseries.parquet``,
+      in the earlier study's schema keyed by ``circuit_folder`` (the feeder folder), ``season``,
+      ``design``, ``scenario`` (the case number), with ``state`` in front. ``row_type`` = ``data`` for
+      the 96 rows of the day (``hour`` = end of the 15-min interval [h], ``interval_start``), then one
+      ``summary`` row per run whose ``hour`` and ``interval_start`` are empty and whose columns hold
+      the day's MAXIMUM of each column (``S1 (kVA)`` ... ``S_sum_3ph (kVA)``, ``Ang1..3``, ``ev_kw``,
+      ``pv_kw``, ``storage_kw`` (largest discharge), ``storage_soc``, ``losses_kw``, ``v_max_pu``),
+      except ``v_min_pu``, which holds the day's MINIMUM, and ``converged``, true when every step
+      converged (table ``SUMMARY_ROW``). The series are read one file at a time and appended to the
+      parquet file in row groups of ``ROW_GROUP_RUNS`` runs (``pyarrow.parquet.ParquetWriter`` on a
+      temporary file, renamed at the end), so memory does not grow with the number of runs. The
+      CSV twin is written alongside while its size stays under ``--csv-limit-mb``; when it would not,
+      it is skipped (and a stale copy removed) with a log line saying so.
+    * ``circuit_summary_combined.csv``: per run, ``n_loads`` (customer load elements of the compiled
+      instance: every OpenDSS Load but the EV loads), ``n_customers``, ``n_evs`` (vehicles: the realised
+      count, not the EV half-loads), ``n_storage``, ``n_pv``, installed kW and kWh, and the feeder-head
+      capacity. ``substation_xfmr_kva`` is the kVA rating of a transformer connected to the source bus
+      (or monitored as the head), when the circuit has one; SMART-DS feeders start at a stiff source
+      with no substation transformer, so it is empty there, and ``head_capacity_kva`` = n_phases x
+      kV(line-neutral) x NormAmps of the head line (= sqrt(3) x kV(line-line) x NormAmps for three
+      phases) gives the feeder's thermal head capacity instead. Both are read once per feeder from
+      the OpenDSS circuit of one of its instances.
+    * ``failures.csv``: runs whose status is not ``ok`` (with phase 6's message), instances that were
+      never solved (no ``summary.json``; message from the batch index ``runs.csv`` when it has one),
+      and feeders the circuit filter left out (``circuit_filter.csv``, status fail or skipped, with
+      the reason and the OpenDSS message).
+
+    A corrupt ``summary.json`` or ``timeseries.parquet``, a summary that names another run than its
+    folder, or an ``ok`` run without its series stops the script with one line naming the file and
+    exit status 2 before anything is written.
+
+Inputs (phase 6, ``6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --run``)
+    <data>/6_instantiate_circuits/<STATE>/<season>/<design>/<feeder>/<case>/summary.json,
+        timeseries.parquet, scenario_assignments.json, Master.dss (and the files it redirects to)
+    <data>/6_instantiate_circuits/<STATE>/<season>/<design>/runs.csv       batch index
+    <data>/6_instantiate_circuits/<STATE>/circuit_filter.csv               circuit filter
+
+Outputs (``<data>/7_results_analysis/``)
+    xlrm_results.parquet, xlrm_results.csv      state, feeder, season, design, case, design_day,
+                                                <inputs>, disjoint_sets, <realised>, <metrics>, status,
+                                                message, runtime_s, instance_s, inputs_digest
+    aggregate_m2_combined.parquet (.csv)        state, circuit_folder, season, design, scenario, row_type,
+                                                hour [h], interval_start, S1 (kVA) ... S_sum_3ph (kVA),
+                                                ev_kw, pv_kw, storage_kw, storage_soc [-], losses_kw,
+                                                v_min_pu, v_max_pu, converged
+    circuit_summary_combined.csv                state, circuit_folder, season, design, scenario, status,
+                                                n_loads, n_customers, n_evs, n_storage, n_pv, pv_kw,
+                                                storage_kw, storage_kwh, ev_charger_kw_total,
+                                                substation_xfmr_kva, head_capacity_kva, head_element,
+                                                head_kv_ll, head_norm_amps
+    failures.csv                                state, season, design, feeder, case, source
+                                                (run / not_solved / circuit_filter), status, reason
+    manifest_append_experiment_results.json
+
+Settings read
+    common.config: STATES, SEASONS, DESIGNS; common.doe.PARAMETERS; results_io tables.
+
+Usage
+    python 7_results_analysis/append_experiment_results.py [--data-dir DATA] [--state NC TX]
+        [--csv-limit-mb 200]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import results_io as rio
+from common import cli, config, dss
+from common.io import atomic_path, read_json, write_csv, write_manifest, write_parquet
+from common.paths import INSTANCE_FILES, Workspace
+
+logger = logging.getLogger(__name__)
+
+#: default size limit of the aggregate CSV [MB]; the parquet file is always written
+CSV_LIMIT_MB = 200.0
+#: runs per parquet row group of the aggregate (97 rows each): bounds the memory of the writer
+ROW_GROUP_RUNS = 256
+#: summary.json keys every run must have
+SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "inputs", "realised", "status", "metrics")
+STATUSES = ("ok", "failed")
+#: the aggregate's summary row: how each column's 96 values are reduced (see the module docstring)
+SUMMARY_ROW = {**{c: "max" for c in rio.HEAD_COLUMNS}, "ev_kw": "max", "pv_kw": "max", "storage_kw": "max",
+               "storage_soc": "max", "losses_kw": "max", "v_min_pu": "min", "v_max_pu": "max", "converged": "all"}
+#: series columns phase 6b writes besides the head columns (optional: empty when a file lacks them)
+EXTRA_SERIES = ("ev_kw", "pv_kw", "storage_kw", "storage_soc", "losses_kw", "v_min_pu", "v_max_pu", "converged")
+SERIES_KEYS = ("state", "circuit_folder", "season", "design", "scenario", "row_type")
+
+
+# ------------------------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class RunFolder:
+    """One instance folder of phase 6."""
+
+    state: str
+    season: str
+    design: str
+    feeder: str
+    case: int
+    folder: Path
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.state, self.feeder, self.season, self.design, self.case)
+
+    @property
+    def label(self) -> str:
+        return f"{self.state}/{self.season}/{self.design}/{self.feeder}/{self.case}"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / INSTANCE_FILES["summary"]
+
+    @property
+    def series(self) -> Path:
+        return self.folder / INSTANCE_FILES["timeseries"]
+
+
+def discover_runs(ws: Workspace, states: Sequence[str]) -> list[RunFolder]:
+    """Every instance folder (it holds a summary.json or a scenario_assignments.json), sorted."""
+    found = []
+    for state in states:
+        for season in config.SEASONS:
+            for design in config.DESIGNS:
+                design_dir = ws.design_dir(state, season, design)
+                if not design_dir.is_dir():
+                    continue
+                for feeder_dir in sorted(design_dir.iterdir()):
+                    if not feeder_dir.is_dir() or feeder_dir.name.startswith(("_", ".")):
+                        continue
+                    for case_dir in feeder_dir.iterdir():
+                        if not (case_dir.is_dir() and case_dir.name.isdigit()):
+                            continue
+                        if (case_dir / INSTANCE_FILES["summary"]).is_file() or \
+                                (case_dir / INSTANCE_FILES["assignments"]).is_file():
+                            found.append(RunFolder(state, season, design, feeder_dir.name, int(case_dir.name), case_dir))
+    return sorted(found, key=lambda r: r.sort_key)
+
+
+def read_summary(run: RunFolder) -> dict[str, Any]:
+    """The run's summary.json, checked; UserError naming the file when it cannot be used."""
+    path = run.summary
+    redo = "re-run phase 6 for it (instantiate_circuits_and_runs_APPLYFILTER.py --run redoes bad runs) or remove the folder"
+    try:
+        data = read_json(path)
+    except json.JSONDecodeError as exc:
+        raise cli.UserError(f"{path}: corrupt summary.json ({exc.msg} at line {exc.lineno}): {redo}") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise cli.UserError(f"{path}: unreadable summary.json ({exc}): {redo}") from None
+    if not isinstance(data, dict):
+        raise cli.UserError(f"{path}: summary.json is not a JSON object: {redo}")
+    missing = [k for k in SUMMARY_KEYS if k not in data]
+    if missing:
+        raise cli.UserError(f"{path}: summary.json has no {missing[0]!r}: {redo}")
+    expected = {"state": run.state, "season": run.season, "design": run.design, "feeder": run.feeder,
+                "case": str(run.case)}
+    for key, value in expected.items():
+        if str(data[key]) != value:
+            raise cli.UserError(f"{path}: summary.json says {key} = {data[key]!r} but the folder is {value!r}: {redo}")
+    if data["status"] not in STATUSES:
+        raise cli.UserError(f"{path}: status {data['status']!r} is not one of {', '.join(STATUSES)}: {redo}")
+    for key in ("inputs", "realised", "metrics"):
+        if not isinstance(data[key], dict):
+            raise cli.UserError(f"{path}: {key!r} is not a JSON object: {redo}")
+    absent = [name for name in rio.INPUTS if not isinstance(data["inputs"].get(name), (int, float))]
+    if absent:
+        raise cli.UserError(f"{path}: input {absent[0]!r} missing or not a number: {redo}")
+    return data
+
+
+# ------------------------------------------------------------------------------------------- pure: tables
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        out[prefix] = value
+
+
+def run_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """One flat row of xlrm_results from a summary.json (keys, inputs, realised, metrics, status)."""
+    row: dict[str, Any] = {"state": summary["state"], "feeder": summary["feeder"], "season": summary["season"],
+                           "design": summary["design"], "case": int(summary["case"]),
+                           "design_day": summary.get("design_day", "")}
+    for name in rio.INPUTS:
+        row[name] = float(summary["inputs"][name])
+    row["disjoint_sets"] = bool(summary["inputs"].get("disjoint_sets", True))
+    realised: dict[str, Any] = {}
+    _flatten("", summary["realised"], realised)
+    row.update(realised)
+    for name, value in summary["metrics"].items():
+        if name not in rio.NOT_OUTCOMES and name not in realised:
+            row[name] = value
+    row.update({"status": summary["status"], "message": summary.get("message", "") or "",
+                "runtime_s": summary.get("runtime_s", np.nan), "instance_s": summary.get("instance_s", np.nan),
+                "inputs_digest": summary.get("inputs_digest", "")})
+    return row
+
+
+def _typed(column: pd.Series, unit: str) -> pd.Series:
+    if rio.is_text(unit):
+        return column.astype("str").where(column.notna(), "").astype("str")
+    if unit == "count":
+        return pd.to_numeric(column, errors="coerce").round().astype("Int64")
+    return pd.to_numeric(column, errors="coerce").astype("float64")
+
+
+def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """xlrm_results from flat rows: columns in a fixed order, units' dtypes (counts Int64, text str).
+
+    Column order: run keys, design_day, inputs, disjoint_sets, realised (``REALISED`` order),
+    metrics (``METRICS`` order; unknown names sorted at the end, logged), status and runtimes.
+    """
+    frame = pd.DataFrame(rows)
+    head = [*rio.RUN_KEYS, "design_day", *rio.INPUTS, "disjoint_sets"]
+    tail = ["status", "message", "runtime_s", "instance_s", "inputs_digest"]
+    rest = [c for c in frame.columns if c not in head and c not in tail]
+    realised = [c for c in rio.ordered(rest, rio.REALISED) if c in rio.REALISED]
+    metrics = rio.ordered([c for c in rest if c not in rio.REALISED], rio.METRICS)
+    unknown = [c for c in metrics if c not in rio.METRICS]
+    if unknown:
+        logger.warning("metrics without a unit in results_io.METRICS (kept, unit unknown): %s", ", ".join(unknown))
+    frame = frame[head + realised + metrics + tail].copy()
+    for name in realised:
+        frame[name] = _typed(frame[name], rio.REALISED[name][0])
+    for name in metrics:
+        if name in rio.METRICS:
+            frame[name] = _typed(frame[name], rio.METRICS[name][0])
+    for name in rio.INPUTS:
+        frame[name] = frame[name].astype("float64")
+    frame["case"] = frame["case"].astype("int64")
+    frame["disjoint_sets"] = frame["disjoint_sets"].astype(bool)
+    for name in ("runtime_s", "instance_s"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name in ("state", "feeder", "season", "design", "design_day", "status", "message", "inputs_digest"):
+        frame[name] = frame[name].fillna("").astype("str")
+    return frame.sort_values(list(rio.RUN_KEYS), kind="stable").reset_index(drop=True)
+
+
+FAILURE_COLUMNS = ("state", "season", "design", "feeder", "case", "source", "status", "reason")
+
+
+def failures_frame(results: pd.DataFrame, unsolved: list[dict[str, Any]], filtered: pd.DataFrame) -> pd.DataFrame:
+    """failures.csv: failed runs, never-solved instances and feeders the circuit filter left out."""
+    parts = []
+    bad = results[results["status"] != "ok"]
+    if len(bad):
+        parts.append(pd.DataFrame({"state": bad["state"], "season": bad["season"], "design": bad["design"],
+                                   "feeder": bad["feeder"], "case": bad["case"], "source": "run",
+                                   "status": bad["status"], "reason": bad["message"]}))
+    if unsolved:
+        parts.append(pd.DataFrame(unsolved))
+    if len(filtered):
+        parts.append(filtered)
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c != "case" else "Int64") for c in FAILURE_COLUMNS})
+    table = pd.concat(parts, ignore_index=True)[list(FAILURE_COLUMNS)]
+    table["case"] = pd.to_numeric(table["case"], errors="coerce").astype("Int64")
+    for c in FAILURE_COLUMNS:
+        if c != "case":
+            table[c] = table[c].fillna("").astype("str")
+    order = {"circuit_filter": 0, "run": 1, "not_solved": 2}
+    table["_o"] = table["source"].map(order)
+    table = table.sort_values(["state", "season", "_o", "design", "feeder", "case"], kind="stable", na_position="first")
+    return table.drop(columns="_o").reset_index(drop=True)
+
+
+def reduce_column(values: np.ndarray, how: str) -> Any:
+    """One column's summary-row value: max / min ignoring NaN (NaN when all are), or all()."""
+    values = np.asarray(values)
+    if how == "all":
+        return bool(values.all())
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return np.nan
+    return float(finite.max() if how == "max" else finite.min())
+
+
+def series_schema() -> pa.Schema:
+    fields = [pa.field("state", pa.string()), pa.field("circuit_folder", pa.string()), pa.field("season", pa.string()),
+              pa.field("design", pa.string()), pa.field("scenario", pa.int64()), pa.field("row_type", pa.string()),
+              pa.field("hour", pa.float64()), pa.field("interval_start", pa.timestamp("us"))]
+    fields += [pa.field(c, pa.float64()) for c in rio.HEAD_COLUMNS]
+    fields += [pa.field(c, pa.bool_() if c == "converged" else pa.float64()) for c in EXTRA_SERIES]
+    return pa.schema(fields)
+
+
+def series_block(run: RunFolder, table: pa.Table) -> dict[str, np.ndarray]:
+    """The 96 data rows of one run plus its summary row, as column arrays (null = NaN / NaT / None)."""
+    n = table.num_rows
+    block: dict[str, np.ndarray] = {
+        "state": np.full(n + 1, run.state, dtype=object), "circuit_folder": np.full(n + 1, run.feeder, dtype=object),
+        "season": np.full(n + 1, run.season, dtype=object), "design": np.full(n + 1, run.design, dtype=object),
+        "scenario": np.full(n + 1, run.case, dtype=np.int64),
+        "row_type": np.array(["data"] * n + ["summary"], dtype=object),
+        "hour": np.append(table["hour"].to_numpy().astype(float), np.nan),
+        "interval_start": np.append(table["interval_start"].to_numpy().astype("datetime64[us]"),
+                                    np.datetime64("NaT", "us")),
+    }
+    present = set(table.column_names)
+    for column in (*rio.HEAD_COLUMNS, *EXTRA_SERIES):
+        how = SUMMARY_ROW[column]
+        if column in present:
+            values = table[column].to_numpy(zero_copy_only=False)
+            values = values.astype(bool) if how == "all" else values.astype(float)
+        else:
+            values = np.ones(n, dtype=bool) if how == "all" else np.full(n, np.nan)
+        block[column] = np.append(values, reduce_column(values, how))
+    return block
+
+
+def _arrow_batch(blocks: list[dict[str, np.ndarray]], schema: pa.Schema) -> pa.Table:
+    arrays = []
+    for field in schema:
+        values = np.concatenate([b[field.name] for b in blocks])
+        if pa.types.is_floating(field.type):
+            arrays.append(pa.array(values, type=field.type, mask=np.isnan(values)))
+        elif pa.types.is_timestamp(field.type):
+            arrays.append(pa.array(values, type=field.type, mask=np.isnat(values)))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# ------------------------------------------------------------------------------------------- load: series
+def read_series(run: RunFolder) -> pa.Table:
+    """A run's timeseries.parquet, checked (96 rows, the head columns); UserError naming the file."""
+    path = run.series
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise cli.UserError(f"{path}: unreadable timeseries ({exc}): re-run phase 6 for this case") from None
+    present = set(table.column_names)
+    missing = [c for c in ("hour", "interval_start", *rio.HEAD_COLUMNS) if c not in present]
+    if missing:
+        raise cli.UserError(f"{path}: column {missing[0]!r} missing: re-run phase 6 for this case")
+    if table.num_rows != config.INTERVALS_PER_DAY:
+        raise cli.UserError(f"{path}: {table.num_rows} rows, expected {config.INTERVALS_PER_DAY}: re-run phase 6 "
+                            "for this case")
+    return table
+
+
+class _TempFile:
+    """A temporary file beside ``path``, renamed over it by :meth:`keep` or removed by :meth:`drop`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(name)
+        os.chmod(self.tmp, 0o644)
+        self.handle = open(self.tmp, "w", encoding="utf-8", newline="\n")
+
+    def keep(self) -> None:
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def drop(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_series(runs: list[RunFolder], parquet_path: Path, csv_path: Path, csv_limit_mb: float,
+                 progress: bool = True) -> dict[str, Any]:
+    """Stream every run's series into the aggregate parquet (and CSV while it stays under the limit).
+
+    Files are read one at a time; ``ROW_GROUP_RUNS`` runs are held at most. Returns what was written.
+    """
+    from tqdm import tqdm
+
+    schema = series_schema()
+    limit = csv_limit_mb * 1e6
+    total_rows = len(runs) * (config.INTERVALS_PER_DAY + 1)
+    csv: _TempFile | None = _TempFile(csv_path)
+    csv_note = "written"
+    rows = 0
+    try:
+        with atomic_path(parquet_path) as tmp:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                blocks: list[dict[str, np.ndarray]] = []
+
+                def flush() -> None:
+                    nonlocal csv, csv_note, rows
+                    if not blocks:
+                        return
+                    batch = _arrow_batch(blocks, schema)
+                    writer.write_table(batch)
+                    rows += batch.num_rows
+                    blocks.clear()
+                    if csv is not None:
+                        batch.to_pandas().to_csv(csv.handle, header=csv.handle.tell() == 0, index=False,
+                                                 lineterminator="\n")
+                        size = csv.handle.tell()
+                        estimate = size / rows * total_rows
+                        if size > limit or estimate > limit:
+                            csv.drop()
+                            csv = None
+                            csv_note = (f"skipped: about {estimate / 1e6:.0f} MB, above --csv-limit-mb "
+                                        f"{csv_limit_mb:g} (the parquet file holds the same rows)")
+
+                for run in tqdm(runs, desc="feeder-head series", unit="run", disable=None if progress else True):
+                    blocks.append(series_block(run, read_series(run)))
+                    if len(blocks) >= ROW_GROUP_RUNS:
+                        flush()
+                flush()
+        if csv is not None:
+            csv.keep()
+    finally:
+        if csv is not None and csv.tmp.exists():
+            csv.drop()
+    if csv_note != "written":
+        if csv_path.exists():
+            csv_path.unlink()
+            logger.info("removed the stale %s of an earlier run", csv_path.name)
+        logger.warning("%s %s", csv_path.name, csv_note)
+    return {"rows": rows, "runs": len(runs), "csv": csv_note}
+
+
+# ------------------------------------------------------------------------------------------- load: circuits
+def feeder_circuit(master: Path, ev_elements: set[str], head_element: str) -> dict[str, Any]:
+    """Customer load count and feeder-head ratings of a compiled instance (see the module docstring)."""
+    engine = dss.compile_master(master, strip=True)
+    out: dict[str, Any] = {"n_loads": np.nan, "substation_xfmr_kva": np.nan, "head_capacity_kva": np.nan,
+                           "head_element": head_element, "head_kv_ll": np.nan, "head_norm_amps": np.nan}
+    loads = [n.lower() for n in engine.Loads.AllNames()] if engine.Loads.Count() else []
+    out["n_loads"] = sum(1 for n in loads if n not in ev_elements)
+    source_bus = None
+    if engine.Vsources.First():
+        engine.Circuit.SetActiveElement(f"Vsource.{engine.Vsources.Name()}")
+        source_bus = dss.bus_name(engine.CktElement.BusNames()[0]).lower()
+    head_class = head_element.split(".", 1)[0].lower()
+    xfmr_kva = []
+    if engine.Transformers.First():
+        while True:
+            name = f"transformer.{engine.Transformers.Name().lower()}"
+            buses = {dss.bus_name(b).lower() for b in engine.CktElement.BusNames()}
+            if source_bus in buses or name == head_element.lower():
+                engine.Transformers.Wdg(1)
+                xfmr_kva.append(float(engine.Transformers.kVA()))
+            if not engine.Transformers.Next():
+                break
+    if xfmr_kva:
+        out["substation_xfmr_kva"] = float(sum(xfmr_kva))
+    if head_class == "line":
+        engine.Circuit.SetActiveElement(head_element)
+        amps = float(engine.CktElement.NormalAmps())
+        phases = int(engine.CktElement.NumPhases())
+        engine.Circuit.SetActiveBus(dss.bus_name(engine.CktElement.BusNames()[0]))
+        kv_ln = float(engine.Bus.kVBase())
+        if amps > 0 and kv_ln > 0:
+            out.update(head_norm_amps=amps, head_kv_ll=kv_ln * math.sqrt(3), head_capacity_kva=phases * kv_ln * amps)
+    return out
+
+
+def circuit_table(runs: list[RunFolder], summaries: dict[RunFolder, dict[str, Any]]) -> pd.DataFrame:
+    """circuit_summary_combined: realised counts per run and each feeder's circuit, read once per feeder."""
+    circuits: dict[tuple[str, str], dict[str, Any]] = {}
+    rows = []
+    for run in runs:
+        summary = summaries[run]
+        key = (run.state, run.feeder)
+        if key not in circuits:
+            circuits[key] = _feeder_circuit_once(run)
+        realised = summary["realised"]
+        rows.append({rio.PRIOR_KEYS[k]: getattr(run, k) for k in ("state", "feeder", "season", "design", "case")} |
+                    {"status": summary["status"], "n_loads": circuits[key]["n_loads"],
+                     "n_customers": realised.get("n_customers"), "n_evs": realised.get("n_evs"),
+                     "n_storage": realised.get("n_storage"), "n_pv": realised.get("n_pv"),
+                     "pv_kw": realised.get("pv_kw"), "storage_kw": realised.get("storage_kw"),
+                     "storage_kwh": realised.get("storage_kwh"),
+                     "ev_charger_kw_total": realised.get("ev_charger_kw_total")} |
+                    {k: circuits[key][k] for k in ("substation_xfmr_kva", "head_capacity_kva", "head_element",
+                                                   "head_kv_ll", "head_norm_amps")})
+    columns = ["state", "circuit_folder", "season", "design", "scenario", "status", "n_loads", "n_customers", "n_evs",
+               "n_storage", "n_pv", "pv_kw", "storage_kw", "storage_kwh", "ev_charger_kw_total",
+               "substation_xfmr_kva", "head_capacity_kva", "head_element", "head_kv_ll", "head_norm_amps"]
+    table = pd.DataFrame(rows, columns=columns)
+    for c in ("n_loads", "n_customers", "n_evs", "n_storage", "n_pv"):
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
+    for c in ("pv_kw", "storage_kw", "storage_kwh", "ev_charger_kw_total", "substation_xfmr_kva", "head_capacity_kva",
+              "head_kv_ll", "head_norm_amps"):
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype("float64")
+    return table
+
+
+def _feeder_circuit_once(run: RunFolder) -> dict[str, Any]:
+    empty = {"n_loads": np.nan, "substation_xfmr_kva": np.nan, "head_capacity_kva": np.nan, "head_element": "",
+             "head_kv_ll": np.nan, "head_norm_amps": np.nan}
+    assignments_path = run.folder / INSTANCE_FILES["assignments"]
+    master = run.folder / INSTANCE_FILES["master"]
+    if not (assignments_path.is_file() and master.is_file()):
+        logger.warning("%s %s: no instance files in %s: n_loads and the head capacity are left empty", run.state,
+                       run.feeder, run.folder)
+        return empty
+    try:
+        assignments = read_json(assignments_path)
+        ev = {e["element"].split(".", 1)[1].lower() for e in assignments.get("hosts", {}).get("ev", [])}
+        return feeder_circuit(master, ev, str(assignments.get("head_element", "")))
+    except (json.JSONDecodeError, KeyError, OSError, dss.DSSError) as exc:
+        logger.warning("%s %s: could not read its circuit from %s (%s): n_loads and the head capacity are left "
+                       "empty", run.state, run.feeder, master, exc)
+        return empty
+
+
+# ------------------------------------------------------------------------------------------- load: indexes
+def unsolved_runs(ws: Workspace, runs: list[RunFolder], solved: set[tuple]) -> list[dict[str, Any]]:
+    """Instances without a summary.json, and batch-index failures whose folder has none."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        if run.sort_key not in solved:
+            out[run.sort_key] = {"state": run.state, "season": run.season, "design": run.design, "feeder": run.feeder,
+                                 "case": run.case, "source": "not_solved", "status": "not_solved",
+                                 "reason": "no summary.json: the instance was never solved (run phase 6 with --run)"}
+    designs = sorted({(r.state, r.season, r.design) for r in runs})
+    for state, season, design in designs:
+        path = ws.batch_index(state, season, design)
+        if not path.is_file():
+            continue
+        try:
+            index = pd.read_csv(path, dtype={"feeder": str, "status": str, "message": str})
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise cli.UserError(f"{path}: unreadable batch index ({exc}): re-run phase 6 for {state} {season} "
+                                f"{design}") from None
+        if not {"feeder", "case", "status"} <= set(index.columns):
+            raise cli.UserError(f"{path}: not a batch index (needs feeder, case, status): re-run phase 6")
+        for record in index.to_dict("records"):
+            key = (state, str(record["feeder"]), season, design, int(record["case"]))
+            if key in solved:
+                continue
+            message = record.get("message")
+            message = "" if message is None or (isinstance(message, float) and math.isnan(message)) else str(message)
+            if key in out:
+                if message:
+                    out[key]["reason"] = message
+                    out[key]["status"] = str(record["status"])
+            elif record["status"] not in ("ok", "instantiated"):
+                out[key] = {"state": state, "season": season, "design": design, "feeder": key[1], "case": key[4],
+                            "source": "not_solved", "status": str(record["status"]), "reason": message}
+    return [out[k] for k in sorted(out)]
+
+
+def filtered_feeders(ws: Workspace, states: Sequence[str]) -> pd.DataFrame:
+    """Feeders the circuit filter left out (status fail or skipped), as failures.csv rows."""
+    parts = []
+    for state in states:
+        path = ws.circuit_filter(state)
+        if not path.is_file():
+            continue
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise cli.UserError(f"{path}: unreadable circuit filter table ({exc}): re-run phase 6") from None
+        if not {"season", "feeder", "status"} <= set(table.columns):
+            raise cli.UserError(f"{path}: not a circuit filter table (needs season, feeder, status): re-run phase 6")
+        out = table[table["status"] != "pass"]
+        if out.empty:
+            continue
+        reason = out.get("reason", pd.Series("", index=out.index)).fillna("")
+        message = out.get("dss_message", pd.Series("", index=out.index)).fillna("")
+        reason = np.where(message != "", reason + " (OpenDSS: " + message + ")", reason)
+        parts.append(pd.DataFrame({"state": state, "season": out["season"], "design": "", "feeder": out["feeder"],
+                                   "case": pd.NA, "source": "circuit_filter", "status": out["status"],
+                                   "reason": reason}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(FAILURE_COLUMNS))
+
+
+def present_states(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
+    states = sorted(wanted) if wanted else [s for s in config.STATES if ws.circuits_dir(s).is_dir()]
+    return sorted(states)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="append_experiment_results.py")
+    rio.add_state_filter(parser)
+    parser.add_argument("--csv-limit-mb", type=float, default=CSV_LIMIT_MB,
+                        help=f"write aggregate_m2_combined.csv only while it stays under this size [MB] "
+                             f"(default {CSV_LIMIT_MB:g}); the parquet file is always written")
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    if args.csv_limit_mb < 0:
+        raise cli.UserError(f"--csv-limit-mb {args.csv_limit_mb:g}: need zero or more")
+    ws = cli.workspace(args, must_exist=True)
+    states = present_states(ws, args.state)
+    logger.info("combining phase 6 runs of %s from %s", ", ".join(states) or "(no state)", ws.phase("6"))
+    runs = discover_runs(ws, states)
+    if not runs:
+        raise cli.UserError(f"no phase 6 runs found under {ws.phase('6')} for {', '.join(states) or 'any state'}: run "
+                            "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --run first "
+                            "(or change --data-dir / --state)")
+
+    # pass 1: every summary, checked before anything is written
+    summaries: dict[RunFolder, dict[str, Any]] = {}
+    for run in runs:
+        if run.summary.is_file():
+            summaries[run] = read_summary(run)
+    if not summaries:
+        raise cli.UserError(f"no solved run (summary.json) under {ws.phase('6')}: run phase 6 with --run first")
+    solved = [r for r in runs if r in summaries]
+    with_series = []
+    for run in solved:
+        if run.series.is_file():
+            with_series.append(run)
+        elif summaries[run]["status"] == "ok":
+            raise cli.UserError(f"{run.series}: missing for a run whose summary.json says ok: re-run phase 6 for "
+                                "this case (it redoes incomplete runs)")
+    results = results_frame([run_row(summaries[r]) for r in solved])
+    failures = failures_frame(results, unsolved_runs(ws, runs, {r.sort_key for r in solved}),
+                              filtered_feeders(ws, states))
+    circuits = circuit_table(solved, summaries)
+
+    # pass 2: the series, streamed; then the small tables
+    out = ws.results_dir
+    series = write_series(with_series, rio.results_path(ws, "aggregate"), rio.results_path(ws, "aggregate_csv"),
+                          args.csv_limit_mb, progress=not args.quiet)
+    write_parquet(rio.results_path(ws, "xlrm_results"), results)
+    write_csv(rio.results_path(ws, "xlrm_results_csv"), results)
+    write_csv(rio.results_path(ws, "circuit_summary"), circuits)
+    write_csv(rio.results_path(ws, "failures"), failures)
+    counts = results.groupby(["state", "season", "design"])["status"].value_counts().unstack(fill_value=0)
+    write_manifest(out, "7_results_analysis/append_experiment_results.py", {
+        "states": states, "runs": len(results), "runs_ok": int((results["status"] == "ok").sum()),
+        "runs_failed": int((results["status"] != "ok").sum()), "not_solved": int((failures["source"] == "not_solved").sum()),
+        "feeders_filtered_out": int((failures["source"] == "circuit_filter").sum()),
+        "series_rows": series["rows"], "aggregate_csv": series["csv"], "csv_limit_mb": args.csv_limit_mb,
+        "row_group_runs": ROW_GROUP_RUNS,
+    }, name="manifest_append_experiment_results.json")
+    for (state, season, design), row in counts.iterrows():
+        logger.info("%s %s %s: %s", state, season, design, ", ".join(f"{int(v)} {k}" for k, v in row.items() if v))
+    logger.info("%d runs (%d failed, %d never solved, %d feeder-season(s) left out by the filter) -> %s",
+                len(results), int((results["status"] != "ok").sum()), int((failures["source"] == "not_solved").sum()),
+                int((failures["source"] == "circuit_filter").sum()), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

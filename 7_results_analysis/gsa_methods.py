@@ -1,0 +1,265 @@
+"""Global sensitivity measures from given data: SALib's delta and PAWN, with confidence intervals.
+
+Both measures are moment-independent and estimated from any sample of (inputs, output) pairs, so
+they are valid on a Latin hypercube, on a scrambled Sobol sequence and on the two pooled. (Sobol
+variance indices are not: their estimators need the Saltelli cross-sampling, which an LHS ensemble
+does not have, so none are computed here.)
+
+* delta (Borgonovo 2007; given-data estimator of Plischke, Borgonovo and Smith 2013):
+  ``SALib.analyze.delta.analyze`` with ``method="delta"``; the index reported is SALib's
+  ``delta_raw`` (bootstrap on the data as drawn: the designs are uniform already), and its interval
+  is ``delta_raw +/- delta_raw_conf`` (normal interval of the bias-reduced bootstrap, level
+  ``CONF_LEVEL``). SALib 1.6 computes its "balanced" variant first, on input bins of at least 10
+  runs, and loses the raw index of an input whose bins it cannot fill; :func:`delta_bins` asks for
+  ``clip(n // 20, 2, 10)`` equal-width bins, which keeps every input estimable from about 28 runs
+  of a uniform design (below ``DELTA_MIN_RUNS`` runs delta is not computed; an input SALib still
+  cannot estimate is reported as skipped with SALib's note).
+* PAWN (Pianosi and Wagener 2015, 2018): ``SALib.analyze.pawn.analyze``; the index is the median
+  over ``S`` conditioning slices of the Kolmogorov-Smirnov distance between the output's conditional
+  and unconditional distributions. SALib gives no interval, so a bootstrap over runs (resampled with
+  replacement, ``resamples`` times, with :func:`pawn_median`, a vectorised copy of SALib's estimator
+  that a test keeps equal to it) gives the percentile interval re-centred on the estimate,
+  ``[I + q_low - mean, I + q_high - mean]`` clipped to [0, 1]: resampling with replacement repeats
+  runs, which inflates every KS distance of a resample by about the same amount (an artefact of the
+  resampling, not of the estimator), so the plain percentile interval would sit above the index.
+  ``S = clip(n // 10, 3, 10)``: about ten runs per slice, SALib's default of 10 from 100 runs on
+  (lowered to 5 or 8 where it would be 6 or 9, which SALib 1.6 cannot slice).
+
+SALib draws from numpy's legacy global generator; :func:`delta_indices` seeds it with an explicit
+seed and restores its state afterwards, and records SALib's warnings instead of printing them.
+Inputs may be dependent (the heat-pump shares lie on a simplex): both measures stay defined, and
+measure the input's effect including what it shares with the inputs it depends on.
+
+Each analysis adds a :data:`DUMMY` input (uniform, seeded, unused by the model): an input whose
+index is not clearly above the dummy's cannot be told from sampling noise with this many runs.
+Small samples also bias both measures: PAWN's KS distances stay well above 0 for an input with no
+effect, and delta's bias-reduced estimate can fall below 0; the dummy shows how far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+import zlib
+from typing import Any, Iterator
+
+import numpy as np
+
+CONF_LEVEL = 0.95
+METHODS = ("delta", "pawn")
+DELTA_MIN_RUNS = 24
+#: delta's kernel density estimate assumes a continuous output: with more than this share of the runs
+#: on one value (e.g. "no violation" = 0) it is not computed (PAWN, on distribution functions, is)
+POINT_MASS_SHARE = 0.25
+#: name of the dummy input: a uniform column the model never sees, whose index is the estimator's
+#: noise floor at the sample size (Khorashadi Zadeh et al. 2017)
+DUMMY = "dummy"
+
+
+def stable_key(*parts: str) -> tuple[int, ...]:
+    """Integers naming a task, stable across processes (CRC-32, never Python's salted hash)."""
+    return tuple(zlib.crc32(p.encode("utf-8")) for p in parts)
+
+
+def _salib_slices_valid(slices: int) -> bool:
+    """SALib 1.6 builds its slice edges with ``arange(0, 1 + 1/S, 1/S)``; for some S (6, 9) rounding
+    adds an edge above 1 and ``nanquantile`` fails."""
+    step = 1 / slices
+    return bool(np.arange(0, 1 + step, step).max() <= 1.0)
+
+
+def pawn_slices(n: int) -> int:
+    """Conditioning slices for ``n`` runs: about ten runs per slice, between 3 and 10, skipping the
+    counts SALib cannot slice (:func:`_salib_slices_valid`)."""
+    slices = int(min(10, max(3, n // 10)))
+    while not _salib_slices_valid(slices):
+        slices -= 1
+    return slices
+
+
+def delta_bins(n: int) -> int:
+    """Equal-width input bins of SALib's balanced delta resampling for ``n`` runs (about 20 per bin)."""
+    return int(min(10, max(2, n // 20)))
+
+
+def problem(names: list[str] | tuple[str, ...], bounds: list[tuple[float, float]]) -> dict[str, Any]:
+    return {"num_vars": len(names), "names": list(names), "bounds": [list(b) for b in bounds]}
+
+
+@contextlib.contextmanager
+def _salib_context(seed: int) -> Iterator[list]:
+    """Seed numpy's global generator for SALib, restore it afterwards; collect SALib's warnings."""
+    state = np.random.get_state()
+    formatter = warnings.formatwarning
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            np.random.seed(seed)
+            yield caught
+    finally:
+        np.random.set_state(state)
+        warnings.formatwarning = formatter  # SALib's delta replaces it globally
+
+
+def delta_indices(x: np.ndarray, y: np.ndarray, names: list[str], bounds: list[tuple[float, float]], *,
+                  resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """delta per input with its interval half-width; NaN where SALib could not estimate it (with notes)."""
+    from SALib.analyze import delta
+
+    seed = int(seed) % (2**31 - 2) + 1  # SALib ignores a seed of 0
+    with _salib_context(seed) as caught:
+        result = delta.analyze(problem(names, bounds), np.asarray(x, dtype=float), np.asarray(y, dtype=float),
+                               num_resamples=resamples, conf_level=CONF_LEVEL, seed=seed, method="delta",
+                               bins_specs={name: delta_bins(len(y)) for name in names})
+    notes = result.get("notes") if isinstance(result, dict) and "notes" in result else None
+    if not notes:
+        notes = [""] * len(names)
+    notes = [str(n) for n in notes] + [""] * (len(names) - len(notes))
+    messages = sorted({str(w.message) for w in caught})
+    if messages:
+        notes = [n or "; ".join(messages)[:300] for n in notes]
+    return (np.asarray(result["delta_raw"], dtype=float), np.asarray(result["delta_raw_conf"], dtype=float), notes)
+
+
+def _ks_to_all(y_sorted: np.ndarray, subset: np.ndarray) -> float:
+    """Kolmogorov-Smirnov distance between a subset of the sample and the whole (sorted) sample."""
+    sub = np.sort(subset)
+    cdf_all = np.searchsorted(y_sorted, y_sorted, side="right") / len(y_sorted)
+    cdf_sub = np.searchsorted(sub, y_sorted, side="right") / len(sub)
+    return float(np.max(np.abs(cdf_all - cdf_sub)))
+
+
+def pawn_median(x: np.ndarray, y: np.ndarray, slices: int) -> np.ndarray:
+    """Median over slices of the KS distance per input: SALib's PAWN ``median``, vectorised."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    y_sorted = np.sort(y)
+    step = 1 / slices
+    seq = np.arange(0, 1 + step, step)
+    out = np.full(x.shape[1], np.nan)
+    for j in range(x.shape[1]):
+        xj = x[:, j]
+        edges = np.nanquantile(xj, seq)
+        values = []
+        for s in range(slices):
+            sel = (xj >= edges[s]) & (xj < edges[s + 1])
+            if sel.any():
+                values.append(_ks_to_all(y_sorted, y[sel]))
+        if values:
+            out[j] = float(np.median(values))
+    return out
+
+
+def pawn_indices(x: np.ndarray, y: np.ndarray, names: list[str], bounds: list[tuple[float, float]], *,
+                 resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """PAWN median per input (SALib) with its re-centred bootstrap interval; returns index, low, high, S."""
+    from SALib.analyze import pawn
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    slices = pawn_slices(len(y))
+    with _salib_context(int(seed) % (2**31 - 2) + 1):
+        index = np.asarray(pawn.analyze(problem(names, bounds), x, y, S=slices)["median"], dtype=float)
+    rng = np.random.default_rng(seed)
+    boot = np.empty((resamples, x.shape[1]))
+    for b in range(resamples):
+        rows = rng.integers(0, len(y), size=len(y))
+        boot[b] = pawn_median(x[rows], y[rows], slices)
+    tail = 100 * (1 - CONF_LEVEL) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+        q_low = np.nanpercentile(boot, tail, axis=0)
+        q_high = np.nanpercentile(boot, 100 - tail, axis=0)
+        centre = np.nanmean(boot, axis=0)
+    # percentile interval re-centred on the estimate: repeated runs in a resample inflate every KS
+    # distance by about the same amount, an artefact of resampling rather than of the estimator
+    low = np.clip(index + (q_low - centre), 0.0, 1.0)
+    high = np.clip(index + (q_high - centre), 0.0, 1.0)
+    return index, low, high, slices
+
+
+# ------------------------------------------------------------------------------------------- normalisation
+#: How each headline metric is put on a common scale across feeders for the pooled groups:
+#: (transform, basis). The reference is the feeder's reference case "0" in the same state and season.
+NORMALISATION = {
+    "peak_kw": ("relative_pct", "% change of the peak vs the feeder's reference case"),
+    "ansi_a_violation_node_intervals": ("difference_per_customer",
+                                        "Range A node-intervals per customer above the reference case"),
+    "worst_transformer_loading_pct": ("difference", "percentage points above the reference case"),
+    "losses_pct": ("difference", "percentage points above the reference case"),
+}
+
+
+def normalise(values: np.ndarray, reference: float, n_customers: np.ndarray | float, how: str) -> np.ndarray:
+    """A feeder's metric relative to its reference case (transforms of :data:`NORMALISATION`)."""
+    values = np.asarray(values, dtype=float)
+    if how == "relative_pct":
+        if not reference > 0:
+            raise ValueError(f"reference {reference} is not positive")
+        return 100.0 * (values / reference - 1.0)
+    if how == "difference":
+        return values - reference
+    if how == "difference_per_customer":
+        return (values - reference) / np.asarray(n_customers, dtype=float)
+    raise ValueError(f"unknown normalisation {how!r}")
+
+
+# ------------------------------------------------------------------------------------------- one task
+def task_seed(master: int, group: str, metric: str, method: str) -> int:
+    """A 32-bit seed per (group, metric, method) from numpy's SeedSequence."""
+    ss = np.random.SeedSequence(entropy=master, spawn_key=stable_key(group, metric, method))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both measures for one (group, metric): result rows and skip rows (a worker process may run it).
+
+    ``task``: group, scope, state, season, feeder, metric, basis, x (n, d), y (n), names, bounds,
+    n_feeders, designs, min_runs, resamples, seed (the master seed; each method's own is
+    :func:`task_seed`).
+    """
+    names, bounds = list(task["names"]), [tuple(b) for b in task["bounds"]]
+    describe = {k: task[k] for k in ("group", "scope", "state", "season", "feeder", "metric")}
+    x, y = task["x"], task["y"]
+    finite = np.isfinite(y)
+    x, y = x[finite], y[finite]
+    n = len(y)
+    rows, skips = [], []
+
+    def skip(method: str, reason: str, name: str = "") -> None:
+        skips.append({**describe, "method": method, "input": name, "n_runs": n, "reason": reason})
+
+    if n < task["min_runs"]:
+        skip("", f"{n} runs, fewer than --min-runs {task['min_runs']}")
+        return rows, skips
+    if np.ptp(y) == 0:
+        skip("", f"{task['metric']} is constant ({y[0]:g}) over the {n} runs")
+        return rows, skips
+    common = {**describe, "basis": task["basis"], "conf_level": CONF_LEVEL, "n_runs": n,
+              "n_feeders": task["n_feeders"], "designs": task["designs"], "resamples": task["resamples"]}
+    dummy = np.random.default_rng(task_seed(task["seed"], task["group"], task["metric"], DUMMY)).random(n)
+    x = np.column_stack([x, dummy])
+    names, bounds = names + [DUMMY], bounds + [(0.0, 1.0)]
+    modal_share = np.unique(y, return_counts=True)[1].max() / n
+    for method in METHODS:
+        seed = task_seed(task["seed"], task["group"], task["metric"], method)
+        if method == "delta":
+            if n < DELTA_MIN_RUNS:
+                skip(method, f"{n} runs, fewer than the {DELTA_MIN_RUNS} SALib's delta needs")
+                continue
+            if modal_share > POINT_MASS_SHARE:
+                skip(method, f"{100 * modal_share:.0f} % of the runs share one value: delta's density estimate "
+                             "needs a continuous output (PAWN does not)")
+                continue
+            index, half, notes = delta_indices(x, y, names, bounds, resamples=task["resamples"], seed=seed)
+            low, high, slices = index - half, index + half, np.nan
+        else:
+            index, low, high, slices = pawn_indices(x, y, names, bounds, resamples=task["resamples"], seed=seed)
+            notes = [""] * len(names)
+        for j, name in enumerate(names):
+            if not (np.isfinite(index[j]) and np.isfinite(low[j]) and np.isfinite(high[j])):
+                skip(method, f"not estimable: {notes[j] or 'SALib returned no value'}", name)
+                continue
+            rows.append({**common, "input": name, "method": method, "index": float(index[j]),
+                         "conf_low": float(low[j]), "conf_high": float(high[j]), "pawn_slices": slices, "seed": seed})
+    return rows, skips

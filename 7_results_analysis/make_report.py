@@ -1,0 +1,410 @@
+"""One static HTML page with the study's headlines, tables and every figure: report.html.
+
+Description
+    Gathers what phase 7 wrote into ``<data>/7_results_analysis/report.html``, a single file that
+    opens in any browser without a server (figures embedded as base64 ``data:`` URIs, no script, no
+    external style sheet or font):
+
+    * runs per state, season and design (ok, failed, never solved; feeders studied and left out by
+      the circuit filter);
+    * planning failures (Range A undervoltage, transformer above 100 %) per state, season, design and
+      feeder, and the list of failed runs with phase 6's messages;
+    * the worst outcome of each headline metric per state and season, with the feeder and case;
+    * the most influential inputs per metric (pooled sensitivity groups), with intervals and the
+      dummy input's noise floor;
+    * the PRIM boxes (rule, coverage, density, mass);
+    * every PNG of ``plots/`` (the known ones with captions, then any other);
+    * the study's settings: designs (cases per mixes file, seed, bounds, reference case), ANSI
+      C84.1 ranges and thermal limits, phase 7 settings from the manifests, package versions and
+      git revision; and links to the data files.
+
+    Only ``xlrm_results.parquet`` is required; a section whose input is missing says which script
+    makes it. The page holds no time stamp: the same inputs give the same bytes.
+
+Inputs (``<data>/7_results_analysis/``, from the other phase 7 scripts)
+    xlrm_results.parquet (required), failures.csv, circuit_summary_combined.csv, sensitivity.csv,
+    sensitivity_skipped.csv, prim_boxes.csv, manifest_*.json, plots/*.png
+    <data>/0_code_xlrm/mixes_<design>.json                                      (phase 0)
+
+Outputs
+    <data>/7_results_analysis/report.html
+
+Settings read
+    common.config: DESIGNS, N_CASES, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, ANSI_RANGE_A, ANSI_RANGE_B,
+    THERMAL; common.doe.PARAMETERS.
+
+Usage
+    python 7_results_analysis/make_report.py [--data-dir DATA] [--state NC]
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+import results_io as rio
+from common import cli, config, doe
+from common.io import git_revision, package_versions, write_text
+
+logger = logging.getLogger(__name__)
+
+#: the figures the report knows, in page order: (file name or prefix, section, caption)
+FIGURES = (
+    ("peak_distribution_", "outcomes", "Design-day feeder-head peak per feeder, season and design (box: the design's "
+                                       "runs; diamond: reference case 0)."),
+    ("failure_map_", "failures", "Where feeders fail, over EV share and uncontrolled heat-pump share."),
+    ("storage_peak_reduction.png", "outcomes", "Peak reduction by the batteries against the storage share."),
+    ("ecdf_lhs_vs_sobol.png", "outcomes", "Outcome distributions of the LHS and Sobol designs."),
+    ("sensitivity_", "sensitivity", "Global sensitivity (pooled bars with intervals; dots: single feeders; dashed: "
+                                    "dummy input = noise floor)."),
+    ("prim_boxes.png", "prim", "PRIM box: the input ranges that concentrate failures."),
+    ("prim_trajectory.png", "prim", "PRIM peeling trajectory: coverage against density; the selected box circled."),
+)
+PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib", "SALib", "opendssdirect.py", "dss-python", "pvlib")
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 0 1.5em 3em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 3px solid #4c72b0; padding-bottom: .3em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .88em; }
+th, td { border: 1px solid #d0d0d0; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #eef2f8; }
+tr:nth-child(even) td { background: #fafafa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; }
+figcaption { font-size: .9em; color: #555; }
+.note { background: #fff8e1; border-left: 4px solid #f0ad4e; padding: .4em .8em; }
+.kpi { display: inline-block; margin: .3em 1.2em .3em 0; padding: .5em 1em; background: #eef2f8; border-radius: 6px; }
+.kpi b { font-size: 1.4em; display: block; }
+nav a { margin-right: 1em; }
+code { background: #f3f3f3; padding: 0 .25em; }
+"""
+
+
+# ------------------------------------------------------------------------------------------- pure: tables
+def fmt(value: Any) -> str:
+    """A table cell: integers and numbers from 1000 on with thousands separators, others with 4 significant
+    digits, empty for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if float(value).is_integer() and abs(value) < 1e12:
+            return f"{int(value):,}"
+        if abs(value) >= 1000:
+            return f"{float(value):,.0f}"
+        return f"{float(value):.4g}"
+    return str(value)
+
+
+def html_table(frame: pd.DataFrame, *, max_rows: int | None = None) -> str:
+    """An escaped HTML table; numbers right-aligned."""
+    if frame is None or frame.empty:
+        return '<p class="note">Nothing to show.</p>'
+    shown = frame if max_rows is None else frame.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = []
+    for row in shown.itertuples(index=False):
+        cells = []
+        for value in row:
+            numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            cls = ' class="num"' if numeric else ""
+            cells.append(f"<td{cls}>{html.escape(fmt(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = ""
+    if max_rows is not None and len(frame) > max_rows:
+        more = f'<p class="note">{len(frame) - max_rows} more rows in the CSV file.</p>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+
+
+def runs_overview(results: pd.DataFrame, failures: pd.DataFrame | None) -> pd.DataFrame:
+    """Runs per state, season and design: ok, failed, never solved, feeders, feeders filtered out."""
+    rows = []
+    for (state, season, design), part in results.groupby(["state", "season", "design"], sort=True):
+        row = {"state": state, "season": season, "design": design, "runs": len(part),
+               "ok": int((part["status"] == "ok").sum()), "failed": int((part["status"] != "ok").sum()),
+               "cases": int(part["case"].nunique()), "feeders": int(part["feeder"].nunique())}
+        if failures is not None and len(failures):
+            f = failures[(failures["state"] == state) & (failures["season"] == season)]
+            row["never solved"] = int(((f["source"] == "not_solved") & (f["design"] == design)).sum())
+            row["feeders filtered out"] = int((f["source"] == "circuit_filter").sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def failure_overview(results: pd.DataFrame) -> pd.DataFrame:
+    """Runs failing the planning limits per state, season, design and feeder (ok runs)."""
+    ok = results[results["status"] == "ok"]
+    flags = rio.planning_failures(ok)
+    frame = ok.assign(undervoltage=flags["undervoltage"].to_numpy(), overload=flags["overload"].to_numpy(),
+                      fails=flags["fails"].to_numpy())
+    out = frame.groupby(["state", "season", "design", "feeder"], sort=True).agg(
+        runs=("case", "size"), **{"Range A undervoltage": ("undervoltage", "sum"),
+                                  "transformer > 100 %": ("overload", "sum"), "either": ("fails", "sum")}).reset_index()
+    out["share failing [%]"] = 100.0 * out["either"] / out["runs"]
+    return out
+
+
+#: headline outcomes of the "worst outcomes" table: (metric, "max" or "min")
+WORST = (("peak_kw", "max"), ("worst_transformer_loading_pct", "max"), ("v_min_customer_pu", "min"),
+         ("ansi_a_violation_node_intervals", "max"), ("ansi_a_customers_affected", "max"),
+         ("worst_line_loading_pct", "max"), ("losses_pct", "max"), ("ev_energy_unserved_kwh", "max"))
+
+
+def worst_outcomes(results: pd.DataFrame) -> pd.DataFrame:
+    """The worst value of each headline outcome per state and season, and where it happens."""
+    ok = results[results["status"] == "ok"]
+    rows = []
+    for (state, season), part in ok.groupby(["state", "season"], sort=True):
+        for metric, how in WORST:
+            if metric not in part.columns:
+                continue
+            values = pd.to_numeric(part[metric], errors="coerce").astype(float)
+            if values.notna().sum() == 0:
+                continue
+            i = values.idxmax() if how == "max" else values.idxmin()
+            rows.append({"state": state, "season": season, "outcome": metric, "unit": rio.METRICS[metric][0],
+                         "worst": float(values[i]), "median": float(values.median()), "feeder": part.at[i, "feeder"],
+                         "design": part.at[i, "design"], "case": int(part.at[i, "case"])})
+    return pd.DataFrame(rows)
+
+
+def top_inputs(sensitivity: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """Per pooled group, metric and method: the ``n`` inputs with the highest index, and the dummy's."""
+    pooled = sensitivity[sensitivity["scope"] == "pooled"]
+    rows = []
+    for (state, season, metric, method), part in pooled.groupby(["state", "season", "metric", "method"], sort=True):
+        floor = part[part["input"] == "dummy"]["index"]
+        real = part[part["input"] != "dummy"].sort_values(["index", "input"], ascending=[False, True], kind="stable")
+        row = {"state": state, "season": season, "metric": metric, "method": method, "runs": int(part["n_runs"].max())}
+        for k, r in enumerate(real.head(n).itertuples(), start=1):
+            row[f"#{k}"] = f"{r.input} {r.index:.2f} [{r.conf_low:.2f}, {r.conf_high:.2f}]"
+        row["dummy (noise floor)"] = float(floor.iloc[0]) if len(floor) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mixes_summary(ws) -> pd.DataFrame:
+    rows = []
+    for design in config.DESIGNS:
+        path = ws.mixes(design)
+        if not path.is_file():
+            rows.append({"design": design, "file": path.name, "cases": "missing", "note": "run 0_code_xlrm/run_mix_generator.py"})
+            continue
+        try:
+            mixes = doe.load_mixes(path)
+        except doe.MixesError as exc:
+            rows.append({"design": design, "file": path.name, "cases": "unreadable", "note": str(exc)})
+            continue
+        rows.append({"design": design, "file": path.name, "cases": len(mixes),
+                     "note": f"case 0 = reference case, then {len(mixes) - 1} design cases"})
+    return pd.DataFrame(rows)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise cli.UserError(f"{path}: unreadable ({exc}): run the script that writes it again") from None
+
+
+def _manifest(folder: Path, script: str) -> dict[str, Any]:
+    path = folder / f"manifest_{script}.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def figure_html(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem.replace("_", " "))}">'
+            f"<figcaption>{html.escape(path.name)}: {html.escape(caption)}</figcaption></figure>")
+
+
+def figures_by_section(plots: Path) -> dict[str, list[tuple[Path, str]]]:
+    """Every PNG of the plots folder under its section (unknown ones under "other"), in FIGURES order."""
+    files = sorted(plots.glob("*.png")) if plots.is_dir() else []
+    placed: set[Path] = set()
+    out: dict[str, list[tuple[Path, str]]] = {}
+    for name, section, caption in FIGURES:
+        for path in files:
+            if path in placed:
+                continue
+            if path.name == name or (name.endswith("_") and path.name.startswith(name)):
+                out.setdefault(section, []).append((path, caption))
+                placed.add(path)
+    for path in files:
+        if path not in placed:
+            out.setdefault("other", []).append((path, "figure"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- page
+def build_page(ws, results: pd.DataFrame) -> str:
+    folder = ws.results_dir
+    failures = _read_csv(rio.results_path(ws, "failures"))
+    circuits = _read_csv(rio.results_path(ws, "circuit_summary"))
+    sensitivity = _read_csv(rio.results_path(ws, "sensitivity"))
+    skipped = _read_csv(rio.results_path(ws, "sensitivity_skipped"))
+    boxes = _read_csv(rio.results_path(ws, "prim_boxes"))
+    figures = figures_by_section(rio.plots_dir(ws))
+    states = sorted(results["state"].unique())
+    if failures is not None and len(failures):
+        failures = failures[failures["state"].isin(states)]
+    ok = results[results["status"] == "ok"]
+    flags = rio.planning_failures(ok)
+
+    def missing(what: str, producer: str) -> str:
+        return f'<p class="note">No {html.escape(what)} yet: run <code>{html.escape(producer)}</code>.</p>'
+
+    def figs(section: str) -> str:
+        return "".join(figure_html(p, c) for p, c in figures.get(section, []))
+
+    parts = [f"<h1>Distribution planning study: results for {html.escape(', '.join(states))}</h1>",
+             "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in (
+                 ("runs", "Runs"), ("failures", "Failures"), ("outcomes", "Outcomes"), ("sensitivity", "Sensitivity"),
+                 ("prim", "Scenario discovery"), ("settings", "Settings"), ("files", "Files"))) + "</nav>"]
+    kpis = [("runs", len(results)), ("ok", len(ok)), ("failed solves", int((results["status"] != "ok").sum())),
+            ("runs failing a planning limit", int(flags["fails"].sum())),
+            ("feeders", int(results[["state", "feeder"]].drop_duplicates().shape[0]))]
+    parts.append("<p>" + "".join(f'<span class="kpi"><b>{v:,}</b>{html.escape(k)}</span>' for k, v in kpis) + "</p>")
+
+    parts.append('<h2 id="runs">Runs</h2>')
+    parts.append(html_table(runs_overview(results, failures)))
+    if circuits is not None and len(circuits):
+        feeders = circuits.drop_duplicates(["state", "circuit_folder"])[
+            ["state", "circuit_folder", "n_loads", "n_customers", "head_element", "head_kv_ll", "head_norm_amps",
+             "head_capacity_kva", "substation_xfmr_kva"]].rename(columns={"circuit_folder": "feeder"})
+        parts.append("<h3>Feeders</h3><p>Head capacity = n_phases x kV(line-neutral) x NormAmps of the head line; "
+                     "SMART-DS feeders start at a stiff source with no substation transformer (its kVA is then "
+                     "empty).</p>" + html_table(feeders))
+
+    parts.append('<h2 id="failures">Planning failures</h2>')
+    parts.append(f"<p>A run fails when any customer node is below ANSI C84.1 Range A "
+                 f"({config.ANSI_RANGE_A[0]:g} pu) in any 15-min interval, or any transformer is above "
+                 f"{config.THERMAL['overload_pct']:g} % of its rating.</p>")
+    parts.append(html_table(failure_overview(results)))
+    parts.append(figs("failures"))
+    parts.append("<h3>Failed runs and feeders left out</h3>")
+    if failures is None:
+        parts.append(missing("failures.csv", rio.PRODUCERS["xlrm_results"]))
+    else:
+        parts.append(html_table(failures, max_rows=200))
+
+    parts.append('<h2 id="outcomes">Outcomes</h2><h3>Worst outcome per state and season</h3>')
+    parts.append(html_table(worst_outcomes(results)))
+    parts.append(figs("outcomes"))
+
+    parts.append('<h2 id="sensitivity">Sensitivity: which inputs matter</h2>')
+    if sensitivity is None:
+        parts.append(missing("sensitivity.csv", rio.PRODUCERS["sensitivity"]))
+    else:
+        parts.append("<p>Moment-independent indices (delta, PAWN) from the runs as given, valid on LHS and Sobol "
+                     "designs; pooled over feeders on each feeder's change against its reference case. An input whose "
+                     "index is not clearly above the dummy input's has no effect this sample can detect. "
+                     "Index [interval].</p>")
+        parts.append(html_table(top_inputs(sensitivity)))
+        if skipped is not None and len(skipped):
+            parts.append(f"<details><summary>{len(skipped)} skipped analyses</summary>{html_table(skipped)}</details>")
+    parts.append(figs("sensitivity"))
+
+    parts.append('<h2 id="prim">Scenario discovery: where failures concentrate (PRIM)</h2>')
+    if boxes is None:
+        parts.append(missing("prim_boxes.csv", rio.PRODUCERS["prim_boxes"]))
+    else:
+        shown = boxes[["group", "scope", "status", "n_runs", "n_failures", "rule", "coverage", "density", "mass"]]
+        parts.append("<p>Coverage: share of the failures inside the box; density: share of the box's runs that fail; "
+                     "mass: share of all runs inside the box.</p>" + html_table(shown))
+    parts.append(figs("prim"))
+    if figures.get("other"):
+        parts.append("<h2>Other figures</h2>" + figs("other"))
+
+    parts.append('<h2 id="settings">Study settings</h2><h3>Designs of experiments</h3>')
+    parts.append(html_table(mixes_summary(ws)))
+    bounds = pd.DataFrame([{"input": p.name, "role": p.role, "low": p.low, "high": p.high, "unit": p.unit,
+                            "reference case 0": doe.flatten_case(config.REFERENCE_CASE)[p.name]}
+                           for p in doe.PARAMETERS])
+    parts.append(f"<p>Design seed <code>{config.DOE_SEED}</code>, {config.N_CASES} cases requested per design "
+                 "(Sobol rounded up to a power of two).</p>" + html_table(bounds))
+    limits = pd.DataFrame([
+        {"limit": "ANSI C84.1 Range A", "value": f"{config.ANSI_RANGE_A[0]:g}-{config.ANSI_RANGE_A[1]:g} pu"},
+        {"limit": "ANSI C84.1 Range B", "value": f"{config.ANSI_RANGE_B[0]:g}-{config.ANSI_RANGE_B[1]:g} pu"},
+        {"limit": "overload", "value": f"> {config.THERMAL['overload_pct']:g} % of rating"},
+        {"limit": "transformer moving-average overload",
+         "value": f"> {config.THERMAL['transformer']['threshold_pct']:g} % over {config.THERMAL['transformer']['window_h']:g} h"},
+        {"limit": "line moving-average overload",
+         "value": f"> {config.THERMAL['line']['threshold_pct']:g} % over {config.THERMAL['line']['window_h']:g} h"}])
+    parts.append("<h3>Planning limits</h3>" + html_table(limits))
+    analysis = []
+    for script in ("append_experiment_results", "sensitivity_analysis", "scenario_discovery"):
+        settings = _manifest(folder, script).get("settings", {})
+        for key in sorted(settings):
+            value = settings[key]
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, sort_keys=True)
+            analysis.append({"script": script, "setting": key, "value": value})
+    parts.append("<h3>Phase 7 settings</h3>" + html_table(pd.DataFrame(analysis)))
+    versions = package_versions(PACKAGES)
+    parts.append("<h3>Software</h3>" + html_table(pd.DataFrame(
+        [{"package": k, "version": v} for k, v in versions.items()] + [{"package": "git revision",
+                                                                         "version": git_revision()}])))
+
+    parts.append('<h2 id="files">Data files</h2><ul>')
+    for key in ("xlrm_results", "xlrm_results_csv", "xlrm_long", "xlrm_long_csv", "variables", "aggregate",
+                "aggregate_csv", "circuit_summary", "failures", "sensitivity", "sensitivity_skipped", "prim_boxes",
+                "prim_trajectory"):
+        path = rio.results_path(ws, key)
+        if path.is_file():
+            parts.append(f'<li><a href="{html.escape(path.name)}">{html.escape(path.name)}</a> '
+                         f"({path.stat().st_size / 1e6:.2f} MB)</li>")
+    parts.append("</ul>")
+    body = "\n".join(p for p in parts if p)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>dss_xlrm results: {html.escape(', '.join(states))}</title>\n<style>{STYLE}</style>\n</head>\n"
+            f"<body>\n{body}\n</body>\n</html>\n")
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="make_report.py")
+    rio.add_state_filter(parser)
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    ws = cli.workspace(args, must_exist=True)
+    results = rio.load_results(ws, args.state)
+    page = build_page(ws, results)
+    path = write_text(rio.results_path(ws, "report"), page)
+    n_figures = page.count("<img ")
+    logger.info("%d figures, %.1f MB", n_figures, len(page) / 1e6)
+    logger.info("report: %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Figures a distribution planner reads at a glance: peaks, storage, where feeders fail, LHS against Sobol.
+
+Description
+    From ``xlrm_results.parquet`` (runs with status ``ok``), PNG figures in ``plots/``:
+
+    * ``peak_distribution_<STATE>.png``: the feeder-head peak [kW] of every run per feeder, as box
+      plots per season and design with the runs as points and the reference case "0" as a black
+      diamond (log scale when the feeders' peaks differ more than ``LOG_SCALE_RATIO`` times);
+    * ``storage_peak_reduction.png``: peak reduction by the batteries [% of the peak without them]
+      against the storage share of three-phase customers [%], per state and season, a colour per
+      feeder;
+    * ``failure_map_<STATE>.png``: every case on the plane of EV share [%] x uncontrolled heat-pump
+      share [%], one panel per season: green where it is ok on every feeder, otherwise coloured by the
+      share of feeders that fail (any Range A undervoltage or transformer above 100 %:
+      ``results_io.planning_failures``); circles LHS, squares Sobol, star the reference case;
+    * ``ecdf_lhs_vs_sobol.png``: the empirical distribution of two outcomes per design, per state and
+      season (feeder-head peak as % change against each feeder's reference case, and the worst
+      transformer loading [%]), with the Kolmogorov-Smirnov distance between the designs: how
+      alike the two designs cover the outcomes.
+
+    The sensitivity bars and the PRIM figures are drawn by ``sensitivity_analysis.py`` and
+    ``scenario_discovery.py``.
+
+Inputs
+    <data>/7_results_analysis/xlrm_results.parquet      (append_experiment_results.py)
+
+Outputs (``<data>/7_results_analysis/plots/``)
+    peak_distribution_<STATE>.png, storage_peak_reduction.png, failure_map_<STATE>.png, ecdf_lhs_vs_sobol.png
+    <data>/7_results_analysis/manifest_plot_results.json
+
+Settings read
+    common.config: SEASONS, DESIGNS, THERMAL["overload_pct"]; results_io.INPUT_LABELS.
+
+Usage
+    python 7_results_analysis/plot_results.py [--data-dir DATA] [--state NC]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+import results_io as rio
+from common import cli, config
+from common.io import save_figure, write_manifest
+
+logger = logging.getLogger(__name__)
+
+LOG_SCALE_RATIO = 20.0
+SEASON_COLOURS = {"summer": "#dd8452", "winter": "#4c72b0"}
+DESIGN_MARKERS = {"lhs": "o", "sobol": "s"}
+DESIGN_STYLES = {"lhs": "-", "sobol": "--"}
+#: seed of the horizontal jitter of the points (layout only)
+JITTER_SEED = 7
+
+
+# ------------------------------------------------------------------------------------------- pure
+def peak_change_pct(results: pd.DataFrame) -> pd.Series:
+    """Peak of each run as % change against its feeder's reference case 0 of the same state and season."""
+    ref = (results[results["case"] == rio.REFERENCE_CASE].groupby(["state", "season", "feeder"])["peak_kw"].mean()
+           .rename("ref"))
+    joined = results.join(ref, on=["state", "season", "feeder"])
+    return 100.0 * (joined["peak_kw"] / joined["ref"] - 1.0)
+
+
+def failure_shares(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (state, season, design, case): inputs, feeders run, feeders failing, share failing."""
+    flags = rio.planning_failures(results)
+    frame = results.assign(fails=flags["fails"].to_numpy())
+    grouped = frame.groupby(["state", "season", "design", "case"], sort=True)
+    out = grouped.agg(ev_perc=("ev_perc", "first"), shares_un=("shares.un", "first"), n_feeders=("feeder", "nunique"),
+                      n_failing=("fails", "sum")).reset_index()
+    out["share_failing"] = out["n_failing"] / out["n_feeders"]
+    return out
+
+
+def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v = np.sort(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    return v, np.arange(1, len(v) + 1) / max(1, len(v))
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov distance (NaN when a sample is empty)."""
+    a, b = np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)])
+    if not len(a) or not len(b):
+        return float("nan")
+    grid = np.concatenate([a, b])
+    return float(np.max(np.abs(np.searchsorted(a, grid, side="right") / len(a)
+                               - np.searchsorted(b, grid, side="right") / len(b))))
+
+
+# ------------------------------------------------------------------------------------------- figures
+def plot_peaks(runs: pd.DataFrame, state: str):
+    part = runs[runs["state"] == state]
+    feeders = sorted(part["feeder"].unique())
+    combos = [(s, d) for s in config.SEASONS for d in config.DESIGNS if ((part["season"] == s) & (part["design"] == d)).any()]
+    fig, axes = rio.figure(1, 1, width=max(6.0, 1.1 * len(feeders) * max(1, len(combos)) / 2 + 2), height=4.6)
+    ax = axes[0, 0]
+    rng = np.random.default_rng(JITTER_SEED)
+    width = 0.8 / max(1, len(combos))
+    for f, feeder in enumerate(feeders):
+        for c, (season, design) in enumerate(combos):
+            sub = part[(part["feeder"] == feeder) & (part["season"] == season) & (part["design"] == design)]
+            pos = f + (c - (len(combos) - 1) / 2) * width
+            design_runs = sub[sub["case"] != rio.REFERENCE_CASE]["peak_kw"].to_numpy(dtype=float)
+            if len(design_runs):
+                ax.boxplot(design_runs, positions=[pos], widths=width * 0.8, showfliers=False, patch_artist=True,
+                           boxprops={"facecolor": SEASON_COLOURS.get(season, "0.7"), "alpha": 0.35},
+                           medianprops={"color": "black"})
+                ax.scatter(pos + rng.uniform(-width * 0.25, width * 0.25, len(design_runs)), design_runs, s=9,
+                           color=SEASON_COLOURS.get(season, "0.5"), marker=DESIGN_MARKERS.get(design, "o"), zorder=3,
+                           alpha=0.8)
+            ref = sub[sub["case"] == rio.REFERENCE_CASE]["peak_kw"]
+            if len(ref):
+                ax.scatter([pos], [ref.mean()], marker="D", color="black", s=22, zorder=4)
+    ax.set_xticks(range(len(feeders)), feeders, rotation=30 if len(feeders) > 3 else 0, ha="right" if len(feeders) > 3 else "center",
+                  fontsize=8)
+    peaks = part["peak_kw"].to_numpy(dtype=float)
+    if len(peaks) and np.nanmin(peaks) > 0 and np.nanmax(peaks) / np.nanmin(peaks) > LOG_SCALE_RATIO:
+        ax.set_yscale("log")
+    ax.set_ylabel("feeder-head peak [kW]")
+    ax.set_xlabel("feeder")
+    ax.grid(axis="y", alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=SEASON_COLOURS.get(s, "0.5"), marker=DESIGN_MARKERS.get(d, "o"), ls="",
+                      label=f"{s}, {d.upper()}") for s, d in combos]
+    handles.append(Line2D([], [], color="black", marker="D", ls="", label="reference case 0"))
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.set_title(f"{state}: design-day peak per feeder, season and design ({len(part)} runs)")
+    return fig
+
+
+def plot_storage(runs: pd.DataFrame):
+    panels = sorted({(s, se) for s, se in zip(runs["state"], runs["season"])})
+    fig, axes = rio.figure(1, max(1, len(panels)), width=4.8, height=4.0, sharey=True)
+    feeders = sorted(runs["feeder"].unique())
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20" if len(feeders) > 10 else "tab10"]
+    colour = {f: cmap(i % cmap.N) for i, f in enumerate(feeders)}
+    for ax, (state, season) in zip(axes.flat, panels):
+        sub = runs[(runs["state"] == state) & (runs["season"] == season)]
+        for feeder, part in sub.groupby("feeder", sort=True):
+            ax.scatter(100 * part["storage_perc_3ph"], part["storage_peak_reduction_pct"], s=16, color=colour[feeder],
+                       label=feeder if len(feeders) <= 12 else None, alpha=0.8)
+        ax.set_xlabel("storage share of three-phase customers [%]")
+        ax.set_title(f"{state} {season}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("peak reduction by storage [% of peak without it]")
+    if len(feeders) <= 12 and panels:
+        axes[0, -1].legend(fontsize=7, title="feeder", title_fontsize=7)
+    fig.suptitle("What the peak-shaving batteries take off the feeder-head peak")
+    return fig
+
+
+def plot_failure_map(runs: pd.DataFrame, state: str):
+    from matplotlib.colors import Normalize
+
+    shares = failure_shares(runs[runs["state"] == state])
+    seasons = [s for s in config.SEASONS if (shares["season"] == s).any()]
+    fig, axes = rio.figure(1, max(1, len(seasons)), width=4.8, height=4.4, sharey=True)
+    norm = Normalize(0.0, 1.0)
+    mappable = None
+    for ax, season in zip(axes.flat, seasons):
+        sub = shares[shares["season"] == season]
+        n_feeders = int(sub["n_feeders"].max())
+        for design, part in sub.groupby("design", sort=True):
+            for is_ref, marker in ((False, DESIGN_MARKERS.get(design, "o")), (True, "*")):
+                pts = part[(part["case"] == rio.REFERENCE_CASE) == is_ref]
+                ok = pts[pts["n_failing"] == 0]
+                bad = pts[pts["n_failing"] > 0]
+                ax.scatter(100 * ok["ev_perc"], 100 * ok["shares_un"], marker=marker, s=60 if is_ref else 30,
+                           color="#55a868", edgecolors="black", linewidths=0.3)
+                mappable = ax.scatter(100 * bad["ev_perc"], 100 * bad["shares_un"], marker=marker,
+                                      s=60 if is_ref else 30, c=bad["share_failing"], cmap="Reds", norm=norm,
+                                      edgecolors="black", linewidths=0.3)
+        n_fail = int((sub["n_failing"] > 0).sum())
+        ax.set_title(f"{state} {season}: {n_fail} of {len(sub)} cases fail on a feeder ({n_feeders} feeders)",
+                     fontsize=9)
+        ax.set_xlabel("EV share of residential customers [%]")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(-2, 100)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("uncontrolled heat-pump share [% of customers]")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="#55a868", marker="o", ls="", markeredgecolor="black", label="ok on every feeder")]
+    handles += [Line2D([], [], color="0.6", marker=m, ls="", label=d.upper()) for d, m in DESIGN_MARKERS.items()]
+    handles.append(Line2D([], [], color="0.6", marker="*", ls="", markersize=10, label="reference case 0"))
+    axes[0, 0].legend(handles=handles, fontsize=7, loc="upper right")
+    if mappable is not None:
+        fig.colorbar(mappable, ax=list(axes.flat), label="share of feeders that fail", shrink=0.8)
+    fig.suptitle(f"Where feeders fail: Range A undervoltage or transformer > {config.THERMAL['overload_pct']:g} %")
+    return fig
+
+
+def plot_ecdf(runs: pd.DataFrame):
+    panels = sorted({(s, se) for s, se in zip(runs["state"], runs["season"])})
+    outcomes = (("peak_change_pct", "peak change vs reference case [%]"),
+                ("worst_transformer_loading_pct", "worst transformer loading [%]"))
+    fig, axes = rio.figure(len(outcomes), max(1, len(panels)), width=4.4, height=3.4)
+    design_runs = runs[runs["case"] != rio.REFERENCE_CASE]
+    for c, (state, season) in enumerate(panels):
+        sub = design_runs[(design_runs["state"] == state) & (design_runs["season"] == season)]
+        for r, (column, label) in enumerate(outcomes):
+            ax = axes[r, c]
+            samples = {d: sub[sub["design"] == d][column].to_numpy(dtype=float) for d in config.DESIGNS
+                       if (sub["design"] == d).any()}
+            for design, values in samples.items():
+                x, y = ecdf(values)
+                ax.step(x, y, where="post", ls=DESIGN_STYLES.get(design, "-"), label=f"{design.upper()} (n = {len(x)})")
+            if len(samples) == 2:
+                a, b = samples.values()
+                ax.text(0.98, 0.04, f"KS distance {ks_distance(a, b):.2f}", transform=ax.transAxes, ha="right",
+                        fontsize=8)
+            ax.set_xlabel(label)
+            ax.set_ylabel("share of runs at or below")
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+            ax.set_title(f"{state} {season}", fontsize=10)
+    fig.suptitle("Do LHS and Sobol cover the outcomes alike? (all feeders, reference case left out)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def build_parser() -> cli.Parser:
+    parser = cli.build_parser(__doc__.split("\n\n")[0], prog="plot_results.py")
+    rio.add_state_filter(parser)
+    cli.add_data_dir(parser)
+    cli.add_verbosity(parser)
+    return parser
+
+
+@cli.entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.setup_logging(args)
+    ws = cli.workspace(args, must_exist=True)
+    results = rio.load_results(ws, args.state)
+    runs = results[results["status"] == "ok"].copy()
+    if runs.empty:
+        raise cli.UserError(f"no ok run in {rio.results_path(ws, 'xlrm_results')}: nothing to plot")
+    runs["peak_change_pct"] = peak_change_pct(runs)
+    out = rio.plots_dir(ws)
+    written = []
+    for state in sorted(runs["state"].unique()):
+        written.append(save_figure(plot_peaks(runs, state), out / f"peak_distribution_{state}.png"))
+        written.append(save_figure(plot_failure_map(runs, state), out / f"failure_map_{state}.png"))
+    written.append(save_figure(plot_storage(runs), out / "storage_peak_reduction.png"))
+    written.append(save_figure(plot_ecdf(runs), out / "ecdf_lhs_vs_sobol.png"))
+    write_manifest(ws.results_dir, "7_results_analysis/plot_results.py", {
+        "states": sorted(runs["state"].unique().tolist()), "runs_ok": len(runs),
+        "figures": [p.name for p in written]}, name="manifest_plot_results.json")
+    logger.info("%d figures -> %s", len(written), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Phase 7 pure functions: result tables, the summary row, PRIM, delta/PAWN helpers, report cells.
+
+No workspace needed: every test builds its own small arrays. The end-to-end tests on the sample
+are in ``test_phase7_pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from scipy.stats import ks_2samp
+
+from common import cli, config, doe
+from conftest import load_script
+
+combine = load_script("7_results_analysis/append_experiment_results.py")
+long_format = load_script("7_results_analysis/append_xlrm_long_format.py")
+discovery = load_script("7_results_analysis/scenario_discovery.py")
+plots = load_script("7_results_analysis/plot_results.py")
+report = load_script("7_results_analysis/make_report.py")
+import gsa_methods as gsa  # noqa: E402  (phase 7 folder put on sys.path by load_script)
+import prim_peeling as prim  # noqa: E402
+import results_io as rio  # noqa: E402
+
+
+def _summary(**overrides) -> dict:
+    base = {"state": "NC", "season": "winter", "design": "lhs", "feeder": "s--f1", "case": "3",
+            "design_day": "2018-01-17",
+            "inputs": {**{p.name: 0.1 for p in doe.PARAMETERS}, "disjoint_sets": True},
+            "realised": {"n_customers": 10, "customers_per_variant": {"baseline": 5, "dm": 3, "un": 2}, "n_evs": 4,
+                         "pv_kw": 12.5, "storage_shortfall": ""},
+            "status": "ok", "message": "",
+            "metrics": {"peak_kw": 100.0, "peak_time": "17:45", "n_customers": 10, "ansi_a_under_node_intervals": 2,
+                        "worst_transformer_loading_pct": 90.0},
+            "runtime_s": 1.5, "instance_s": 0.2, "inputs_digest": "abc"}
+    base.update(overrides)
+    return base
+
+
+# ------------------------------------------------------------------------------------------- tables
+def test_head_columns_match_phase6():
+    pf = load_script("6_instantiate_circuits/daily_power_flow.py")
+    assert rio.HEAD_COLUMNS == tuple(pf.HEAD_COLUMNS)
+
+
+def test_run_row_flattens_realised_and_keeps_one_n_customers():
+    row = combine.run_row(_summary())
+    assert row["customers_per_variant.dm"] == 3 and row["case"] == 3
+    assert row["n_customers"] == 10 and list(row).count("n_customers") == 1
+    assert row["ev_perc"] == pytest.approx(0.1) and row["peak_time"] == "17:45"
+
+
+def test_results_frame_types_counts_and_orders_columns():
+    frame = combine.results_frame([combine.run_row(_summary()),
+                                   combine.run_row(_summary(case="1", status="failed", metrics={}, message="boom"))])
+    assert list(frame["case"]) == [1, 3]
+    assert str(frame["ansi_a_under_node_intervals"].dtype) == "Int64"
+    assert frame["ansi_a_under_node_intervals"].isna().tolist() == [True, False]
+    assert list(frame.columns[:5]) == list(rio.RUN_KEYS)
+    assert frame.columns.get_loc("peak_kw") > frame.columns.get_loc("n_evs") > frame.columns.get_loc("pv_perc_3ph")
+
+
+def _run_folder(tmp_path, summary_text: str):
+    folder = tmp_path / "NC" / "winter" / "lhs" / "s--f1" / "3"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(summary_text)
+    return combine.RunFolder("NC", "winter", "lhs", "s--f1", 3, folder)
+
+
+def test_read_summary_rejects_corrupt_json_naming_the_file(tmp_path):
+    run = _run_folder(tmp_path, '{"state": "NC", ')
+    with pytest.raises(cli.UserError, match="summary.json.*corrupt"):
+        combine.read_summary(run)
+
+
+def test_read_summary_rejects_a_summary_of_another_folder(tmp_path):
+    run = _run_folder(tmp_path, json.dumps(_summary(case="4")))
+    with pytest.raises(cli.UserError, match="case = '4'"):
+        combine.read_summary(run)
+
+
+def test_reduce_column_max_min_all_and_all_nan():
+    assert combine.reduce_column(np.array([1.0, np.nan, 3.0]), "max") == 3.0
+    assert combine.reduce_column(np.array([1.0, np.nan, 3.0]), "min") == 1.0
+    assert np.isnan(combine.reduce_column(np.array([np.nan, np.nan]), "max"))
+    assert combine.reduce_column(np.array([True, False]), "all") is False
+
+
+def test_series_block_adds_a_summary_row_of_daily_maxima():
+    n = config.INTERVALS_PER_DAY
+    rng = np.random.default_rng(0)
+    columns = {"hour": np.arange(1, n + 1) * 0.25,
+               "interval_start": pd.date_range("2018-01-17", periods=n, freq="15min").to_numpy().astype("datetime64[us]")}
+    columns.update({c: rng.normal(size=n) for c in rio.HEAD_COLUMNS})
+    columns.update({"v_min_pu": rng.uniform(0.9, 1.0, n), "v_max_pu": rng.uniform(1.0, 1.05, n),
+                    "converged": np.ones(n, dtype=bool)})
+    table = pa.table(columns)
+    run = combine.RunFolder("NC", "winter", "lhs", "s--f1", 3, None)
+    block = combine.series_block(run, table)
+    batch = combine._arrow_batch([block], combine.series_schema()).to_pandas()
+    assert len(batch) == n + 1 and batch["row_type"].tolist() == ["data"] * n + ["summary"]
+    summary = batch.iloc[-1]
+    assert np.isnan(summary["hour"]) and pd.isna(summary["interval_start"])
+    assert summary["P_3ph (kW)"] == pytest.approx(columns["P_3ph (kW)"].max())
+    assert summary["v_min_pu"] == pytest.approx(columns["v_min_pu"].min())
+    assert np.isnan(summary["storage_kw"]) and bool(summary["converged"])
+
+
+def test_long_table_roles_units_and_text_values():
+    results = combine.results_frame([combine.run_row(_summary())])
+    long = long_format.long_table(results)
+    x_l = long[long["role"].isin(["X", "L"])].set_index("variable")
+    for p in doe.PARAMETERS:
+        assert x_l.loc[p.name, "role"] == p.role and x_l.loc[p.name, "unit"] == p.unit
+    peak_time = long[long["variable"] == "peak_time"].iloc[0]
+    assert peak_time["role"] == "M" and peak_time["value_text"] == "17:45" and np.isnan(peak_time["value"])
+    assert long[long["variable"] == "peak_kw"]["unit"].item() == "kW"
+    assert not long["variable"].duplicated().any()
+
+
+def test_planning_failures_flags_undervoltage_overload_and_missing():
+    frame = pd.DataFrame({"ansi_a_under_node_intervals": pd.array([0, 3, 0, pd.NA], dtype="Int64"),
+                          "worst_transformer_loading_pct": [99.0, 50.0, 100.5, np.nan]})
+    flags = rio.planning_failures(frame)
+    assert flags["undervoltage"].tolist() == [False, True, False, False]
+    assert flags["overload"].tolist() == [False, False, True, False]
+    assert flags["fails"].tolist() == [False, True, True, False]
+
+
+# ------------------------------------------------------------------------------------------- PRIM
+def _planted(n: int, seed: int, decimals: int | None = None):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 4))
+    if decimals is not None:
+        x = np.round(x, decimals)
+    y = ((x[:, 0] > 0.6) & (x[:, 1] < 0.5)) | (rng.random(n) < 0.05)
+    return x, y
+
+
+def test_tie_aware_quantile_moves_off_ties():
+    values = np.array([0.0, 1.0, 1.0, 1.0, 2.0])
+    assert prim.tie_aware_quantile(values, 0.9) == pytest.approx(1.5)
+    assert prim.tie_aware_quantile(values, 0.1) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("n, seed, decimals", [(60, 0, None), (300, 1, None), (80, 2, 1)])
+def test_peel_and_paste_matches_the_prim_package(n, seed, decimals):
+    package = pytest.importorskip("prim")
+    x, y = _planted(n, seed, decimals)
+    box = package.Prim(pd.DataFrame(x, columns=list("abcd")), y, threshold=0.5, threshold_type=">").find_box()
+    expected = box.peeling_trajectory[["coverage", "density", "mass", "res dim"]].to_numpy(dtype=float)
+    steps = prim.peel_and_paste(x, y)
+    got = np.array([[s.coverage, s.density, s.mass, s.n_restricted] for s in steps])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_find_boxes_recovers_a_planted_box():
+    x, y = _planted(500, 3)
+    box = prim.find_boxes(x, y, ["a", "b", "c", "d"], min_coverage=0.8)[0]
+    assert box.restricted_names() == ["a", "b"]
+    assert box.step.limits[0, 0] == pytest.approx(0.6, abs=0.05) and box.step.limits[1, 1] == pytest.approx(0.5, abs=0.05)
+    assert box.step.density > 0.8 and box.step.coverage >= 0.8
+    assert set(box.quasi_p) == {"a", "b"} and max(box.quasi_p.values()) < 1e-3
+
+
+def test_select_step_takes_the_densest_box_above_the_coverage():
+    steps = [prim.Step("start", np.zeros((1, 2)), np.arange(10), 5, 1.0, 0.5, 1.0, 0),
+             prim.Step("peel", np.zeros((1, 2)), np.arange(8), 5, 0.9, 0.6, 0.8, 1),
+             prim.Step("peel", np.zeros((1, 2)), np.arange(4), 3, 0.6, 0.75, 0.4, 1)]
+    assert prim.select_step(steps, 0.8) == 1
+    assert prim.select_step(steps, 0.5) == 2
+
+
+def test_discover_records_groups_without_a_box():
+    runs = pd.DataFrame({**{n: np.linspace(0, 0.2, 12) for n in rio.INDEPENDENT_INPUTS},
+                         "ansi_a_under_node_intervals": 0, "worst_transformer_loading_pct": 50.0})
+    settings = {"min_runs": 10, "min_coverage": 0.8, "max_boxes": 1, "peel_alpha": 0.05, "paste_alpha": 0.05,
+                "mass_min": 0.05}
+    none, _ = discovery.discover("season", "NC", "summer", "", runs, **settings)
+    assert none[0]["status"] == "no_failures"
+    every, _ = discovery.discover("season", "NC", "winter", "", runs.assign(worst_transformer_loading_pct=120.0),
+                                  **settings)
+    assert every[0]["status"] == "all_failures"
+    few, _ = discovery.discover("season", "NC", "winter", "", runs.head(5), **settings)
+    assert few[0]["status"] == "too_few_runs"
+
+
+def test_box_rule_names_only_restricted_inputs():
+    init = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    limits = np.array([[0.4, 1.0], [0.0, 1.0], [0.1, 0.5]])
+    assert discovery.box_rule(["a", "b", "c"], limits, init) == "a >= 0.4 and 0.1 <= c <= 0.5"
+
+
+# ------------------------------------------------------------------------------------------- delta, PAWN
+@pytest.mark.parametrize("n", [28, 57, 130])
+def test_pawn_median_equals_salib(n):
+    from SALib.analyze import pawn
+
+    rng = np.random.default_rng(n)
+    x = rng.random((n, 3))
+    y = np.where(rng.random(n) < 0.3, 0.0, x[:, 0] + x[:, 1] ** 2)
+    slices = gsa.pawn_slices(n)
+    expected = pawn.analyze(gsa.problem(["a", "b", "c"], [(0, 1)] * 3), x, y, S=slices)["median"]
+    np.testing.assert_allclose(gsa.pawn_median(x, y, slices), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", range(20, 120, 7))
+def test_pawn_slices_avoid_counts_salib_cannot_slice(n):
+    slices = gsa.pawn_slices(n)
+    assert 3 <= slices <= 10 and slices not in (6, 9)
+
+
+def test_normalise_relative_and_differences():
+    np.testing.assert_allclose(gsa.normalise(np.array([110.0, 90.0]), 100.0, 1, "relative_pct"), [10.0, -10.0])
+    np.testing.assert_allclose(gsa.normalise(np.array([3.0]), 1.0, 1, "difference"), [2.0])
+    np.testing.assert_allclose(gsa.normalise(np.array([30.0]), 10.0, np.array([4.0]), "difference_per_customer"), [5.0])
+    with pytest.raises(ValueError):
+        gsa.normalise(np.array([1.0]), 0.0, 1, "relative_pct")
+
+
+def _task(x, y, **extra):
+    return {"group": "NC winter pooled", "scope": "pooled", "state": "NC", "season": "winter", "feeder": "",
+            "metric": "peak_kw", "basis": "kW", "x": x, "y": y, "names": ["a", "b", "c"], "bounds": [(0, 1)] * 3,
+            "n_feeders": 1, "designs": "lhs", "min_runs": 20, "resamples": 20, "seed": 123, **extra}
+
+
+def test_analyse_ranks_the_influential_input_first_and_is_reproducible():
+    rng = np.random.default_rng(5)
+    x = rng.random((150, 3))
+    y = 5 * x[:, 1] + 0.2 * rng.random(150)
+    rows, skips = gsa.analyse(_task(x, y))
+    again, _ = gsa.analyse(_task(x, y))
+    assert rows == again and not skips
+    table = pd.DataFrame(rows)
+    for method in gsa.METHODS:
+        part = table[table["method"] == method].set_index("input")
+        assert part["index"].idxmax() == "b"
+        assert part.loc["b", "conf_low"] > part.loc[gsa.DUMMY, "index"]
+        assert np.isfinite(part[["index", "conf_low", "conf_high"]].to_numpy()).all()
+
+
+def test_analyse_skips_a_constant_output():
+    rows, skips = gsa.analyse(_task(np.random.default_rng(1).random((30, 3)), np.zeros(30)))
+    assert rows == [] and "constant" in skips[0]["reason"]
+
+
+def test_analyse_skips_delta_on_a_point_mass_but_keeps_pawn():
+    rng = np.random.default_rng(2)
+    x = rng.random((60, 3))
+    y = np.where(x[:, 0] > 0.5, 10 * x[:, 0], 0.0)
+    rows, skips = gsa.analyse(_task(x, y))
+    assert {r["method"] for r in rows} == {"pawn"}
+    assert skips[0]["method"] == "delta" and "share one value" in skips[0]["reason"]
+
+
+# ------------------------------------------------------------------------------------------- plots, report
+def test_ks_distance_equals_scipy():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=40), rng.normal(0.3, size=55)
+    assert plots.ks_distance(a, b) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+
+
+def test_report_cells_and_tables_escape_and_format():
+    assert report.fmt(12345.678) == "12,346" and report.fmt(0.96245) == "0.9625" and report.fmt(np.nan) == ""
+    table = report.html_table(pd.DataFrame({"name": ["<b>x</b>"], "kW": [1.5]}))
+    assert "&lt;b&gt;x&lt;/b&gt;" in table and '<td class="num">1.5</td>' in table
