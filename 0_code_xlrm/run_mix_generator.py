@@ -151,8 +151,7 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--seed", type=int, default=config.DOE_SEED,
                         help=f"master seed of samplers and case seeds (default {config.DOE_SEED})")
     cli.add_design(parser, multiple=True)
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 

@@ -601,8 +601,7 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--csv-limit-mb", type=float, default=CSV_LIMIT_MB,
                         help=f"write aggregate_m2_combined.csv only while it stays under this size [MB] "
                              f"(default {CSV_LIMIT_MB:g}); the parquet file is always written")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 

@@ -133,8 +133,7 @@ def build_parser() -> cli.Parser:
     rio.add_state_filter(parser)
     parser.add_argument("--csv-limit-mb", type=float, default=CSV_LIMIT_MB,
                         help=f"write xlrm_long.csv only under this size [MB] (default {CSV_LIMIT_MB:g})")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 

@@ -233,16 +233,13 @@ def plot_ecdf(runs: pd.DataFrame):
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="plot_results.py")
     rio.add_state_filter(parser)
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    ws = cli.workspace(args, must_exist=True)
+    args, ws = cli.start(build_parser(), argv, must_exist=True)
     results = rio.load_results(ws, args.state)
     runs = results[results["status"] == "ok"].copy()
     if runs.empty:

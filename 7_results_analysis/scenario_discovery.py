@@ -249,8 +249,7 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--max-boxes", type=int, default=1, help="boxes per group, found by covering (default 1)")
     parser.add_argument("--min-runs", type=int, default=MIN_RUNS,
                         help=f"skip a group with fewer runs (default {MIN_RUNS})")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 

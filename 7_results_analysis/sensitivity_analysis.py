@@ -264,8 +264,7 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--seed", type=int, default=config.DOE_SEED,
                         help=f"master seed of the bootstraps (default common.config.DOE_SEED = {config.DOE_SEED})")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    cli.add_data_dir(parser)
-    cli.add_verbosity(parser)
+    cli.add_standard(parser)
     return parser
 
 
