@@ -20,6 +20,7 @@ on its inputs, in any process and with any ``PYTHONHASHSEED``.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -597,21 +598,24 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
     return Instance(files=files, assignments=assignments)
 
 
-def instance_digest(instance: Instance, ctx: FeederContext) -> str:
+def instance_digest(instance: Instance, ctx: FeederContext, assignments_text: str) -> str:
+    """Digest of everything a run depends on: the shared files, the case's files and assignments."""
     h = hashlib.sha256(ctx.shared_digest.encode())
     for name in sorted(instance.files):
         h.update(name.encode())
         h.update(instance.files[name].encode())
-    h.update(dumps_json_lines(instance.assignments).encode())
+    h.update(assignments_text.encode())
     return h.hexdigest()
 
 
 def write_instance(instance: Instance, ctx: FeederContext, instance_dir: Path) -> str:
     """Write the instance's files (atomically; unchanged files are left alone); returns its digest."""
     instance_dir.mkdir(parents=True, exist_ok=True)
-    digest = instance_digest(instance, ctx)
+    body = dumps_json_lines(instance.assignments)  # encoded once: the digest covers it, the file extends it
+    digest = instance_digest(instance, ctx, body)
     instance.assignments["inputs_digest"] = digest
-    contents = {**instance.files, INSTANCE_FILES["assignments"]: dumps_json_lines(instance.assignments)}
+    text = body[: -len("\n}\n")] + f',\n"inputs_digest": {json.dumps(digest)}\n}}\n'
+    contents = {**instance.files, INSTANCE_FILES["assignments"]: text}
     for stale in ("EVs.dss", "PV.dss", "Storage.dss"):
         if stale not in contents and (instance_dir / stale).exists():
             (instance_dir / stale).unlink()

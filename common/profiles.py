@@ -84,20 +84,15 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
                     for key, g in ratios.groupby(["subregion", "shape", "day_of_year"], sort=False)}
     hvac_columns = list(config.EULP_HVAC_KWH)
     rows, table = [], []
-    series_cache: dict[tuple[int, int], pd.DataFrame] = {}
     for (cls, bldg_id, building_type, release), group in buildings.groupby(
             ["class", "bldg_id", "building_type", "release"], sort=True, dropna=False):
         rule = eulp.variant_rule(cls, building_type if isinstance(building_type, str) else None, variant)
         upgrade, shift = int(rule["upgrade"]), bool(rule["load_shift"])
         if shift and transform is None:
             raise ProfileError(f"variant {variant} of building {bldg_id} needs the load-shift model of phase 4")
-        key = (int(bldg_id), upgrade)
-        if key not in series_cache:
-            path = building_file(eulp_root, release, state, int(bldg_id), upgrade)
-            columns = (config.EULP_TOTAL_KWH, *hvac_columns) if shift else (config.EULP_TOTAL_KWH,)
-            series_cache.clear()  # one building at a time: memory stays flat
-            series_cache[key] = eulp.read_building_kw(path, columns=columns)
-        frame = series_cache[key]
+        # each building is read once (the groups are per building), one at a time: memory stays flat
+        columns = (config.EULP_TOTAL_KWH, *hvac_columns) if shift else (config.EULP_TOTAL_KWH,)
+        frame = eulp.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), upgrade), columns=columns)
         total = frame[config.EULP_TOTAL_KWH].to_numpy()
         hvac = frame[hvac_columns].sum(axis=1).to_numpy() if shift else None
         for _, b in group.iterrows():
