@@ -7,8 +7,10 @@ change, exit status 2, and no traceback (:class:`UserError`, :func:`run`).
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -177,17 +179,90 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     return sorted(values)
 
 
+# ------------------------------------------------------------------------------------------- argparse types
+def _number(text: str, kind: type) -> float:
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need an integer of at least 1")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, counts that may be zero)."""
+    value = int(_number(text, int))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need an integer of at least 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (time limits, sizes)."""
+    value = float(_number(text, float))
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive number")
+    return value
+
+
+def share(text: str) -> float:
+    """argparse type: a finite fraction in [0, 1]."""
+    value = float(_number(text, float))
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need a fraction between 0 and 1")
+    return value
+
+
+#: errors of the file system that the user fixes (space, permissions, a file where a folder goes)
+_USER_OS_ERRORS = {errno.ENOSPC: "no space left on the device: free space or use another --data-dir",
+                   errno.EDQUOT: "disk quota exceeded: free space or use another --data-dir",
+                   errno.EROFS: "read-only file system: use another --data-dir",
+                   errno.EACCES: "permission denied: change the folder's permissions or use another --data-dir",
+                   errno.EPERM: "operation not permitted: change the folder's permissions or use another --data-dir",
+                   errno.ENOTDIR: "a file stands where a folder is needed: move it or use another --data-dir",
+                   errno.EEXIST: "a file stands where a folder is needed: move it or use another --data-dir",
+                   errno.EISDIR: "a folder stands where a file is needed: move it or use another --data-dir"}
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """One line for a file-system error the user can fix, or None for any other."""
+    fix = _USER_OS_ERRORS.get(exc.errno)
+    if fix is None:
+        return None
+    where = exc.filename if exc.filename is not None else ""
+    return f"cannot write {where}: {fix}" if where else f"{exc.strerror or exc}: {fix}"
+
+
 def entry(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
-    """Decorate a script's ``main``: a UserError becomes one line on stderr and exit status 2."""
+    """Decorate a script's ``main``: a UserError, an unusable input file (``common.io.InputError``),
+    a held step lock, or a file-system error the user fixes (disk full, read-only, permissions, a
+    file where a folder goes) becomes one line on stderr and exit status 2."""
+    from common.io import InputError, LockHeld
 
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
+        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "dss-xlrm"
         try:
             return main(argv)
-        except UserError as exc:
-            prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "dss-xlrm"
+        except (UserError, InputError, LockHeld) as exc:
             logging.getLogger(main.__module__).debug("user error", exc_info=True)
             sys.stderr.write(f"{prog}: error: {exc}\n")
+            return EXIT_USAGE
+        except OSError as exc:
+            line = os_error_line(exc)
+            if line is None:
+                raise
+            logging.getLogger(main.__module__).debug("file-system error", exc_info=True)
+            sys.stderr.write(f"{prog}: error: {line}\n")
             return EXIT_USAGE
         except SystemExit as exc:  # argparse: --help (0) or a bad flag (2, already reported)
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -310,6 +310,10 @@ EV = {
     "level2_kw": (6.6, 11.5),
     "level1_kv": 0.12,
     "level2_kv": 0.24,
+    #: below this voltage [pu] OpenDSS turns a constant-power charger (load model 1) into a constant
+    #: impedance, so it draws (V / vminpu)^2 of its power: the EV energy delivered accounts for it
+    "vminpu": 0.85,
+    "vmaxpu": 1.2,
     #: controlled-charging scheduler: best-response passes of the valley filling. Each pass can only
     #: lower the feeder peak; on the sample the first pass gives the whole peak reduction and a
     #: second changes the peak by < 0.1 %, at twice the cost
@@ -372,5 +376,10 @@ THERMAL = {
 }
 #: circuit filter: a feeder whose design-day peak solve leaves this band is left out
 FILTER_VOLTAGE_BAND = (0.80, 1.15)
+#: a node below this voltage [pu] is de-energised (not served): left out of voltage metrics and,
+#: at a customer's service point, a reason for the circuit filter to leave the feeder out
+ENERGISED_PU = 0.1
 #: per-run time limit [s] of the batch runner
 RUN_TIMEOUT_S = 300.0
+#: a run whose pool worker died (killed, out of memory) is tried this many more times, then failed
+RUN_RETRIES_LOST_WORKER = 1

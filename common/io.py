@@ -10,6 +10,7 @@ matplotlib's PNG metadata removed).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -25,8 +26,118 @@ import pandas as pd
 from common.paths import REPO_ROOT
 
 TMP_SUFFIX = ".tmp"
+LOCK_SUFFIX = ".lock"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+class InputError(ValueError):
+    """An input file that cannot be used (missing, empty, truncated, not of its format, a needed
+    column absent). The message names the file, what is wrong and the step that remakes it; the
+    scripts' entry point turns it into one line and exit status 2."""
+
+
+class LockHeld(RuntimeError):
+    """Another process holds the lock of a data folder's step (see :func:`folder_lock`)."""
+
+
+def _producer_hint(producer: str | None) -> str:
+    return f": run {producer} again" if producer else ""
+
+
+def read_parquet(path: Path, producer: str | None = None, *, columns: list[str] | None = None,
+                 required: tuple[str, ...] | list[str] = (), **kwargs: Any) -> pd.DataFrame:
+    """Read a parquet file, or raise :class:`InputError` naming the file, the fault and ``producer``
+    (the script that writes it): missing, empty, truncated or corrupt, or without a ``required`` column."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing input {path}{_producer_hint(producer)}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes){_producer_hint(producer)}")
+    import pyarrow as pa
+
+    try:
+        frame = pd.read_parquet(path, engine="pyarrow", columns=columns, **kwargs)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, KeyError) or "No match for FieldRef" in str(exc):
+            raise InputError(f"{path}: {exc}{_producer_hint(producer)}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path} is not a readable parquet file ({first}){_producer_hint(producer)}") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: column {missing[0]!r} missing (it has {', '.join(map(str, frame.columns[:12]))})"
+                         f"{_producer_hint(producer)}")
+    return frame
+
+
+def read_csv(path: Path, producer: str | None = None, *, required: tuple[str, ...] | list[str] = (),
+             **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV file, or raise :class:`InputError` naming the file, the fault and ``producer``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing input {path}{_producer_hint(producer)}")
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path} is empty{_producer_hint(producer)}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path} is not a readable CSV file ({first}){_producer_hint(producer)}") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: column {missing[0]!r} missing (it has {', '.join(map(str, frame.columns[:12]))})"
+                         f"{_producer_hint(producer)}")
+    return frame
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` for one step (``what``, e.g. "phase 6 NC winter lhs").
+
+    The lock is an ``flock`` on ``<folder>/.<what>.lock``: the kernel releases it when the process
+    dies, so a killed run never leaves a stale lock. A second process gets :class:`LockHeld` at once
+    (no waiting) with the holder's pid.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in what)
+    path = folder / f".{name}{LOCK_SUFFIX}"
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockHeld(f"{what} is already running on {folder} (pid {holder}): wait for it to finish, or use "
+                           "another --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield path
+    finally:
+        handle.close()
+
+
+def clean_temporaries(folder: Path, *, recursive: bool = False) -> int:
+    """Remove the ``.<name>.*.tmp`` files that a killed writer left in ``folder`` (atomic writes
+    never leave a final file half written, but a killed process leaves its temporary); returns how
+    many were removed. Call it only while holding the folder's step lock."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    pattern = f"**/.*{TMP_SUFFIX}" if recursive else f".*{TMP_SUFFIX}"
+    removed = 0
+    for path in sorted(folder.glob(pattern)):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager
