@@ -62,7 +62,8 @@ def build_parser() -> cli.Parser:
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    return eulp_download.run(CUSTOMER_CLASS, build_parser().parse_args(argv))
+    args, ws = cli.start(build_parser(), argv)
+    return eulp_download.run(CUSTOMER_CLASS, args, ws)
 
 
 if __name__ == "__main__":

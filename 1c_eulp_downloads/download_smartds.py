@@ -8,7 +8,9 @@ Description
     refer to: the ``mult``/``qmult`` files (``profiles/<res|com>_<kw|kvar>_<id>_pu.csv``, resolved
     against the feeder folder, e.g. ``../../../../../profiles/...``; absolute Windows or cluster
     paths are mapped onto the subregion's ``profiles/``, ``load_data/`` or ``solar_data/``) and
-    ``load_data/<res|com>_<id>.parquet`` of every shape named ``<res|com>_kw_<id>_pu``.
+    ``load_data/<res|com>_<id>.parquet`` of every shape named ``<res|com>_kw_<id>_pu`` (the names
+    and folder conventions are those of ``common.smartds``, as in phase 1b: an id of letters and
+    digits counts).
 
     Transfers go through ``oedi_client.py``: every file is streamed to ``<file>.part``, checked
     (byte count against Content-Length and the listing's Size, MD5 against a single-part ETag,
@@ -47,35 +49,43 @@ import logging
 import posixpath
 import re
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import oedi_client
-from common import cli, config, dss
+from common import cli, config, dss, smartds
 from common.io import write_manifest
 
 logger = logging.getLogger(__name__)
 
-FEEDER_SEPARATOR = "--"
 LOADSHAPES_FILE = "LoadShapes.dss"
 #: Loadshape properties holding ``(file=...)`` values, and those holding a path directly
 FILE_VALUE_PROPERTIES = ("mult", "qmult", "pmult")
 PATH_PROPERTIES = ("csvfile", "sngfile", "dblfile", "pqcsvfile")
 #: subregion folders a load shape may point into (used to map absolute paths written elsewhere)
 REFERENCE_FOLDERS = ("profiles", "load_data", "solar_data")
-#: ``res_kw_7440_pu`` -> class res, id 7440 -> ``load_data/res_7440.parquet``
-CUSTOMER_SHAPE = re.compile(r"^(?P<cls>res|com)_kw_(?P<id>\d+)_pu$", re.IGNORECASE)
 #: feeder names shown in an error before the list is cut
 MAX_NAMES_SHOWN = 30
 
 
 # ------------------------------------------------------------------------------------------- pure functions
+#: an absolute path written on another machine: ``/...`` or a Windows drive ``C:/...``
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:/)")
+
+
 def subregion_key(year: str, city: str, subregion: str) -> str:
-    return f"{config.SMARTDS_PREFIX}/{year}/{city}/{subregion}"
+    return f"{config.SMARTDS_PREFIX}/{smartds.subregion_relpath(year, city, subregion)}"
 
 
 def opendss_prefix(year: str, city: str, subregion: str, scenario: str) -> str:
-    return f"{subregion_key(year, city, subregion)}/scenarios/{scenario}/opendss/"
+    return f"{config.SMARTDS_PREFIX}/{smartds.scenario_relpath(year, city, subregion, scenario)}/"
+
+
+def feeder_part(folder: str) -> str | None:
+    """The feeder of a ``<substation>--<feeder>`` folder name (``common.smartds``), None for another name."""
+    try:
+        return smartds.split_folder(folder)[1]
+    except ValueError:
+        return None
 
 
 def feeder_folders(objects: Sequence[oedi_client.ObjectInfo], prefix: str) -> dict[str, list[oedi_client.ObjectInfo]]:
@@ -89,7 +99,7 @@ def feeder_folders(objects: Sequence[oedi_client.ObjectInfo], prefix: str) -> di
         if not obj.key.startswith(prefix) or obj.key.endswith("/"):
             continue
         parts = obj.key[len(prefix):].split("/")
-        if len(parts) >= 3 and FEEDER_SEPARATOR in parts[1]:
+        if len(parts) >= 3 and feeder_part(parts[1]) is not None:
             folders.setdefault(parts[1], []).append(obj)
     return {name: sorted(objs, key=lambda o: o.key) for name, objs in sorted(folders.items())}
 
@@ -107,7 +117,7 @@ def select_feeders(available: Sequence[str], requested: Sequence[str] | None) ->
     chosen: set[str] = set()
     unknown = []
     for name in requested:
-        matches = [f for f in available if f == name or f.split(FEEDER_SEPARATOR, 1)[1] == name]
+        matches = [f for f in available if f == name or feeder_part(f) == name]
         if matches:
             chosen.update(matches)
         else:
@@ -143,79 +153,76 @@ def resolve_reference(feeder_key: str, reference: str, subregion: str) -> str | 
     ``solar_data/`` folder they contain.
     """
     text = reference.strip().replace("\\", "/")
-    if oedi_client.is_absolute_reference(text):
+    if _ABSOLUTE.match(text):
         for folder in REFERENCE_FOLDERS:
             marker = f"/{folder}/"
             if marker in text:
                 return f"{subregion}/{folder}/{text.rsplit(marker, 1)[1]}"
         return None
-    key = oedi_client.resolve_relative_key(feeder_key, text)
+    key = posixpath.normpath(posixpath.join(feeder_key, text))
     if not key.startswith(config.SMARTDS_PREFIX + "/") or ".." in key.split("/"):
         return None
     return key
 
 
 def load_data_key(shape_name: str, subregion: str) -> str | None:
-    """``res_kw_7440_pu`` -> ``<subregion>/load_data/res_7440.parquet``; None for other shapes."""
-    match = CUSTOMER_SHAPE.match(shape_name)
-    if not match:
-        return None
-    return f"{subregion}/load_data/{match.group('cls').lower()}_{match.group('id')}.parquet"
+    """``res_kw_7440_pu`` -> ``<subregion>/load_data/res_7440.parquet``; None for other shapes.
+
+    The shape names are those of ``common.smartds.parse_shape`` (ids of letters and digits), so that
+    every shape phase 1b matches has its load_data here."""
+    relpath = smartds.load_data_relpath(shape_name)
+    return None if relpath is None else f"{subregion}/{relpath}"
 
 
 # ------------------------------------------------------------------------------------------- fetching
-def fetch_feeders(source: oedi_client.HttpSource | oedi_client.LocalSource, smartds_root: Path, manifest_path: Path,
-                  settings: oedi_client.TransferSettings, label: str, prefix: str, region: str,
-                  folders: dict[str, list[oedi_client.ObjectInfo]]) -> int:
-    """Fetch the feeder folders, then every file their load shapes refer to; the exit status."""
-    with oedi_client.Downloader(source, smartds_root, config.SMARTDS_PREFIX, settings, label=label,
-                                manifest_path=manifest_path) as downloader:
-        targets, loadshape_targets = [], {}
-        for feeder in folders:
-            for obj in folders[feeder]:
-                try:
-                    targets.append(downloader.target_for(obj))
-                except oedi_client.PermanentError as exc:
-                    downloader.add_problem(f"{feeder}: {exc}")
-            listed = [o for o in folders[feeder] if posixpath.basename(o.key).lower() == LOADSHAPES_FILE.lower()]
-            if listed:
-                loadshape_targets[feeder] = downloader.target_for(listed[0])
-            else:  # fetched anyway: recorded as missing, the feeder cannot be used without it
-                loadshape_targets[feeder] = downloader.target(f"{feeder_folder_key(folders[feeder], prefix)}/"
-                                                              f"{LOADSHAPES_FILE}")
-                targets.append(loadshape_targets[feeder])
-        downloader.fetch(targets, "feeder files")
-
-        referenced: set[str] = set()
-        for feeder in folders:
-            shapes_target = loadshape_targets[feeder]
-            if not downloader.results[shapes_target.key].ok:
-                continue  # already counted as missing or failed
-            folder_key = posixpath.dirname(shapes_target.key)
-            shapes = dss.read_dss_objects(shapes_target.path, ("loadshape",))
-            for shape in shapes:
-                for reference in loadshape_file_references(shape):
-                    key = resolve_reference(folder_key, reference, region)
-                    if key is None:
-                        downloader.add_problem(f"{feeder}: Loadshape.{shape.name} refers to {reference!r}, "
-                                               f"which is not a file of {region}")
-                    else:
-                        referenced.add(key)
-                data_key = load_data_key(shape.name, region)
-                if data_key:
-                    referenced.add(data_key)
-                else:
-                    logger.debug("%s: Loadshape.%s is not a customer shape; no load_data", feeder, shape.name)
-            logger.debug("%s: %d load shapes", feeder, len(shapes))
-        logger.info("%s: %d profiles and load_data files referenced by the load shapes", label, len(referenced))
-        referenced_targets = []
-        for key in sorted(referenced):
+def fetch_feeders(downloader: oedi_client.Downloader, label: str, prefix: str, region: str,
+                  folders: dict[str, list[oedi_client.ObjectInfo]]) -> None:
+    """Fetch the feeder folders, then every file their load shapes refer to (results in ``downloader``)."""
+    targets, loadshape_targets = [], {}
+    for feeder in folders:
+        for obj in folders[feeder]:
             try:
-                referenced_targets.append(downloader.target(key))
+                targets.append(downloader.target_for(obj))
             except oedi_client.PermanentError as exc:
-                downloader.add_problem(f"{label}: a load shape refers to {exc}")
-        downloader.fetch(referenced_targets, "profiles and load_data")
-        return downloader.finish()
+                downloader.add_problem(f"{feeder}: {exc}")
+        listed = [o for o in folders[feeder] if posixpath.basename(o.key).lower() == LOADSHAPES_FILE.lower()]
+        if listed:
+            loadshape_targets[feeder] = downloader.target_for(listed[0])
+        else:  # fetched anyway: recorded as missing, the feeder cannot be used without it
+            loadshape_targets[feeder] = downloader.target(f"{feeder_folder_key(folders[feeder], prefix)}/"
+                                                          f"{LOADSHAPES_FILE}")
+            targets.append(loadshape_targets[feeder])
+    downloader.fetch(targets, "feeder files")
+
+    referenced: set[str] = set()
+    for feeder in folders:
+        shapes_target = loadshape_targets[feeder]
+        if not downloader.results[shapes_target.key].ok:
+            continue  # already counted as missing or failed
+        folder_key = posixpath.dirname(shapes_target.key)
+        shapes = dss.read_dss_objects(shapes_target.path, ("loadshape",))
+        for shape in shapes:
+            for reference in loadshape_file_references(shape):
+                key = resolve_reference(folder_key, reference, region)
+                if key is None:
+                    downloader.add_problem(f"{feeder}: Loadshape.{shape.name} refers to {reference!r}, "
+                                           f"which is not a file of {region}")
+                else:
+                    referenced.add(key)
+            data_key = load_data_key(shape.name, region)
+            if data_key:
+                referenced.add(data_key)
+            else:
+                logger.debug("%s: Loadshape.%s is not a customer shape; no load_data", feeder, shape.name)
+        logger.debug("%s: %d load shapes", feeder, len(shapes))
+    logger.info("%s: %d profiles and load_data files referenced by the load shapes", label, len(referenced))
+    referenced_targets = []
+    for key in sorted(referenced):
+        try:
+            referenced_targets.append(downloader.target(key))
+        except oedi_client.PermanentError as exc:
+            downloader.add_problem(f"{label}: a load shape refers to {exc}")
+    downloader.fetch(referenced_targets, "profiles and load_data")
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -240,10 +247,8 @@ def build_parser() -> cli.Parser:
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
+    args, ws = cli.start(build_parser(), argv)
     settings = oedi_client.settings_from_args(args)
-    ws = cli.workspace(args)
     defaults = config.SMARTDS[args.state]
     year = args.year or defaults["year"]
     city = args.city or defaults["city"]
@@ -262,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     label = f"SMART-DS {year}/{city}/{subregion}/{scenario}"
     oedi_client.probe_source(source, prefix)
 
-    with contextlib.closing(source):
+    with contextlib.closing(source):  # the Downloader closes it too; twice is harmless
         try:
             objects = source.list_objects(prefix)
         except oedi_client.ListingError as exc:
@@ -276,13 +281,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = ", ".join(selected[:5]) + (" ..." if len(selected) > 5 else "")
         logger.info("%s: %d of %d feeders (%s); source %s (%d workers) -> %s", label, len(selected),
                     len(folders), shown, source.label, settings.workers, ws.smartds_root)
-        status = fetch_feeders(source, ws.smartds_root, ws.download_manifest(ws.smartds_root), settings, label,
-                               prefix, region, {f: folders[f] for f in selected})
-    write_manifest(ws.smartds_root / year / city / subregion, "1c_eulp_downloads/download_smartds.py", {
-        "year": year, "city": city, "subregion": subregion, "scenario": scenario, "feeders": selected,
-        "source": source.label, "manifest": str(ws.download_manifest(ws.smartds_root)),
-    }, name=f"download_{scenario}.json")
-    return status
+        manifest_path = ws.download_manifest(ws.smartds_root)
+        with oedi_client.Downloader(source, ws.smartds_root, config.SMARTDS_PREFIX, settings, label=label,
+                                    manifest_path=manifest_path) as downloader:
+            fetch_feeders(downloader, label, prefix, region, {f: folders[f] for f in selected})
+            # written while the folder lock is held, so that no other run's clean-up takes its temporary
+            write_manifest(ws.smartds_root.joinpath(*smartds.subregion_relpath(year, city, subregion).split("/")),
+                           "1c_eulp_downloads/download_smartds.py", {
+                               "year": year, "city": city, "subregion": subregion, "scenario": scenario,
+                               "feeders": selected, "source": source.label, "manifest": str(manifest_path),
+                           }, name=f"download_{scenario}.json")
+            return downloader.finish()
 
 
 if __name__ == "__main__":

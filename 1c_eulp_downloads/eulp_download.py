@@ -8,7 +8,7 @@ Description
     1. the release's metadata: the baseline file and the file of every upgrade asked for
        (paths from ``common.config.EULP_RELEASES``: ``metadata_baseline``, ``metadata_upgrade``);
     2. unless ``--metadata-only``: the per-building 15-min time series of every upgrade asked for
-       (the release's ``timeseries`` template; a template naming ``{county}`` takes each building's
+       (``common.eulp.timeseries_relpath``; a release partitioned by county takes each building's
        ``in.county`` from the baseline metadata).
 
     Upgrades: 0 (baseline) and every upgrade the heat-pump variants use
@@ -18,7 +18,10 @@ Description
     with ``numpy.random.default_rng(SeedSequence(--seed))`` and sorted).
 
     Files land at ``<data>/1c_eulp_downloads/<release>/<path in the release>``: the bucket key below
-    ``common.config.EULP_PREFIX``.
+    ``common.config.EULP_PREFIX``. Release layouts, paths, upgrades and metadata reading are those of
+    ``common.eulp`` (the same code phases 1b to 5 use). A baseline metadata file whose data do not
+    read (its footer does, so it passed the download checks) ends the run with one line naming it
+    (exit 2) and is marked in the manifest to be fetched again.
 
 Inputs
     the source (``--source``: the OEDI bucket or a local folder with the same keys)
@@ -46,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -55,8 +57,9 @@ import numpy as np
 import pandas as pd
 
 import oedi_client
-from common import cli, config
-from common.io import write_manifest
+from common import cli, config, eulp
+from common.io import InputError, write_manifest
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +75,8 @@ PHASE_1B_SCRIPT = "1b_smartds_eulp_match/select_rep_family.py"
 
 # ------------------------------------------------------------------------------------------- pure functions
 def variant_upgrades(cls: str) -> list[int]:
-    """Upgrade 0 and every upgrade a heat-pump variant of ``cls`` uses, sorted."""
-    upgrades = {0}
-    for rule in config.HEAT_PUMP_VARIANT_RULES[cls]:
-        for variant in config.VARIANTS:
-            if variant in rule:
-                upgrades.add(int(rule[variant]["upgrade"]))
-    return sorted(upgrades)
+    """Upgrade 0 and every upgrade a heat-pump variant of ``cls`` uses, sorted (``common.eulp``)."""
+    return eulp.needed_upgrades(cls)
 
 
 def releases_of_class(cls: str) -> list[str]:
@@ -86,12 +84,13 @@ def releases_of_class(cls: str) -> list[str]:
 
 
 def release_layout(release: str, cls: str) -> dict:
-    """The layout row of ``release``; a UserError unless it is a known release of class ``cls``."""
+    """The layout row of ``release`` (``common.eulp``); a UserError unless it is a release of class ``cls``."""
     known = ", ".join(releases_of_class(cls))
-    layout = config.EULP_RELEASES.get(release)
-    if layout is None:
+    try:
+        layout = eulp.release_layout(release)
+    except eulp.EULPError:
         raise cli.UserError(f"--release {release!r} is not in common.config.EULP_RELEASES; "
-                            f"{STOCK_NAMES[cls]} releases: {known}")
+                            f"{STOCK_NAMES[cls]} releases: {known}") from None
     if layout["class"] != cls:
         other = SCRIPT_NAMES[layout["class"]]
         raise cli.UserError(f"--release {release!r} is a {layout['stock']} release: use {other}, or one of {known}")
@@ -109,29 +108,12 @@ def check_upgrades(upgrades: Iterable[int], release: str, layout: dict, origin: 
     return chosen
 
 
-def template_fields(template: str) -> set[str]:
-    """The ``{field}`` names of a format template."""
-    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def metadata_relpaths(layout: dict, upgrades: Iterable[int]) -> list[str]:
-    """Metadata files (below the release folder): the baseline, then each non-zero upgrade's file."""
-    paths = [layout["metadata_baseline"]]
-    template = layout.get("metadata_upgrade")
-    if template:
-        paths += [template.format(upgrade=u) for u in sorted(set(upgrades)) if u != 0]
-    return paths
-
-
-def timeseries_relpath(layout: dict, upgrade: int, bldg_id: int, state: str, county: str | None = None) -> str:
-    """One building's 15-min file below the release folder, from the release's template."""
-    template = layout["timeseries"]
-    values: dict[str, object] = {"upgrade": upgrade, "bldg_id": bldg_id, "state": state}
-    if "county" in template_fields(template):
-        if not county:
-            raise ValueError(f"the {layout['partition']} layout needs the county of building {bldg_id}")
-        values["county"] = county
-    return template.format(**values)
+def metadata_keys(release: str, upgrades: Iterable[int]) -> list[str]:
+    """Bucket keys of the metadata files: the baseline, then each non-zero upgrade's file (when the
+    release publishes upgrade metadata)."""
+    layout = eulp.release_layout(release)
+    chosen = [0] + [u for u in sorted(set(upgrades)) if u != 0 and layout["metadata_upgrade"]]
+    return [f"{config.EULP_PREFIX}/{release}/{eulp.metadata_relpath(release, u)}" for u in chosen]
 
 
 def parse_id_lines(lines: Iterable[str], origin: str) -> list[int]:
@@ -179,16 +161,17 @@ def choose_buildings(selection: Selection, buildings: pd.DataFrame | None, state
     return ids
 
 
-def timeseries_keys(layout: dict, release: str, upgrades: Iterable[int], ids: Iterable[int], state: str,
+def timeseries_keys(release: str, upgrades: Iterable[int], ids: Iterable[int], state: str,
                     buildings: pd.DataFrame | None) -> list[str]:
-    """Bucket keys of the 15-min files, upgrade by upgrade (the county from ``buildings`` if needed)."""
-    needs_county = "county" in template_fields(layout["timeseries"])
+    """Bucket keys of the 15-min files, upgrade by upgrade (``common.eulp.timeseries_relpath``; the
+    county from ``buildings``, indexed by bldg_id, when the release is partitioned by county)."""
+    needs_county = eulp.needs_county(release)
     keys = []
     for upgrade in upgrades:
         for bldg_id in ids:
             county = str(buildings.at[bldg_id, COUNTY_COLUMN]) if needs_county else None
             keys.append(f"{config.EULP_PREFIX}/{release}/"
-                        f"{timeseries_relpath(layout, upgrade, bldg_id, state, county)}")
+                        f"{eulp.timeseries_relpath(release, upgrade, state, bldg_id, county)}")
     return keys
 
 
@@ -214,25 +197,17 @@ def read_id_file(path: Path, origin: str) -> list[int]:
 
 
 def read_buildings(path: Path, columns: Iterable[str]) -> pd.DataFrame:
-    """The columns of a metadata parquet that phase 1c needs, as plain columns (bldg_id as int64).
+    """The columns of a metadata parquet that phase 1c needs, as plain columns (bldg_id as int64),
+    through ``common.eulp.read_metadata`` (which also accepts ``bldg_id`` stored as the index).
 
-    Some releases store ``bldg_id`` as the pandas index of the file (as a column, or only in the
-    pandas metadata when the ids form a range); both are returned as a column.
-    """
-    import pyarrow.parquet as pq
-
-    wanted = list(dict.fromkeys(columns))
-    schema = pq.read_schema(path)
-    index_names = {entry if isinstance(entry, str) else entry.get("name")
-                   for entry in (schema.pandas_metadata or {}).get("index_columns", [])}
-    missing = [c for c in wanted if c not in schema.names and c not in index_names]
-    if missing:
-        raise cli.UserError(f"{path} has no column(s) {', '.join(missing)}: check the release layout in "
-                            "common.config.EULP_RELEASES")
-    frame = pd.read_parquet(path, columns=[c for c in wanted if c in schema.names and c not in index_names])
-    if any(name in wanted for name in frame.index.names):
-        frame = frame.reset_index()
-    frame = frame[wanted].copy()
+    A missing column is a UserError naming the file; an unreadable file raises
+    ``common.eulp.EULPFileError``."""
+    try:
+        frame = eulp.read_metadata(path, list(dict.fromkeys(columns))).copy()
+    except eulp.EULPFileError:
+        raise
+    except eulp.EULPError as exc:
+        raise cli.UserError(f"{exc}: check the release layout in common.config.EULP_RELEASES") from None
     frame[BLDG_ID] = frame[BLDG_ID].astype("int64")
     return frame
 
@@ -261,10 +236,11 @@ def build_parser(cls: str, prog: str, description: str) -> cli.Parser:
     which.add_argument("--bldg-ids", default=None, metavar="IDS|FILE",
                        help="buildings: a comma list (101,102) or a file with one id per line "
                             "(default: the list phase 1b writes)")
-    which.add_argument("--sample", type=int, default=None, metavar="N",
+    which.add_argument("--sample", type=cli.positive_int, default=None, metavar="N",
                        help="N buildings of the state drawn reproducibly from the baseline metadata")
     which.add_argument("--metadata-only", action="store_true", help="fetch the metadata files only")
-    parser.add_argument("--seed", type=int, default=SAMPLE_SEED, help=f"seed of --sample (default {SAMPLE_SEED})")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=SAMPLE_SEED,
+                        help=f"seed of --sample (default {SAMPLE_SEED})")
     oedi_client.add_transfer_arguments(parser)
     cli.add_data_dir(parser)
     cli.add_verbosity(parser)
@@ -278,10 +254,6 @@ def resolve_selection(args: argparse.Namespace, cls: str, list_path: Path) -> Se
         ids, origin = parse_bldg_ids(args.bldg_ids)
         return Selection("ids", tuple(ids), origin)
     if args.sample is not None:
-        if args.sample < 1:
-            raise cli.UserError(f"--sample {args.sample}: need at least 1 building")
-        if args.seed < 0:
-            raise cli.UserError(f"--seed {args.seed}: need a non-negative integer")
         return Selection("sample", sample_n=args.sample, origin=f"--sample {args.sample}")
     if not list_path.is_file():
         raise cli.UserError(f"no building list {list_path}: run {PHASE_1B_SCRIPT} --state {args.state} first, "
@@ -290,11 +262,11 @@ def resolve_selection(args: argparse.Namespace, cls: str, list_path: Path) -> Se
     return Selection("phase1b", tuple(read_id_file(list_path, origin)), origin)
 
 
-def run(cls: str, args: argparse.Namespace) -> int:
-    """Download one release's metadata and time series for ``cls``; 0 when complete, 1 if not."""
-    cli.setup_logging(args)
+def run(cls: str, args: argparse.Namespace, ws: Workspace) -> int:
+    """Download one release's metadata and time series for ``cls``; 0 when complete, 1 if not.
+
+    ``args`` and ``ws`` come from ``common.cli.start`` in the script's main."""
     settings = oedi_client.settings_from_args(args)
-    ws = cli.workspace(args)
     state = args.state
     release = args.release or config.EULP_RELEASE[state][cls]
     layout = release_layout(release, cls)
@@ -304,7 +276,7 @@ def run(cls: str, args: argparse.Namespace) -> int:
         upgrades = check_upgrades(variant_upgrades(cls), release, layout,
                                   "common.config.HEAT_PUMP_VARIANT_RULES (pass --upgrades to choose others)")
     selection = resolve_selection(args, cls, ws.bldg_id_list(state, cls))
-    needs_county = "county" in template_fields(layout["timeseries"])
+    needs_county = eulp.needs_county(release)
 
     source = oedi_client.open_source(args.source, settings)
     release_prefix = f"{config.EULP_PREFIX}/{release}"
@@ -316,7 +288,7 @@ def run(cls: str, args: argparse.Namespace) -> int:
 
     with oedi_client.Downloader(source, ws.eulp_root, config.EULP_PREFIX, settings, label=label,
                                 manifest_path=ws.download_manifest(ws.eulp_root)) as downloader:
-        meta_keys = [f"{release_prefix}/{rel}" for rel in metadata_relpaths(layout, upgrades)]
+        meta_keys = metadata_keys(release, upgrades)
         downloader.fetch([downloader.target(k) for k in meta_keys], "metadata")
         ids: list[int] = []
         if selection.mode != "metadata":
@@ -324,7 +296,13 @@ def run(cls: str, args: argparse.Namespace) -> int:
             buildings = None
             if downloader.results[baseline.key].ok:
                 columns = [BLDG_ID, STATE_COLUMN] + ([COUNTY_COLUMN] if needs_county else [])
-                table = read_buildings(baseline.path, columns)
+                try:
+                    table = read_buildings(baseline.path, columns)
+                except eulp.EULPFileError as exc:  # the footer reads, the data do not
+                    downloader.invalidate(baseline.key, str(exc).split(": run ")[0])
+                    raise InputError(f"{exc} (it came from {source.describe(baseline.key)}; the manifest now "
+                                     "marks it to be fetched again, and if it fails the same way the source's "
+                                     "copy is damaged)") from None
                 buildings = table[table[STATE_COLUMN] == state].drop_duplicates(BLDG_ID).set_index(BLDG_ID)
                 logger.info("%s: %d buildings of %s in the baseline metadata", label, len(buildings), state)
             elif selection.mode == "sample" or needs_county:
@@ -336,7 +314,10 @@ def run(cls: str, args: argparse.Namespace) -> int:
             ids = choose_buildings(selection, buildings, state, release, args.seed)
             if selection.mode == "sample":
                 logger.info("%s: sample of %d (seed %d): %s", label, len(ids), args.seed, ", ".join(map(str, ids)))
-            keys = timeseries_keys(layout, release, upgrades, ids, state, buildings)
+            try:
+                keys = timeseries_keys(release, upgrades, ids, state, buildings)
+            except eulp.EULPError as exc:  # e.g. a building without in.county in a by-county release
+                raise InputError(f"{baseline.path}: {exc}") from None
             logger.info("%s: %d time-series files (%d buildings x %d upgrades)", label, len(keys), len(ids),
                         len(upgrades))
             downloader.fetch([downloader.target(k) for k in keys], "time series")

@@ -3,8 +3,8 @@
 Generates ``--files`` parquet files of about ``--size-kb`` KB each (random float64, so they do not
 compress) in a temporary bucket folder, serves it with ``tests/bucket_server.py`` in its own process
 (so that the server does not share the client's interpreter lock), and downloads everything with
-the phase 1c client (``1c_eulp_downloads/oedi_client.py``: listing, ``.part`` streaming, size, MD5
-and parquet-footer checks, manifest) into a fresh folder per run. Worker counts are measured side
+the phase 1c client (``1c_eulp_downloads/oedi_client.py`` and the modules it gathers: listing,
+``.part`` streaming, size, MD5 and parquet-footer checks, manifest) into a fresh folder per run. Worker counts are measured side
 by side (1, 8, 1, 8, ...) ``--repeat`` times; it prints the median files/s and MB/s of each and the
 8-vs-1 ratio, for each simulated time to first byte (``--latency-ms``; 0 = bare loopback). It
 prints figures and asserts nothing about speed.

@@ -214,6 +214,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (back-off delays, tolerances that may be zero)."""
+    value = float(_number(text, float))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need a number of at least 0")
+    return value
+
+
 def share(text: str) -> float:
     """argparse type: a finite fraction in [0, 1]."""
     value = float(_number(text, float))

@@ -25,6 +25,11 @@ class EULPError(ValueError):
     """An EULP file or setting that cannot be used; the message names the file or the setting."""
 
 
+class EULPFileError(EULPError):
+    """An EULP file that is missing, empty (0 bytes) or not a readable parquet file."""
+
+
+
 def release_layout(release: str) -> dict[str, Any]:
     try:
         return config.EULP_RELEASES[release]
@@ -43,11 +48,16 @@ def metadata_relpath(release: str, upgrade: int = 0) -> str:
     return layout["metadata_upgrade"].format(upgrade=upgrade)
 
 
+def needs_county(release: str) -> bool:
+    """Whether the release's time-series paths name the building's county (``in.county``)."""
+    return release_layout(release)["partition"] == "by_county"
+
+
 def timeseries_relpath(release: str, upgrade: int, state: str, bldg_id: int, county: str | None = None) -> str:
     layout = release_layout(release)
     if upgrade not in layout["upgrades"]:
         raise EULPError(f"upgrade {upgrade} is not in release {release} (it has {sorted(layout['upgrades'])})")
-    if layout["partition"] == "by_county" and not county:
+    if needs_county(release) and not county:
         raise EULPError(f"release {release} is partitioned by county: building {bldg_id} needs its in.county")
     return layout["timeseries"].format(upgrade=upgrade, state=state, county=county or "", bldg_id=int(bldg_id))
 
@@ -72,16 +82,41 @@ def needed_upgrades(cls: str) -> list[int]:
 
 
 def read_metadata(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A metadata file as plain columns (``bldg_id`` stored as the pandas index, or only in the
+    pandas metadata when the ids form a range, comes back as a column).
+
+    :class:`EULPFileError` when the file is missing, empty or not a readable parquet file;
+    :class:`EULPError` when one of ``columns`` is absent."""
+    import pyarrow as pa
+
     path = Path(path)
     if not path.is_file():
-        raise EULPError(f"EULP metadata {path} not found: run 1c_eulp_downloads/download_parquets_*.py "
-                        "(or --metadata-only) first")
-    schema = pq.read_schema(path)
-    if columns is not None:
-        missing = [c for c in columns if c not in schema.names]
-        if missing:
-            raise EULPError(f"{path}: metadata lacks column {missing[0]!r}")
-    return pd.read_parquet(path, columns=columns)
+        raise EULPFileError(f"EULP metadata {path} not found: run 1c_eulp_downloads/download_parquets_*.py "
+                            "(or --metadata-only) first")
+    if path.stat().st_size == 0:
+        raise EULPFileError(f"EULP metadata {path} is empty (0 bytes): run 1c_eulp_downloads/download_parquets_*.py "
+                            "again")
+    try:
+        schema = pq.read_schema(path)
+        index_names = {entry if isinstance(entry, str) else entry.get("name")
+                       for entry in (schema.pandas_metadata or {}).get("index_columns", [])} - {None}
+        if columns is not None:
+            missing = [c for c in columns if c not in schema.names and c not in index_names]
+            if missing:
+                raise EULPError(f"{path}: metadata lacks column {missing[0]!r}")
+            wanted = list(dict.fromkeys(columns))
+            frame = pd.read_parquet(path, columns=[c for c in wanted if c in schema.names and c not in index_names])
+        else:
+            frame = pd.read_parquet(path)
+    except EULPError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise EULPFileError(f"EULP metadata {path} is not a readable parquet file ({first}): run "
+                            "1c_eulp_downloads/download_parquets_*.py again") from None
+    if any(name is not None and name in index_names for name in frame.index.names):
+        frame = frame.reset_index()
+    return frame if columns is None else frame[wanted]
 
 
 def read_building_kw(path: Path, columns: tuple[str, ...] = (config.EULP_TOTAL_KWH,)) -> pd.DataFrame:

@@ -32,12 +32,19 @@ def kvar_shape(shape: str) -> str:
     return re.sub(r"_kw_", "_kvar_", shape, count=1, flags=re.IGNORECASE)
 
 
-def load_data_file(subregion_dir: Path, shape: str) -> Path | None:
+def load_data_relpath(shape: str) -> str | None:
+    """``res_kw_44719_pu`` -> ``load_data/res_44719.parquet`` (below the subregion folder); None when
+    the name is not a SMART-DS profile."""
     parsed = parse_shape(shape)
     if parsed is None:
         return None
     cls, pid = parsed
-    return Path(subregion_dir) / "load_data" / f"{cls}_{pid}.parquet"
+    return f"load_data/{cls}_{pid}.parquet"
+
+
+def load_data_file(subregion_dir: Path, shape: str) -> Path | None:
+    relpath = load_data_relpath(shape)
+    return None if relpath is None else Path(subregion_dir).joinpath(*relpath.split("/"))
 
 
 def customer_of(load_name: str, n_nodes: int) -> tuple[str, int | None]:
@@ -57,10 +64,21 @@ def split_folder(folder: str) -> tuple[str, str]:
     return substation, feeder
 
 
+def subregion_relpath(year: str, city: str, subregion: str) -> str:
+    """``<year>/<city>/<subregion>``: a subregion folder below ``SMART-DS/v1.0``."""
+    return f"{year}/{city}/{subregion}"
+
+
+def scenario_relpath(year: str, city: str, subregion: str, scenario: str) -> str:
+    """``<year>/<city>/<subregion>/scenarios/<scenario>/opendss``: the feeders' folder below ``SMART-DS/v1.0``."""
+    return f"{subregion_relpath(year, city, subregion)}/scenarios/{scenario}/opendss"
+
+
 def scenario_dir(root: Path, state: str, subregion: str, scenario: str | None = None) -> Path:
     """``<root>/<year>/<city>/<subregion>/scenarios/<scenario>/opendss`` for a state's city."""
     sd = config.SMARTDS[state]
-    return Path(root) / sd["year"] / sd["city"] / subregion / "scenarios" / (scenario or sd["scenario"]) / "opendss"
+    return Path(root).joinpath(*scenario_relpath(sd["year"], sd["city"], subregion,
+                                                 scenario or sd["scenario"]).split("/"))
 
 
 def subregion_of_feeder(feeder_dir: Path) -> Path:

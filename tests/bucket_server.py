@@ -9,7 +9,8 @@ Used by the phase 1c tests and by ``benchmarks/bench_downloads.py``. It answers
   ``NextContinuationToken``).
 
 It counts object requests per key (``request_counts``) and listing requests (``list_requests``), and
-injects faults per key for the first N requests (:meth:`BucketServer.add_fault`):
+injects faults per key for the first N requests (:meth:`BucketServer.add_fault`), or for the first N
+listing requests (:meth:`BucketServer.add_listing_fault`, ``http500`` and ``http429`` only):
 
 ``http500``   HTTP 500
 ``http429``   HTTP 429 with ``Retry-After: 1``
@@ -73,6 +74,7 @@ class BucketServer:
         self.request_counts: Counter[str] = Counter()
         self.list_requests = 0
         self._faults: dict[str, Fault] = {}
+        self._listing_fault: Fault | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._etags: dict[tuple[str, int, int], str] = {}
@@ -115,9 +117,16 @@ class BucketServer:
         with self._lock:
             self._faults[key] = Fault(kind, times, delay_s)
 
+    def add_listing_fault(self, kind: str, times: int = 1) -> None:
+        if kind not in ("http500", "http429"):
+            raise ValueError(f"listing faults are http500 or http429, not {kind!r}")
+        with self._lock:
+            self._listing_fault = Fault(kind, times)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._listing_fault = None
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -134,9 +143,15 @@ class BucketServer:
             fault.remaining -= 1
             return Fault(fault.kind, 1, fault.delay_s)
 
-    def _count_listing(self) -> None:
+    def _count_listing(self) -> Fault | None:
+        """Count a listing request and return the fault it gets, if any."""
         with self._lock:
             self.list_requests += 1
+            fault = self._listing_fault
+            if fault is None or fault.remaining <= 0:
+                return None
+            fault.remaining -= 1
+            return Fault(fault.kind, 1)
 
     # ---- bucket contents
     def path_of(self, key: str) -> Path | None:
@@ -260,7 +275,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, data, headers, head=head)
 
     def _list(self, query: dict[str, list[str]], head: bool) -> None:
-        self.bucket._count_listing()
+        fault = self.bucket._count_listing()
+        if fault is not None and fault.kind == "http500":
+            self._error(500, "InternalError", "We encountered an internal error. Please try again.", head=head)
+            return
+        if fault is not None and fault.kind == "http429":
+            self._error(429, "SlowDown", "Please reduce your request rate.", {"Retry-After": "1"}, head=head)
+            return
         prefix = query.get("prefix", [""])[0]
         token = query.get("continuation-token", [None])[0]
         start_after = query.get("start-after", [""])[0]

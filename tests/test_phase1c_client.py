@@ -1,4 +1,5 @@
-"""Phase 1c: the download client's pure functions, manifest and listings (oedi_client.py, eulp_download.py).
+"""Phase 1c: the download client's pure functions, manifest, listings and retries (oedi_client.py and the
+modules it gathers: oedi_sources.py, download_manifest.py, oedi_downloader.py; eulp_download.py).
 
 Listings run against the loopback bucket server of ``tests/bucket_server.py`` with a page size of 3, so
 that continuation tokens must be followed. No network and no embedded sample needed.
@@ -13,11 +14,13 @@ import pytest
 
 from bucket_server import BucketServer
 from common import cli, config
+from common.io import InputError, LockHeld
 from conftest import load_script
 
 load_script("1c_eulp_downloads/download_parquets_homes.py")  # puts the phase folder on sys.path
 import eulp_download  # noqa: E402
 import oedi_client  # noqa: E402
+import oedi_sources  # noqa: E402
 
 smartds_script = load_script("1c_eulp_downloads/download_smartds.py")
 
@@ -135,24 +138,33 @@ def test_variant_upgrades_are_baseline_and_heat_pump_upgrades():
     assert eulp_download.variant_upgrades("com") == [0, 1, 8]
 
 
-def test_timeseries_relpath_by_county_uses_the_county():
-    layout = config.EULP_RELEASES["2021/resstock_amy2018_release_1"]
-    rel = eulp_download.timeseries_relpath(layout, 0, 1234, "NC", county="G3700810")
-    assert rel == "timeseries_individual_buildings/by_county/upgrade=0/county=G3700810/1234-0.parquet"
+def test_timeseries_keys_by_county_use_the_county():
+    import pandas as pd
+
+    release = "2021/resstock_amy2018_release_1"
+    buildings = pd.DataFrame({"in.county": ["G3700810"]}, index=pd.Index([1234], name="bldg_id"))
+    keys = eulp_download.timeseries_keys(release, [0], [1234], "NC", buildings)
+    assert keys == [f"{config.EULP_PREFIX}/{release}/"
+                    "timeseries_individual_buildings/by_county/upgrade=0/county=G3700810/1234-0.parquet"]
     with pytest.raises(ValueError, match="county"):
-        eulp_download.timeseries_relpath(layout, 0, 1234, "NC")
+        eulp_download.timeseries_keys(release, [0], [1234], "NC", buildings.assign(**{"in.county": ""}))
 
 
-def test_timeseries_relpath_by_state():
-    layout = config.EULP_RELEASES["2024/resstock_tmy3_release_2"]
-    assert eulp_download.timeseries_relpath(layout, 4, 77, "TX") == \
-        "timeseries_individual_buildings/by_state/upgrade=4/state=TX/77-4.parquet"
+def test_timeseries_keys_by_state():
+    release = "2024/resstock_tmy3_release_2"
+    assert eulp_download.timeseries_keys(release, [4], [77], "TX", None) == [
+        f"{config.EULP_PREFIX}/{release}/timeseries_individual_buildings/by_state/upgrade=4/state=TX/77-4.parquet"]
 
 
-def test_metadata_relpaths_has_baseline_and_each_upgrade():
-    layout = config.EULP_RELEASES["2024/comstock_amy2018_release_1"]
-    assert eulp_download.metadata_relpaths(layout, [8, 0, 1]) == [
-        "metadata/baseline.parquet", "metadata/upgrade01.parquet", "metadata/upgrade08.parquet"]
+def test_metadata_keys_have_baseline_and_each_upgrade():
+    release = "2024/comstock_amy2018_release_1"
+    assert eulp_download.metadata_keys(release, [8, 0, 1]) == [
+        f"{config.EULP_PREFIX}/{release}/metadata/{name}.parquet" for name in ("baseline", "upgrade01", "upgrade08")]
+
+
+def test_metadata_keys_of_a_release_without_upgrade_metadata():
+    release = "2021/resstock_amy2018_release_1"
+    assert eulp_download.metadata_keys(release, [0, 1]) == [f"{config.EULP_PREFIX}/{release}/metadata/metadata.parquet"]
 
 
 def test_sample_bldg_ids_is_reproducible_and_order_free():
@@ -200,7 +212,7 @@ def test_manifest_replays_the_journal_of_a_killed_run(tmp_path):
 def test_manifest_lock_refuses_a_second_writer(tmp_path):
     path = tmp_path / "manifest.csv"
     with oedi_client.Manifest(path):
-        with pytest.raises(cli.UserError, match="another phase 1c download"):
+        with pytest.raises(LockHeld, match="phase 1c download"):
             oedi_client.Manifest(path).open()
 
 
@@ -281,16 +293,114 @@ def test_check_download_rejects_a_parquet_without_footer(tmp_path):
         oedi_client.check_download(target, body, 64, hashlib.md5(target.part_path.read_bytes()).hexdigest())
 
 
-def test_broken_source_parquet_fails_and_leaves_no_file(tmp_path):
+def _broken_bucket(tmp_path: Path) -> Path:
     bucket = tmp_path / "bucket"
     (bucket / "d").mkdir(parents=True)
     (bucket / "d" / "bad.parquet").write_bytes(b"not parquet at all")
     (bucket / "d" / "good.csv").write_bytes(b"1\n2\n")
+    return bucket
+
+
+def test_broken_parquet_over_http_is_fetched_again_then_fails(tmp_path):
     dest = tmp_path / "dest"
-    with oedi_client.Downloader(oedi_client.LocalSource(bucket), dest, "d", FAST) as downloader:
-        results = downloader.fetch([downloader.target("d/bad.parquet"), downloader.target("d/good.csv")])
-        assert downloader.finish() == 1
+    with BucketServer(_broken_bucket(tmp_path)) as server:
+        with oedi_client.Downloader(oedi_client.HttpSource(server.url, FAST), dest, "d", FAST) as downloader:
+            results = downloader.fetch([downloader.target("d/bad.parquet"), downloader.target("d/good.csv")])
+            assert downloader.finish() == 1
+        assert server.request_counts["d/bad.parquet"] == FAST.attempts
     assert [r.ok for r in results] == [False, True]
     assert results[0].status.startswith("failed: not a readable parquet file")
     assert results[0].attempts == FAST.attempts
-    assert sorted(p.name for p in dest.iterdir()) == ["good.csv", "manifest.csv", "manifest.csv.lock"]
+    assert sorted(p.name for p in dest.iterdir()) == [".phase_1c_download.lock", "good.csv", "manifest.csv"]
+
+
+def test_broken_parquet_in_a_local_source_is_an_input_error_naming_it(tmp_path):
+    bucket = _broken_bucket(tmp_path)
+    (bucket / "d" / "empty.parquet").write_bytes(b"")
+    dest = tmp_path / "dest"
+    with pytest.raises(InputError) as caught:
+        with oedi_client.Downloader(oedi_client.LocalSource(bucket), dest, "d", FAST) as downloader:
+            downloader.fetch([downloader.target("d/empty.parquet")])
+    message = str(caught.value)
+    assert str(bucket / "d" / "empty.parquet") in message and "not a readable parquet file" in message
+    assert "\n" not in message
+    assert not (dest / "empty.parquet").exists() and not list(dest.rglob("*.part"))
+
+
+# ------------------------------------------------------------------------------------------- one retry layer
+@pytest.mark.parametrize("retries", [0, 3])
+def test_an_object_that_always_answers_500_is_requested_attempts_times(tmp_path, retries):
+    settings = oedi_client.TransferSettings(workers=1, connect_timeout_s=2.0, read_timeout_s=2.0, retries=retries,
+                                            backoff_s=0.001, progress=False)
+    with BucketServer(_broken_bucket(tmp_path)) as server:
+        server.add_fault("d/good.csv", "http500", times=1000)
+        with oedi_client.Downloader(oedi_client.HttpSource(server.url, settings), tmp_path / "dest", "d",
+                                    settings) as downloader:
+            [result] = downloader.fetch([downloader.target("d/good.csv")])
+        assert server.request_counts["d/good.csv"] == settings.attempts == retries + 1
+    assert result.status.startswith("failed: HTTP 500") and f"after {retries + 1} attempts" in result.status
+
+
+def test_a_listing_that_always_answers_500_is_requested_attempts_times(tmp_path):
+    with BucketServer(_broken_bucket(tmp_path)) as server:
+        server.add_listing_fault("http500", times=1000)
+        source = oedi_client.HttpSource(server.url, FAST)
+        with pytest.raises(oedi_client.ListingError, match="HTTP 500"):
+            source.list_objects("d/")
+        source.close()
+        assert server.list_requests == FAST.attempts
+
+
+def test_a_refused_connection_is_not_retried_by_the_whole_file_loop(tmp_path):
+    settings = oedi_client.TransferSettings(workers=1, connect_timeout_s=0.5, read_timeout_s=0.5, retries=2,
+                                            backoff_s=0.001, progress=False)
+    with oedi_client.Downloader(oedi_client.HttpSource("http://127.0.0.1:9", settings), tmp_path / "dest", "d",
+                                settings) as downloader:
+        [result] = downloader.fetch([downloader.target("d/good.csv")])
+    assert result.status.startswith("failed: cannot connect")
+    assert result.attempts == 1  # urllib3 made the connect retries; no second layer on top
+
+
+def test_urllib3_retries_connections_only():
+    retry = oedi_sources.connect_only_retry(FAST)
+    assert (retry.connect, retry.read, retry.status, retry.other) == (FAST.retries, False, 0, 0)
+    assert not retry.status_forcelist and not retry.respect_retry_after_header
+
+
+@pytest.mark.parametrize("attempt, retry_after_s, expected_s", [
+    (1, None, 1.0), (3, None, 4.0), (20, None, oedi_sources.MAX_BACKOFF_S),
+    (1, 7.0, 7.0), (1, 1e9, oedi_sources.MAX_RETRY_AFTER_S),
+])
+def test_retry_delay_backs_off_and_honours_retry_after(attempt, retry_after_s, expected_s):
+    assert oedi_client.retry_delay_s(attempt, 1.0, retry_after_s) == expected_s
+
+
+def test_parse_retry_after_reads_seconds_and_http_dates():
+    from datetime import datetime, timezone
+
+    now = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert oedi_client.parse_retry_after("3") == 3.0
+    assert oedi_client.parse_retry_after("Mon, 01 Jan 2024 12:00:30 GMT", now=now) == 30.0
+    assert oedi_client.parse_retry_after("soon") is None and oedi_client.parse_retry_after(None) is None
+
+
+# ------------------------------------------------------------------------------------------- clean-up, metadata
+def test_clean_leftovers_removes_part_and_hidden_tmp_files_only(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    leftovers = [tmp_path / "a" / "b" / "x.parquet.part", tmp_path / "a" / ".manifest.csv.k2j3.tmp"]
+    kept = [tmp_path / "a" / "b" / "x.parquet", tmp_path / "a" / "notes.tmp"]
+    for path in leftovers + kept:
+        path.write_bytes(b"1")
+    assert oedi_client.clean_leftovers(tmp_path) == 2
+    assert [p.exists() for p in leftovers] == [False, False]
+    assert [p.exists() for p in kept] == [True, True]
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1" + b"\0" * 60])
+def test_read_buildings_of_an_unreadable_file_names_it(tmp_path, content):
+    from common import eulp
+
+    path = tmp_path / "baseline.parquet"
+    path.write_bytes(content)
+    with pytest.raises(eulp.EULPFileError, match=str(path)):
+        eulp_download.read_buildings(path, ["bldg_id", "in.state"])

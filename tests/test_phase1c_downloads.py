@@ -349,6 +349,13 @@ BAD_INPUT = {
     "bad timeout": (homes, ["--timeout", "soon", "--bldg-ids", "1"], "--timeout"),
     "variant upgrades not in release": (homes, ["--release", "2021/resstock_amy2018_release_1", "--bldg-ids", "1"],
                                         "--upgrades"),
+    "NaN timeout": (homes, ["--timeout", "nan", "--bldg-ids", "1"], "--timeout"),
+    "NaN read timeout, commercial": (commercial, ["--timeout", "2,nan", "--metadata-only"], "--timeout"),
+    "NaN timeout, SMART-DS": (smartds, ["--state", "TX", "--timeout", "nan"], "--timeout"),
+    "zero workers": (smartds, ["--state", "TX", "--workers", "0"], "--workers"),
+    "negative retries": (homes, ["--retries", "-1", "--metadata-only"], "--retries"),
+    "NaN backoff": (commercial, ["--backoff", "nan", "--metadata-only"], "--backoff"),
+    "zero sample": (homes, ["--sample", "0"], "--sample"),
 }
 
 
@@ -378,3 +385,131 @@ def test_unreachable_source_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1, run.stderr
     assert "cannot reach" in lines[0] and "127.0.0.1:9" in lines[0]
     assert not (tmp_path / "1c_eulp_downloads").exists()
+
+
+# ------------------------------------------------------------------------------------------- common conventions
+def _write_feeder_bucket(root: Path, shape_id: str) -> tuple[str, str]:
+    """A SMART-DS bucket with one feeder whose load shape has the id ``shape_id``; (region key, feeder)."""
+    region = f"{config.SMARTDS_PREFIX}/2018/AUS/P1U"
+    feeder = "p1uhs9_1247--p1udt9001"
+    folder = root / region / "scenarios" / "base_timeseries" / "opendss" / "p1uhs9_1247" / feeder
+    folder.mkdir(parents=True)
+    (folder / "Master.dss").write_text("Clear\nRedirect LoadShapes.dss\n")
+    (folder / "LoadShapes.dss").write_text(
+        f"New Loadshape.res_kw_{shape_id}_pu npts=4 interval=0.25 "
+        f"mult = (file=../../../../../profiles/res_kw_{shape_id}_pu.csv)\n")
+    (root / region / "profiles").mkdir(parents=True)
+    (root / region / "profiles" / f"res_kw_{shape_id}_pu.csv").write_text("0.1\n0.2\n0.3\n0.4\n")
+    (root / region / "load_data").mkdir(parents=True)
+    pd.DataFrame({"total_site_electricity_kw": [1.0, 2.0, 3.0, 4.0]}).to_parquet(
+        root / region / "load_data" / f"res_{shape_id}.parquet")
+    return region, feeder
+
+
+def test_smartds_shape_id_with_letters_gets_its_load_data(tmp_path):
+    from common import smartds as smartds_conventions
+
+    shape_id = "a12b"
+    assert smartds_conventions.parse_shape(f"res_kw_{shape_id}_pu") == ("res", shape_id)  # phase 1b matches it
+    bucket = tmp_path / "bucket"
+    region, feeder = _write_feeder_bucket(bucket, shape_id)
+    data = tmp_path / "data"
+    args = ["--state", "TX", "--feeders", feeder, "--data-dir", str(data), "--source", str(bucket), "-q"]
+    assert smartds.main(args) == 0
+    load_data = f"{region}/load_data/res_{shape_id}.parquet"
+    assert_identical(data, bucket, [load_data, f"{region}/profiles/res_kw_{shape_id}_pu.csv"])
+    assert load_data in manifest(data, "smartds")["key"].tolist()
+
+
+# ------------------------------------------------------------------------------------------- broken metadata
+def test_empty_metadata_in_a_local_source_exits_2_naming_it(oedi, tmp_path, capsys):
+    bucket = tmp_path / "bucket"
+    baseline = bucket / meta_key(RES)
+    baseline.parent.mkdir(parents=True)
+    baseline.write_bytes(b"")
+    data = tmp_path / "data"
+    assert homes.main(["--data-dir", str(data), "--source", str(bucket), "--metadata-only", "--upgrades", "0",
+                       *FAST]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(baseline) in lines[0] and "not a readable parquet file" in lines[0]
+    assert "Traceback" not in err
+    assert not local_file(data, meta_key(RES)).exists() and part_files(data) == []
+
+
+def test_truncated_downloaded_metadata_is_fetched_again(bucket, oedi, tmp_path):
+    args = ["--data-dir", str(tmp_path), "--source", bucket.url, "--metadata-only", "--upgrades", "0", *FAST]
+    assert homes.main(args) == 0
+    path = local_file(tmp_path, meta_key(RES))
+    for size in (0, path.stat().st_size // 2):  # empty, then cut in half
+        data = (oedi / meta_key(RES)).read_bytes()
+        path.write_bytes(data[:size])
+        assert homes.main(args) == 0
+        assert_identical(tmp_path, oedi, [meta_key(RES)])
+    assert bucket.request_counts[meta_key(RES)] == 3
+
+
+def _metadata_with_broken_data(path: Path) -> None:
+    """NC buildings whose parquet footer reads but whose first data page does not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"bldg_id": list(range(100, 140)), "in.state": ["NC"] * 40})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="none", use_dictionary=False)
+    column = pq.read_metadata(path).row_group(0).column(0)
+    data = bytearray(path.read_bytes())
+    start, size = column.data_page_offset, column.total_compressed_size // 2  # inside the first column chunk
+    data[start:start + size] = b"\x55" * size
+    path.write_bytes(bytes(data))
+    assert pq.read_metadata(path).num_rows == 40
+
+
+def test_metadata_whose_data_do_not_read_exits_2_and_is_fetched_again_next_time(tmp_path, capsys):
+    bucket = tmp_path / "bucket"
+    _metadata_with_broken_data(bucket / meta_key(RES))
+    data = tmp_path / "data"
+    args = ["--data-dir", str(data), "--source", str(bucket), "--upgrades", "0", "--sample", "1", *FAST]
+    assert homes.main(args) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(local_file(data, meta_key(RES))) in lines[0] and "Traceback" not in err
+    assert manifest(data).set_index("key").loc[meta_key(RES), "status"].startswith("failed: ")
+
+    good = pd.DataFrame({"bldg_id": [100, 101], "in.state": ["NC", "NC"]})
+    good.to_parquet(bucket / meta_key(RES))  # the source repaired
+    for bldg_id in good["bldg_id"]:
+        series = bucket / ts_key(RES, 0, bldg_id)
+        series.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"timestamp": pd.date_range("2018-01-01 00:15", periods=4, freq="15min"),
+                      config.EULP_TOTAL_KWH: [0.1, 0.2, 0.3, 0.4]}).to_parquet(series)
+    assert homes.main(args) == 0
+    assert_identical(data, bucket, [meta_key(RES)])
+
+
+# ------------------------------------------------------------------------------------------- leftovers of kills
+def test_leftover_part_and_tmp_files_are_removed_when_a_script_starts(oedi, tmp_path):
+    args = ["--data-dir", str(tmp_path), "--source", str(oedi), "--metadata-only", "--upgrades", "0", "-q"]
+    assert homes.main(args) == 0
+    meta = local_file(tmp_path, meta_key(RES))
+    leftovers = [meta.with_name(meta.name + ".part"),  # beside a verified file: never fetched again
+                 meta.parent / ".baseline.parquet.x1y2z3.tmp",  # a killed atomic write
+                 tmp_path / "1c_eulp_downloads" / ".manifest.csv.abcd.tmp",
+                 tmp_path / "1c_eulp_downloads" / "2024" / "other_release" / "f.parquet.part"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    assert homes.main(args) == 0
+    assert [p.exists() for p in leftovers] == [False] * len(leftovers)
+    assert meta.exists()
+
+
+def test_smartds_removes_leftover_part_files_when_it_starts(oedi, tmp_path):
+    args = ["--state", "TX", "--feeders", TX_FEEDER, "--data-dir", str(tmp_path), "--source", str(oedi), "-q"]
+    leftover = tmp_path / "smartds" / "2018" / "AUS" / "P1U" / "profiles" / "res_kw_1_pu.csv.part"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half")
+    assert smartds.main(args) == 0
+    assert not leftover.exists()
