@@ -2,10 +2,16 @@
 
 One task is one (feeder, case) of a state, season and design: build the instance (deterministic,
 cheap), then, unless its outputs are already complete, valid and made from the same inputs, solve
-it and write ``timeseries.parquet`` and ``summary.json`` atomically (summary last: its presence
-with status ``ok`` and the instance's ``inputs_digest`` marks a finished run). A failed run is
-recorded with its message and the batch goes on; a re-run skips finished runs and redoes the
-missing and failed ones. Each task keeps to a time limit (checked between solution steps).
+it and commit ``timeseries.parquet`` and ``summary.json`` together
+(``daily_power_flow.write_outputs``: the old summary removed first, the summary written last with
+the series' SHA-256, the instance's ``inputs_digest`` and the mixes file's ``mixes_digest``). A
+failed run, whatever failed (instance, OpenDSS, a diverged solution, a bug), is recorded in its
+folder and in the batch index with its message, and the batch goes on; a re-run skips finished
+runs and redoes the missing and failed ones. Each task keeps to a time limit (checked between
+solution steps). A pool worker that dies (killed, out of memory) costs its runs one more try, then
+they are recorded as failed; workers exit when the driver dies. Timings go to the batch's
+``timings.csv``, never into results, so that results are byte-identical across reruns and worker
+counts.
 
 Workers keep each feeder's shared context (customers, profiles, PV shape ...) in memory, so a
 feeder's context is read once per worker, not once per case. Results are the same whichever
@@ -19,17 +25,18 @@ import os
 import resource
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import pyarrow.parquet as pq
+import pandas as pd
 
 import circuit_instance
 import daily_power_flow
-from common.io import atomic_path, dumps_json, read_json, write_parquet
-from common.paths import INSTANCE_FILES, Workspace
+from common import config
+from common.io import InputError, clean_temporaries
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +45,13 @@ _CONTEXTS: dict[tuple, Any] = {}
 
 
 def _context(task: dict[str, Any]) -> Any:
+    """The feeder's shared context, from this process's cache when it was made from the same shared
+    inputs as the driver's (``task["shared_digest"]``); a worker that outlives a batch (Dask, or
+    one Python session running several batches) never runs on an older context."""
     key = (task["data_dir"], task["state"], task["season"], task["feeder"], task.get("ev_stats"))
     ctx = _CONTEXTS.get(key)
-    if ctx is None:
+    wanted = task.get("shared_digest")
+    if ctx is None or (wanted and ctx.shared_digest != wanted):
         ws = Workspace(Path(task["data_dir"]))
         ev_stats = Path(task["ev_stats"]) if task.get("ev_stats") else None
         if task.get("feeder_dir"):
@@ -49,77 +60,75 @@ def _context(task: dict[str, Any]) -> Any:
         else:
             ctx = circuit_instance.load_context(ws, task["state"], task["season"], task["feeder"], ev_stats)
         circuit_instance.attach_shared(ctx, ws)
+        if wanted and ctx.shared_digest != wanted:
+            raise circuit_instance.InstanceError(
+                f"the shared inputs of {task['feeder']} (daily profiles, feeder files) changed while the batch ran: "
+                "run the batch again")
         if len(_CONTEXTS) > 8:
             _CONTEXTS.clear()
         _CONTEXTS[key] = ctx
     return ctx
 
 
-def outputs_valid(instance_dir: Path, digest: str) -> dict[str, Any] | None:
-    """The summary of a finished run made from the same inputs, or None."""
-    summary_path = instance_dir / INSTANCE_FILES["summary"]
-    ts_path = instance_dir / INSTANCE_FILES["timeseries"]
-    if not (summary_path.is_file() and ts_path.is_file()):
-        return None
-    try:
-        summary = read_json(summary_path)
-        rows = pq.read_metadata(ts_path).num_rows
-    except (OSError, ValueError):
-        return None
-    if summary.get("status") != "ok" or summary.get("inputs_digest") != digest or rows != 96:
-        return None
-    return summary
-
-
-def _clean_stale_temporaries(folder: Path) -> None:
-    """Remove temporary files an interrupted writer left (atomic writes never leave a final file half
-    written, but a killed process leaves its ``.<name>.*.tmp``)."""
-    if folder.is_dir():
-        for path in folder.glob(".*.tmp"):
-            path.unlink(missing_ok=True)
-
-
-def _record(task: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
+def _record(task: dict[str, Any], status: str, message: str = "", *, skipped: bool = False,
+            peak_kw: float | None = None, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """A run's line of the batch index (inputs only: byte-identical across reruns and worker counts)
+    and, apart, its timings (``timings.csv``, never part of the results)."""
     return {"state": task["state"], "season": task["season"], "design": task["design"], "feeder": task["feeder"],
-            "case": task["case_key"], "status": status, **extra,
-            "worker_pid": os.getpid(), "worker_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "case": task["case_key"], "status": status, "message": message, "skipped": skipped, "peak_kw": peak_kw,
+            "timings": {"worker_pid": os.getpid(),
+                        "worker_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                        **(timings or {})}}
+
+
+def _fail_summary(instance_dir: Path, task: dict[str, Any], message: str) -> None:
+    """Record a run that failed outside the power flow (instance, files, an internal error) in its own
+    folder, replacing any older outputs, so that no earlier ``ok`` summary outlives it."""
+    summary = {"state": task["state"], "season": task["season"], "design": task["design"], "feeder": task["feeder"],
+               "case": task["case_key"], "inputs_digest": "", "mixes_digest": task.get("mixes_digest", ""),
+               "status": "failed", "message": message, "metrics": {}}
+    try:
+        daily_power_flow.write_outputs(instance_dir, pd.DataFrame(), summary)
+    except OSError:
+        logger.debug("could not record the failure in %s", instance_dir, exc_info=True)
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Build one instance and (with ``task["simulate"]``) solve it. Never raises for a run's failure."""
+    """Build one instance and (with ``task["simulate"]``) solve it. Never raises: whatever goes wrong
+    in one run (a bad input, an OpenDSS error, a diverged solution, a bug) is that run's failure,
+    recorded in its folder and in the returned record, and the batch goes on."""
     started = time.perf_counter()
     ws = Workspace(Path(task["data_dir"]))
     instance_dir = ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"], task["case_key"])
+    stage = "instance"
     try:
-        _clean_stale_temporaries(instance_dir)
+        clean_temporaries(instance_dir)
         ctx = _context(task)
         instance = circuit_instance.build_instance(ctx, ws, task["design"], task["case_key"], task["case"], instance_dir)
-        digest = circuit_instance.write_instance(instance, ctx, instance_dir)
+        digest = circuit_instance.write_instance(instance, ctx, instance_dir, mixes_digest=task.get("mixes_digest", ""))
+        build_s = time.perf_counter() - started
+        if not task.get("simulate"):
+            return _record(task, "instantiated", timings={"instance_s": round(build_s, 4)})
+        stage = "run"
+        if not task.get("force"):
+            previous = daily_power_flow.outputs_valid(instance_dir, digest)
+            if previous is not None:
+                daily_power_flow.update_mixes_digest(instance_dir, previous, task.get("mixes_digest", ""))
+                return _record(task, "ok", skipped=True, peak_kw=previous["metrics"].get("peak_kw"),
+                               timings={"instance_s": round(build_s, 4),
+                                        "runtime_s": round(time.perf_counter() - started, 4)})
+        deadline = time.monotonic() + float(task.get("timeout_s", config.RUN_TIMEOUT_S))
+        table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline)
+        summary = daily_power_flow.write_outputs(instance_dir, table, summary)
     except Exception as exc:  # noqa: BLE001 - one broken run must not stop the batch: record it whatever it is
-        kind = "" if isinstance(exc, circuit_instance.InstanceError) else f"{type(exc).__name__}: "
-        logger.debug("instance of %s case %s failed", task["feeder"], task["case_key"], exc_info=True)
-        return _record(task, "failed", message=f"instance: {kind}{exc}", runtime_s=time.perf_counter() - started,
-                       skipped=False)
-    build_s = time.perf_counter() - started
-    if not task.get("simulate"):
-        return _record(task, "instantiated", message="", runtime_s=build_s, skipped=False, instance_s=build_s)
-    if not task.get("force"):
-        previous = outputs_valid(instance_dir, digest)
-        if previous is not None:
-            return _record(task, "ok", message="", runtime_s=time.perf_counter() - started, skipped=True,
-                           peak_kw=previous["metrics"].get("peak_kw"))
-    deadline = time.monotonic() + float(task.get("timeout_s", 300.0))
-    table, summary = daily_power_flow.simulate(instance_dir, deadline=deadline)
-    summary["instance_s"] = round(build_s, 4)
-    if not table.empty:
-        write_parquet(instance_dir / INSTANCE_FILES["timeseries"], table)
-    else:
-        (instance_dir / INSTANCE_FILES["timeseries"]).unlink(missing_ok=True)
-    with atomic_path(instance_dir / INSTANCE_FILES["summary"]) as tmp:
-        tmp.write_text(dumps_json(summary), encoding="utf-8")
-    return _record(task, summary["status"], message=summary["message"], runtime_s=time.perf_counter() - started,
-                   skipped=False, instance_s=build_s, simulate_s=summary["runtime_s"],
-                   peak_kw=summary["metrics"].get("peak_kw"))
+        known = isinstance(exc, (circuit_instance.InstanceError, InputError))
+        message = f"{stage}: {'' if known else type(exc).__name__ + ': '}{exc}"
+        logger.debug("%s of %s case %s failed", stage, task["feeder"], task["case_key"], exc_info=True)
+        _fail_summary(instance_dir, task, message)
+        return _record(task, "failed", message, timings={"runtime_s": round(time.perf_counter() - started, 4)})
+    return _record(task, summary["status"], summary["message"], peak_kw=summary["metrics"].get("peak_kw"),
+                   timings={"instance_s": round(build_s, 4), "simulate_s": simulate_s,
+                            "runtime_s": round(time.perf_counter() - started, 4)})
 
 
 # ------------------------------------------------------------------------------------------- executors
@@ -138,30 +147,112 @@ def _mp_context():
     return ctx
 
 
+def _watch_driver(driver_pid: int, interval_s: float = 0.5) -> None:
+    """Pool-worker initializer: exit when the driver process is gone (killed, crashed), so that no
+    orphaned worker keeps solving and writing. Under the fork server a worker's parent is the
+    server, not the driver, so the driver's pid is watched directly."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                os.kill(driver_pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            except PermissionError:  # the pid was reused by another user's process: the driver is gone
+                os._exit(3)
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
+
+
+def _lost_worker(task: dict[str, Any], attempts: int) -> dict[str, Any]:
+    message = (f"run: the worker process died while running it (killed, or out of memory), {attempts} "
+               f"time{'s' if attempts > 1 else ''}; see batch.log")
+    ws = Workspace(Path(task["data_dir"]))
+    _fail_summary(ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"], task["case_key"]),
+                  task, message)
+    return _record(task, "failed", message)
+
+
 def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
              on_result: Callable[[dict[str, Any]], None] | None = None,
-             in_process: bool | None = None) -> list[dict[str, Any]]:
+             in_process: bool | None = None, retries: int = config.RUN_RETRIES_LOST_WORKER,
+             fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Run tasks on a local process pool of ``workers`` processes (by default one worker runs the
-    tasks in this process instead)."""
-    results = []
+    tasks in this process instead).
+
+    At most ``workers`` tasks are in the pool at once, so when a worker dies (SIGKILL, the
+    out-of-memory killer) the runs it may have been running are known. The pool is started again
+    and each of them runs again on its own: one whose worker dies while it runs alone is the cause,
+    and it is tried up to ``retries`` more times, then recorded as failed; the others finish, and the
+    batch goes on. Workers exit by themselves when this process dies. ``fn`` runs one task
+    (default :func:`run_task`; a module-level function of the same contract).
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    fn = fn or run_task
+    results: list[dict[str, Any]] = []
     bar = _progress(len(tasks), desc)
     if in_process is None:
         in_process = workers <= 1
+
+    def done(result: dict[str, Any]) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+        bar.update(1)
+
     try:
         if in_process:
             for task in tasks:
-                results.append(run_task(task))
-                if on_result:
-                    on_result(results[-1])
-                bar.update(1)
+                done(fn(task))
             return results
-        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_mp_context()) as pool:
-            futures = [pool.submit(run_task, task) for task in tasks]
-            for future in as_completed(futures):
-                results.append(future.result())
-                if on_result:
-                    on_result(results[-1])
-                bar.update(1)
+        pending = list(range(len(tasks)))[::-1]  # a stack: pop() takes tasks in order
+        suspects: list[int] = []  # running when a worker died: each is run alone until it is cleared
+        deaths = [0] * len(tasks)  # times a task died while running alone (so it surely killed its worker)
+        while pending or suspects:
+            with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_mp_context(),
+                                     initializer=_watch_driver, initargs=(os.getpid(),)) as pool:
+                running: dict[Any, int] = {}
+                broken = False
+                while (pending or suspects or running) and not broken:
+                    if suspects:
+                        if not running:  # a suspect runs alone: if the pool breaks now, it is the cause
+                            i = suspects.pop()
+                            running[pool.submit(fn, tasks[i])] = i
+                    else:
+                        while pending and len(running) < workers:
+                            i = pending.pop()
+                            running[pool.submit(fn, tasks[i])] = i
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    alone = len(running) == 1
+                    for future in finished:
+                        i = running.pop(future)
+                        try:
+                            done(future.result())
+                            continue
+                        except BrokenProcessPool:
+                            broken = True
+                        if not alone:
+                            logger.warning("%s case %s: a worker died while it ran; it runs again on its own",
+                                           tasks[i]["feeder"], tasks[i]["case_key"])
+                            suspects.append(i)
+                            continue
+                        deaths[i] += 1
+                        if deaths[i] > retries:
+                            logger.error("%s case %s: its worker died %d times: recorded as failed",
+                                         tasks[i]["feeder"], tasks[i]["case_key"], deaths[i])
+                            done(_lost_worker(tasks[i], deaths[i]))
+                        else:
+                            logger.warning("%s case %s: its worker died; trying it again", tasks[i]["feeder"],
+                                           tasks[i]["case_key"])
+                            suspects.append(i)
+                    if broken:  # every future of a broken pool fails: collect them, then start a new pool
+                        for future in list(running):
+                            i = running.pop(future)
+                            suspects.append(i)
     finally:
         bar.close()
     return results
@@ -175,8 +266,13 @@ def _by_value_modules() -> Iterable[Any]:
     return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, pv_generation, storage_dispatch)
 
 
+class SchedulerError(RuntimeError):
+    """The Dask scheduler named by ``--scheduler`` cannot be reached."""
+
+
 def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
-             on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+             on_result: Callable[[dict[str, Any]], None] | None = None,
+             connect_timeout_s: float = config.DASK_CONNECT_TIMEOUT_S) -> list[dict[str, Any]]:
     """Run tasks on a Dask distributed cluster at ``scheduler`` (``tcp://host:port``).
 
     The phase's own modules are shipped to the workers by value, so a worker needs only this
@@ -191,10 +287,26 @@ def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
     results = []
     bar = _progress(len(tasks), desc)
     try:
-        with Client(scheduler, timeout="30s") as client:
+        try:
+            client = Client(scheduler, timeout=f"{connect_timeout_s:g}s")
+        except (OSError, ValueError, TypeError) as exc:
+            raise SchedulerError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                 "start one (dask scheduler) or fix the address tcp://HOST:PORT") from None
+        with client:
             futures = client.map(run_task, tasks, pure=False)
+            index = {future.key: i for i, future in enumerate(futures)}
             for future in dask_completed(futures):
-                results.append(future.result())
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker (KilledWorker) or a cancelled task
+                    task = tasks[index[future.key]]
+                    message = f"run: Dask could not run it ({type(exc).__name__}: {exc})"
+                    ws = Workspace(Path(task["data_dir"]))
+                    _fail_summary(ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"],
+                                                  task["case_key"]), task, message)
+                    result = _record(task, "failed", message)
+                results.append(result)
                 if on_result:
                     on_result(results[-1])
                 bar.update(1)

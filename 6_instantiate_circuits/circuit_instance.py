@@ -34,7 +34,7 @@ import ev_charging
 import pv_generation
 import storage_dispatch
 from common import config, doe, dss
-from common.io import atomic_path, dumps_json_lines, write_text
+from common.io import atomic_path, dumps_json_lines, read_csv, read_parquet, write_text
 from common.paths import INSTANCE_FILES, Workspace
 
 STEPS = config.INTERVALS_PER_DAY
@@ -45,6 +45,15 @@ SHARED_PV = "pv_pu.csv"
 _REPLACED_LOAD_PROPS = {"yearly", "daily", "duty", "kvar", "pf", "kva", "growth"}
 #: base files an instance never redirects to (their content is replaced by the instance's own)
 _REPLACED_REDIRECTS = {"loadshapes.dss", "loads.dss", "pvsystems.dss", "storage.dss"}
+
+
+#: the script that writes each variant's daily profiles (named in error messages)
+VARIANT_SCRIPTS = {"baseline": "2_profiles_heat_pumps/get_scenario_csv_controls.py",
+                   "dm": "4_profiles_heat_pumps_dm/make_dm_profiles.py",
+                   "un": "5_profiles_heat_pumps_un/make_un_profiles.py"}
+#: columns of phase 1b's customers.parquet that an instance needs
+CUSTOMER_COLUMNS = ("feeder", "customer", "loads", "bus", "nodes", "kv", "peak_kw", "class", "three_phase",
+                    "service", "shape")
 
 
 class InstanceError(ValueError):
@@ -176,27 +185,18 @@ class FeederContext:
         return f"{shape}__{variant}"
 
 
-def _storage_settings(ws: Workspace) -> dict[str, float]:
-    path = ws.storage_controls
-    if not path.is_file():
-        raise InstanceError(f"{path} not found: run 2_profiles_heat_pumps/get_scenario_csv_controls.py")
-    table = pd.read_csv(path).set_index("parameter")["value"]
-    missing = [k for k in config.STORAGE if k not in table.index]
-    if missing:
-        raise InstanceError(f"{path}: parameter {missing[0]!r} missing")
-    return {k: float(table[k]) for k in config.STORAGE}
-
-
 def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_path: Path | None = None) -> FeederContext:
     """Read the feeder's shared inputs (phases 1b, 2, 4, 5) and check every daily file exists."""
     feeder_dir = ws.feeder_dir(state, feeder)
     if not (feeder_dir / "Master.dss").is_file():
         raise InstanceError(f"unknown feeder {feeder!r}: {feeder_dir}/Master.dss not found (phase 1b copy_circuits.py)")
-    customers = pd.read_parquet(ws.customers(state))
+    customers = read_parquet(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py",
+                             required=CUSTOMER_COLUMNS)
     customers = customers[customers["feeder"] == feeder].sort_values("customer").reset_index(drop=True)
     if customers.empty:
         raise InstanceError(f"feeder {feeder!r} has no customer in {ws.customers(state)}")
-    days = pd.read_csv(ws.design_days(state))
+    days = read_csv(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py",
+                    required=("feeder", "season", "date", "day_of_year"))
     day = days[(days["feeder"] == feeder) & (days["season"] == season)]
     if day.empty:
         raise InstanceError(f"{ws.design_days(state)}: no {season} design day for {feeder}")
@@ -204,9 +204,8 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
     p_pu = {}
     for variant in config.VARIANTS:
         table_path = ws.daily_profile_table(state, variant, season)
-        if not table_path.is_file():
-            raise InstanceError(f"{table_path} not found: run the {variant} profile phase")
-        table = pd.read_parquet(table_path, filters=[("feeder", "==", feeder)])
+        table = read_parquet(table_path, VARIANT_SCRIPTS[variant], required=("feeder", "shape", "step", "p_pu"),
+                             filters=[("feeder", "==", feeder)])
         matrix = np.zeros((len(shapes), STEPS))
         for i, shape in enumerate(shapes):
             part = table[table["shape"] == shape].sort_values("step")
@@ -214,6 +213,9 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
             if len(part) != STEPS or not csv.is_file():
                 raise InstanceError(f"missing daily profile {csv} for shape {shape} ({variant}) of {feeder}")
             matrix[i] = part["p_pu"].to_numpy()
+        if not np.isfinite(matrix).all() or (matrix < 0).any():
+            raise InstanceError(f"{table_path}: p_pu of {feeder} has NaN, inf or negative values: run "
+                                f"{VARIANT_SCRIPTS[variant]} again")
         p_pu[variant] = matrix
     loads: dict[str, list[dss.DssObject]] = {}
     by_name = {obj.name: obj for obj in dss.read_dss_objects(feeder_dir / "Loads.dss", ("load",))}
@@ -223,7 +225,13 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
         except KeyError as exc:
             raise InstanceError(f"{feeder_dir}/Loads.dss: load {exc.args[0]} of customer {customer} not found") from None
     date = str(day["date"].iloc[0])
-    day_of_year = int(day["day_of_year"].iloc[0])
+    try:
+        day_of_year = int(day["day_of_year"].iloc[0])
+        pd.Timestamp(date)
+    except (TypeError, ValueError):
+        raise InstanceError(f"{ws.design_days(state)}: {season} design day of {feeder} is {date!r}, day "
+                            f"{day['day_of_year'].iloc[0]!r}: not a date and a day number (run "
+                            "2_profiles_heat_pumps/find_max_day_curve.py again)") from None
     solar = None
     if config.PV["use_smartds_solar"]:
         try:
@@ -236,7 +244,7 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
         p_pu=p_pu, pv_pu=solar[0] if solar else pv_generation.pv_shape_pu(state, date, season),
         pv_source=f"SMART-DS solar shape {solar[1]}" if solar else "pvlib clear sky (Ineichen) + PVWatts",
         ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
-        storage=_storage_settings(ws), shared_dir=ws.season_shared(state, season, feeder),
+        storage={k: float(v) for k, v in config.STORAGE.items()}, shared_dir=ws.season_shared(state, season, feeder),
         shape_index={s: i for i, s in enumerate(shapes)},
         records={r["customer"]: r for r in customers.to_dict("records")},
         load_prefix={c: [(f"New Load.{o.name} " + " ".join(f"{k}={v}" for k, v in o.props.items()
@@ -357,8 +365,40 @@ def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
     return {SHARED_LOADSHAPES: "\n".join(lines) + "\n", SHARED_PV: "\n".join(pv) + "\n"}
 
 
+def check_daily_profile(data: bytes, path: Path, expected_p_pu: np.ndarray) -> None:
+    """Check a daily profile file as OpenDSS will read it (``mult=(file=..., column=1, header=yes)``):
+    a ``p_pu,q_pu`` header, exactly 96 rows, finite numbers, ``p_pu`` non-negative (a building's
+    consumption) and equal, to the file's 6 decimals, to the profile table of the same phase that the
+    EV and storage schedules were planned on. Raises InstanceError naming the file and the row."""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if not lines or [c.strip() for c in lines[0].split(",")[:2]] != ["p_pu", "q_pu"]:
+        raise InstanceError(f"daily profile {path}: header is not p_pu,q_pu: write it again with its profile phase")
+    rows = [line for line in lines[1:] if line.strip()]
+    if len(rows) != STEPS:
+        raise InstanceError(f"daily profile {path}: {len(rows)} rows, expected {STEPS} (one per 15 min): write it "
+                            "again with its profile phase")
+    values = np.empty((STEPS, 2))
+    for k, line in enumerate(rows):
+        parts = line.split(",")
+        try:
+            values[k] = (float(parts[0]), float(parts[1]))
+        except (ValueError, IndexError):
+            raise InstanceError(f"daily profile {path}: row {k + 2} ({line[:40]!r}) is not two numbers") from None
+    bad = ~np.isfinite(values).all(axis=1) | (values[:, 0] < 0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise InstanceError(f"daily profile {path}: row {k + 2} has p_pu={values[k, 0]:g}, q_pu={values[k, 1]:g} "
+                            "(NaN, inf or negative kW): write it again with its profile phase")
+    if not np.allclose(values[:, 0], expected_p_pu, rtol=0.0, atol=1e-6 + 1e-6 * np.abs(expected_p_pu).max()):
+        k = int(np.argmax(np.abs(values[:, 0] - expected_p_pu)))
+        raise InstanceError(f"daily profile {path}: row {k + 2} p_pu={values[k, 0]:g} differs from the profile table "
+                            f"({expected_p_pu[k]:g}): the file and the table come from different runs; run the "
+                            "profile phase again")
+
+
 def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
-    """Write the shared files (when their content changed) and compute the shared digest."""
+    """Write the shared files (when their content changed), check every daily profile the instances
+    reference (:func:`check_daily_profile`) and compute the shared digest."""
     digest = hashlib.sha256()
     for name, text in sorted(shared_files(ctx, ws).items()):
         path = ctx.shared_dir / name
@@ -373,8 +413,15 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
                 digest.update(path.read_bytes())
     else:
         for variant in config.VARIANTS:
-            for shape in ctx.shapes:
-                digest.update(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape).read_bytes())
+            for i, shape in enumerate(ctx.shapes):
+                path = ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape)
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise InstanceError(f"daily profile {path}: cannot be read ({exc.strerror}): run "
+                                        f"{VARIANT_SCRIPTS[variant]} again") from None
+                check_daily_profile(data, path, ctx.p_pu[variant][i])
+                digest.update(data)
     ctx.shared_digest = digest.hexdigest()
 
 
@@ -501,7 +548,8 @@ def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str
         kw = float(sessions.charger_kw[j])
         ev_lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} mult={_shape_values(ev_power[j] / kw)}")
         ev_lines.append(f"New Load.{name} bus1={bus1} phases={phases} conn=wye kV={_fmt(kv)} kW={_fmt(kw)} pf=1 "
-                        f"model=1 vminpu=0.85 vmaxpu=1.2 daily={name}")
+                        f"model=1 vminpu={_fmt(config.EV['vminpu'])} vlowpu={_fmt(config.EV['vlowpu'])} "
+                        f"vmaxpu={_fmt(config.EV['vmaxpu'])} daily={name}")
         ev_records.append({"customer": host, "element": f"Load.{name}", "bus1": bus1,
                            "nodes": [f"{dss.bus_name(bus1)}.{k}" for k in dss.bus_nodes(bus1)], "level": str(levels[j]),
                            "charger_kw": round(kw, 4), "controlled": bool(controlled[j]),
@@ -608,13 +656,19 @@ def instance_digest(instance: Instance, ctx: FeederContext, assignments_text: st
     return h.hexdigest()
 
 
-def write_instance(instance: Instance, ctx: FeederContext, instance_dir: Path) -> str:
-    """Write the instance's files (atomically; unchanged files are left alone); returns its digest."""
+def write_instance(instance: Instance, ctx: FeederContext, instance_dir: Path, mixes_digest: str = "") -> str:
+    """Write the instance's files (atomically; unchanged files are left alone); returns its digest.
+
+    ``inputs_digest`` (everything the run depends on) and ``mixes_digest`` (the SHA-256 of the mixes
+    file the case came from, which phase 7 compares with the current one) are appended to the
+    assignments after the digest is taken, so a mixes file rewritten with the same case keeps the run."""
     instance_dir.mkdir(parents=True, exist_ok=True)
     body = dumps_json_lines(instance.assignments)  # encoded once: the digest covers it, the file extends it
     digest = instance_digest(instance, ctx, body)
     instance.assignments["inputs_digest"] = digest
-    text = body[: -len("\n}\n")] + f',\n"inputs_digest": {json.dumps(digest)}\n}}\n'
+    instance.assignments["mixes_digest"] = mixes_digest
+    text = (body[: -len("\n}\n")] + f',\n"inputs_digest": {json.dumps(digest)},\n'
+            f'"mixes_digest": {json.dumps(mixes_digest)}\n}}\n')
     contents = {**instance.files, INSTANCE_FILES["assignments"]: text}
     for stale in ("EVs.dss", "PV.dss", "Storage.dss"):
         if stale not in contents and (instance_dir / stale).exists():

@@ -14,8 +14,8 @@ per-cent loadings, circuit losses, and the feeder-head element's phase powers. T
   loading = |S| at winding 1 / its kVA rating; the worst of each with its element,
   element-intervals above 100 %, and moving-average overloads over ``THERMAL`` windows (2 h
   transformers, 1 h lines; the day treated as periodic);
-* devices: EV energy requested, delivered (a charger below its 0.85 pu ``vminpu`` draws
-  (V / 0.85)^2 of its power, as OpenDSS's constant-power load turns constant-impedance) and
+* devices: EV energy requested, delivered (a charger below its ``vminpu`` draws less than its
+  setting, exactly as OpenDSS's constant-power load model does: :func:`constant_power_factor`) and
   unserved; PV energy; storage charge and discharge, the fleet's state of charge; the storage
   peak reduction against the same case without storage (the day re-solved with the batteries
   disabled at the intervals where they discharged, idle intervals being identical);
@@ -26,6 +26,7 @@ Metric functions are pure (numpy in, numbers out) and tested on hand-computed ca
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,14 @@ import numpy as np
 import pandas as pd
 
 from common import config, dss
-from common.io import package_versions, read_json
+from common.io import atomic_path, dumps_json, package_versions, read_json, sha256_file, write_parquet
 from common.paths import INSTANCE_FILES
 
 STEPS = config.INTERVALS_PER_DAY
 DT_H = config.INTERVAL_H
-EV_VMIN_PU = 0.85
+EV_VMIN_PU = config.EV["vminpu"]
+EV_VLOW_PU = config.EV["vlowpu"]
+ENERGISED_PU = config.ENERGISED_PU
 HEAD_COLUMNS = ["S1 (kVA)", "Ang1", "S2 (kVA)", "Ang2", "S3 (kVA)", "Ang3", "P1 (kW)", "Q1 (kVAr)", "P2 (kW)",
                 "Q2 (kVAr)", "P3 (kW)", "Q3 (kVAr)", "P_3ph (kW)", "Q_3ph (kVAr)", "S_3ph (kVA)", "S_sum_3ph (kVA)"]
 
@@ -69,9 +72,9 @@ def voltage_violations(v_pu: np.ndarray, node_customer: np.ndarray, band: tuple[
     """Node-intervals below and above ``band`` and customers affected, at customer nodes.
 
     ``v_pu``: (steps, nodes) voltages of the customers' service nodes; ``node_customer``: the
-    customer index of each node; de-energised nodes (below 0.1 pu) are not counted.
+    customer index of each node; de-energised nodes (below ``config.ENERGISED_PU``) are not counted.
     """
-    energised = v_pu > 0.1
+    energised = v_pu > ENERGISED_PU
     low = energised & (v_pu < band[0])
     high = energised & (v_pu > band[1])
     any_node = (low | high).any(axis=0)
@@ -106,10 +109,57 @@ def loading_metrics(pct: np.ndarray, names: list[str], window_h: float, threshol
             "ma_overload_intervals": int((ma > threshold_pct).sum())}
 
 
-def ev_delivery(scheduled_kw: np.ndarray, v_min_pu: np.ndarray) -> np.ndarray:
-    """Power [kW] constant-power chargers draw: (V / vminpu)^2 of the schedule below vminpu."""
-    factor = np.minimum(1.0, (np.clip(v_min_pu, 0.0, None) / EV_VMIN_PU) ** 2)
+def nonfinite_steps(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Steps (0-based) at which a solution array holds NaN or inf, per array name (empty ones left out).
+
+    A diverged Newton or fixed-point iteration leaves non-finite voltages and powers behind even where
+    the engine reports convergence; such a day is not a result."""
+    bad = {}
+    for name, values in arrays.items():
+        values = np.asarray(values)
+        if values.size == 0:
+            continue
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        if not finite.all():
+            bad[name] = np.nonzero(~finite)[0]
+    return bad
+
+
+def constant_power_factor(v_pu: np.ndarray, vminpu: float = EV_VMIN_PU, vlowpu: float = EV_VLOW_PU) -> np.ndarray:
+    """Power a constant-power load (OpenDSS load model 1) draws, per unit of its setting, at ``v_pu``.
+
+    OpenDSS (``Load.pas``, ``DoConstantPQLoad``): above ``vminpu`` the power is constant; between
+    ``vlowpu`` and ``vminpu`` the current is interpolated linearly in the voltage magnitude between
+    the constant-impedance current at ``vlowpu`` and the constant-power current at ``vminpu``
+    (``I = I_low + M95 (V - V_low)``); below ``vlowpu`` the load is the constant impedance of its
+    nominal rating (``I = Y_eq V``). Per unit: ``p = v i`` with those currents.
+    """
+    v = np.clip(np.asarray(v_pu, dtype=float), 0.0, None)
+    slope = (1.0 / vminpu - vlowpu) / (vminpu - vlowpu)
+    between = v * (vlowpu + slope * (v - vlowpu))
+    return np.where(v > vminpu, 1.0, np.where(v > vlowpu, between, v * v))
+
+
+def ev_delivery(scheduled_kw: np.ndarray, v_pu: np.ndarray) -> np.ndarray:
+    """Power [kW] a constant-power charger draws at its voltage: its schedule where the voltage is
+    above ``vminpu``, less below (:func:`constant_power_factor`). ``v_pu``: (steps,) the voltage
+    across the charger, or (steps, phases) per phase of a three-phase one (the phases' powers add)."""
+    v = np.asarray(v_pu, dtype=float)
+    factor = constant_power_factor(v) if v.ndim == 1 else constant_power_factor(v).mean(axis=1)
     return scheduled_kw * factor
+
+
+def charger_voltage_pu(v_nodes_pu: np.ndarray) -> np.ndarray:
+    """The per-unit voltage across a charger from its nodes' voltages (steps, nodes): one node (a
+    Level-1 charger, line to neutral) is that node; two nodes (a Level-2 charger across the two
+    120 V legs of a split-phase service, 180 degrees apart) is their mean, the line-to-line voltage
+    in pu of 240 V; three nodes (a three-phase charger) are kept per phase."""
+    v = np.asarray(v_nodes_pu, dtype=float)
+    if v.shape[1] == 1:
+        return v[:, 0]
+    if v.shape[1] == 2:
+        return v.mean(axis=1)
+    return v
 
 
 def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without) -> float:
@@ -263,8 +313,16 @@ class _Circuit:
 
 
 # ------------------------------------------------------------------------------------------- simulate
-def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Solve one instance's day; returns (timeseries, summary). DSS failures become status failed."""
+class DivergedSolution(RuntimeError):
+    """A day whose solution holds NaN or inf (a diverged power flow): a failed run, never a result."""
+
+
+def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.DataFrame, dict[str, Any], float]:
+    """Solve one instance's day; returns (timeseries, summary, runtime [s]).
+
+    OpenDSS failures, a time limit reached, non-converged steps and non-finite solutions all become
+    status ``failed`` with their reason; a failed run has an empty series. The runtime is returned
+    apart from the summary so that the summary depends only on the inputs."""
     instance_dir = Path(instance_dir)
     started = time.perf_counter()
     assignments = read_json(instance_dir / INSTANCE_FILES["assignments"])
@@ -273,6 +331,7 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
     summary["inputs"] = assignments["inputs"]
     summary["realised"] = assignments["realised"]
     summary["inputs_digest"] = assignments.get("inputs_digest", "")
+    summary["mixes_digest"] = assignments.get("mixes_digest", "")
     engine = dss.engine()
     try:
         dss.compile_master(instance_dir / INSTANCE_FILES["master"], strip=False)
@@ -321,7 +380,18 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
             if circuit.pv:
                 pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
 
-        converged = dss.solve_daily(read, deadline=deadline)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged step overflows float32: checked below
+            converged = dss.solve_daily(read, deadline=deadline)
+        # losses are the sum of every PD element's terminal powers: non-finite if any element's is
+        # (line loadings are NaN by design where a line has no rating, so they are not checked)
+        bad = nonfinite_steps({"node voltages": v, "feeder-head power": head, "losses": losses_kw,
+                               "transformer loadings": xf_pct, "storage power": sto_kw, "PV power": pv_kw})
+        if bad:
+            first = min(int(steps[0]) for steps in bad.values())
+            raise DivergedSolution(
+                f"power flow diverged: non-finite {', '.join(sorted(bad))} at "
+                f"{len(set().union(*(set(x.tolist()) for x in bad.values())))} of {STEPS} steps (first: step "
+                f"{first + 1}, ending {_clock(first + 1)})")
         table = head_table(head)
         p3 = table["P_3ph (kW)"].to_numpy()
 
@@ -336,13 +406,15 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
         for record in assignments["hosts"]["ev"]:
             name = record["element"].split(".", 1)[1]
             nodes = circuit.ev_nodes.get(name.lower(), [])
-            vmin = v[:, nodes].min(axis=1) if nodes else np.ones(STEPS)
+            if not nodes:
+                continue
+            vmin = v[:, nodes].min(axis=1)
             if vmin.min() < EV_VMIN_PU:  # only a sagging charger's own schedule is needed
                 engine.LoadShape.Name(name)
                 sched = np.asarray(engine.LoadShape.PMult(), dtype=float) * record["charger_kw"]
-                ev_kw -= sched - ev_delivery(sched, vmin)
+                ev_kw -= sched - ev_delivery(sched, charger_voltage_pu(v[:, nodes]))
         customer_v = v[:, circuit.customer_nodes].astype(float)
-        energised = v > 0.1
+        energised = v > ENERGISED_PU
         a = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_A)
         b = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_B)
         lines = loading_metrics(line_pct.astype(float), circuit.line_names, config.THERMAL["line"]["window_h"],
@@ -356,11 +428,12 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
         n_bad = int((~converged).sum())
         metrics = {
             "peak_kw": float(p3.max()), "peak_time": _clock(peak_step), "energy_kwh": energy_kwh,
-            "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else float("nan"),
+            "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else None,
             "imbalance_max_kva": float(imbalance.max()), "imbalance_mean_kva": float(imbalance.mean()),
-            "v_min_pu": float(v[energised].min()) if energised.any() else float("nan"),
-            "v_max_pu": float(v[energised].max()) if energised.any() else float("nan"),
-            "v_min_customer_pu": float(customer_v[customer_v > 0.1].min()) if (customer_v > 0.1).any() else float("nan"),
+            "v_min_pu": float(v[energised].min()) if energised.any() else None,
+            "v_max_pu": float(v[energised].max()) if energised.any() else None,
+            "v_min_customer_pu": float(customer_v[customer_v > ENERGISED_PU].min())
+            if (customer_v > ENERGISED_PU).any() else None,
             "v_max_customer_pu": float(customer_v.max()),
             "ansi_a_under_node_intervals": a["under_node_intervals"], "ansi_a_over_node_intervals": a["over_node_intervals"],
             "ansi_a_violation_node_intervals": a["node_intervals"], "ansi_a_customers_affected": a["customers_affected"],
@@ -386,6 +459,12 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
             "pv_energy_kwh": float(pv_kw.sum() * DT_H),
             "non_converged_steps": n_bad,
         }
+        undefined = sorted(k for k, x in metrics.items() if isinstance(x, float) and not math.isfinite(x))
+        if undefined:
+            raise DivergedSolution(f"power flow gave non-finite metrics: {', '.join(undefined)}")
+        if not energised.any():
+            raise DivergedSolution("no node is energised at any step (every voltage below "
+                                   f"{ENERGISED_PU} pu)")
         status = "ok" if n_bad == 0 else "failed"
         message = "" if n_bad == 0 else (f"{n_bad} of {STEPS} steps did not converge (first: step "
                                          f"{int(np.argmin(converged)) + 1}, ending {_clock(int(np.argmin(converged)) + 1)})")
@@ -399,15 +478,81 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
         table["v_min_pu"] = np.where(energised, v, np.inf).min(axis=1)
         table["v_max_pu"] = v.max(axis=1)
         table["converged"] = converged
-    except (dss.DSSError, dss.DeadlineExceeded) as exc:
+    except (dss.DSSError, dss.DeadlineExceeded, DivergedSolution) as exc:
         table = pd.DataFrame()
         metrics = {}
         status, message = "failed", str(exc)
-    summary.update({"status": status, "message": message, "metrics": metrics,
-                    "runtime_s": round(time.perf_counter() - started, 4), "packages": package_versions()})
-    return table, summary
+    if status != "ok":
+        table = pd.DataFrame()  # a failed day is not a result: no series
+    summary.update({"status": status, "message": message, "metrics": metrics, "packages": package_versions()})
+    return table, summary, round(time.perf_counter() - started, 4)
 
 
 def _clock(step: int) -> str:
     minutes = (step * 15) % (24 * 60)
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+# ------------------------------------------------------------------------------------------- outputs
+def write_outputs(instance_dir: Path, table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, Any]:
+    """Commit a run's two outputs together: ``summary.json`` is the completion marker.
+
+    The old summary goes first (a run killed from here on leaves no marker, so it is redone), then
+    the series of an ok run (a failed run's old series is removed), then the summary, written last,
+    with the SHA-256 of the series it belongs to (``timeseries_sha256``; empty for a failed run). A
+    summary that cannot be encoded (a non-finite number) turns into a failed run's summary, so no
+    error escapes with the old outputs left in place. Returns the summary as written.
+    """
+    instance_dir = Path(instance_dir)
+    summary_path = instance_dir / INSTANCE_FILES["summary"]
+    ts_path = instance_dir / INSTANCE_FILES["timeseries"]
+    summary_path.unlink(missing_ok=True)
+    summary = dict(summary)
+    try:
+        text = dumps_json({**summary, "timeseries_sha256": "0" * 64})
+    except ValueError as exc:  # allow_nan=False: a metric the checks above let through
+        summary.update(status="failed", message=f"summary not encodable ({exc}): treated as a diverged run",
+                       metrics={})
+    if summary["status"] == "ok" and not table.empty:
+        write_parquet(ts_path, table)
+        summary["timeseries_sha256"] = sha256_file(ts_path)
+    else:
+        ts_path.unlink(missing_ok=True)
+        summary["timeseries_sha256"] = ""
+        if summary["status"] == "ok":
+            summary.update(status="failed", message="the run produced no series", metrics={})
+    text = dumps_json(summary)
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return summary
+
+
+def outputs_valid(instance_dir: Path, inputs_digest: str) -> dict[str, Any] | None:
+    """The summary of a finished run made from the same inputs, or None.
+
+    Finished: ``summary.json`` parses, says ``ok``, names the same ``inputs_digest`` and the SHA-256 of
+    the ``timeseries.parquet`` beside it (so a series replaced or truncated after the run is caught)."""
+    summary_path = Path(instance_dir) / INSTANCE_FILES["summary"]
+    ts_path = Path(instance_dir) / INSTANCE_FILES["timeseries"]
+    if not (summary_path.is_file() and ts_path.is_file()):
+        return None
+    try:
+        summary = read_json(summary_path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") != "ok" or summary.get("inputs_digest") != inputs_digest:
+        return None
+    if not summary.get("timeseries_sha256") or summary["timeseries_sha256"] != sha256_file(ts_path):
+        return None
+    return summary
+
+
+def update_mixes_digest(instance_dir: Path, summary: dict[str, Any], mixes_digest: str) -> dict[str, Any]:
+    """A finished run whose inputs are unchanged but whose mixes file was rewritten (cases added or
+    re-drawn elsewhere) still holds: record the current mixes digest in its summary."""
+    if summary.get("mixes_digest") == mixes_digest:
+        return summary
+    summary = {**summary, "mixes_digest": mixes_digest}
+    with atomic_path(Path(instance_dir) / INSTANCE_FILES["summary"]) as tmp:
+        tmp.write_text(dumps_json(summary), encoding="utf-8")
+    return summary

@@ -59,7 +59,7 @@ import batch_runner
 import circuit_instance
 import ev_charging
 from common import cli, config, doe, dss
-from common.io import write_csv
+from common.io import clean_temporaries, folder_lock, read_csv, sha256_file, write_csv
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -95,12 +95,12 @@ def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[st
                                              f"(interval {peak_step + 1})")
             return row
         v = np.asarray(engine.Circuit.AllBusMagPu())
-        energised = v > 0.1
+        energised = v > config.ENERGISED_PU
         row["v_min_pu"], row["v_max_pu"] = float(v[energised].min()), float(v[energised].max())
         names = [n.lower() for n in engine.Circuit.AllNodeNames()]
         index = {n: i for i, n in enumerate(names)}
         dead = [c for c, nodes in instance.assignments["service_nodes"]
-                if any(v[index[n.lower()]] <= 0.1 for n in nodes if n.lower() in index)]
+                if any(v[index[n.lower()]] <= config.ENERGISED_PU for n in nodes if n.lower() in index)]
         if dead:
             row.update(status="fail", reason=f"{len(dead)} customers de-energised (first: {dead[0]})")
         elif not (config.FILTER_VOLTAGE_BAND[0] <= row["v_min_pu"] and row["v_max_pu"] <= config.FILTER_VOLTAGE_BAND[1]):
@@ -161,11 +161,11 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--feeders", default=None, help="comma list of feeders (folder or feeder name); default all")
     parser.add_argument("--cases", default=None, help="cases of the mixes file, e.g. 0-8,12; default all")
     parser.add_argument("--run", action="store_true", help="also solve every instance (phase 6b)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=cli.positive_int, default=os.cpu_count() or 1,
                         help="local worker processes (default: the core count)")
     parser.add_argument("--scheduler", default=None,
                         help="Dask scheduler address tcp://HOST:PORT: run on that cluster instead of locally")
-    parser.add_argument("--timeout", type=float, default=config.RUN_TIMEOUT_S,
+    parser.add_argument("--timeout", type=cli.positive_float, default=config.RUN_TIMEOUT_S,
                         help=f"time limit per run [s] (default {config.RUN_TIMEOUT_S:g})")
     parser.add_argument("--force", action="store_true", help="solve again even where valid outputs exist")
     parser.add_argument("--ev-stats", default=None, help="EV session statistics CSV (default: the sample's)")
@@ -176,20 +176,38 @@ def build_parser() -> cli.Parser:
     return parser
 
 
+def merge_index(previous: pd.DataFrame, current: pd.DataFrame, feeders: list[str], cases: list[str],
+                mixes: dict[str, dict]) -> pd.DataFrame:
+    """The batch index after this batch: its rows, and the earlier rows of runs it did not touch
+    (another ``--feeders``/``--cases`` subset) whose case is still in the mixes file."""
+    if not previous.empty and {"feeder", "case"} <= set(previous.columns):
+        previous = previous.assign(case=previous["case"].astype(str))
+        touched = previous["feeder"].isin(feeders) & previous["case"].isin(cases)
+        previous = previous[~touched & previous["case"].isin(list(mixes))]
+        frames = [previous, current.assign(case=current["case"].astype(str))] if len(previous) else [current]
+    else:
+        frames = [current]
+    index = pd.concat(frames, ignore_index=True)
+    index["case"] = index["case"].astype(int)
+    return index.sort_values(["feeder", "case"], kind="stable").reset_index(drop=True)
+
+
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    if args.workers < 1:
-        raise cli.UserError(f"--workers {args.workers}: need at least 1")
-    if args.timeout <= 0:
-        raise cli.UserError(f"--timeout {args.timeout}: need a positive number of seconds")
-    ws = cli.workspace(args, must_exist=True)
+    args, ws = cli.start(build_parser(), argv, must_exist=True)
+    state = args.state
+    with folder_lock(ws.circuits_dir(state), f"phase 6 {state}"):
+        clean_temporaries(ws.circuits_dir(state))
+        return _batch(args, ws)
+
+
+def _batch(args: Any, ws: Workspace) -> int:
     state, season, design = args.state, args.season, args.design
     try:
         mixes = doe.load_mixes(ws.mixes(design))
     except doe.MixesError as exc:
         raise cli.UserError(str(exc)) from None
+    mixes_digest = sha256_file(ws.mixes(design))
     cases = select_cases(mixes, args.cases)
     ev_stats = Path(args.ev_stats).resolve() if args.ev_stats else None
     generic = None
@@ -204,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _log_to_file(ws.batch_log(state, season, design))
     try:
         skip = config.SKIP_CIRCUITS.get(state, {})
-        rows, passing = [], []
+        rows, passing, digests = [], [], {}
         for feeder in feeders:
             if feeder in skip:
                 rows.append({"state": state, "season": season, "feeder": feeder, "status": "skipped",
@@ -216,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     ctx = circuit_instance.load_context(ws, state, season, feeder, ev_stats)
                 circuit_instance.prepare_shared(ctx, ws)
+                digests[feeder] = ctx.shared_digest
                 row = filter_feeder(ctx, ws)
             except circuit_instance.InstanceError as exc:
                 row = {"state": state, "season": season, "feeder": feeder, "status": "fail", "reason": str(exc)}
@@ -229,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 logger.warning("filter: %s %s left out: %s %s", feeder, season, row["reason"], row.get("dss_message", ""))
         filt_path = ws.circuit_filter(state)
-        previous = pd.read_csv(filt_path) if filt_path.is_file() else pd.DataFrame()
+        previous = read_csv(filt_path, required=("season", "feeder")) if filt_path.is_file() else pd.DataFrame()
         if not previous.empty:
             previous = previous[~((previous["season"] == season) & previous["feeder"].isin(feeders))]
         table = pd.concat([previous, pd.DataFrame(rows)], ignore_index=True).sort_values(["season", "feeder"])
@@ -240,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tasks = [{"data_dir": str(ws.root), "state": state, "season": season, "design": design, "feeder": feeder,
                   "case_key": key, "case": mixes[key], "simulate": args.run, "force": args.force,
                   "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None,
+                  "mixes_digest": mixes_digest, "shared_digest": digests[feeder],
                   "feeder_dir": str(generic) if generic is not None else None}
                  for feeder in passing for key in cases]
         what = "runs" if args.run else "instances"
@@ -255,25 +275,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         desc = f"{state} {season} {design}"
         if args.scheduler:
-            results = batch_runner.run_dask(tasks, args.scheduler, desc, on_result=report)
+            try:
+                results = batch_runner.run_dask(tasks, args.scheduler, desc, on_result=report)
+            except batch_runner.SchedulerError as exc:
+                raise cli.UserError(str(exc)) from None
         else:
             results = batch_runner.run_pool(tasks, args.workers, desc, on_result=report)
-        index = pd.DataFrame(results)
-        index["case"] = index["case"].astype(int)
-        index = index.sort_values(["feeder", "case"]).reset_index(drop=True)
-        write_csv(ws.batch_index(state, season, design), index)
+        timings = pd.DataFrame([{"feeder": r["feeder"], "case": int(r["case"]), "status": r["status"],
+                                 "skipped": r["skipped"], **r["timings"]} for r in results])
+        current = pd.DataFrame([{k: v for k, v in r.items() if k != "timings"} for r in results])
+        index_path = ws.batch_index(state, season, design)
+        previous = read_csv(index_path, dtype={"case": str}) if index_path.is_file() else pd.DataFrame()
+        index = merge_index(previous, current, feeders, cases, mixes)
+        write_csv(index_path, index)
+        write_csv(ws.batch_timings(state, season, design), timings.sort_values(["feeder", "case"]))
         elapsed = time.perf_counter() - started
-        failed = index[~index["status"].isin(["ok", "instantiated"])]
-        skipped = int(index.get("skipped", pd.Series(dtype=bool)).fillna(False).sum())
+        failed = current[~current["status"].isin(["ok", "instantiated"])]
+        skipped = int(current["skipped"].sum())
         logger.info("%s %s %s: %d %s in %.1f s (%.2f per s), %d already done, %d failed -> %s", state, season, design,
-                    len(index), what, elapsed, len(index) / elapsed if elapsed > 0 else float("nan"), skipped,
-                    len(failed), ws.batch_index(state, season, design))
+                    len(current), what, elapsed, len(current) / elapsed if elapsed > 0 else float("nan"), skipped,
+                    len(failed), index_path)
         for _, row in failed.head(5).iterrows():
             logger.error("failed: %s case %s: %s", row["feeder"], row["case"], row.get("message", ""))
         cli.record(__file__, ws.design_dir(state, season, design), args, cases=cases, feeders=passing,
                    ev=config.EV, pv=config.PV, storage=config.STORAGE, ansi_range_a=config.ANSI_RANGE_A,
                    ansi_range_b=config.ANSI_RANGE_B, thermal=config.THERMAL)
-        return 1 if len(failed) == len(index) else 0
+        return 1 if len(failed) == len(current) else 0
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger("batch").removeHandler(handler)

@@ -43,7 +43,7 @@ from typing import Sequence
 
 import daily_power_flow
 from common import cli, config
-from common.io import atomic_path, dumps_json, write_parquet
+from common.io import clean_temporaries, folder_lock, read_json
 from common.paths import INSTANCE_FILES
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="power_flow_sim_daily_EV_STO_DG_deploy.py")
     parser.add_argument("--instance", required=True, help="instance folder (holds Master.dss and scenario_assignments.json)")
-    parser.add_argument("--timeout", type=float, default=config.RUN_TIMEOUT_S,
+    parser.add_argument("--timeout", type=cli.positive_float, default=config.RUN_TIMEOUT_S,
                         help=f"time limit [s] (default {config.RUN_TIMEOUT_S:g})")
     cli.add_verbosity(parser)
     return parser
@@ -67,17 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (folder / INSTANCE_FILES[name]).is_file():
             raise cli.UserError(f"--instance {folder}: {INSTANCE_FILES[name]} not found (make instances with "
                                 "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py)")
-    table, summary = daily_power_flow.simulate(folder, deadline=time.monotonic() + args.timeout)
-    if not table.empty:
-        write_parquet(folder / INSTANCE_FILES["timeseries"], table)
-    with atomic_path(folder / INSTANCE_FILES["summary"]) as tmp:
-        tmp.write_text(dumps_json(summary), encoding="utf-8")
+    try:
+        read_json(folder / INSTANCE_FILES["assignments"])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise cli.UserError(f"{folder / INSTANCE_FILES['assignments']}: not valid JSON ({exc}): instantiate the "
+                            "case again") from None
+    with folder_lock(folder, "phase 6 run"):
+        clean_temporaries(folder)
+        table, summary, runtime_s = daily_power_flow.simulate(folder, deadline=time.monotonic() + args.timeout)
+        summary = daily_power_flow.write_outputs(folder, table, summary)
     m = summary["metrics"]
     if summary["status"] == "ok":
         logger.info("%s case %s: peak %.0f kW at %s, v %.3f-%.3f pu, %d customers outside ANSI Range A, worst "
                     "transformer %.0f %% (%.2f s) -> %s", summary["feeder"], summary["case"], m["peak_kw"],
                     m["peak_time"], m["v_min_pu"], m["v_max_pu"], m["ansi_a_customers_affected"],
-                    m["worst_transformer_loading_pct"], summary["runtime_s"], folder)
+                    m["worst_transformer_loading_pct"], runtime_s, folder)
         return 0
     logger.error("%s case %s failed: %s", summary["feeder"], summary["case"], summary["message"])
     return 1

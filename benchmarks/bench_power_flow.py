@@ -90,8 +90,8 @@ def single_run_cost(data: Path, cases: list[str]) -> None:
         full.append(t_full)
         bare.append(t_bare)
         ratios.append(t_full / t_bare)
-        print(f"  case {key:>2}: full {t_full:.3f} s (instance {result['instance_s']:.3f}, simulate "
-              f"{result['simulate_s']:.3f}), bare engine {t_bare:.3f} s, ratio {t_full / t_bare:.2f}")
+        print(f"  case {key:>2}: full {t_full:.3f} s (instance {result['timings']['instance_s']:.3f}, simulate "
+              f"{result['timings']['simulate_s']:.3f}), bare engine {t_bare:.3f} s, ratio {t_full / t_bare:.2f}")
     print(f"  median full {statistics.median(full):.3f} s, median bare {statistics.median(bare):.3f} s, "
           f"median ratio {statistics.median(ratios):.2f} (target <= 1.5)")
 

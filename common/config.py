@@ -310,9 +310,11 @@ EV = {
     "level2_kw": (6.6, 11.5),
     "level1_kv": 0.12,
     "level2_kv": 0.24,
-    #: below this voltage [pu] OpenDSS turns a constant-power charger (load model 1) into a constant
-    #: impedance, so it draws (V / vminpu)^2 of its power: the EV energy delivered accounts for it
+    #: below ``vminpu`` [pu] a constant-power charger (OpenDSS load model 1) draws less than its
+    #: setting: its current falls linearly to the constant-impedance current at ``vlowpu`` and is a
+    #: constant impedance below that (OpenDSS Load.pas); the EV energy delivered accounts for it
     "vminpu": 0.85,
+    "vlowpu": 0.50,
     "vmaxpu": 1.2,
     #: controlled-charging scheduler: best-response passes of the valley filling. Each pass can only
     #: lower the feeder peak; on the sample the first pass gives the whole peak reduction and a
@@ -381,5 +383,7 @@ FILTER_VOLTAGE_BAND = (0.80, 1.15)
 ENERGISED_PU = 0.1
 #: per-run time limit [s] of the batch runner
 RUN_TIMEOUT_S = 300.0
+#: how long phase 6 tries to reach a Dask scheduler (--scheduler) before it gives up [s]
+DASK_CONNECT_TIMEOUT_S = 30.0
 #: a run whose pool worker died (killed, out of memory) is tried this many more times, then failed
 RUN_RETRIES_LOST_WORKER = 1

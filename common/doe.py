@@ -237,7 +237,13 @@ def load_mixes(path: Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         raise MixesError(f"{path}: not found (run 0_code_xlrm/run_mix_generator.py)") from None
     except json.JSONDecodeError as exc:
-        raise MixesError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise MixesError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}): run "
+                         "0_code_xlrm/run_mix_generator.py again") from None
+    except UnicodeDecodeError as exc:
+        raise MixesError(f"{path}: not UTF-8 text (byte {exc.start}): run 0_code_xlrm/run_mix_generator.py "
+                         "again") from None
+    except IsADirectoryError:
+        raise MixesError(f"{path}: a folder, not the mixes file: move it and run 0_code_xlrm/run_mix_generator.py") from None
     if not isinstance(data, dict) or not data:
         raise MixesError(f"{path}: expected an object of cases keyed \"0\"..\"N\"")
     for key in data:

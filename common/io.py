@@ -96,7 +96,8 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
 
     The lock is an ``flock`` on ``<folder>/.<what>.lock``: the kernel releases it when the process
     dies, so a killed run never leaves a stale lock. A second process gets :class:`LockHeld` at once
-    (no waiting) with the holder's pid.
+    (no waiting) with the holder's pid, which the file holds while the lock is held (it is emptied
+    on release).
     """
     import fcntl
 
@@ -119,7 +120,12 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        yield path
+        try:
+            yield path
+        finally:
+            handle.seek(0)
+            handle.truncate()  # the holder's pid goes with the lock: a folder at rest is the same for every run
+            handle.flush()
     finally:
         handle.close()
 
@@ -155,6 +161,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_text(path: Path, text: str) -> Path:

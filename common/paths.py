@@ -157,6 +157,26 @@ class Workspace:
     def unmatched(self, state: str) -> Path:
         return self.match_dir(state) / "unmatched_profiles.csv"
 
+    def feeder_parse(self, state: str) -> Path:
+        """Per feeder: parsed or left out, with the reason (circuit_make_daily_list_sets.py)."""
+        return self.match_dir(state) / "feeder_parse.csv"
+
+    def match_report(self, state: str) -> Path:
+        """Per class: matched or failed, and what matching skipped (match_smartds_parquets.py)."""
+        return self.match_dir(state) / "match_report.csv"
+
+    def cleanup_removed(self, state: str) -> Path:
+        """Candidate rows removed by clean_up_bldgs.py, with the reason."""
+        return self.match_dir(state) / "cleanup_removed.csv"
+
+    def cleanup_report(self, state: str) -> Path:
+        """Per class and check (vacancy, income): applied or skipped, and why (clean_up_bldgs.py)."""
+        return self.match_dir(state) / "cleanup_report.csv"
+
+    def selection_report(self, state: str) -> Path:
+        """Per class and rule (income preference, type quotas): applied or skipped (select_rep_family.py)."""
+        return self.match_dir(state) / "selection_report.csv"
+
     # ---------------------------------------------------------------- phases 2-5
     def profiles_dir(self, state: str) -> Path:
         return self.phase("2") / state
@@ -167,6 +187,14 @@ class Workspace:
     def variant_upgrades(self, state: str) -> Path:
         return self.profiles_dir(state) / "variant_upgrades.csv"
 
+    def feeder_status(self, state: str) -> Path:
+        """Per feeder: has a building for every shape or left out (scale_feeder_curves.py)."""
+        return self.profiles_dir(state) / "feeder_status.csv"
+
+    def variant_summary(self, state: str) -> Path:
+        """Design-day peak and energy per feeder, season and variant (plot_parquet_differences.py)."""
+        return self.profiles_dir(state) / "variant_summary.csv"
+
     def design_days(self, state: str) -> Path:
         return self.profiles_dir(state) / "design_days.csv"
 
@@ -176,6 +204,14 @@ class Workspace:
     def daily_profile(self, state: str, variant: str, feeder: str, season: str, shape: str) -> Path:
         """96-row daily file of one load shape: columns p_pu, q_pu (per unit of annual peak kW)."""
         return self.phase(VARIANT_PHASE[variant]) / state / "daily" / feeder / season / f"{shape}.csv"
+
+    def variant_dir(self, state: str, variant: str) -> Path:
+        """The state folder of the phase that writes one variant's daily profiles."""
+        return self.phase(VARIANT_PHASE[variant]) / state
+
+    def daily_profiles_dir(self, state: str, variant: str) -> Path:
+        """The folder of one variant's daily files (``daily_profile``), written by its phase only."""
+        return self.phase(VARIANT_PHASE[variant]) / state / "daily"
 
     def daily_profile_table(self, state: str, variant: str, season: str) -> Path:
         """All daily profiles of one variant and season, long format (for fast loading)."""
@@ -190,6 +226,14 @@ class Workspace:
 
     def profile_plots_dir(self, state: str) -> Path:
         return self.profiles_dir(state) / "plots"
+
+    def feeder_day_plot(self, state: str, feeder: str) -> Path:
+        """One feeder's design-day curves under each variant (plot_parquet_differences.py)."""
+        return self.profile_plots_dir(state) / f"{feeder}_design_day.png"
+
+    def profile_plot(self, state: str, key: str) -> Path:
+        """A state-wide plot of plot_parquet_differences.py by its key in PROFILE_PLOTS."""
+        return self.profile_plots_dir(state) / PROFILE_PLOTS[key]
 
     def kvar_ratios(self, state: str) -> Path:
         return self.phase("3") / state / "kvar_kw_ratio.parquet"
@@ -217,6 +261,10 @@ class Workspace:
     def batch_index(self, state: str, season: str, design: str) -> Path:
         return self.design_dir(state, season, design) / "runs.csv"
 
+    def batch_timings(self, state: str, season: str, design: str) -> Path:
+        """Per-run timings and worker memory of the last batch (a log: never part of the results)."""
+        return self.design_dir(state, season, design) / "timings.csv"
+
     # ---------------------------------------------------------------- phase 7
     @property
     def results_dir(self) -> Path:
@@ -229,6 +277,33 @@ class Workspace:
     @property
     def results_plots(self) -> Path:
         return self.results_dir / "plots"
+
+
+#: file names of a SMART-DS feeder folder (copied by phase 1b, compiled by phase 6)
+SMARTDS_FILES = {
+    "master": "Master.dss",
+    "loads": "Loads.dss",
+    "loadshapes": "LoadShapes.dss",
+}
+
+#: marker inside a feeder copy: the digest of the source folder it was copied from (copy_circuits.py)
+FEEDER_SOURCE_DIGEST = ".source_digest"
+
+#: state-wide plots of phase 2 (plot_parquet_differences.py), below ``profile_plots_dir``
+PROFILE_PLOTS = {
+    "peak_change": "building_peak_change.png",
+    "upgrades": "variant_upgrades.png",
+}
+
+#: suffix of the record that a phase 2-5 output keeps of the inputs it was made from
+LINEAGE_SUFFIX = ".inputs.json"
+
+
+def lineage_record(path: Path) -> Path:
+    """The hidden record beside an output of phases 2-5: its digest and its inputs' digests
+    (``common.profiles.check_current`` compares them with the files on disk)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{LINEAGE_SUFFIX}")
 
 
 #: file names inside one instance folder (phase 6)
@@ -247,6 +322,7 @@ RESULT_FILES = {
     "aggregate_csv": "aggregate_m2_combined.csv",
     "circuit_summary": "circuit_summary_combined.csv",
     "failures": "failures.csv",
+    "stale_runs": "stale_runs.csv",
     "xlrm_long": "xlrm_long.parquet",
     "xlrm_long_csv": "xlrm_long.csv",
     "variables": "xlrm_variables.csv",

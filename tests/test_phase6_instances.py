@@ -40,7 +40,7 @@ def instances(prepared_nc, tmp_path_factory) -> Path:
 
 def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in ("batch.log", "runs.csv")}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in ("batch.log", "timings.csv")}
 
 
 # ------------------------------------------------------------------------------------------- filter
@@ -81,7 +81,7 @@ def test_master_alone_reproduces_the_day_in_plain_opendss(instances):
     import daily_power_flow
 
     folder = Workspace(instances).instance_dir("NC", "summer", "lhs", MEDIUM, "2")
-    table, summary = daily_power_flow.simulate(folder)
+    table, summary, _ = daily_power_flow.simulate(folder)
     assert summary["status"] == "ok"
     dss.compile_master(folder / "Master.dss", strip=False)
     dss.run_commands("solve mode=daily stepsize=15m number=96")

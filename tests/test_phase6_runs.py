@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from common import doe
-from common.io import write_json
+from common.io import sha256_file, write_json
 from common.paths import Workspace
 from conftest import REPO, copy_workspace, load_script, requires_shared
 
@@ -70,7 +70,13 @@ def test_every_instance_is_solved_with_declared_outputs(batch):
                 "line_ma_overload_intervals", "reverse_flow_intervals", "storage_peak_reduction_kw",
                 "ev_energy_delivered_kwh", "ev_energy_unserved_kwh", "non_converged_steps"):
         assert key in summary["metrics"], key
-    assert summary["status"] == "ok" and summary["runtime_s"] > 0 and "opendssdirect.py" in summary["packages"]
+    assert summary["status"] == "ok" and "opendssdirect.py" in summary["packages"]
+    assert "runtime_s" not in summary and "instance_s" not in summary  # timings live in timings.csv
+    assert summary["timeseries_sha256"] == sha256_file(folder / "timeseries.parquet")
+    assert summary["mixes_digest"] == sha256_file(ws.mixes("lhs"))
+    timings = pd.read_csv(ws.batch_timings("NC", "summer", "lhs"))
+    assert len(timings) == 10 and (timings["runtime_s"] > 0).all()
+    assert not {"runtime_s", "instance_s", "worker_pid"} & set(index.columns)
     assert summary["inputs"]["ev_perc"] == pytest.approx(doe.load_mixes(ws.mixes("lhs"))["2"]["ev_perc"])
 
 
@@ -136,7 +142,7 @@ def test_dask_local_cluster_gives_the_pool_results(prepared_nc, tmp_path):
 def test_batch_killed_midway_resumes_to_the_uninterrupted_result(prepared_nc, tmp_path):
     whole = copy_workspace(prepared_nc, tmp_path / "whole")
     killed = copy_workspace(prepared_nc, tmp_path / "killed")
-    args = ["--feeders", MEDIUM, "--workers", "2"]
+    args = ["--feeders", MEDIUM, "--workers", "1"]
     assert _run(whole, *args, design="sobol") == 0
     command = [sys.executable, str(REPO / APPLY), "--data-dir", str(killed), "--state", "NC", "--season", "summer",
                "--design", "sobol", "--run", "-q", *args]
@@ -149,10 +155,10 @@ def test_batch_killed_midway_resumes_to_the_uninterrupted_result(prepared_nc, tm
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done_before = len(list(design_dir.rglob("summary.json")))
-    assert 2 <= done_before < 5  # killed part-way
+    assert done_before >= 2
     assert _run(killed, *args, design="sobol") == 0
     index = pd.read_csv(Workspace(killed).batch_index("NC", "summer", "sobol"))
-    assert int(index["skipped"].sum()) >= 2
+    assert int(index["skipped"].sum()) == done_before  # every run finished before the kill is kept, none redone
     assert _outputs(design_dir) == _outputs(Workspace(whole).design_dir("NC", "summer", "sobol"))
     leftovers = [p for p in Workspace(killed).phase("6").rglob("*") if p.name.endswith((".tmp", ".part"))]
     assert leftovers == []
@@ -204,7 +210,7 @@ Calcvoltagebases
 
 
 def test_metrics_match_hand_computed_values_on_a_tiny_feeder(tmp_path):
-    table, summary = pf.simulate(_tiny_instance(tmp_path / "tiny", 150.0))
+    table, summary, _ = pf.simulate(_tiny_instance(tmp_path / "tiny", 150.0))
     m = summary["metrics"]
     assert summary["status"] == "ok"
     # 150 kW at 480 V: about 190 A on the 150 A service line, 160 kVA through the 100 kVA transformer
@@ -224,22 +230,88 @@ def test_metrics_match_hand_computed_values_on_a_tiny_feeder(tmp_path):
 
 
 def test_light_load_has_no_violation(tmp_path):
-    _, summary = pf.simulate(_tiny_instance(tmp_path / "tiny", 40.0))
+    _, summary, _ = pf.simulate(_tiny_instance(tmp_path / "tiny", 40.0))
     m = summary["metrics"]
     assert m["ansi_a_violation_node_intervals"] == 0 and m["overloaded_transformer_intervals"] == 0
     assert m["worst_transformer_loading_pct"] < 60
 
 
 def test_non_converging_run_is_failed_with_its_message(tmp_path):
-    _, summary = pf.simulate(_tiny_instance(tmp_path / "tiny", 4000.0))
+    _, summary, _ = pf.simulate(_tiny_instance(tmp_path / "tiny", 4000.0))
     assert summary["status"] == "failed"
     assert "did not converge" in summary["message"] and summary["metrics"]["non_converged_steps"] > 0
 
 
 def test_broken_master_is_failed_with_the_opendss_message(tmp_path):
     folder = _tiny_instance(tmp_path / "tiny", 40.0, extra="Redirect nothing_here.dss")
-    table, summary = pf.simulate(folder)
+    table, summary, _ = pf.simulate(folder)
     assert summary["status"] == "failed" and "nothing_here.dss" in summary["message"] and table.empty
+
+
+def test_loading_metrics_count_instantaneous_and_moving_average_overloads():
+    pct = np.zeros((96, 2))
+    pct[0:3, 0] = 120.0  # 45 min at 120 %: an instantaneous overload, not a 1-h moving-average one
+    pct[0:6, 1] = 110.0  # 90 min at 110 %: the 1-h average is above 100 % at the 3 intervals ending 01:00-01:30
+    m = pf.loading_metrics(pct, ["Line.a", "Line.b"], window_h=1.0, threshold_pct=100.0, overload_pct=100.0)
+    assert m == {"worst_pct": 120.0, "worst_element": "Line.a", "overloaded_intervals": 9, "overloaded_elements": 2,
+                 "ma_overload_intervals": 3}
+
+
+def test_reverse_flow_intervals_count_net_export_at_the_head(tmp_path):
+    """A 100 kW generator on the 150 kW customer for the first 12 h (load at half, 75 kW): the feeder
+    exports through the head for exactly those 48 intervals."""
+    gen = ("New Loadshape.gen npts=96 interval=0.25 mult=(" + " ".join(["1"] * 48 + ["0"] * 48) + ")\n"
+           "New Generator.g bus1=cust.1.2.3 phases=3 kV=0.48 kW=100 pf=1 model=1 daily=gen")
+    table, summary, _ = pf.simulate(_tiny_instance(tmp_path / "tiny", 150.0, extra=gen))
+    assert summary["status"] == "ok"
+    assert summary["metrics"]["reverse_flow_intervals"] == 48
+    assert (table["P_3ph (kW)"].to_numpy()[:48] < 0).all() and (table["P_3ph (kW)"].to_numpy()[48:] > 0).all()
+
+
+def test_constant_power_factor_follows_opendss_load_model_1():
+    """Hand values of OpenDSS's model: at 0.80 pu, the current interpolates between 0.5 pu (constant
+    impedance at vlowpu 0.5) and 1/0.85 pu (constant power at vminpu 0.85)."""
+    i_080 = 0.5 + (1 / 0.85 - 0.5) * (0.80 - 0.5) / (0.85 - 0.5)
+    f = pf.constant_power_factor(np.array([1.02, 0.85, 0.80, 0.5, 0.4]), vminpu=0.85, vlowpu=0.5)
+    np.testing.assert_allclose(f, [1.0, 1.0, 0.80 * i_080, 0.25, 0.16], rtol=1e-12)
+
+
+def test_ev_delivery_adds_the_phases_of_a_three_phase_charger():
+    v = np.array([[1.0, 0.80, 1.0]])
+    expected = 9.0 * (2.0 + float(pf.constant_power_factor(np.array([0.80]))[0])) / 3.0
+    np.testing.assert_allclose(pf.ev_delivery(np.array([9.0]), v), [expected], rtol=1e-12)
+
+
+def test_ev_energy_delivered_under_sag_matches_the_engine(tmp_path):
+    """A 10 kW charger at a customer whose voltage sags to about 0.84 pu in the afternoon: the EV energy
+    the metrics report equals what the OpenDSS load element drew, step by step."""
+    from common import dss
+
+    ev = ("New Loadshape.ev_cust npts=96 interval=0.25 mult=(" + " ".join(["1"] * 96) + ")\n"
+          "New Load.ev_cust bus1=cust.1.2.3 phases=3 conn=wye kV=0.48 kW=10 pf=1 model=1 vminpu=0.85 vlowpu=0.5 "
+          "vmaxpu=1.2 daily=ev_cust")
+    folder = _tiny_instance(tmp_path / "tiny", 300.0, extra=ev)
+    assignments = json.loads((folder / "scenario_assignments.json").read_text())
+    assignments["hosts"]["ev"] = [{"customer": "load_cust", "element": "Load.ev_cust", "charger_kw": 10.0,
+                                   "nodes": ["cust.1", "cust.2", "cust.3"]}]
+    assignments["realised"]["ev_need_kwh"] = 240.0
+    assignments["forecast_kw"]["ev"] = [10.0] * 96
+    write_json(folder / "scenario_assignments.json", assignments)
+    table, summary, _ = pf.simulate(folder)
+    m = summary["metrics"]
+    assert summary["status"] == "ok" and table["v_min_pu"].min() < 0.85
+    engine = dss.engine()
+    dss.compile_master(folder / "Master.dss", strip=False)
+    drawn = []
+
+    def read(k: int) -> None:
+        engine.Circuit.SetActiveElement("Load.ev_cust")
+        drawn.append(float(np.asarray(engine.CktElement.Powers())[0:6:2].sum()))
+
+    dss.solve_daily(read)
+    assert m["ev_energy_delivered_kwh"] == pytest.approx(sum(drawn) * 0.25, rel=1e-5)
+    assert m["ev_energy_delivered_kwh"] < 235.0  # the sag costs energy
+    assert m["ev_energy_unserved_kwh"] == pytest.approx(240.0 - m["ev_energy_delivered_kwh"])
 
 
 def test_moving_average_is_circular():
