@@ -33,6 +33,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -40,13 +41,16 @@ from typing import Sequence
 
 import pandas as pd
 
-from common import cli, dss, smartds
-from common.io import write_csv, write_parquet
+from common import cli, dss, profiles, smartds
+from common.io import clean_temporaries, folder_lock, read_csv, write_csv, write_parquet
+from common.paths import SMARTDS_FILES, Workspace
 
 logger = logging.getLogger(__name__)
 
-CUSTOMER_COLUMNS = ["state", "subregion", "feeder", "customer", "loads", "n_loads", "bus", "nodes", "phases", "kv", "peak_kw",
-                    "peak_kvar", "shape", "class", "three_phase", "service"]
+SCRIPT = Path(__file__).name
+LOADS, LOADSHAPES = SMARTDS_FILES["loads"], SMARTDS_FILES["loadshapes"]
+#: the customer table's columns, in order (the contract with phases 2 and 6: common.profiles)
+CUSTOMER_COLUMNS = list(profiles.CUSTOMER_COLUMNS)
 
 
 class FeederParseError(ValueError):
@@ -68,7 +72,7 @@ def _float(obj: dss.DssObject, key: str, file: str, default: float | None = None
 def parse_loadshapes(folder: Path) -> dict[str, dict]:
     """Shape name (lower case) -> name, npts, interval_h, mult and qmult files (resolved)."""
     shapes = {}
-    for obj in dss.read_dss_objects(folder / "LoadShapes.dss", ("loadshape",)):
+    for obj in dss.read_dss_objects(folder / LOADSHAPES, ("loadshape",)):
         entry = {"shape": obj.name, "npts": int(float(obj.get("npts", "0"))),
                  "interval_h": float(obj.get("interval", "1")), "mult_file": "", "qmult_file": ""}
         for prop in ("mult", "qmult"):
@@ -83,8 +87,8 @@ def parse_loadshapes(folder: Path) -> dict[str, dict]:
 def parse_loads(folder: Path, shapes: dict[str, dict]) -> list[dict]:
     """One row per load of Loads.dss, its shape checked against LoadShapes.dss."""
     rows = []
-    file = f"{folder.name}/Loads.dss"
-    for obj in dss.read_dss_objects(folder / "Loads.dss", ("load",)):
+    file = f"{folder.name}/{LOADS}"
+    for obj in dss.read_dss_objects(folder / LOADS, ("load",)):
         bus1 = obj.get("bus1")
         if not bus1:
             raise FeederParseError(f"{file}: Load.{obj.name} has no bus1=")
@@ -93,7 +97,7 @@ def parse_loads(folder: Path, shapes: dict[str, dict]) -> list[dict]:
             raise FeederParseError(f"{file}: Load.{obj.name} names no yearly= or daily= shape")
         if shape.lower() not in shapes:
             raise FeederParseError(f"{file}: Load.{obj.name} uses shape {shape!r} that "
-                                   f"{folder.name}/LoadShapes.dss does not define")
+                                   f"{folder.name}/{LOADSHAPES} does not define")
         nodes = dss.bus_nodes(bus1)
         phases = int(float(obj.get("phases", str(max(len([n for n in nodes if n > 0]), 1)))))
         rows.append({"load": obj.name, "bus": dss.bus_name(bus1), "nodes": tuple(n for n in nodes if n > 0),
@@ -114,7 +118,7 @@ def customers_from_loads(feeder: str, loads: list[dict]) -> list[dict]:
         members = sorted(groups[customer], key=lambda r: r["load"])
         shapes = sorted({m["shape"] for m in members})
         if len(shapes) > 1:
-            raise FeederParseError(f"{feeder}/Loads.dss: the loads of customer {customer} use different shapes "
+            raise FeederParseError(f"{feeder}/{LOADS}: the loads of customer {customer} use different shapes "
                                    f"{', '.join(shapes)}")
         nodes = sorted({n for m in members for n in m["nodes"]})
         parsed = smartds.parse_shape(shapes[0])
@@ -137,10 +141,13 @@ def customers_from_loads(feeder: str, loads: list[dict]) -> list[dict]:
 
 
 def parse_feeder(folder: Path) -> tuple[list[dict], dict[str, dict]]:
+    missing = [name for name in (LOADS, LOADSHAPES) if not (folder / name).is_file()]
+    if missing:
+        raise FeederParseError(f"{folder / missing[0]} not found: run {profiles.PRODUCERS['feeder_list']} again")
     shapes = parse_loadshapes(folder)
     loads = parse_loads(folder, shapes)
     if not loads:
-        raise FeederParseError(f"{folder.name}/Loads.dss defines no load")
+        raise FeederParseError(f"{folder.name}/{LOADS} defines no load")
     return customers_from_loads(folder.name, loads), shapes
 
 
@@ -166,8 +173,15 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.match_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
-    feeders = pd.read_csv(cli.require(ws.feeder_list(state), "1b_smartds_eulp_match/copy_circuits.py"))
+    feeders = read_csv(ws.feeder_list(state), profiles.PRODUCERS["feeder_list"], required=("feeder", "status", "subregion"))
     feeders = feeders[feeders["status"] == "ok"].sort_values("feeder")
     all_customers, shapes_by_feeder, report = [], {}, []
     for feeder in feeders["feeder"]:
@@ -187,9 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             logger.warning("%s: shapes not named res_kw_<id>_pu / com_kw_<id>_pu cannot be matched to EULP: %s",
                            feeder, ", ".join(unknown[:5]))
-    write_csv(ws.match_dir(state) / "feeder_parse.csv", pd.DataFrame(report))
+    write_csv(ws.feeder_parse(state), pd.DataFrame(report, columns=["feeder", "status", "reason", "n_customers",
+                                                                  "n_loads"]))
     if not all_customers:
-        raise cli.UserError(f"no feeder of {state} could be parsed: see {ws.match_dir(state) / 'feeder_parse.csv'}")
+        raise cli.UserError(f"no feeder of {state} could be parsed: see {ws.feeder_parse(state)}")
     table = pd.DataFrame(all_customers)
     table.insert(0, "state", state)
     table["subregion"] = table["feeder"].map(feeders.set_index("feeder")["subregion"])

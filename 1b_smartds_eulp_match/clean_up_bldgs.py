@@ -8,6 +8,10 @@ Description
     .INCOME_TIERS``); and writes the source map: for every remaining building, the bucket key and
     local path of its 15-min file for the baseline and for every upgrade the heat-pump variants use.
 
+    Residential metadata without ``in.vacancy_status`` or ``in.area_median_income`` is not silently used: the
+    check is skipped with a warning naming the file and the column, and ``cleanup_report.csv``
+    records it (vacant units then stay in; every income tier is "unknown").
+
 Inputs
     <data>/1b_smartds_eulp_match/<STATE>/candidates_<cls>.parquet     (match_smartds_parquets.py)
     <eulp-root>/<release>/metadata/baseline.parquet                   (phase 1c)
@@ -16,6 +20,8 @@ Outputs (``<data>/1b_smartds_eulp_match/<STATE>/``; read by select_rep_family.py
     candidates_clean_<cls>.parquet   the candidates plus income_tier, in.area_median_income,
                                      in.vacancy_status, in.geometry_building_type_acs (res)
     cleanup_removed.csv              class, subregion, shape, bldg_id, reason
+    cleanup_report.csv               class, check (vacancy / income_tier), status (applied /
+                                     skipped / no candidates / not applicable), column, reason
     source_map.csv                   class, release, bldg_id, upgrade, key, local_path
 
 Settings read
@@ -27,6 +33,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 import sys
@@ -36,11 +43,23 @@ from typing import Sequence
 import pandas as pd
 
 from common import cli, config, eulp
-from common.io import write_csv, write_parquet
+from common.io import InputError, clean_temporaries, folder_lock, read_parquet, write_csv, write_parquet
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
 
+SCRIPT = Path(__file__).name
+METADATA_PRODUCER = "1c_eulp_downloads/download_parquets_homes.py (or _commercial.py) --metadata-only"
+CANDIDATES_PRODUCER = "1b_smartds_eulp_match/match_smartds_parquets.py"
 META_COLUMNS = ("in.area_median_income", "in.vacancy_status", "in.geometry_building_type_acs", "in.county")
+#: the metadata column each check of the clean-up needs, and what happens without it
+CHECKS = {"vacancy": ("in.vacancy_status", "vacant units not removed"),
+          "income_tier": ("in.area_median_income", "every income tier is 'unknown'")}
+#: the classes each check applies to: ResStock describes dwelling units (vacancy, household
+#: income); ComStock publishes neither for commercial buildings
+CHECK_CLASSES = {"vacancy": ("res",), "income_tier": ("res",)}
+REMOVED_COLUMNS = ["class", "subregion", "shape", "bldg_id", "reason"]
+REPORT_COLUMNS = ["class", "check", "status", "column", "reason"]
 
 
 def income_tier(ami: object) -> str:
@@ -72,6 +91,23 @@ def clean_candidates(candidates: pd.DataFrame, meta: pd.DataFrame) -> tuple[pd.D
     return kept.reset_index(drop=True), removed.reset_index(drop=True)
 
 
+def check_report(cls: str, meta: pd.DataFrame | None, path: Path) -> list[dict]:
+    """One row per check: applied, or skipped with the reason (the column absent from ``path``)."""
+    rows = []
+    for check, (column, consequence) in CHECKS.items():
+        if cls not in CHECK_CLASSES[check]:
+            rows.append({"class": cls, "check": check, "status": "not applicable", "column": column,
+                         "reason": f"the {cls} release describes no {check.replace('_', ' ')}"})
+        elif meta is None:
+            rows.append({"class": cls, "check": check, "status": "no candidates", "column": column, "reason": ""})
+        elif column in meta.columns:
+            rows.append({"class": cls, "check": check, "status": "applied", "column": column, "reason": ""})
+        else:
+            rows.append({"class": cls, "check": check, "status": "skipped", "column": column,
+                         "reason": f"column {column!r} absent from {path}: {consequence}"})
+    return rows
+
+
 def source_map(kept: pd.DataFrame, cls: str, release: str, state: str, eulp_root: Path) -> pd.DataFrame:
     rows = []
     layout = eulp.release_layout(release)
@@ -99,29 +135,50 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.match_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     eulp_root = cli.eulp_root(args, ws)
-    removed_all, maps = [], []
+    # every input is read before the first output is written: a bad file leaves the previous outputs
+    loaded = {}
     for cls in config.CLASSES:
         release = config.EULP_RELEASE[state][cls]
-        candidates = pd.read_parquet(cli.require(ws.candidates(state, cls),
-                                                 "1b_smartds_eulp_match/match_smartds_parquets.py"))
-        if candidates.empty:
+        candidates = read_parquet(ws.candidates(state, cls), CANDIDATES_PRODUCER,
+                                  required=("class", "subregion", "shape", "bldg_id"))
+        path = Path(eulp_root) / release / eulp.metadata_relpath(release, 0)
+        meta = None
+        if not candidates.empty:
+            try:
+                meta = eulp.read_metadata(path)
+            except eulp.EULPError as exc:
+                raise InputError(str(exc)) from None
+            if "bldg_id" not in meta.columns:
+                raise InputError(f"{path}: column 'bldg_id' missing: run {METADATA_PRODUCER} again")
+        loaded[cls] = (release, candidates, path, meta)
+    removed_all, maps, report = [], [], []
+    for cls, (release, candidates, path, meta) in loaded.items():
+        checks = check_report(cls, meta, path)
+        report += checks
+        for row in checks:
+            if row["status"] == "skipped":
+                logger.warning("%s %s: %s check skipped: %s", state, cls, row["check"], row["reason"])
+        if meta is None:
             write_parquet(ws.candidates_clean(state, cls), candidates.assign(income_tier=pd.Series(dtype=str)))
             continue
-        try:
-            meta = eulp.read_metadata(Path(eulp_root) / release / eulp.metadata_relpath(release, 0))
-        except eulp.EULPError as exc:
-            raise cli.UserError(str(exc)) from None
         kept, removed = clean_candidates(candidates, meta)
         write_parquet(ws.candidates_clean(state, cls), kept)
         removed_all.append(removed)
         maps.append(source_map(kept, cls, release, state, eulp_root))
         logger.info("%s %s: %d candidate rows kept, %d removed (%d vacant), %d buildings", state, cls, len(kept),
                     len(removed), int(removed["reason"].str.startswith("vacant").sum()), kept["bldg_id"].nunique())
-    removed = pd.concat(removed_all, ignore_index=True) if removed_all else pd.DataFrame(
-        columns=["class", "subregion", "shape", "bldg_id", "reason"])
-    write_csv(ws.match_dir(state) / "cleanup_removed.csv", removed)
+    removed = pd.concat(removed_all, ignore_index=True) if removed_all else pd.DataFrame(columns=REMOVED_COLUMNS)
+    write_csv(ws.cleanup_removed(state), removed)
+    write_csv(ws.cleanup_report(state), pd.DataFrame(report, columns=REPORT_COLUMNS))
     write_csv(ws.source_map(state), pd.concat(maps, ignore_index=True) if maps else pd.DataFrame())
     cli.record(__file__, ws.match_dir(state), args, income_tiers={k: [lo, hi if hi != float("inf") else None]
                                                             for k, (lo, hi) in config.INCOME_TIERS.items()})

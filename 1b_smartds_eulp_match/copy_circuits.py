@@ -3,8 +3,12 @@
 Description
     Finds the feeder folders ``<substation>--<feeder>`` of the state's city, subregion(s) and
     scenario (``common.config.SMARTDS``) below a SMART-DS tree in the OEDI layout, checks each one
-    (``Master.dss``, ``Loads.dss`` and ``LoadShapes.dss`` present; every ``file=`` path of
-    ``LoadShapes.dss`` resolves) and copies the good ones into the workspace. ``file=`` paths are
+    (``Master.dss``, ``Loads.dss`` and ``LoadShapes.dss`` present; every ``Redirect`` / ``Compile``
+    target, followed from ``Master.dss`` through the files it names, relative paths resolved from
+    the file that names them, exists and is one of the folder's own files; every ``file=`` path of
+    ``LoadShapes.dss`` resolves) and copies the good ones into the workspace. A feeder that fails a
+    check is left out, listed in ``feeders.csv`` with the reason naming the file; the others go
+    through. ``file=`` paths are
     rewritten relative to the copy, so the copy keeps pointing at the tree's ``profiles/``.
     Re-running skips a feeder whose source is unchanged and replaces one that changed (never a
     ``__2`` copy); a feeder no longer in the source is removed from the workspace.
@@ -29,6 +33,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -42,12 +47,17 @@ from typing import Sequence
 import pandas as pd
 
 from common import cli, config, dss, smartds
-from common.io import write_csv
+from common.io import clean_temporaries, folder_lock, write_csv
+from common.paths import FEEDER_SOURCE_DIGEST, SMARTDS_FILES, Workspace
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_FILES = ("Master.dss", "Loads.dss", "LoadShapes.dss")
-DIGEST_FILE = ".source_digest"
+SCRIPT = Path(__file__).name
+MASTER, LOADS, LOADSHAPES = SMARTDS_FILES["master"], SMARTDS_FILES["loads"], SMARTDS_FILES["loadshapes"]
+REQUIRED_FILES = (MASTER, LOADS, LOADSHAPES)
+DIGEST_FILE = FEEDER_SOURCE_DIGEST
+#: OpenDSS commands that read another DSS file
+INCLUDE_COMMANDS = ("redirect", "compile")
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -82,15 +92,73 @@ def resolve_ref(folder: Path, ref: str) -> Path:
     return path if path.is_absolute() else (folder / path).resolve()
 
 
+def include_refs(text: str) -> list[tuple[int, str, str]]:
+    """(line number, command, path as written) of every ``Redirect`` / ``Compile`` of a DSS text."""
+    refs = []
+    in_block = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if in_block:
+            if "*/" not in line:
+                continue
+            line, in_block = line.split("*/", 1)[1].strip(), False
+        if line.startswith("/*"):
+            in_block = "*/" not in line
+            continue
+        tokens = dss.tokenize(line)
+        if len(tokens) < 2 or tokens[0][0] is not None or tokens[0][1].lower() not in INCLUDE_COMMANDS:
+            continue
+        key, value = tokens[1]
+        if key not in (None, "file"):
+            continue
+        value = value.strip()
+        if value[:1] in "([{":
+            value = value[1:-1].strip()
+        if value[:1] in "\"'":
+            value = value.strip("\"'")
+        else:
+            value = value.split("!", 1)[0]
+        if value:
+            refs.append((number, tokens[0][1], value))
+    return refs
+
+
+def include_problem(folder: Path) -> str | None:
+    """The first ``Redirect`` / ``Compile`` target that does not exist, or that is not one of the
+    feeder folder's own files (the copy holds those only), followed from Master.dss through every
+    file it includes; relative paths resolve from the file that names them. None when all do."""
+    root = Path(os.path.abspath(folder))  # not resolve(): a folder of symbolic links is still the folder
+    queue, seen = [root / MASTER], set()
+    while queue:
+        current = queue.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        name = current.name if current.parent == root else str(current)
+        for number, command, ref in include_refs(current.read_text(encoding="utf-8", errors="replace")):
+            written = Path(ref.replace("\\", "/"))
+            target = written if written.is_absolute() else Path(os.path.normpath(current.parent / written))
+            if not target.is_file():
+                return f"{name} line {number}: {command} {ref}: {target} does not exist"
+            if not written.is_absolute() and target.parent != root:
+                return (f"{name} line {number}: {command} {ref}: {target} is outside the feeder folder "
+                        "(the copy holds the folder's own files only)")
+            queue.append(target)
+    return None
+
+
 def check_feeder(folder: Path) -> str | None:
     """The reason a feeder folder cannot be used, or None when it is complete."""
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         return f"missing {', '.join(missing)}"
-    text = (folder / "LoadShapes.dss").read_text(encoding="utf-8", errors="replace")
+    problem = include_problem(folder)
+    if problem:
+        return problem
+    text = (folder / LOADSHAPES).read_text(encoding="utf-8", errors="replace")
     for shape, prop, ref in shape_file_refs(text):
         if not resolve_ref(folder, ref).is_file():
-            return f"LoadShapes.dss: {shape} {prop} file {ref} does not exist"
+            return f"{LOADSHAPES}: {shape} {prop} file {ref} does not exist"
     return None
 
 
@@ -124,7 +192,7 @@ def copy_feeder(source: Path, dest: Path) -> bool:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         for path in sorted(p for p in source.iterdir() if p.is_file()):
-            if path.name == "LoadShapes.dss":
+            if path.name == LOADSHAPES:
                 text = path.read_text(encoding="utf-8", errors="replace")
                 (tmp / path.name).write_text(rewrite_loadshapes(text, source, dest), encoding="utf-8")
             else:
@@ -146,9 +214,19 @@ def copy_feeder(source: Path, dest: Path) -> bool:
 
 
 def count_objects(folder: Path) -> tuple[int, int]:
-    loads = dss.read_dss_objects(folder / "Loads.dss", ("load",)) if (folder / "Loads.dss").is_file() else []
-    shapes = dss.read_dss_objects(folder / "LoadShapes.dss", ("loadshape",)) if (folder / "LoadShapes.dss").is_file() else []
+    loads = dss.read_dss_objects(folder / LOADS, ("load",)) if (folder / LOADS).is_file() else []
+    shapes = dss.read_dss_objects(folder / LOADSHAPES, ("loadshape",)) if (folder / LOADSHAPES).is_file() else []
     return len(loads), len(shapes)
+
+
+def remove_partial_copies(feeders_dir: Path) -> int:
+    """Remove the hidden ``.<feeder>.*`` folders a killed copy left (copy_feeder's temporaries)."""
+    if not feeders_dir.is_dir():
+        return 0
+    partial = sorted(p for p in feeders_dir.iterdir() if p.is_dir() and p.name.startswith("."))
+    for path in partial:
+        shutil.rmtree(path)
+    return len(partial)
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -164,6 +242,15 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.match_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        if remove_partial_copies(ws.feeders_dir(args.state)):
+            logger.info("removed the partial feeder copies of an interrupted run")
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     root = Path(args.smartds_root).expanduser().resolve() if args.smartds_root else ws.smartds_root
     sd = config.SMARTDS[state]

@@ -16,7 +16,9 @@ Description
     * shape distance: residential the winter/summer peak ratio and the load factor where both sides
       have them, commercial the normalised 12-month peak profile;
     * building type: a penalty where both sides name a type and they differ (SMART-DS
-      ``load_data`` ``building`` column against the release's building-type column).
+      ``load_data`` ``building`` column against the release's building-type column). Metadata
+      without that column is matched without the penalty, with a warning naming the file and the
+      column, and the match report's ``skipped`` says so.
 
     ``score = peak_weight * peak error + shape_weight * shape distance + type_penalty * mismatch``;
     the best ``n_candidates`` per profile are kept, ranked by (tier, score, bldg_id). Profiles
@@ -31,7 +33,8 @@ Outputs (``<data>/1b_smartds_eulp_match/<STATE>/``; read by clean_up_bldgs.py)
     candidates_res.parquet, candidates_com.parquet   state, class, release, subregion, shape, rank,
         bldg_id, score, peak_error, max_rel_error, tier, within_tolerance, shape_distance,
         type_match, features_used, building_type, profile_building_type
-    match_report.csv   class, status, reason, n_profiles, n_buildings
+    match_report.csv   class, status, reason, skipped (what matching could not use, and why),
+                       n_profiles, n_buildings
 
 Settings read
     common.config: EULP_RELEASE, EULP_RELEASES, SEASON_MONTHS, MATCH
@@ -42,6 +45,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -52,9 +56,17 @@ import numpy as np
 import pandas as pd
 
 from common import cli, config, eulp
-from common.io import write_csv, write_parquet
+from common.io import InputError, clean_temporaries, folder_lock, read_parquet, write_csv, write_parquet
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
+METADATA_PRODUCER = "1c_eulp_downloads/download_parquets_homes.py (or _commercial.py) --metadata-only"
+STATS_PRODUCER = "1b_smartds_eulp_match/review_parquet_matches.py"
+STATS_COLUMNS = ("subregion", "shape", "class", "month", "mean_kw", "peak_kw", "n_points", "profile_points",
+                 "building_type")
+REPORT_COLUMNS = ["class", "status", "reason", "skipped", "n_profiles", "n_buildings"]
 
 MONTH_ABBR = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 RES_PEAK_COLUMNS = ("out.electricity.summer.peak.kw", "out.electricity.winter.peak.kw")
@@ -218,28 +230,45 @@ def match_class(keys: pd.DataFrame, p: Features, meta: pd.DataFrame, cls: str, n
 
 
 def load_class_metadata(eulp_root: Path, release: str, state: str, cls: str) -> pd.DataFrame:
-    """The state's buildings of a release with the columns matching needs (EULPError if unusable)."""
+    """The state's buildings of a release with the columns matching needs.
+
+    A missing file or a missing needed column is an EULPError (the class is recorded as failed);
+    an empty, truncated or corrupt file is an InputError (the run stops with one line). Without the
+    release's building-type column, ``_building_type`` is empty and ``meta.attrs["skipped"]`` says
+    so (the caller warns and records it).
+    """
     path = Path(eulp_root) / release / eulp.metadata_relpath(release, 0)
     type_col = eulp.building_type_column(release)
     needed = ["bldg_id", "in.state", *(RES_PEAK_COLUMNS if cls == "res" else COM_PEAK_COLUMNS)]
-    meta = eulp.read_metadata(path)
+    if not path.is_file():
+        raise eulp.EULPError(f"EULP metadata {path} not found: run {METADATA_PRODUCER} first")
+    try:
+        meta = eulp.read_metadata(path)
+    except eulp.EULPFileError as exc:  # empty, truncated, not parquet: the run stops
+        raise InputError(str(exc)) from None
     missing = [c for c in needed if c not in meta.columns]
     if missing:
         raise eulp.EULPError(f"{path}: metadata lacks column {missing[0]!r}, needed to match {cls} profiles")
     meta = meta[meta["in.state"] == state].copy()
     if meta.empty:
         raise eulp.EULPError(f"{path}: no building of state {state} (column in.state)")
-    meta["_building_type"] = meta[type_col] if type_col in meta.columns else None
-    return meta.sort_values("bldg_id").reset_index(drop=True)
+    skipped = ""
+    if type_col in meta.columns:
+        meta["_building_type"] = meta[type_col]
+    else:
+        meta["_building_type"] = None
+        skipped = f"building-type penalty: column {type_col!r} absent from {path}"
+    meta = meta.sort_values("bldg_id").reset_index(drop=True)
+    meta.attrs["skipped"] = skipped
+    return meta
 
 
 # ------------------------------------------------------------------------------------------- CLI
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="match_smartds_parquets.py")
     cli.add_state(parser)
-    parser.add_argument("--eulp-root", default=None,
-                        help="EULP tree below the EULP prefix (<release>/metadata/...); default <data>/1c_eulp_downloads")
-    parser.add_argument("--n-candidates", type=int, default=config.MATCH["n_candidates"],
+    cli.add_eulp_root(parser)
+    parser.add_argument("--n-candidates", type=cli.positive_int, default=config.MATCH["n_candidates"],
                         help=f"candidates kept per profile (default {config.MATCH['n_candidates']})")
     cli.add_standard(parser)
     return parser
@@ -247,14 +276,25 @@ def build_parser() -> cli.Parser:
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    if args.n_candidates < 1:
-        raise cli.UserError(f"--n-candidates {args.n_candidates}: need at least 1")
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
+    out = ws.match_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     eulp_root = cli.eulp_root(args, ws)
-    stats = pd.read_parquet(cli.require(ws.profile_stats(state), "1b_smartds_eulp_match/review_parquet_matches.py"))
+    stats = read_parquet(ws.profile_stats(state), STATS_PRODUCER, required=STATS_COLUMNS)
+    # every input is read before the first output is written: a bad file leaves the previous outputs
+    metas: dict[str, pd.DataFrame | eulp.EULPError] = {}
+    for cls in config.CLASSES:
+        if (stats["class"] == cls).any():
+            try:
+                metas[cls] = load_class_metadata(eulp_root, config.EULP_RELEASE[state][cls], state, cls)
+            except eulp.EULPError as exc:
+                metas[cls] = exc
     report, failed = [], False
     for cls in config.CLASSES:
         release = config.EULP_RELEASE[state][cls]
@@ -262,18 +302,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_profiles = cls_stats.groupby(["subregion", "shape"]).ngroups
         if n_profiles == 0:
             write_parquet(ws.candidates(state, cls), pd.DataFrame(columns=CANDIDATE_COLUMNS))
-            report.append({"class": cls, "status": "ok", "reason": "no profile of this class", "n_profiles": 0,
-                           "n_buildings": 0})
+            report.append({"class": cls, "status": "ok", "reason": "no profile of this class", "skipped": "",
+                           "n_profiles": 0, "n_buildings": 0})
             continue
-        try:
-            meta = load_class_metadata(eulp_root, release, state, cls)
-        except eulp.EULPError as exc:
-            logger.error("%s profiles of %s not matched: %s", cls, state, exc)
-            report.append({"class": cls, "status": "failed", "reason": str(exc), "n_profiles": n_profiles,
-                           "n_buildings": 0})
+        meta = metas[cls]
+        if isinstance(meta, eulp.EULPError):
+            logger.error("%s profiles of %s not matched: %s", cls, state, meta)
+            report.append({"class": cls, "status": "failed", "reason": str(meta), "skipped": "",
+                           "n_profiles": n_profiles, "n_buildings": 0})
             write_parquet(ws.candidates(state, cls), pd.DataFrame(columns=CANDIDATE_COLUMNS))
             failed = True
             continue
+        skipped = meta.attrs.get("skipped", "")
+        if skipped:
+            logger.warning("%s %s matched without the %s", state, cls, skipped)
         keys, features = profile_features(cls_stats, cls)
         candidates = match_class(keys, features, meta, cls, args.n_candidates)
         candidates.insert(0, "state", state)
@@ -285,8 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("%s %s: %d profiles x %d buildings; best candidate within tolerance for %d, median tier %.2f",
                     state, cls, n_profiles, len(meta), int(best["within_tolerance"].sum()),
                     float(np.median(best["tier"].replace(np.inf, np.nan).dropna())) if best["within_tolerance"].any() else float("nan"))
-        report.append({"class": cls, "status": "ok", "reason": "", "n_profiles": n_profiles, "n_buildings": len(meta)})
-    write_csv(ws.match_dir(state) / "match_report.csv", pd.DataFrame(report))
+        report.append({"class": cls, "status": "ok", "reason": "", "skipped": skipped, "n_profiles": n_profiles,
+                       "n_buildings": len(meta)})
+    write_csv(ws.match_report(state), pd.DataFrame(report, columns=REPORT_COLUMNS))
     cli.record(__file__, ws.match_dir(state), args, match=config.MATCH, releases=config.EULP_RELEASE[state], eulp_root=str(eulp_root))
     return 1 if failed else 0
 

@@ -29,6 +29,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -39,9 +40,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from common import cli, config, smartds
-from common.io import write_parquet
+from common.io import clean_temporaries, folder_lock, read_csv, write_parquet
+from common.paths import Workspace
+from common.profiles import PRODUCERS, read_customers
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
 
 KW_COLUMN = "total_site_electricity_kw"
 STAT_COLUMNS = ["state", "subregion", "shape", "class", "profile_id", "month", "mean_kw", "peak_kw", "valley_kw",
@@ -128,11 +133,18 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.match_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
-    producer = "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"
-    customers = pd.read_parquet(cli.require(ws.customers(state), producer))
-    counts = pd.read_csv(cli.require(ws.shape_counts(state), producer))
-    feeders = pd.read_csv(cli.require(ws.feeder_list(state), "1b_smartds_eulp_match/copy_circuits.py"))
+    customers = read_customers(ws, state)
+    counts = read_csv(ws.shape_counts(state), PRODUCERS["customers"],
+                      required=("subregion", "shape", "class", "mult_file", "npts", "interval_h"))
+    feeders = read_csv(ws.feeder_list(state), PRODUCERS["feeder_list"], required=("subregion", "subregion_dir"))
     year = int(config.SMARTDS[state]["year"]) if config.SMARTDS[state]["year"].isdigit() else 2018
     profiles = profile_table(customers[customers["class"] != "unknown"], counts, feeders)
     frames, sources, short = [], {"load_data": 0, "profile_csv": 0}, []

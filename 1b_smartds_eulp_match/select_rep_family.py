@@ -10,6 +10,11 @@ Description
     order, with one numpy generator seeded from ``SELECT_SEED``: the same inputs always give the
     same family. Every profile gets a building or a recorded reason.
 
+    A rule whose data are absent is skipped, never silently: without income tiers (the metadata
+    had no ``in.area_median_income``) the income preference, without building types (no
+    building-type column) the type quotas; a warning names the file and the column, and
+    ``selection_report.csv`` records it.
+
 Inputs (``<data>/1b_smartds_eulp_match/<STATE>/``)
     candidates_<cls>.parquet, candidates_clean_<cls>.parquet, match_report.csv,
     profile_monthly_stats.parquet
@@ -21,6 +26,9 @@ Outputs (same folder; read by phase 1c (id lists) and phase 2)
         n_candidates, reason
     <STATE>_bldg_ids_res.txt, <STATE>_bldg_ids_com.txt   chosen ids, one per line, sorted
     unmatched_profiles.csv                                class, subregion, shape, reason
+    selection_report.csv                                  class, rule (income_preference /
+                                                          type_quotas), status (applied / skipped /
+                                                          not applicable / no candidates), reason
 
 Settings read
     common.config: BUILDING_TYPE_QUOTAS, INCOME_PREFERENCE, SELECT_SEED, MATCH
@@ -31,18 +39,31 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from common import cli, config, smartds
-from common.io import write_csv, write_text
+from common.io import clean_temporaries, folder_lock, read_csv, read_parquet, write_csv, write_text
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
+MATCH_PRODUCER = "1b_smartds_eulp_match/match_smartds_parquets.py"
+CLEAN_PRODUCER = "1b_smartds_eulp_match/clean_up_bldgs.py"
+STATS_PRODUCER = "1b_smartds_eulp_match/review_parquet_matches.py"
+CLEAN_COLUMNS = ("subregion", "shape", "rank", "bldg_id", "release", "score", "tier", "within_tolerance",
+                 "building_type", "income_tier")
+REPORT_COLUMNS = ["class", "rule", "status", "reason"]
+#: the classes with income tiers (ResStock's household income; ComStock publishes none)
+INCOME_CLASSES = ("res",)
 
 FINAL_COLUMNS = ["state", "class", "release", "subregion", "shape", "profile_id", "bldg_id", "Chosen_Parquet",
                  "score", "tier", "within_tolerance", "building_type", "income_tier", "n_candidates", "reason"]
@@ -109,6 +130,31 @@ def select_family(profiles: pd.DataFrame, clean: pd.DataFrame, cls: str, seed: i
     return chosen_df, pd.DataFrame(unmatched, columns=["class", "subregion", "shape", "reason"])
 
 
+def rule_report(cls: str, clean: pd.DataFrame, path: Path) -> list[dict]:
+    """Whether the income preference and the type quotas can act on ``clean`` (read from ``path``)."""
+    rows = []
+    if clean.empty:
+        return [{"class": cls, "rule": rule, "status": "no candidates", "reason": ""}
+                for rule in ("income_preference", "type_quotas")]
+    if cls not in INCOME_CLASSES:
+        rows.append({"class": cls, "rule": "income_preference", "status": "not applicable",
+                     "reason": f"the {cls} release has no income tiers"})
+    elif "in.area_median_income" not in clean.columns:
+        rows.append({"class": cls, "rule": "income_preference", "status": "skipped",
+                     "reason": f"{path} has no column 'in.area_median_income' (absent from the EULP metadata: see "
+                               "cleanup_report.csv): every income tier is unknown"})
+    else:
+        rows.append({"class": cls, "rule": "income_preference", "status": "applied", "reason": ""})
+    types = clean["building_type"].fillna("").astype(str)
+    if (types == "").all():
+        rows.append({"class": cls, "rule": "type_quotas", "status": "skipped",
+                     "reason": f"column 'building_type' of {path} is empty (the EULP metadata has no building-type "
+                               "column: see match_report.csv): no quota applies"})
+    else:
+        rows.append({"class": cls, "rule": "type_quotas", "status": "applied", "reason": ""})
+    return rows
+
+
 def profiles_of_class(stats: pd.DataFrame, candidates: pd.DataFrame, report: pd.DataFrame, cls: str) -> pd.DataFrame:
     """Every profile of a class with the reason it would have no candidate."""
     keys = stats[stats["class"] == cls][["subregion", "shape"]].drop_duplicates().sort_values(["subregion", "shape"])
@@ -132,7 +178,7 @@ def profiles_of_class(stats: pd.DataFrame, candidates: pd.DataFrame, report: pd.
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="select_rep_family.py")
     cli.add_state(parser)
-    parser.add_argument("--seed", type=int, default=config.SELECT_SEED,
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=config.SELECT_SEED,
                         help=f"seed of the tie-breaks (default {config.SELECT_SEED})")
     cli.add_standard(parser)
     return parser
@@ -141,14 +187,28 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.match_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
-    stats = pd.read_parquet(cli.require(ws.profile_stats(state), "1b_smartds_eulp_match/review_parquet_matches.py"))
-    report = pd.read_csv(cli.require(ws.match_dir(state) / "match_report.csv",
-                                     "1b_smartds_eulp_match/match_smartds_parquets.py"))
-    unmatched_all = []
-    for cls in config.CLASSES:
-        candidates = pd.read_parquet(cli.require(ws.candidates(state, cls), "1b_smartds_eulp_match/match_smartds_parquets.py"))
-        clean = pd.read_parquet(cli.require(ws.candidates_clean(state, cls), "1b_smartds_eulp_match/clean_up_bldgs.py"))
+    stats = read_parquet(ws.profile_stats(state), STATS_PRODUCER, required=("subregion", "shape", "class"))
+    report = read_csv(ws.match_report(state), MATCH_PRODUCER, required=("class", "status", "reason"))
+    # every input is read before the first output is written: a bad file leaves the previous outputs
+    tables = {cls: (read_parquet(ws.candidates(state, cls), MATCH_PRODUCER,
+                                 required=("subregion", "shape", "within_tolerance")),
+                    read_parquet(ws.candidates_clean(state, cls), CLEAN_PRODUCER, required=CLEAN_COLUMNS))
+              for cls in config.CLASSES}
+    unmatched_all, rules = [], []
+    for cls, (candidates, clean) in tables.items():
+        checks = rule_report(cls, clean, ws.candidates_clean(state, cls))
+        for row in checks:
+            if row["status"] == "skipped":
+                logger.warning("%s %s: %s skipped: %s", state, cls, row["rule"], row["reason"])
+        rules += checks
         profiles = profiles_of_class(stats, candidates, report, cls)
         chosen, unmatched = select_family(profiles, clean, cls, args.seed)
         chosen.insert(0, "state", state)
@@ -161,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("%s %s: %d of %d profiles matched to %d buildings -> %s", state, cls, len(chosen), len(profiles),
                     len(ids), ws.final_selection(state, cls))
     write_csv(ws.unmatched(state), pd.concat(unmatched_all, ignore_index=True))
+    write_csv(ws.selection_report(state), pd.DataFrame(rules, columns=REPORT_COLUMNS))
     cli.record(__file__, ws.match_dir(state), args, quotas=config.BUILDING_TYPE_QUOTAS, income_preference=list(config.INCOME_PREFERENCE))
     return 0
 

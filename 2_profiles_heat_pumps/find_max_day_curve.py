@@ -13,7 +13,8 @@ Description
     written down.
 
 Inputs (``<data>/2_profiles_heat_pumps/<STATE>/``)
-    feeder_buildings.csv (scale_feeder_curves.py); EULP baseline files (phase 1c)
+    feeder_buildings.csv (scale_feeder_curves.py; refused when its inputs changed since it was made);
+    EULP baseline files (phase 1c)
 
 Outputs (same folder; read by phases 3, 4, 5 and 6)
     design_days.csv                  state, feeder, season, date, day_of_year (0-based), peak_kw,
@@ -29,6 +30,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -37,11 +39,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from common import cli, config, eulp
-from common.io import write_csv, write_parquet
+from common import cli, config, eulp, profiles
+from common.io import clean_temporaries, folder_lock, write_csv, write_parquet
+from common.paths import Workspace
 from common.profiles import building_file
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
 
 
 def design_day(curve_kw: np.ndarray, interval_start: pd.DatetimeIndex, months: tuple[int, ...]) -> dict:
@@ -64,7 +69,7 @@ def feeder_curves(table: pd.DataFrame, eulp_root: Path, state: str) -> tuple[dic
     curves: dict[str, np.ndarray] = {}
     index = None
     for (release, bldg_id), group in table.groupby(["release", "bldg_id"], sort=True):
-        frame = eulp.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), 0))
+        frame = profiles.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), 0))
         if index is None:
             index = frame.index
         elif len(frame.index) != len(index) or not (frame.index == index).all():
@@ -88,9 +93,17 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.profiles_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     eulp_root = cli.eulp_root(args, ws)
-    table = pd.read_csv(cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
+    inputs = profiles.Inputs(ws)
+    table = profiles.read_feeder_buildings(ws, state, inputs)
     try:
         curves, index = feeder_curves(table, eulp_root, state)
     except eulp.EULPError as exc:
@@ -99,15 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for feeder in sorted(curves):
         for season in sorted(set(args.season), key=config.SEASONS.index):
             months = config.SEASON_MONTHS[season]
-            day = design_day(curves[feeder], index, months)
+            try:
+                day = design_day(curves[feeder], index, months)
+            except ValueError as exc:
+                raise cli.UserError(f"{feeder} {season}: {exc} (the EULP files' year)") from None
             day.pop("peak_index")
             rows.append({"state": state, "feeder": feeder, "season": season, **day,
                          "months": "-".join(str(m) for m in months)})
             logger.info("%s %s: design day %s, peak %.0f kW at %s", feeder, season, day["date"], day["peak_kw"],
                         day["peak_interval_start"][11:16])
         frames.append(pd.DataFrame({"feeder": feeder, "interval_start": index, "kw": curves[feeder]}))
-    write_csv(ws.design_days(state), pd.DataFrame(rows))
-    write_parquet(ws.feeder_curves(state), pd.concat(frames, ignore_index=True))
+    outputs = [write_csv(ws.design_days(state), pd.DataFrame(rows)),
+               write_parquet(ws.feeder_curves(state), pd.concat(frames, ignore_index=True))]
+    inputs.record(outputs, profiles.PRODUCERS["design_days"])
     cli.record(__file__, ws.profiles_dir(state), args, season_months=config.SEASON_MONTHS)
     return 0
 

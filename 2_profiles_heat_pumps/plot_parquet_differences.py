@@ -32,27 +32,37 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import textwrap
+from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from common import cli, config  # noqa: E402
-from common.io import save_figure, write_csv  # noqa: E402
+from common import cli, config, profiles
+from common.figures import figure
+from common.io import InputError, clean_temporaries, folder_lock, save_figure, write_csv
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
 
+SCRIPT = Path(__file__).name
+SCRIPT_PATH = "2_profiles_heat_pumps/plot_parquet_differences.py"
+
 VARIANT_LABEL = {"baseline": "baseline equipment", "dm": "demand-managed heat pumps", "un": "uncontrolled heat pumps"}
 VARIANT_COLOR = {"baseline": "tab:gray", "dm": "tab:green", "un": "tab:red"}
-PRODUCER = {"baseline": "2_profiles_heat_pumps/get_scenario_csv_controls.py",
-            "dm": "4_profiles_heat_pumps_dm/make_dm_profiles.py", "un": "5_profiles_heat_pumps_un/make_un_profiles.py"}
+
+
+def design_date(days: pd.DataFrame, feeder: str, season: str, path: Path) -> str:
+    """The date of a feeder's design day of a season (InputError naming ``path`` when absent)."""
+    day = days[(days["feeder"] == feeder) & (days["season"] == season)]
+    if day.empty:
+        raise InputError(f"{path}: no {season} design day for feeder {feeder}: run "
+                         f"{profiles.PRODUCERS['design_days']} again")
+    return str(day["date"].iloc[0])
 
 
 def feeder_curves(customers: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
@@ -78,9 +88,9 @@ def building_peak_change(buildings: pd.DataFrame, daily: dict[str, pd.DataFrame]
     return pd.DataFrame(rows)
 
 
-def plot_feeder(feeder: str, curves: dict[tuple[str, str], pd.DataFrame], days: pd.DataFrame):
+def plot_feeder(feeder: str, curves: dict[tuple[str, str], pd.DataFrame], dates: dict[str, str]):
     seasons = [s for s in config.SEASONS if any(k[1] == s for k in curves)]
-    fig, axes = plt.subplots(1, len(seasons), figsize=(6.5 * len(seasons), 4.6), squeeze=False)
+    fig, axes = figure(1, len(seasons), width=6.5, height=4.6)
     hours = np.arange(config.INTERVALS_PER_DAY) * config.INTERVAL_H
     for ax, season in zip(axes[0], seasons):
         for variant in config.VARIANTS:
@@ -90,20 +100,18 @@ def plot_feeder(feeder: str, curves: dict[tuple[str, str], pd.DataFrame], days: 
             kw = curve["kw"].to_numpy()
             ax.plot(hours, kw, color=VARIANT_COLOR[variant], label=f"{VARIANT_LABEL[variant]} (peak {kw.max():,.0f} kW)")
             ax.plot(hours[np.argmax(kw)], kw.max(), "o", color=VARIANT_COLOR[variant])
-        date = days[(days["feeder"] == feeder) & (days["season"] == season)]["date"].iloc[0]
-        ax.set_title(f"{season} design day {date}")
+        ax.set_title(f"{season} design day {dates[season]}")
         ax.set_xlabel("hour of day (interval start)")
         ax.set_ylabel("feeder load [kW]")
         ax.set_xticks(range(0, 25, 3))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"{feeder}: design-day load under each heat-pump variant (no EV, PV or storage)")
-    fig.tight_layout()
     return fig
 
 
 def plot_peak_change(changes: dict[str, pd.DataFrame]):
-    fig, axes = plt.subplots(1, len(changes), figsize=(6.5 * len(changes), 4.2), squeeze=False)
+    fig, axes = figure(1, len(changes), width=6.5, height=4.2)
     for ax, (season, frame) in zip(axes[0], changes.items()):
         bins = np.linspace(min(-0.6, np.nanmin(frame[["change_dm", "change_un"]].to_numpy()) if len(frame) else -0.6),
                            max(1.5, np.nanmax(frame[["change_dm", "change_un"]].to_numpy()) if len(frame) else 1.5), 30)
@@ -116,7 +124,6 @@ def plot_peak_change(changes: dict[str, pd.DataFrame]):
         ax.set_xlabel("peak change [% of the building's baseline design-day peak]")
         ax.set_ylabel("buildings")
         ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -124,7 +131,8 @@ def plot_upgrade_record(record: pd.DataFrame):
     table = record[["class", "building_type", "variant", "upgrade", "upgrade_name", "load_shift", "reason"]].copy()
     table["reason"] = table["reason"].map(lambda r: "\n".join(textwrap.wrap(str(r), 60)))
     table["upgrade_name"] = table["upgrade_name"].map(lambda r: "\n".join(textwrap.wrap(str(r), 30)))
-    fig, ax = plt.subplots(figsize=(17, 0.55 * len(table) + 1.2))
+    fig, axes = figure(1, 1, width=17, height=0.55 * len(table) + 1.2, layout=None)
+    ax = axes[0, 0]
     ax.axis("off")
     cell = ax.table(cellText=table.astype(str).to_numpy(), colLabels=list(table.columns), loc="upper center",
                     cellLoc="left", colWidths=[0.04, 0.14, 0.05, 0.05, 0.18, 0.06, 0.48])
@@ -147,33 +155,43 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.profiles_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        clean_temporaries(ws.profile_plots_dir(args.state))
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     seasons = sorted(set(args.season), key=config.SEASONS.index)
-    customers = pd.read_parquet(cli.require(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"))
-    buildings = pd.read_csv(cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
-    days = pd.read_csv(cli.require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py"))
-    record = pd.read_csv(cli.require(ws.variant_upgrades(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
-    plots = ws.profile_plots_dir(state)
+    inputs = profiles.Inputs(ws)
+    customers = profiles.read_customers(ws, state, inputs)
+    buildings = profiles.read_feeder_buildings(ws, state, inputs)
+    days = profiles.read_design_days(ws, state, inputs)
+    record = profiles.read_variant_upgrades(ws, state, inputs)
+    daily = {season: {v: profiles.read_daily_table(ws, state, v, season, inputs) for v in config.VARIANTS}
+             for season in seasons}
     curves: dict[str, dict[tuple[str, str], pd.DataFrame]] = {}
+    dates: dict[str, dict[str, str]] = {}
     summary, changes = [], {}
     for season in seasons:
-        daily = {v: pd.read_parquet(cli.require(ws.daily_profile_table(state, v, season), PRODUCER[v]))
-                 for v in config.VARIANTS}
-        changes[season] = building_peak_change(buildings, daily)
-        for variant, table in daily.items():
+        changes[season] = building_peak_change(buildings, daily[season])
+        for variant, table in daily[season].items():
             for feeder, curve in feeder_curves(customers, table).groupby("feeder"):
                 curves.setdefault(feeder, {})[(variant, season)] = curve
+                date = dates.setdefault(feeder, {}).setdefault(season, design_date(days, feeder, season,
+                                                                                    ws.design_days(state)))
                 kw = curve["kw"].to_numpy()
-                date = days[(days["feeder"] == feeder) & (days["season"] == season)]["date"].iloc[0]
                 summary.append({"feeder": feeder, "season": season, "date": date, "variant": variant,
                                 "peak_kw": float(kw.max()), "peak_time": f"{int(np.argmax(kw)) * 15 // 60:02d}:"
                                 f"{int(np.argmax(kw)) * 15 % 60:02d}", "energy_kwh": float(kw.sum() * config.INTERVAL_H)})
     for feeder in sorted(curves):
-        save_figure(plot_feeder(feeder, curves[feeder], days), plots / f"{feeder}_design_day.png")
-    save_figure(plot_peak_change(changes), plots / "building_peak_change.png")
-    save_figure(plot_upgrade_record(record), plots / "variant_upgrades.png")
-    write_csv(ws.profiles_dir(state) / "variant_summary.csv", pd.DataFrame(summary))
-    logger.info("%s: %d feeder plots and 2 state plots -> %s", state, len(curves), plots)
+        save_figure(plot_feeder(feeder, curves[feeder], dates[feeder]), ws.feeder_day_plot(state, feeder))
+    save_figure(plot_peak_change(changes), ws.profile_plot(state, "peak_change"))
+    save_figure(plot_upgrade_record(record), ws.profile_plot(state, "upgrades"))
+    inputs.record([write_csv(ws.variant_summary(state), pd.DataFrame(summary))], SCRIPT_PATH)
+    logger.info("%s: %d feeder plots and 2 state plots -> %s", state, len(curves), ws.profile_plots_dir(state))
     cli.record(__file__, ws.profiles_dir(state), args)
     return 0
 

@@ -14,7 +14,8 @@ Description
     energy), with its reason.
 
 Inputs
-    <data>/1b_smartds_eulp_match/<STATE>/customers.parquet, <STATE>_final_{residential,commercial}.csv
+    <data>/1b_smartds_eulp_match/<STATE>/customers.parquet (circuit_make_daily_list_sets.py),
+        <STATE>_final_{residential,commercial}.csv (select_rep_family.py)
     <eulp-root>/<release>/timeseries_individual_buildings/... baseline files    (phase 1c)
 
 Outputs (``<data>/2_profiles_heat_pumps/<STATE>/``; read by the rest of phases 2-5 and phase 6)
@@ -27,12 +28,17 @@ Outputs (``<data>/2_profiles_heat_pumps/<STATE>/``; read by the rest of phases 2
 Settings read
     common.config: EULP_RELEASES, HEAT_PUMP_VARIANT_RULES, VARIANTS
 
+    Each output keeps a record of the inputs it was made from (``common.profiles.Inputs``); the
+    later phase 2-5 scripts refuse outputs whose inputs changed since, so that a refusal here
+    (exit 2) is never followed by steps that run on the previous run's feeders.
+
 Usage
     python 2_profiles_heat_pumps/scale_feeder_curves.py --state NC [--eulp-root DIR] [--data-dir DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -40,11 +46,14 @@ from typing import Sequence
 
 import pandas as pd
 
-from common import cli, config, eulp
-from common.io import write_csv
+from common import cli, config, eulp, profiles
+from common.io import clean_temporaries, folder_lock, write_csv
+from common.paths import Workspace
 from common.profiles import building_file
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
 
 
 def feeder_building_table(customers: pd.DataFrame, chosen: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -84,7 +93,7 @@ def building_peaks(table: pd.DataFrame, eulp_root: Path, state: str) -> dict[int
     """Baseline annual peak kW of every building (each file read once)."""
     peaks = {}
     for (release, bldg_id), _ in table.groupby(["release", "bldg_id"], sort=True):
-        kw = eulp.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), 0))
+        kw = profiles.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), 0))
         peaks[int(bldg_id)] = float(kw[config.EULP_TOTAL_KWH].max())
     return peaks
 
@@ -101,11 +110,18 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.profiles_dir(args.state)
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     eulp_root = cli.eulp_root(args, ws)
-    customers = pd.read_parquet(cli.require(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py"))
-    chosen = pd.concat([pd.read_csv(cli.require(ws.final_selection(state, cls), "1b_smartds_eulp_match/select_rep_family.py"))
-                        for cls in config.CLASSES], ignore_index=True)
+    inputs = profiles.Inputs(ws)
+    customers = profiles.read_customers(ws, state, inputs)
+    chosen = profiles.read_final_selection(ws, state, inputs)
     table, status = feeder_building_table(customers, chosen)
     for _, row in status[status["status"] != "ok"].iterrows():
         logger.warning("%s left out: %s", row["feeder"], row["reason"])
@@ -117,9 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise cli.UserError(str(exc)) from None
     table["building_peak_kw"] = table["bldg_id"].map(peaks)
     table["scale"] = table["customers_peak_kw"] / table["building_peak_kw"]
-    write_csv(ws.feeder_buildings(state), table)
-    write_csv(ws.profiles_dir(state) / "feeder_status.csv", status)
-    write_csv(ws.variant_upgrades(state), variant_record(table))
+    outputs = [write_csv(ws.feeder_buildings(state), table), write_csv(ws.feeder_status(state), status),
+               write_csv(ws.variant_upgrades(state), variant_record(table))]
+    inputs.record(outputs, profiles.PRODUCERS["feeder_buildings"])
     logger.info("%s: %d feeders, %d shapes, %d buildings -> %s", state, table["feeder"].nunique(), len(table),
                 table["bldg_id"].nunique(), ws.feeder_buildings(state))
     cli.record(__file__, ws.profiles_dir(state), args, eulp_root=str(eulp_root), rules=config.HEAT_PUMP_VARIANT_RULES)

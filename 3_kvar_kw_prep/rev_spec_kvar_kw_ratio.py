@@ -12,7 +12,8 @@ Description
     class) is used, and the ``source`` column says so.
 
 Inputs
-    <data>/2_profiles_heat_pumps/<STATE>/feeder_buildings.csv, design_days.csv   (phase 2)
+    <data>/2_profiles_heat_pumps/<STATE>/feeder_buildings.csv, design_days.csv   (phase 2; refused when
+                                                                                their inputs changed since)
     <data>/1b_smartds_eulp_match/<STATE>/feeders.csv (subregion folders)        (phase 1b)
     <subregion>/load_data/<cls>_<id>.parquet                                    (SMART-DS)
 
@@ -29,6 +30,7 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import sys
@@ -40,10 +42,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from common import cli, config, smartds
-from common.io import write_parquet
+from common import cli, config, profiles, smartds
+from common.io import clean_temporaries, folder_lock, read_csv, write_parquet
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
 
 STEPS = config.INTERVALS_PER_DAY
 KW, KVAR = "total_site_electricity_kw", "total_site_electricity_kvar"
@@ -104,11 +109,20 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.kvar_ratios(args.state).parent
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     started = time.perf_counter()
-    buildings = pd.read_csv(cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py"))
-    days = pd.read_csv(cli.require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py"))
-    feeders = pd.read_csv(cli.require(ws.feeder_list(state), "1b_smartds_eulp_match/copy_circuits.py"))
+    inputs = profiles.Inputs(ws)
+    buildings = profiles.read_feeder_buildings(ws, state, inputs)
+    days = profiles.read_design_days(ws, state, inputs)
+    feeders = read_csv(ws.feeder_list(state), profiles.PRODUCERS["feeder_list"], required=("subregion", "subregion_dir"))
+    inputs.add(ws.feeder_list(state))
     needed = needed_days(buildings, days, feeders)
     frames = []
     for _, row in needed.iterrows():
@@ -120,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not np.isfinite(table["ratio"]).all():
         bad = table[~np.isfinite(table["ratio"])].iloc[0]
         raise cli.UserError(f"{bad['shape']}: non-finite kVAr/kW on day {bad['day_of_year']} step {bad['step']}")
-    write_parquet(ws.kvar_ratios(state), table)
+    inputs.record([write_parquet(ws.kvar_ratios(state), table)], profiles.PRODUCERS["kvar_ratios"])
     counts = table.groupby("source").size().to_dict()
     logger.info("%s: ratios of %d profiles at %d profile-days in %.2f s (%s) -> %s", state, len(needed),
                 int(needed["day_of_year"].map(len).sum()), time.perf_counter() - started,

@@ -10,6 +10,7 @@ Description
 Inputs
     <data>/2_profiles_heat_pumps/<STATE>/feeder_buildings.csv, design_days.csv   (phase 2)
     <data>/3_kvar_kw_prep/<STATE>/kvar_kw_ratio.parquet                         (phase 3)
+    (each refused when its own inputs changed after it was made: common.profiles.check_current)
     EULP files of the heat-pump upgrades                                        (phase 1c)
 
 Outputs
@@ -26,13 +27,19 @@ Usage
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from common import cli, config, eulp, profiles
+from common.io import clean_temporaries, folder_lock
+from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).name
 
 
 def build_parser() -> cli.Parser:
@@ -47,15 +54,21 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
+    out = ws.variant_dir(args.state, "un")
+    with folder_lock(out, SCRIPT):
+        clean_temporaries(out, recursive=True)
+        return run(args, ws)
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     seasons = sorted(set(args.season), key=config.SEASONS.index)
     eulp_root = cli.eulp_root(args, ws)
-    profiles.require_inputs(ws, state)
     try:
         profiles.write_variant_profiles(ws, state, "un", eulp_root, seasons)
     except (profiles.ProfileError, eulp.EULPError) as exc:
         raise cli.UserError(str(exc)) from None
-    cli.record(__file__, ws.daily_profile_table(state, "un", seasons[0]).parent, args)
+    cli.record(__file__, ws.variant_dir(state, "un"), args)
     return 0
 
 

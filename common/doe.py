@@ -205,6 +205,11 @@ def validate_case(case: Any, where: str) -> dict[str, Any]:
     for sub, keys in (("shares", ("baseline", "dm", "un")), ("ev_split", ("controlled", "uncontrolled"))):
         if not isinstance(case[sub], dict) or any(k not in case[sub] for k in keys):
             raise MixesError(f"{where}: field {sub!r} must hold {', '.join(keys)}")
+    numbers = [case["shares"][k] for k in ("baseline", "dm", "un")] + \
+        [case["ev_split"][k] for k in ("controlled", "uncontrolled")] + \
+        [case[p.name] for p in PARAMETERS if "." not in p.name]
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in numbers):
+        raise MixesError(f"{where}: a parameter value is not a number (true/false and strings are not numbers)")
     try:
         flat = flatten_case(case)
         uncontrolled = float(case["ev_split"]["uncontrolled"])
@@ -221,11 +226,33 @@ def validate_case(case: Any, where: str) -> dict[str, Any]:
         raise MixesError(f"{where}: ev_split controlled + uncontrolled = "
                          f"{flat['ev_split.controlled'] + uncontrolled:.6f}, not 1")
     for key in SEED_KEYS.values():
-        if not isinstance(case[key], int) or case[key] < 0:
-            raise MixesError(f"{where}: {key} must be a non-negative integer")
+        if isinstance(case[key], bool) or not isinstance(case[key], int) or case[key] < 0:
+            raise MixesError(f"{where}: {key} = {json.dumps(case[key])} must be a non-negative integer")
     if not isinstance(case["disjoint_sets"], bool):
         raise MixesError(f"{where}: disjoint_sets must be true or false")
     return case
+
+
+#: phase 0's manifest (beside the mixes files), with the SHA-256 of each mixes file it wrote
+PHASE0_MANIFEST = "manifest.json"
+
+
+def mixes_provenance(path: Path) -> str:
+    """Where a mixes file comes from: ``"phase 0"`` when phase 0's manifest beside it records its
+    exact bytes, else a sentence saying why not (phase 0 interrupted, or the file edited by hand)."""
+    import hashlib
+
+    path = Path(path)
+    manifest = path.parent / PHASE0_MANIFEST
+    design = path.stem.removeprefix("mixes_")
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))["settings"]["mixes_sha256"][design]
+    except (OSError, ValueError, KeyError, TypeError):
+        return (f"{manifest} does not record {path.name}: phase 0 was interrupted or the file was written by "
+                "hand")
+    if recorded != hashlib.sha256(path.read_bytes()).hexdigest():
+        return f"{path.name} differs from what phase 0 wrote ({manifest}): edited by hand or phase 0 interrupted"
+    return "phase 0"
 
 
 def load_mixes(path: Path) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,7 @@ import pandas as pd
 from common.paths import REPO_ROOT
 
 TMP_SUFFIX = ".tmp"
-LOCK_SUFFIX = ".lock"
+LOCK_NAME = ".lock"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -92,19 +92,19 @@ def read_csv(path: Path, producer: str | None = None, *, required: tuple[str, ..
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str) -> Iterator[Path]:
-    """Hold an exclusive lock on ``folder`` for one step (``what``, e.g. "phase 6 NC winter lhs").
+    """Hold the exclusive lock of a data folder for one step (``what``, e.g. "phase 6 NC").
 
-    The lock is an ``flock`` on ``<folder>/.<what>.lock``: the kernel releases it when the process
-    dies, so a killed run never leaves a stale lock. A second process gets :class:`LockHeld` at once
-    (no waiting) with the holder's pid, which the file holds while the lock is held (it is emptied
-    on release).
+    One lock per folder, whichever step takes it: steps that write the same folder (and clean its
+    temporaries) never run at once. The lock is an ``flock`` on ``<folder>/.lock``: the kernel
+    releases it when the process dies, so a killed run never leaves a stale lock. A second process
+    gets :class:`LockHeld` at once (no waiting) naming the holder's step and pid, which the file holds
+    while the lock is held (it is emptied on release, so a folder at rest is the same after every run).
     """
     import fcntl
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in what)
-    path = folder / f".{name}{LOCK_SUFFIX}"
+    path = folder / LOCK_NAME
     handle = open(path, "a+", encoding="utf-8")
     try:
         try:
@@ -113,18 +113,19 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise LockHeld(f"{what} is already running on {folder} (pid {holder}): wait for it to finish, or use "
-                           "another --data-dir") from None
+            holder, _, pid = handle.read().strip().partition("\n")
+            holder = holder or "another step"
+            raise LockHeld(f"{holder} is already running on {folder}{f' (pid {pid})' if pid else ''}, so {what} cannot "
+                           "start: wait for it to finish, or use another --data-dir") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{what}\n{os.getpid()}")
         handle.flush()
         try:
             yield path
         finally:
             handle.seek(0)
-            handle.truncate()  # the holder's pid goes with the lock: a folder at rest is the same for every run
+            handle.truncate()
             handle.flush()
     finally:
         handle.close()

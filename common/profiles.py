@@ -11,20 +11,28 @@ kVAr/kW ratio at the same 96 intervals: ``q_pu = p_pu * ratio``.
 Daily file (``Workspace.daily_profile``): header ``p_pu,q_pu,interval_start``, 96 rows, the
 interval start in ISO format. OpenDSS reads it as
 ``mult=(file=<f>, column=1, header=yes) qmult=(file=<f>, column=2, header=yes)``.
+
+Inputs of phases 2-5 are read here, checked: a missing, empty, truncated or malformed file, or one
+without a column the phases use, is a ``common.io.InputError`` naming the file and the script that
+remakes it. Every output of phases 2-5 keeps a record of the inputs it was made from
+(:class:`Inputs`, ``common.paths.lineage_record``); the next step refuses an output whose inputs
+have changed since (:func:`check_current`), e.g. the previous run's ``feeder_buildings.csv`` after
+``scale_feeder_curves.py`` refused on a new ``customers.parquet``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from common import config, eulp
-from common.io import atomic_path, write_parquet
-from common.paths import Workspace
+from common.io import InputError, read_csv, read_parquet, sha256_file, write_json, write_parquet, write_text
+from common.paths import Workspace, lineage_record
 
 logger = logging.getLogger(__name__)
 
@@ -32,20 +40,183 @@ STEPS = config.INTERVALS_PER_DAY
 #: a variant transform: (total kW of the day, HVAC kW of the day, season) -> new total kW
 Transform = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
 
+#: the scripts that write each input of phases 2-5 (named in the one-line errors)
+PRODUCERS = {
+    "feeder_list": "1b_smartds_eulp_match/copy_circuits.py",
+    "customers": "1b_smartds_eulp_match/circuit_make_daily_list_sets.py",
+    "final_selection": "1b_smartds_eulp_match/select_rep_family.py",
+    "eulp_building": "1c_eulp_downloads/download_parquets_homes.py (or _commercial.py)",
+    "feeder_buildings": "2_profiles_heat_pumps/scale_feeder_curves.py",
+    "variant_upgrades": "2_profiles_heat_pumps/scale_feeder_curves.py",
+    "design_days": "2_profiles_heat_pumps/find_max_day_curve.py",
+    "kvar_ratios": "3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py",
+    "baseline": "2_profiles_heat_pumps/get_scenario_csv_controls.py",
+    "dm": "4_profiles_heat_pumps_dm/make_dm_profiles.py",
+    "un": "5_profiles_heat_pumps_un/make_un_profiles.py",
+}
+
+#: columns of phase 1b's customer table (customers.parquet), which phases 1b, 2 and 6 read
+CUSTOMER_COLUMNS = ("state", "subregion", "feeder", "customer", "loads", "n_loads", "bus", "nodes", "phases", "kv",
+                    "peak_kw", "peak_kvar", "shape", "class", "three_phase", "service")
+#: the columns of each input that phases 2-5 use
+FINAL_SELECTION_COLUMNS = ("subregion", "shape", "release", "bldg_id", "building_type")
+FEEDER_BUILDING_COLUMNS = ("feeder", "subregion", "shape", "class", "release", "bldg_id", "building_type",
+                           "n_customers", "customers_peak_kw", "building_peak_kw", "scale")
+DESIGN_DAY_COLUMNS = ("feeder", "season", "date", "day_of_year")
+KVAR_RATIO_COLUMNS = ("subregion", "shape", "day_of_year", "step", "ratio")
+DAILY_TABLE_COLUMNS = ("feeder", "season", "shape", "step", "p_pu", "q_pu")
+VARIANT_UPGRADE_COLUMNS = ("class", "release", "building_type", "variant", "upgrade", "upgrade_name", "load_shift",
+                           "reason")
+
 
 class ProfileError(ValueError):
     """A daily profile that cannot be made; the message names the building, feeder or file."""
 
 
-def require_inputs(ws: Workspace, state: str) -> None:
-    """Fail clearly, naming the producing script, when an input of a variant's profiles is missing."""
-    from common.cli import require
-
-    require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py")
-    require(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py")
-    require(ws.kvar_ratios(state), "3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py")
+# ------------------------------------------------------------------------------------------- lineage
+def _relative(ws: Workspace, path: Path) -> str:
+    return Path(path).resolve().relative_to(ws.root.resolve()).as_posix()
 
 
+class Inputs:
+    """The workspace files one step read, with their digests, recorded beside each of its outputs
+    (``common.paths.lineage_record``), so that the next step can tell whether those outputs are
+    still the ones made from the files now on disk (:func:`check_current`)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.digests: dict[str, str] = {}
+
+    def add(self, path: Path, digest: str | None = None) -> Path:
+        self.digests[_relative(self.ws, path)] = digest or sha256_file(path)
+        return Path(path)
+
+    def record(self, outputs: Iterable[Path], producer: str) -> None:
+        """Write the record of every output; call it once the outputs are written."""
+        for output in outputs:
+            write_json(lineage_record(output), {"producer": producer, "file": _relative(self.ws, output),
+                                                "sha256": sha256_file(output),
+                                                "inputs": dict(sorted(self.digests.items()))})
+
+
+def check_current(ws: Workspace, path: Path, producer: str) -> str:
+    """Refuse (InputError) an output of phases 2-5 that is not the one ``producer`` last made from
+    the files now on disk: no record, changed since, or made from an input that has changed or
+    gone since (e.g. ``producer`` refused on new inputs and left its previous run's file).
+    Returns the file's digest."""
+    path = Path(path)
+    record_path = lineage_record(path)
+    fix = f"run {producer} again"
+    if not record_path.is_file():
+        raise InputError(f"{path} has no record of the inputs it was made from ({record_path.name}): {fix}")
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        inputs = dict(record["inputs"])
+        recorded = str(record["sha256"])
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{record_path} is not a readable record of {path.name}'s inputs: {fix}") from None
+    digest = sha256_file(path)
+    if digest != recorded:
+        raise InputError(f"{path} is not the file {producer} last wrote (it changed since): {fix}")
+    for rel, expected in sorted(inputs.items()):
+        source = ws.root / rel
+        if not source.is_file():
+            raise InputError(f"{path} is out of date: it was made from {source}, which no longer exists: {fix}")
+        if sha256_file(source) != expected:
+            raise InputError(f"{path} is out of date: {source} changed after it was made: {fix}")
+    return digest
+
+
+# ------------------------------------------------------------------------------------------- readers
+def read_customers(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
+    """Phase 1b's customer table, with every declared column (InputError otherwise)."""
+    path = ws.customers(state)
+    frame = read_parquet(path, PRODUCERS["customers"], required=CUSTOMER_COLUMNS)
+    if inputs is not None:
+        inputs.add(path)
+    return frame
+
+
+def read_final_selection(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
+    """Both classes' chosen buildings of phase 1b, in one table."""
+    frames = []
+    for cls in config.CLASSES:
+        path = ws.final_selection(state, cls)
+        frames.append(read_csv(path, PRODUCERS["final_selection"], required=FINAL_SELECTION_COLUMNS))
+        if inputs is not None:
+            inputs.add(path)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _current(ws: Workspace, path: Path, key: str, frame: pd.DataFrame, inputs: Inputs | None) -> pd.DataFrame:
+    digest = check_current(ws, path, PRODUCERS[key])
+    if inputs is not None:
+        inputs.add(path, digest)
+    return frame
+
+
+def read_feeder_buildings(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
+    path = ws.feeder_buildings(state)
+    frame = read_csv(path, PRODUCERS["feeder_buildings"], required=FEEDER_BUILDING_COLUMNS)
+    if frame.empty:
+        raise InputError(f"{path} lists no feeder: run {PRODUCERS['feeder_buildings']} again")
+    return _current(ws, path, "feeder_buildings", frame, inputs)
+
+
+def read_variant_upgrades(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
+    path = ws.variant_upgrades(state)
+    frame = read_csv(path, PRODUCERS["variant_upgrades"], required=VARIANT_UPGRADE_COLUMNS)
+    return _current(ws, path, "variant_upgrades", frame, inputs)
+
+
+def read_design_days(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
+    """The design days of phase 2, checked: known seasons, whole days of the year 0-365."""
+    path = ws.design_days(state)
+    fix = f"run {PRODUCERS['design_days']} again"
+    frame = read_csv(path, PRODUCERS["design_days"], required=DESIGN_DAY_COLUMNS)
+    day = pd.to_numeric(frame["day_of_year"], errors="coerce")
+    bad = ~(day.notna() & (day == day.round()) & day.between(0, 365))
+    if frame.empty or bad.any():
+        what = "no row" if frame.empty else f"day_of_year {frame['day_of_year'][bad].iloc[0]!r} is not a day 0-365"
+        raise InputError(f"{path}: {what}: {fix}")
+    unknown = sorted(set(frame["season"].astype(str)) - set(config.SEASONS))
+    if unknown:
+        raise InputError(f"{path}: season {unknown[0]!r} is not one of {', '.join(config.SEASONS)}: {fix}")
+    frame["day_of_year"] = day.astype(int)
+    return _current(ws, path, "design_days", frame, inputs)
+
+
+def read_kvar_ratios(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
+    path = ws.kvar_ratios(state)
+    frame = read_parquet(path, PRODUCERS["kvar_ratios"], required=KVAR_RATIO_COLUMNS)
+    return _current(ws, path, "kvar_ratios", frame, inputs)
+
+
+def read_daily_table(ws: Workspace, state: str, variant: str, season: str,
+                     inputs: Inputs | None = None) -> pd.DataFrame:
+    """All daily profiles of one variant and season (long format), as its phase wrote them."""
+    path = ws.daily_profile_table(state, variant, season)
+    frame = read_parquet(path, PRODUCERS[variant], required=DAILY_TABLE_COLUMNS)
+    return _current(ws, path, variant, frame, inputs)
+
+
+def read_building_kw(path: Path, columns: tuple[str, ...] = (config.EULP_TOTAL_KWH,)) -> pd.DataFrame:
+    """``common.eulp.read_building_kw``, with an unreadable file (empty, truncated, not parquet) an
+    InputError naming it and the download step instead of pyarrow's traceback."""
+    import pyarrow as pa
+
+    path = Path(path)
+    fix = f"run {PRODUCERS['eulp_building']} again"
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"EULP building file {path} is empty (0 bytes): {fix}")
+    try:
+        return eulp.read_building_kw(path, columns=columns)
+    except pa.ArrowException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"EULP building file {path} is not a readable parquet file ({first}): {fix}") from None
+
+
+# ------------------------------------------------------------------------------------------- profiles
 def building_file(eulp_root: Path, release: str, state: str, bldg_id: int, upgrade: int) -> Path:
     return Path(eulp_root) / release / eulp.timeseries_relpath(release, upgrade, state, bldg_id)
 
@@ -63,27 +234,23 @@ def format_daily(p_pu: np.ndarray, q_pu: np.ndarray, starts: pd.DatetimeIndex) -
     return "\n".join(lines) + "\n"
 
 
-def read_daily(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path)
-    if list(frame.columns[:2]) != ["p_pu", "q_pu"] or len(frame) != STEPS:
-        raise ProfileError(f"{path}: expected 96 rows with columns p_pu,q_pu")
-    return frame
-
-
 def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: Path, seasons: list[str],
                            transform: Transform | None = None) -> pd.DataFrame:
     """Write the daily files of one variant for every feeder and season; returns the index table.
 
     ``transform`` is applied where the variant's rule asks for a load shift; a rule that asks for
-    one with no transform given is an error (the load-shift model lives in phase 4).
+    one with no transform given is an error (the load-shift model lives in phase 4). Every input
+    is read and every profile computed before the first file is written, so that a bad input
+    leaves the previous files as they were. Each season's long table records its inputs.
     """
-    buildings = pd.read_csv(ws.feeder_buildings(state))
-    days = pd.read_csv(ws.design_days(state))
-    ratios = pd.read_parquet(ws.kvar_ratios(state))
+    inputs = Inputs(ws)
+    buildings = read_feeder_buildings(ws, state, inputs)
+    days = read_design_days(ws, state, inputs)
+    ratios = read_kvar_ratios(ws, state, inputs)
     ratio_lookup = {key: g.sort_values("step")["ratio"].to_numpy()
                     for key, g in ratios.groupby(["subregion", "shape", "day_of_year"], sort=False)}
     hvac_columns = list(config.EULP_HVAC_KWH)
-    rows, table = [], []
+    rows, table, files = [], [], []
     for (cls, bldg_id, building_type, release), group in buildings.groupby(
             ["class", "bldg_id", "building_type", "release"], sort=True, dropna=False):
         rule = eulp.variant_rule(cls, building_type if isinstance(building_type, str) else None, variant)
@@ -92,7 +259,7 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
             raise ProfileError(f"variant {variant} of building {bldg_id} needs the load-shift model of phase 4")
         # each building is read once (the groups are per building), one at a time: memory stays flat
         columns = (config.EULP_TOTAL_KWH, *hvac_columns) if shift else (config.EULP_TOTAL_KWH,)
-        frame = eulp.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), upgrade), columns=columns)
+        frame = read_building_kw(building_file(eulp_root, release, state, int(bldg_id), upgrade), columns=columns)
         total = frame[config.EULP_TOTAL_KWH].to_numpy()
         hvac = frame[hvac_columns].sum(axis=1).to_numpy() if shift else None
         for _, b in group.iterrows():
@@ -102,23 +269,23 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
             for season in seasons:
                 day = days[(days["feeder"] == b["feeder"]) & (days["season"] == season)]
                 if day.empty:
-                    raise ProfileError(f"no {season} design day for feeder {b['feeder']}: run find_max_day_curve.py")
+                    raise ProfileError(f"no {season} design day for feeder {b['feeder']} in {ws.design_days(state)}: "
+                                       f"run {PRODUCERS['design_days']}")
                 d = int(day["day_of_year"].iloc[0])
                 kw = day_slice(total, d)
                 if shift:
                     kw = transform(kw, day_slice(hvac, d), season)
                 ratio = ratio_lookup.get((b["subregion"], b["shape"], d))
                 if ratio is None:
-                    raise ProfileError(f"no kVAr/kW ratio for {b['shape']} on day {d}: run "
-                                       "3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py")
+                    raise ProfileError(f"no kVAr/kW ratio for {b['shape']} on day {d} in {ws.kvar_ratios(state)}: "
+                                       f"run {PRODUCERS['kvar_ratios']}")
                 p_pu = kw / ref_kw
                 q_pu = p_pu * ratio
                 if not (np.isfinite(p_pu).all() and np.isfinite(q_pu).all()):
                     raise ProfileError(f"building {bldg_id} upgrade {upgrade}: NaN or inf on day {d}")
                 starts = frame.index[d * STEPS:(d + 1) * STEPS]
                 path = ws.daily_profile(state, variant, b["feeder"], season, b["shape"])
-                with atomic_path(path) as tmp:
-                    tmp.write_text(format_daily(p_pu, q_pu, starts))
+                files.append((path, format_daily(p_pu, q_pu, starts)))
                 rows.append({"feeder": b["feeder"], "season": season, "shape": b["shape"], "class": cls,
                              "bldg_id": int(bldg_id), "variant": variant, "upgrade": upgrade, "load_shift": shift,
                              "day_of_year": d, "file": str(path.relative_to(ws.root))})
@@ -127,9 +294,13 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
                                            "q_pu": q_pu}))
     index = pd.DataFrame(rows).sort_values(["feeder", "season", "shape"]).reset_index(drop=True)
     long = pd.concat(table, ignore_index=True) if table else pd.DataFrame()
+    for path, text in files:
+        write_text(path, text)
+    written = []
     for season in seasons:
         part = long[long["season"] == season].sort_values(["feeder", "shape", "step"]).reset_index(drop=True)
-        write_parquet(ws.daily_profile_table(state, variant, season), part)
+        written.append(write_parquet(ws.daily_profile_table(state, variant, season), part))
+    inputs.record(written, PRODUCERS[variant])
     logger.info("%s %s: %d daily files (%d buildings, %d feeders, seasons %s)", state, variant, len(index),
                 index["bldg_id"].nunique() if len(index) else 0, index["feeder"].nunique() if len(index) else 0,
                 ", ".join(seasons))

@@ -165,7 +165,7 @@ def test_missing_shape_leaves_feeder_out_and_names_file_and_item(tmp_path, sampl
     broken = ws.feeder_dir("CA", "p1uhs5_1247--p1udt2207") / "Loads.dss"
     broken.write_text(broken.read_text().replace("yearly=res_kw_", "yearly=zzz_res_kw_", 1))
     assert parse.main(["--data-dir", str(data), "--state", "CA", "-q"]) == 0
-    report = pd.read_csv(ws.match_dir("CA") / "feeder_parse.csv").set_index("feeder")
+    report = pd.read_csv(ws.feeder_parse("CA")).set_index("feeder")
     reason = report.at["p1uhs5_1247--p1udt2207", "reason"]
     assert report.at["p1uhs5_1247--p1udt2207", "status"] == "excluded"
     assert "p1uhs5_1247--p1udt2207/Loads.dss" in reason and "zzz_res_kw_" in reason and "LoadShapes.dss" in reason
@@ -258,7 +258,7 @@ def test_metadata_without_needed_column_is_named(tmp_path, sample_root, capsys):
     com = config.EULP_RELEASE["CA"]["com"]
     shutil.copytree(sample_eulp_root(data) / com / "metadata", eulp / com / "metadata")
     assert match.main(["--data-dir", str(data), "--state", "CA", "--eulp-root", str(eulp)]) == 1
-    report = pd.read_csv(Workspace(data).match_dir("CA") / "match_report.csv").set_index("class")
+    report = pd.read_csv(Workspace(data).match_report("CA")).set_index("class")
     assert report.at["res", "status"] == "failed"
     assert "out.electricity.winter.peak.kw" in report.at["res", "reason"] and "baseline.parquet" in report.at["res", "reason"]
     assert report.at["com", "status"] == "ok"

@@ -140,13 +140,13 @@ def test_winter_demand_managed_peak_below_uncontrolled_with_energy_kept(nc):
         assert dm_p.max() <= un_p.max() + 1e-9
         checked += 1
     assert checked >= 10
-    summary = pd.read_csv(ws.profiles_dir(STATE) / "variant_summary.csv").pivot_table(
+    summary = pd.read_csv(ws.variant_summary(STATE)).pivot_table(
         index=["feeder", "season"], columns="variant", values="peak_kw")
     assert (summary.loc[(slice(None), "winter"), "dm"] < summary.loc[(slice(None), "winter"), "un"]).all()
 
 
 def test_uncontrolled_heat_pumps_raise_the_winter_feeder_peak(nc):
-    summary = pd.read_csv(Workspace(nc).profiles_dir(STATE) / "variant_summary.csv")
+    summary = pd.read_csv(Workspace(nc).variant_summary(STATE))
     winter = summary[summary["season"] == "winter"].pivot_table(index="feeder", columns="variant", values="peak_kw")
     assert (winter["un"] > winter["baseline"]).all()
 
@@ -229,8 +229,11 @@ def test_scenario_table_points_every_variant_at_a_file(nc):
     table = pd.read_csv(ws.scenario_controls(STATE, "winter"))
     assert set(table["variant"]) == set(config.VARIANTS)
     assert all((nc / f).is_file() for f in table["file"])
-    storage = pd.read_csv(ws.storage_controls).set_index("parameter")["value"]
-    assert storage["size_factor"] == 0.75 and storage["duration_h"] == 4 and storage["reserve"] == 0.2
+
+
+def test_storage_settings_are_not_copied_to_a_csv(nc):
+    # phase 6 reads common.config.STORAGE: one source, no copy to drift from it
+    assert not Workspace(nc).storage_controls.exists()
 
 
 def test_plots_exist_and_show_each_feeder(nc):
