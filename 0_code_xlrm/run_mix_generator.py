@@ -35,15 +35,13 @@ import logging
 import sys
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import cli, config, doe  # noqa: E402
-from common.io import save_figure, write_csv, write_json, write_manifest  # noqa: E402
+from common.figures import figure  # noqa: E402
+from common.io import (clean_temporaries, folder_lock, save_figure, sha256_file, write_csv,  # noqa: E402
+                       write_json, write_manifest)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +75,7 @@ def summary_table(long: pd.DataFrame, cubes: dict[str, np.ndarray]) -> pd.DataFr
 def plot_unit_cube_pairs(cubes: dict[str, np.ndarray]):
     dims = doe.CUBE_DIMENSIONS
     n = len(dims)
-    fig, axes = plt.subplots(n, n, figsize=(2.0 * n, 2.0 * n))
+    fig, axes = figure(n, n, width=2.0, height=2.0, layout=None)
     for i in range(n):
         for j in range(n):
             ax = axes[i, j]
@@ -104,7 +102,8 @@ def plot_unit_cube_pairs(cubes: dict[str, np.ndarray]):
 
 
 def plot_ev_vs_pv(mixes_by_design: dict[str, dict[str, dict]]):
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, axes = figure(width=6.0, height=5.0, layout=None)
+    ax = axes[0, 0]
     for design in sorted(mixes_by_design):
         cases = [c for k, c in mixes_by_design[design].items() if k != "0"]
         ax.scatter([100 * c["ev_perc"] for c in cases], [100 * c["pv_perc_3ph"] for c in cases],
@@ -123,7 +122,7 @@ def plot_ev_vs_pv(mixes_by_design: dict[str, dict[str, dict]]):
 
 def plot_histograms(long: pd.DataFrame):
     names = [p.name for p in doe.PARAMETERS]
-    fig, axes = plt.subplots(2, (len(names) + 1) // 2, figsize=(16, 6.5))
+    fig, axes = figure(2, (len(names) + 1) // 2, width=16.0 / ((len(names) + 1) // 2), height=3.25, layout=None)
     for ax, name in zip(axes.flat, names):
         p = doe.PARAMETER_BY_NAME[name]
         designs = sorted(long["design"].unique())
@@ -145,10 +144,10 @@ def plot_histograms(long: pd.DataFrame):
 # ------------------------------------------------------------------------------------------- CLI
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="run_mix_generator.py")
-    parser.add_argument("--n-cases", type=int, default=config.N_CASES,
+    parser.add_argument("--n-cases", type=cli.positive_int, default=config.N_CASES,
                         help=f"cases per design besides the reference case (default {config.N_CASES}; "
                              "Sobol rounds up to a power of two)")
-    parser.add_argument("--seed", type=int, default=config.DOE_SEED,
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=config.DOE_SEED,
                         help=f"master seed of samplers and case seeds (default {config.DOE_SEED})")
     cli.add_design(parser, multiple=True)
     cli.add_standard(parser)
@@ -157,24 +156,30 @@ def build_parser() -> cli.Parser:
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    if args.n_cases < 1:
-        raise cli.UserError(f"--n-cases {args.n_cases}: need at least 1 case")
-    if args.seed < 0:
-        raise cli.UserError(f"--seed {args.seed}: need a non-negative integer")
-    ws = cli.workspace(args)
+    args, ws = cli.start(build_parser(), argv)
     designs = sorted(set(args.design))
     logger.info("designs %s, %d cases each, seed %d -> %s", ", ".join(designs), args.n_cases, args.seed,
                 ws.phase("0"))
+    with folder_lock(ws.phase("0"), "phase 0"):
+        clean_temporaries(ws.phase("0"))
+        return _generate(args, ws, designs)
 
+
+def _generate(args, ws, designs: list[str]) -> int:
+    """Draw every design in memory, then write: the old manifest goes first and the new one, with the
+    SHA-256 of each mixes file, last, so that an interrupted run never leaves mixes files that its
+    manifest vouches for (phase 6 checks the mixes file against it)."""
     mixes_by_design, cubes = {}, {}
     for design in designs:
-        mixes, cube = doe.build_mixes(design, args.n_cases, args.seed)
-        mixes_by_design[design], cubes[design] = mixes, cube
-        write_json(ws.mixes(design), mixes)
-        logger.info("%s: %d cases + reference case, discrepancy %.5f -> %s", design.upper(), len(cube),
-                    doe.discrepancy(cube), ws.mixes(design))
+        mixes_by_design[design], cubes[design] = doe.build_mixes(design, args.n_cases, args.seed)
+    manifest = ws.phase("0") / doe.PHASE0_MANIFEST
+    manifest.unlink(missing_ok=True)
+    digests = {}
+    for design in designs:
+        write_json(ws.mixes(design), mixes_by_design[design])
+        digests[design] = sha256_file(ws.mixes(design))
+        logger.info("%s: %d cases + reference case, discrepancy %.5f -> %s", design.upper(), len(cubes[design]),
+                    doe.discrepancy(cubes[design]), ws.mixes(design))
 
     long = compare_long(mixes_by_design)
     write_csv(ws.mixes_compare_long, long)
@@ -184,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_figure(plot_histograms(long), ws.phase0_plot("histograms_lhs_vs_sobol"))
     write_manifest(ws.phase("0"), "0_code_xlrm/run_mix_generator.py",
                    {"n_cases": args.n_cases, "seed": args.seed, "designs": designs,
-                    "cases_drawn": {d: int(len(c)) for d, c in cubes.items()}})
+                    "cases_drawn": {d: int(len(c)) for d, c in cubes.items()}, "mixes_sha256": digests},
+                   name=doe.PHASE0_MANIFEST)
     logger.info("phase 0 outputs in %s", ws.phase("0"))
     return 0
 

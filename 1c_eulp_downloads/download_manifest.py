@@ -8,11 +8,11 @@ Description
     nothing; the manifest is rewritten atomically (merged with the previous one, latest row per key
     wins, sorted by key) at the end of a run, every minute during it, and at the start of the next
     run if a journal was left. ``common.io.folder_lock`` on the manifest's folder
-    (``.phase_1c_download.lock``) keeps two runs from writing the same manifest, or from cleaning
+    (``.lock``) keeps two runs from writing the same manifest, or from cleaning
     up each other's partial files.
 
 Inputs / Outputs
-    <dataset root>/manifest.csv, manifest.csv.journal (transient), .phase_1c_download.lock
+    <dataset root>/manifest.csv, manifest.csv.journal (transient), .lock
 
 Settings read
     none
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("key", "size", "checksum", "source", "time", "status")
 JOURNAL_SUFFIX = ".journal"
-#: the step named by the folder lock (its file is ``.phase_1c_download.lock``)
+#: the step named by the folder lock (its file is ``.lock``)
 LOCK_WHAT = "phase 1c download"
 STATUS_OK = "ok"
 STATUS_MISSING = "missing"

@@ -33,7 +33,7 @@ import pandas as pd
 import ev_charging
 import pv_generation
 import storage_dispatch
-from common import config, doe, dss
+from common import config, doe, dss, profiles
 from common.io import atomic_path, dumps_json_lines, read_csv, read_parquet, write_text
 from common.paths import INSTANCE_FILES, Workspace
 
@@ -47,13 +47,6 @@ _REPLACED_LOAD_PROPS = {"yearly", "daily", "duty", "kvar", "pf", "kva", "growth"
 _REPLACED_REDIRECTS = {"loadshapes.dss", "loads.dss", "pvsystems.dss", "storage.dss"}
 
 
-#: the script that writes each variant's daily profiles (named in error messages)
-VARIANT_SCRIPTS = {"baseline": "2_profiles_heat_pumps/get_scenario_csv_controls.py",
-                   "dm": "4_profiles_heat_pumps_dm/make_dm_profiles.py",
-                   "un": "5_profiles_heat_pumps_un/make_un_profiles.py"}
-#: columns of phase 1b's customers.parquet that an instance needs
-CUSTOMER_COLUMNS = ("feeder", "customer", "loads", "bus", "nodes", "kv", "peak_kw", "class", "three_phase",
-                    "service", "shape")
 
 
 class InstanceError(ValueError):
@@ -190,13 +183,11 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
     feeder_dir = ws.feeder_dir(state, feeder)
     if not (feeder_dir / "Master.dss").is_file():
         raise InstanceError(f"unknown feeder {feeder!r}: {feeder_dir}/Master.dss not found (phase 1b copy_circuits.py)")
-    customers = read_parquet(ws.customers(state), "1b_smartds_eulp_match/circuit_make_daily_list_sets.py",
-                             required=CUSTOMER_COLUMNS)
+    customers = profiles.read_customers(ws, state)
     customers = customers[customers["feeder"] == feeder].sort_values("customer").reset_index(drop=True)
     if customers.empty:
         raise InstanceError(f"feeder {feeder!r} has no customer in {ws.customers(state)}")
-    days = read_csv(ws.design_days(state), "2_profiles_heat_pumps/find_max_day_curve.py",
-                    required=("feeder", "season", "date", "day_of_year"))
+    days = read_csv(ws.design_days(state), profiles.PRODUCERS["design_days"], required=profiles.DESIGN_DAY_COLUMNS)
     day = days[(days["feeder"] == feeder) & (days["season"] == season)]
     if day.empty:
         raise InstanceError(f"{ws.design_days(state)}: no {season} design day for {feeder}")
@@ -204,7 +195,7 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
     p_pu = {}
     for variant in config.VARIANTS:
         table_path = ws.daily_profile_table(state, variant, season)
-        table = read_parquet(table_path, VARIANT_SCRIPTS[variant], required=("feeder", "shape", "step", "p_pu"),
+        table = read_parquet(table_path, profiles.PRODUCERS[variant], required=("feeder", "shape", "step", "p_pu"),
                              filters=[("feeder", "==", feeder)])
         matrix = np.zeros((len(shapes), STEPS))
         for i, shape in enumerate(shapes):
@@ -215,7 +206,7 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
             matrix[i] = part["p_pu"].to_numpy()
         if not np.isfinite(matrix).all() or (matrix < 0).any():
             raise InstanceError(f"{table_path}: p_pu of {feeder} has NaN, inf or negative values: run "
-                                f"{VARIANT_SCRIPTS[variant]} again")
+                                f"{profiles.PRODUCERS[variant]} again")
         p_pu[variant] = matrix
     loads: dict[str, list[dss.DssObject]] = {}
     by_name = {obj.name: obj for obj in dss.read_dss_objects(feeder_dir / "Loads.dss", ("load",))}
@@ -419,7 +410,7 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
                     data = path.read_bytes()
                 except OSError as exc:
                     raise InstanceError(f"daily profile {path}: cannot be read ({exc.strerror}): run "
-                                        f"{VARIANT_SCRIPTS[variant]} again") from None
+                                        f"{profiles.PRODUCERS[variant]} again") from None
                 check_daily_profile(data, path, ctx.p_pu[variant][i])
                 digest.update(data)
     ctx.shared_digest = digest.hexdigest()

@@ -58,7 +58,7 @@ import pandas as pd
 import batch_runner
 import circuit_instance
 import ev_charging
-from common import cli, config, doe, dss
+from common import cli, config, doe, dss, profiles
 from common.io import clean_temporaries, folder_lock, read_csv, sha256_file, write_csv
 from common.paths import Workspace
 
@@ -123,9 +123,19 @@ def select_cases(mixes: dict[str, dict], spec: str | None) -> list[str]:
     return [str(c) for c in wanted]
 
 
+def check_profile_lineage(ws: Workspace, state: str, season: str) -> None:
+    """Refuse (one line) profiles of phases 2-5 that are not the ones made from the inputs now on disk:
+    a profile step that refused on new inputs leaves its previous run's files behind, and instances
+    built on them would mix two studies (``common.profiles.check_current``)."""
+    profiles.check_current(ws, ws.feeder_buildings(state), profiles.PRODUCERS["feeder_buildings"])
+    profiles.check_current(ws, ws.design_days(state), profiles.PRODUCERS["design_days"])
+    for variant in config.VARIANTS:
+        profiles.check_current(ws, ws.daily_profile_table(state, variant, season), profiles.PRODUCERS[variant])
+
+
 def studied_feeders(ws: Workspace, state: str, spec: str | None) -> list[str]:
-    path = cli.require(ws.feeder_buildings(state), "2_profiles_heat_pumps/scale_feeder_curves.py")
-    known = sorted(pd.read_csv(path)["feeder"].unique())
+    path = ws.feeder_buildings(state)
+    known = sorted(read_csv(path, profiles.PRODUCERS["feeder_buildings"], required=("feeder",))["feeder"].unique())
     if not spec:
         return known
     wanted = [f.strip() for f in spec.split(",") if f.strip()]
@@ -208,6 +218,9 @@ def _batch(args: Any, ws: Workspace) -> int:
     except doe.MixesError as exc:
         raise cli.UserError(str(exc)) from None
     mixes_digest = sha256_file(ws.mixes(design))
+    provenance = doe.mixes_provenance(ws.mixes(design))
+    if provenance != "phase 0":
+        logger.warning("%s (the runs record its digest; phase 7 keeps only runs of the current file)", provenance)
     cases = select_cases(mixes, args.cases)
     ev_stats = Path(args.ev_stats).resolve() if args.ev_stats else None
     generic = None
@@ -218,6 +231,7 @@ def _batch(args: Any, ws: Workspace) -> int:
             raise cli.UserError(str(exc)) from None
         feeders = [generic.parent.name if generic.name.lower() == "master.dss" else generic.stem]
     else:
+        check_profile_lineage(ws, state, season)
         feeders = studied_feeders(ws, state, args.feeders)
     handler = _log_to_file(ws.batch_log(state, season, design))
     try:
@@ -298,6 +312,7 @@ def _batch(args: Any, ws: Workspace) -> int:
         for _, row in failed.head(5).iterrows():
             logger.error("failed: %s case %s: %s", row["feeder"], row["case"], row.get("message", ""))
         cli.record(__file__, ws.design_dir(state, season, design), args, cases=cases, feeders=passing,
+                   mixes_sha256=mixes_digest, mixes_provenance=provenance,
                    ev=config.EV, pv=config.PV, storage=config.STORAGE, ansi_range_a=config.ANSI_RANGE_A,
                    ansi_range_b=config.ANSI_RANGE_B, thermal=config.THERMAL)
         return 1 if len(failed) == len(current) else 0

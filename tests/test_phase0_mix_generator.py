@@ -174,3 +174,44 @@ def test_load_mixes_rejects_values_out_of_range(tmp_path):
     path.write_text(json.dumps(mixes))
     with pytest.raises(doe.MixesError, match=r"case 1: ev_perc = 1.7 is outside"):
         doe.load_mixes(path)
+
+
+# ------------------------------------------------------------------------------------------- hardening
+def _reference_mixes(tmp_path):
+    assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "2", "-q"]) == 0
+    return tmp_path / "0_code_xlrm" / "mixes_lhs.json"
+
+
+@pytest.mark.parametrize("key, value", [("ev_seed", True), ("ev_seed", 1.5), ("ev_perc", True), ("ev_perc", "0.3")])
+def test_load_mixes_rejects_booleans_and_strings_as_numbers(tmp_path, key, value):
+    path = _reference_mixes(tmp_path)
+    data = json.loads(path.read_text())
+    data["1"][key] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(doe.MixesError, match=key if "seed" in key else "not a number"):
+        doe.load_mixes(path)
+
+
+def test_manifest_vouches_for_the_mixes_files_it_wrote(tmp_path):
+    path = _reference_mixes(tmp_path)
+    assert doe.mixes_provenance(path) == "phase 0"
+    path.write_text(path.read_text().replace('"ev_perc": 0.1,', '"ev_perc": 0.2,', 1))
+    assert "edited by hand" in doe.mixes_provenance(path)
+
+
+def test_interrupted_phase0_leaves_no_manifest_vouching_for_its_mixes(tmp_path, capsys):
+    path = _reference_mixes(tmp_path)
+    sobol = path.parent / "mixes_sobol.json"
+    sobol.unlink()
+    sobol.mkdir()  # the second design cannot be written: phase 0 stops after the first
+    assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "4", "-q"]) == 2
+    assert "mixes_sobol.json" in capsys.readouterr().err
+    assert not (path.parent / "manifest.json").exists()
+    assert "interrupted" in doe.mixes_provenance(path)
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("flag", [["--seed", "true"], ["--seed", "-1"], ["--n-cases", "0"], ["--n-cases", "nan"]])
+def test_bad_numbers_are_rejected(tmp_path, capsys, flag):
+    assert gen.main(["--data-dir", str(tmp_path), *flag]) == 2
+    assert flag[0] in capsys.readouterr().err

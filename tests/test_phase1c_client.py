@@ -311,7 +311,7 @@ def test_broken_parquet_over_http_is_fetched_again_then_fails(tmp_path):
     assert [r.ok for r in results] == [False, True]
     assert results[0].status.startswith("failed: not a readable parquet file")
     assert results[0].attempts == FAST.attempts
-    assert sorted(p.name for p in dest.iterdir()) == [".phase_1c_download.lock", "good.csv", "manifest.csv"]
+    assert sorted(p.name for p in dest.iterdir()) == [".lock", "good.csv", "manifest.csv"]
 
 
 def test_broken_parquet_in_a_local_source_is_an_input_error_naming_it(tmp_path):
