@@ -49,6 +49,17 @@ _REPLACED_REDIRECTS = {"loadshapes.dss", "loads.dss", "pvsystems.dss", "storage.
 
 
 
+#: what an instance does on each kind of feeder: SMART-DS (the phase 1b copy, customers matched to EULP
+#: buildings) or generic (any OpenDSS feeder, its own loads kept)
+KIND_RULES = {
+    "smartds": {"applies_variants": True, "rewrites_loads": True, "notes": ()},
+    "generic": {"applies_variants": False, "rewrites_loads": False,
+                "notes": ("not a SMART-DS feeder: no EULP match, so the heat-pump shares are not applied (every "
+                          "customer on baseline equipment); loads without a daily shape follow "
+                          "common.config.GENERIC_FEEDER",)},
+}
+
+
 class InstanceError(ValueError):
     """An instance that cannot be built; the message names the file and the field."""
 
@@ -167,12 +178,41 @@ class FeederContext:
     #: its own loads kept; heat-pump variants not applied)
     kind: str = "smartds"
     pv_source: str = "pvlib clear sky (Ineichen) + PVWatts"
-    base_master: Path | None = None          # generic: the stripped copy of the feeder's master
+    base_master: Path | None = None          # the feeder's master: phase 1b's copy, or the stripped generic copy
     generic_edits: list[str] = field(default_factory=list)  # generic: loads that take the configured shape
 
     @property
     def instance_root(self) -> Path:
         return self.shared_dir.parents[1]
+
+    # what differs between the two kinds of feeder, in one place (KIND_RULES)
+    @property
+    def applies_variants(self) -> bool:
+        """Heat-pump variants need EULP-matched customers (SMART-DS): any other feeder stays on baseline."""
+        return KIND_RULES[self.kind]["applies_variants"]
+
+    @property
+    def rewrites_loads(self) -> bool:
+        """An instance writes its own Loads.dss (SMART-DS customers on variant shapes), or keeps the feeder's."""
+        return KIND_RULES[self.kind]["rewrites_loads"]
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder of the feeder's base files that instances redirect to."""
+        return self.base_master.parent
+
+    def notes(self) -> list[str]:
+        return list(KIND_RULES[self.kind]["notes"])
+
+    def master_head(self) -> list[tuple[str, Path | None]]:
+        """Master.dss lines before the shared shapes: (line, path to make relative as {rel}, or None)."""
+        if self.kind == "generic":  # the feeder's own (stripped) master defines circuit, loads and voltage bases
+            return [("Redirect {rel}", self.base_master)]
+        return [("Clear", None), (self.base.circuit, None)] + [("Redirect {rel}", p) for p in self.base.redirects]
+
+    def master_tail(self) -> list[str]:
+        """Master.dss lines after the monitors (a generic master sets its own voltage bases)."""
+        return [] if self.kind == "generic" else self.base.settings + ["Calcvoltagebases"]
 
     def shape_name(self, shape: str, variant: str) -> str:
         return f"{shape}__{variant}"
@@ -231,7 +271,8 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
             raise InstanceError(str(exc)) from None
     ctx = FeederContext(
         state=state, season=season, feeder=feeder, date=date, day_of_year=day_of_year,
-        base=parse_base_master(feeder_dir / "Master.dss"), customers=customers, loads=loads, shapes=shapes,
+        base=parse_base_master(feeder_dir / "Master.dss"), base_master=feeder_dir / "Master.dss",
+        customers=customers, loads=loads, shapes=shapes,
         p_pu=p_pu, pv_pu=solar[0] if solar else pv_generation.pv_shape_pu(state, date, season),
         pv_source=f"SMART-DS solar shape {solar[1]}" if solar else "pvlib clear sky (Ineichen) + PVWatts",
         ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
@@ -451,190 +492,245 @@ def _connection(customer: dict[str, Any], level: str | None = None) -> tuple[str
     return f"{bus}.{'.'.join(map(str, nodes))}", max(1, len(nodes)), float(customer["kv"])
 
 
-def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str, case: dict[str, Any],
-                   instance_dir: Path) -> Instance:
-    """The files of one case (nothing written here)."""
-    cust = ctx.customers
-    n = len(cust)
-    names = cust["customer"].tolist()
+# ------------------------------------------------------------------------------------------- pure steps
+@dataclass
+class Plan:
+    """What one case puts on a feeder: every device, its size and its day (no files)."""
 
-    # heat-pump variants: largest-remainder counts, customers shuffled by the heating stream
-    counts = largest_remainder(case["shares"] if ctx.kind == "smartds" else {"baseline": 1.0, "dm": 0.0, "un": 0.0}, n)
-    order = np.random.default_rng(case["heating_seed"]).permutation(n)
+    variant_of: np.ndarray               # customer index -> variant
+    counts: dict[str, int]               # customers per variant
+    base_kw: np.ndarray                  # (96,) customers' load [kW]
+    ev_hosts: list[str]
+    levels: np.ndarray                   # "L1" / "L2" per EV
+    controlled: np.ndarray               # managed charging per EV
+    sessions: Any                        # ev_charging.Sessions
+    ev_power: np.ndarray                 # (n_ev, 96) charging schedule [kW]
+    pv_kw: dict[str, float]              # host -> Pmpp [kW]
+    pv_total: np.ndarray                 # (96,) [kW]
+    sto_kw: dict[str, float]             # host -> kW rating
+    n_sto_wanted: int
+    n_three_phase: int
+    fleet: Any                           # storage_dispatch.Fleet
+    dispatch: Any                        # storage_dispatch.Dispatch
+    lp_peak_kw: float
+
+
+def assign_variants(n: int, shares: dict[str, float], seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Heat-pump variant of each of ``n`` customers: largest-remainder counts of ``shares``, customers
+    shuffled by the case's heating stream."""
+    counts = largest_remainder(shares, n)
+    order = np.random.default_rng(seed).permutation(n)
     variant_of = np.empty(n, dtype=object)
     start = 0
     for variant in config.VARIANTS:
         variant_of[order[start:start + counts[variant]]] = variant
         start += counts[variant]
+    return variant_of, counts
 
-    # customer loads on the design day: kW = annual peak x the variant's per-unit profile
-    shape_idx = cust["shape"].map(ctx.shape_index).to_numpy()
-    peak_kw = cust["peak_kw"].to_numpy(dtype=float)
+
+def customer_load_kw(ctx: FeederContext, variant_of: np.ndarray) -> np.ndarray:
+    """The customers' design-day load [kW]: annual peak x the variant's per-unit profile, summed."""
+    shape_idx = ctx.customers["shape"].map(ctx.shape_index).to_numpy()
+    peak_kw = ctx.customers["peak_kw"].to_numpy(dtype=float)
     base_kw = np.zeros(STEPS)
     for variant in config.VARIANTS:
         mask = variant_of == variant
         if mask.any():
             weights = np.bincount(shape_idx[mask], weights=peak_kw[mask], minlength=len(ctx.shapes))
             base_kw += weights @ ctx.p_pu[variant]
+    return base_kw
 
-    # EVs
-    ev_pool = cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))]
-    n_ev = round_half_up(case["ev_perc"] * len(ev_pool))
-    rng_hosts = np.random.default_rng(case["ev_seed"])
-    ev_hosts = _sample(rng_hosts, ev_pool.tolist(), n_ev)
-    levels = np.where(rng_hosts.random(len(ev_hosts)) < case["ev_lvl2_perc"], "L2", "L1")
-    n_controlled = round_half_up(case["ev_split"]["controlled"] * len(ev_hosts))
-    controlled = np.zeros(len(ev_hosts), dtype=bool)
-    controlled[rng_hosts.permutation(len(ev_hosts))[:n_controlled]] = True
+
+def draw_evs(ctx: FeederContext, case: dict[str, Any]):
+    """EV hosts (sorted), charger levels, managed-charging flags and sessions of a case, and the
+    uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`)."""
+    cust = ctx.customers
+    pool = cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))]
+    rng = np.random.default_rng(case["ev_seed"])
+    hosts = _sample(rng, pool.tolist(), round_half_up(case["ev_perc"] * len(pool)))
+    levels = np.where(rng.random(len(hosts)) < case["ev_lvl2_perc"], "L2", "L1")
+    controlled = np.zeros(len(hosts), dtype=bool)
+    controlled[rng.permutation(len(hosts))[:round_half_up(case["ev_split"]["controlled"] * len(hosts))]] = True
     sessions = ev_charging.draw_sessions(levels, ctx.ev_stats, np.random.default_rng(case["ev_session_seed"]))
-    ev_power = ev_charging.uncontrolled_schedule(sessions)
+    return hosts, levels, controlled, sessions, ev_charging.uncontrolled_schedule(sessions)
 
-    # PV and storage hosts among three-phase customers (residential PV behind a flag)
+
+def place_pv_and_storage(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], int, int]:
+    """PV hosts with their Pmpp and storage hosts with their kW (three-phase customers; residential PV
+    behind a flag; disjoint sets when the case asks), the storage hosts wanted and the three-phase count."""
+    cust = ctx.customers
+    peak_of = dict(zip(cust["customer"], cust["peak_kw"].astype(float)))
     three = cust["customer"][cust["three_phase"]].tolist()
-    pv_pool = sorted(set(three) | (set(cust["customer"][cust["class"] == "res"]) if config.PV["residential_hosts"] else set()))
+    pv_pool = sorted(set(three) | (set(cust["customer"][cust["class"] == "res"]) if config.PV["residential_hosts"]
+                                   else set()))
     pv_hosts = _sample(np.random.default_rng(case["pv_seed"]), pv_pool, round_half_up(case["pv_perc_3ph"] * len(three)))
-    sto_pool = [c for c in three if not (case["disjoint_sets"] and c in set(pv_hosts))]
+    taken = set(pv_hosts) if case["disjoint_sets"] else set()
     n_sto_wanted = round_half_up(case["storage_perc_3ph"] * len(three))
-    sto_hosts = _sample(np.random.default_rng(case["storage_seed"]), sto_pool, n_sto_wanted)
-    peak_of = dict(zip(names, peak_kw))
+    sto_hosts = _sample(np.random.default_rng(case["storage_seed"]), [c for c in three if c not in taken], n_sto_wanted)
+    st = ctx.storage
     pv_kw = {c: max(config.PV["size_factor"] * peak_of[c], config.PV["min_kw"]) for c in pv_hosts}
-    pv_total = np.sum(list(pv_kw.values())) * ctx.pv_pu if pv_kw else np.zeros(STEPS)
+    sto_kw = {c: max(st["size_factor"] * peak_of[c], st["min_kw"]) for c in sto_hosts}
+    return pv_kw, sto_kw, n_sto_wanted, len(three)
 
-    # controlled EVs fill the valleys of the feeder load left by everything else
+
+def plan_case(ctx: FeederContext, case: dict[str, Any]) -> Plan:
+    """Every device of a case and its day: heat-pump variants, EVs (managed ones filling the valleys of
+    everything else), PV, and the storage fleet's peak-shaving dispatch with its LP yardstick."""
+    shares = case["shares"] if ctx.applies_variants else {"baseline": 1.0, "dm": 0.0, "un": 0.0}
+    variant_of, counts = assign_variants(len(ctx.customers), shares, case["heating_seed"])
+    base_kw = customer_load_kw(ctx, variant_of)
+    ev_hosts, levels, controlled, sessions, ev_power = draw_evs(ctx, case)
+    pv_kw, sto_kw, n_sto_wanted, n_three = place_pv_and_storage(ctx, case)
+    pv_total = sum(pv_kw.values()) * ctx.pv_pu if pv_kw else np.zeros(STEPS)
     ctrl_idx = np.nonzero(controlled)[0]
     if len(ctrl_idx):
         unc_total = ev_power[~controlled].sum(axis=0)
         sub = ev_charging.Sessions(*(getattr(sessions, f)[ctrl_idx] for f in
                                      ("level", "charger_kw", "arrival_step", "dwell_steps", "need_kwh", "energy_kwh")))
         ev_power[ctrl_idx] = ev_charging.controlled_schedule(sub, base_kw + unc_total - pv_total, start=ev_power[ctrl_idx])
-    ev_total = ev_power.sum(axis=0)
-
-    # storage fleet: peak-shaving dispatch on the forecast feeder-head load, and its LP yardstick
     st = ctx.storage
-    sto_kw = {c: max(st["size_factor"] * peak_of[c], st["min_kw"]) for c in sto_hosts}
     fleet = storage_dispatch.Fleet(power_kw=float(sum(sto_kw.values())),
                                    energy_kwh=float(sum(sto_kw.values())) * st["duration_h"],
                                    eff_charge=st["eff_charge"], eff_discharge=st["eff_discharge"], reserve=st["reserve"])
-    forecast = base_kw + ev_total - pv_total
+    forecast = base_kw + ev_power.sum(axis=0) - pv_total
     dispatch = storage_dispatch.peak_shaving(forecast, fleet, st["peak_target_factor"])
-    lp_peak = storage_dispatch.lp_min_peak(forecast, fleet, st["peak_target_factor"])[0] if sto_hosts else float(forecast.max())
+    lp_peak = (storage_dispatch.lp_min_peak(forecast, fleet, st["peak_target_factor"])[0] if sto_kw
+               else float(forecast.max()))
+    return Plan(variant_of=variant_of, counts=counts, base_kw=base_kw, ev_hosts=ev_hosts, levels=levels,
+                controlled=controlled, sessions=sessions, ev_power=ev_power, pv_kw=pv_kw, pv_total=pv_total,
+                sto_kw=sto_kw, n_sto_wanted=n_sto_wanted, n_three_phase=n_three, fleet=fleet, dispatch=dispatch,
+                lp_peak_kw=lp_peak)
 
-    # ---------------------------------------------------------------- files
-    feeder_dir = ws.feeder_dir(ctx.state, ctx.feeder) if ctx.kind == "smartds" else ctx.base_master.parent
+
+def render_files(ctx: FeederContext, plan: Plan, design: str, case_key: str, instance_dir: Path) -> dict[str, str]:
+    """The case's OpenDSS files: Loads.dss (feeders whose customers an instance rewrites), EVs.dss,
+    PV.dss, Storage.dss and the Master.dss that redirects to the feeder's base files and shared shapes."""
+    files: dict[str, str] = {}
+    names = ctx.customers["customer"].tolist()
+    if ctx.rewrites_loads:
+        lines = [f"! Customer loads of case {case_key}: kW = annual peak (Loads.dss); kvar = kW so that the",
+                 "! shape's qmult (per unit of the annual peak kW) gives the kVAr; daily = the customer's variant."]
+        for customer, shape, variant in zip(names, ctx.customers["shape"], plan.variant_of):
+            for prefix, kw in ctx.load_prefix[customer]:
+                lines.append(f"{prefix} kvar={kw} daily={ctx.shape_name(shape, variant)}")
+        files["Loads.dss"] = "\n".join(lines) + "\n"
     rec = ctx.records
-    load_lines = [f"! Customer loads of case {case_key}: kW = annual peak (Loads.dss); kvar = kW so that the",
-                  "! shape's qmult (per unit of the annual peak kW) gives the kVAr; daily = the customer's variant."]
-    shapes_of = cust["shape"].tolist()
-    for i, customer in enumerate(names if ctx.kind == "smartds" else []):
-        shape = ctx.shape_name(shapes_of[i], variant_of[i])
-        for prefix, kw in ctx.load_prefix[customer]:
-            load_lines.append(f"{prefix} kvar={kw} daily={shape}")
-    files = {"Loads.dss": "\n".join(load_lines) + "\n"} if ctx.kind == "smartds" else {}
-
     ev_lines = []
-    ev_records = []
-    for j, host in enumerate(ev_hosts):
-        bus1, phases, kv = _connection(rec[host], str(levels[j]))
-        name = f"ev_{host}"
-        kw = float(sessions.charger_kw[j])
-        ev_lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} mult={_shape_values(ev_power[j] / kw)}")
+    for j, host in enumerate(plan.ev_hosts):
+        bus1, phases, kv = _connection(rec[host], str(plan.levels[j]))
+        name, kw = f"ev_{host}", float(plan.sessions.charger_kw[j])
+        ev_lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} mult={_shape_values(plan.ev_power[j] / kw)}")
         ev_lines.append(f"New Load.{name} bus1={bus1} phases={phases} conn=wye kV={_fmt(kv)} kW={_fmt(kw)} pf=1 "
                         f"model=1 vminpu={_fmt(config.EV['vminpu'])} vlowpu={_fmt(config.EV['vlowpu'])} "
                         f"vmaxpu={_fmt(config.EV['vmaxpu'])} daily={name}")
-        ev_records.append({"customer": host, "element": f"Load.{name}", "bus1": bus1,
-                           "nodes": [f"{dss.bus_name(bus1)}.{k}" for k in dss.bus_nodes(bus1)], "level": str(levels[j]),
-                           "charger_kw": round(kw, 4), "controlled": bool(controlled[j]),
-                           "plug_in": f"{int(sessions.arrival_step[j]) * 15 // 60:02d}:{int(sessions.arrival_step[j]) * 15 % 60:02d}",
-                           "dwell_h": float(sessions.dwell_steps[j]) * DT_H, "need_kwh": round(float(sessions.need_kwh[j]), 4),
-                           "scheduled_kwh": round(float(ev_power[j].sum() * DT_H), 4)})
     if ev_lines:
         files["EVs.dss"] = "\n".join(ev_lines) + "\n"
-
-    pv_lines, pv_records = [], []
-    for host in pv_hosts:
+    pv_lines = []
+    for host, kw in plan.pv_kw.items():
         bus1, phases, kv = _connection(rec[host])
-        kw = pv_kw[host]
         pv_lines.append(f"New PVSystem.pv_{host} bus1={bus1} phases={phases} kV={_fmt(kv)} "
                         f"kVA={_fmt(kw * config.PV['kva_factor'])} Pmpp={_fmt(kw)} irradiance=1 pf=1 "
                         f"%cutin=0.1 %cutout=0.1 daily=pv_{ctx.season}")
-        pv_records.append({"customer": host, "element": f"PVSystem.pv_{host}", "bus1": bus1, "pmpp_kw": round(kw, 4)})
     if pv_lines:
         files["PV.dss"] = "\n".join(pv_lines) + "\n"
-
-    sto_lines, sto_records = [], []
-    if sto_hosts:
-        per_unit = dispatch.power_kw / fleet.power_kw
-        sto_lines.append(f"New Loadshape.storage_dispatch npts={STEPS} interval={DT_H} mult={_shape_values(per_unit)}")
-        for host in sto_hosts:
+    if plan.sto_kw:
+        st, dispatch = ctx.storage, plan.dispatch
+        lines = [f"New Loadshape.storage_dispatch npts={STEPS} interval={DT_H} "
+                 f"mult={_shape_values(dispatch.power_kw / plan.fleet.power_kw)}"]
+        for host, kw in plan.sto_kw.items():
             bus1, phases, kv = _connection(rec[host])
-            kw = sto_kw[host]
-            sto_lines.append(
+            lines.append(
                 f"New Storage.sto_{host} bus1={bus1} phases={phases} kV={_fmt(kv)} kWrated={_fmt(kw)} "
                 f"kWhrated={_fmt(kw * st['duration_h'])} kVA={_fmt(kw * st['kva_factor'])} "
                 f"%stored={_fmt(100 * dispatch.soc_start)} %reserve={_fmt(100 * st['reserve'])} "
                 f"%EffCharge={_fmt(100 * st['eff_charge'])} %EffDischarge={_fmt(100 * st['eff_discharge'])} "
                 f"%IdlingkW=0 dispmode=follow daily=storage_dispatch")
-            sto_records.append({"customer": host, "element": f"Storage.sto_{host}", "bus1": bus1, "kw": round(kw, 4),
-                                "kwh": round(kw * st["duration_h"], 4)})
-        files["Storage.dss"] = "\n".join(sto_lines) + "\n"
-
+        files["Storage.dss"] = "\n".join(lines) + "\n"
     master = [f"! Circuit instance {ctx.state} / {ctx.season} / {design} / {ctx.feeder} / case {case_key}",
               f"! design day {ctx.date}; compile, then: solve mode=daily stepsize=15m number=96"]
-    if ctx.kind == "generic":  # the feeder's own (stripped) master defines circuit, loads and voltage bases
-        master.append(f"Redirect {_rel(ctx.base_master, instance_dir)}")
-    else:
-        master += ["Clear", ctx.base.circuit]
-        master += [f"Redirect {_rel(p, instance_dir)}" for p in ctx.base.redirects]
+    master += [line.format(rel=_rel(path, instance_dir)) if path is not None else line
+               for line, path in ctx.master_head()]
     master.append(f"Redirect {_rel(ctx.shared_dir / SHARED_LOADSHAPES, instance_dir)}")
     master += [f"Redirect {name}" for name in ("Loads.dss", "EVs.dss", "PV.dss", "Storage.dss") if name in files]
     master += [f"New Monitor.m1 element={ctx.base.head_element} terminal=1 mode=0",
                f"New Monitor.m2 element={ctx.base.head_element} terminal=1 mode=1 ppolar=no"]
-    if ctx.kind == "smartds":
-        master += ctx.base.settings + ["Calcvoltagebases"]
+    master += ctx.master_tail()
     files[INSTANCE_FILES["master"]] = "\n".join(master) + "\n"
+    return files
 
-    assignments = {
+
+def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: str, case: dict[str, Any],
+                       files: dict[str, str], instance_dir: Path) -> dict[str, Any]:
+    """``scenario_assignments.json``: the case's inputs, seeds, realised counts, hosts and forecasts."""
+    cust, rec = ctx.customers, ctx.records
+    names = cust["customer"].tolist()
+    sessions, levels, dispatch = plan.sessions, plan.levels, plan.dispatch
+    ev_records = []
+    for j, host in enumerate(plan.ev_hosts):
+        bus1, _, _ = _connection(rec[host], str(levels[j]))
+        arrival = int(sessions.arrival_step[j])
+        ev_records.append({"customer": host, "element": f"Load.ev_{host}", "bus1": bus1,
+                           "nodes": [f"{dss.bus_name(bus1)}.{k}" for k in dss.bus_nodes(bus1)], "level": str(levels[j]),
+                           "charger_kw": round(float(sessions.charger_kw[j]), 4), "controlled": bool(plan.controlled[j]),
+                           "plug_in": f"{arrival * 15 // 60:02d}:{arrival * 15 % 60:02d}",
+                           "dwell_h": float(sessions.dwell_steps[j]) * DT_H, "need_kwh": round(float(sessions.need_kwh[j]), 4),
+                           "scheduled_kwh": round(float(plan.ev_power[j].sum() * DT_H), 4)})
+    pv_records = [{"customer": host, "element": f"PVSystem.pv_{host}", "bus1": _connection(rec[host])[0],
+                   "pmpp_kw": round(kw, 4)} for host, kw in plan.pv_kw.items()]
+    sto_records = [{"customer": host, "element": f"Storage.sto_{host}", "bus1": _connection(rec[host])[0],
+                    "kw": round(kw, 4), "kwh": round(kw * ctx.storage["duration_h"], 4)} for host, kw in plan.sto_kw.items()]
+    n_sto = len(plan.sto_kw)
+    headroom = dispatch.peak_before_kw - plan.lp_peak_kw
+    return {
         "state": ctx.state, "season": ctx.season, "design": design, "feeder": ctx.feeder, "case": case_key,
         "design_day": ctx.date, "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign,
-        "feeder_kind": ctx.kind, "pv_source": ctx.pv_source,
-        "notes": [] if ctx.kind == "smartds" else [
-            "not a SMART-DS feeder: no EULP match, so the heat-pump shares are not applied (every customer on "
-            "baseline equipment); loads without a daily shape follow common.config.GENERIC_FEEDER"],
+        "feeder_kind": ctx.kind, "pv_source": ctx.pv_source, "notes": ctx.notes(),
         "inputs": {**doe.flatten_case(case), "disjoint_sets": bool(case["disjoint_sets"])},
         "seeds": {k: int(case[k]) for k in doe.SEED_KEYS.values()},
         "realised": {
-            "n_customers": n, "n_residential": int((cust["class"] == "res").sum()), "n_three_phase": len(three),
-            "customers_per_variant": {v: int(counts[v]) for v in config.VARIANTS},
-            "n_evs": len(ev_hosts), "n_evs_level2": int((levels == "L2").sum()), "n_evs_controlled": int(controlled.sum()),
+            "n_customers": len(cust), "n_residential": int((cust["class"] == "res").sum()),
+            "n_three_phase": plan.n_three_phase,
+            "customers_per_variant": {v: int(plan.counts[v]) for v in config.VARIANTS},
+            "n_evs": len(plan.ev_hosts), "n_evs_level2": int((levels == "L2").sum()),
+            "n_evs_controlled": int(plan.controlled.sum()),
             "ev_charger_kw_total": round(float(sessions.charger_kw.sum()), 4),
             "ev_need_kwh": round(float(sessions.need_kwh.sum()), 4),
-            "ev_scheduled_kwh": round(float(ev_power.sum() * DT_H), 4),
+            "ev_scheduled_kwh": round(float(plan.ev_power.sum() * DT_H), 4),
             "ev_unserved_kwh": round(float(sessions.unserved_kwh.sum()), 4),
-            "n_pv": len(pv_hosts), "pv_kw": round(float(sum(pv_kw.values())), 4),
-            "n_storage": len(sto_hosts), "n_storage_wanted": n_sto_wanted, "storage_kw": round(fleet.power_kw, 4),
-            "storage_kwh": round(fleet.energy_kwh, 4),
-            "storage_shortfall": f"{n_sto_wanted - len(sto_hosts)} hosts short: too few three-phase customers "
-                                 "left after PV" if len(sto_hosts) < n_sto_wanted else "",
+            "n_pv": len(plan.pv_kw), "pv_kw": round(float(sum(plan.pv_kw.values())), 4),
+            "n_storage": n_sto, "n_storage_wanted": plan.n_sto_wanted, "storage_kw": round(plan.fleet.power_kw, 4),
+            "storage_kwh": round(plan.fleet.energy_kwh, 4),
+            "storage_shortfall": f"{plan.n_sto_wanted - n_sto} hosts short: too few three-phase customers "
+                                 "left after PV" if n_sto < plan.n_sto_wanted else "",
         },
         "storage_plan": {
             "forecast_peak_kw": round(dispatch.peak_before_kw, 4), "planned_peak_kw": round(dispatch.peak_after_kw, 4),
-            "threshold_kw": round(dispatch.threshold_kw, 4), "lp_min_peak_kw": round(lp_peak, 4),
+            "threshold_kw": round(dispatch.threshold_kw, 4), "lp_min_peak_kw": round(plan.lp_peak_kw, 4),
             "soc_start": round(float(dispatch.soc_start), 6),
-            "reduction_vs_lp": round((dispatch.peak_before_kw - dispatch.peak_after_kw) /
-                                     (dispatch.peak_before_kw - lp_peak), 6)
-            if dispatch.peak_before_kw - lp_peak > 1e-6 else 1.0,
+            "reduction_vs_lp": round((dispatch.peak_before_kw - dispatch.peak_after_kw) / headroom, 6)
+            if headroom > 1e-6 else 1.0,
         },
-        "forecast_kw": {"customers": [round(float(x), 3) for x in base_kw], "ev": [round(float(x), 3) for x in ev_total],
-                        "pv": [round(float(x), 3) for x in pv_total], "storage": [round(float(x), 3) for x in dispatch.power_kw]},
+        "forecast_kw": {"customers": [round(float(x), 3) for x in plan.base_kw],
+                        "ev": [round(float(x), 3) for x in plan.ev_power.sum(axis=0)],
+                        "pv": [round(float(x), 3) for x in plan.pv_total],
+                        "storage": [round(float(x), 3) for x in dispatch.power_kw]},
         "hosts": {
-            "variants": {v: [c for c, var in zip(names, variant_of) if var == v] for v in config.VARIANTS},
+            "variants": {v: [c for c, var in zip(names, plan.variant_of) if var == v] for v in config.VARIANTS},
             "ev": ev_records, "pv": pv_records, "storage": sto_records,
         },
         "service_nodes": [[c, service_nodes(rec[c])] for c in names],
         "files": sorted(files),
-        "base_feeder": _rel(feeder_dir if ctx.kind == "smartds" else ctx.base_master.parent, instance_dir),
+        "base_feeder": _rel(ctx.base_dir, instance_dir),
     }
-    return Instance(files=files, assignments=assignments)
+
+
+def build_instance(ctx: FeederContext, ws: Workspace, design: str, case_key: str, case: dict[str, Any],
+                   instance_dir: Path) -> Instance:
+    """The files of one case (nothing written here): :func:`plan_case`, :func:`render_files`,
+    :func:`assignments_record`."""
+    plan = plan_case(ctx, case)
+    files = render_files(ctx, plan, design, case_key, instance_dir)
+    return Instance(files=files, assignments=assignments_record(ctx, plan, design, case_key, case, files, instance_dir))
 
 
 def instance_digest(instance: Instance, ctx: FeederContext, assignments_text: str) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,169 @@ class DivergedSolution(RuntimeError):
     """A day whose solution holds NaN or inf (a diverged power flow): a failed run, never a result."""
 
 
+@dataclass
+class Day:
+    """The arrays one solved day leaves, read at every step (see :func:`solve_day`)."""
+
+    v: np.ndarray            # (96, nodes) node voltages [pu], YNodeOrder
+    line_pct: np.ndarray     # (96, lines) loading [% of NormAmps]; NaN where a line has no rating
+    xf_pct: np.ndarray       # (96, transformers) |S| at winding 1 / kVA [%]
+    head: np.ndarray         # (96, 3) feeder-head phase powers [kVA], complex
+    losses_kw: np.ndarray    # (96,)
+    storage_kw: np.ndarray   # (96,) fleet output, + discharging
+    storage_soc: np.ndarray  # (96,) fleet state of charge [-], NaN without storage
+    pv_kw: np.ndarray        # (96,)
+    converged: np.ndarray    # (96,) bool
+
+
+def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadline: float | None) -> Day:
+    """Solve the compiled instance's 96 steps, reading whole arrays at each; raise DivergedSolution when
+    any solution array is non-finite (:func:`nonfinite_steps`)."""
+    day = Day(v=np.zeros((STEPS, circuit.n_nodes), dtype=np.float32),
+              line_pct=np.zeros((STEPS, len(circuit.line_idx)), dtype=np.float32),
+              xf_pct=np.zeros((STEPS, len(circuit.xf_idx)), dtype=np.float32),
+              head=np.zeros((STEPS, 3), dtype=complex), losses_kw=np.zeros(STEPS), storage_kw=np.zeros(STEPS),
+              storage_soc=np.full(STEPS, np.nan), pv_kw=np.zeros(STEPS), converged=np.zeros(STEPS, dtype=bool))
+    sto_kwh_rated = np.array([s["kwh"] for s in assignments["hosts"]["storage"]], dtype=float)
+
+    def read(k: int) -> None:
+        if k == 0 and getattr(circuit, "_bases_pending", False):
+            circuit.learn_bases()
+        volts = np.abs(dss.complex_array(engine.Circuit.YNodeVArray()))
+        day.v[k] = volts / circuit.base_v
+        powers = dss.complex_array(engine.PDElements.AllPowers())
+        if len(circuit.line_idx):
+            node_v = np.where(circuit.line_nodes >= 0, volts[np.maximum(circuit.line_nodes, 0)], np.nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                amps = np.where(node_v > 1.0, 1000.0 * np.abs(powers[circuit.line_terminal]) / node_v, 0.0)
+            currents = np.maximum.reduceat(amps, circuit.line_segments)
+            unknown = np.isnan(circuit.line_amps) & (currents > 0)
+            if unknown.any():  # NormAmps = |I| / (% of normal) from the engine's own loading, once per line
+                pct = np.asarray(engine.PDElements.AllPctNorm(False), dtype=float)[circuit.line_idx]
+                engine_amps = np.asarray(engine.PDElements.AllMaxCurrents(False), dtype=float)[circuit.line_idx]
+                learn = unknown & (pct > 0)
+                circuit.line_amps[learn] = 100.0 * engine_amps[learn] / pct[learn]
+            day.line_pct[k] = np.where(currents > 0, 100.0 * currents / circuit.line_amps, 0.0)
+        if len(circuit.xf_idx):
+            s1 = np.add.reduceat(powers[circuit.xf_terminal], circuit.xf_segments)
+            day.xf_pct[k] = 100.0 * np.abs(s1) / circuit.xf_kva
+        h = circuit.head_phase_powers()
+        day.head[k, :len(h)] = h
+        day.losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
+        if circuit.storage:
+            day.storage_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.storage)
+            soc = []
+            for e in circuit.storage:
+                engine.Storages.Name(e.split(".", 1)[1])
+                soc.append(engine.Storages.puSOC())
+            day.storage_soc[k] = float(np.dot(soc, sto_kwh_rated) / sto_kwh_rated.sum())
+        if circuit.pv:
+            day.pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
+
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged step overflows float32: checked below
+        day.converged = dss.solve_daily(read, deadline=deadline)
+    # losses are the sum of every PD element's terminal powers: non-finite if any element's is
+    # (line loadings are NaN by design where a line has no rating, so they are not checked)
+    bad = nonfinite_steps({"node voltages": day.v, "feeder-head power": day.head, "losses": day.losses_kw,
+                           "transformer loadings": day.xf_pct, "storage power": day.storage_kw, "PV power": day.pv_kw})
+    if bad:
+        first = min(int(steps[0]) for steps in bad.values())
+        raise DivergedSolution(
+            f"power flow diverged: non-finite {', '.join(sorted(bad))} at "
+            f"{len(set().union(*(set(x.tolist()) for x in bad.values())))} of {STEPS} steps (first: step "
+            f"{first + 1}, ending {_clock(first + 1)})")
+    if not (day.v > ENERGISED_PU).any():
+        raise DivergedSolution(f"no node is energised at any step (every voltage below {ENERGISED_PU} pu)")
+    return day
+
+
+def ev_delivered_kw(engine: Any, circuit: _Circuit, assignments: dict[str, Any], v: np.ndarray) -> np.ndarray:
+    """The EV fleet's power [kW] at each step: the schedule, less what chargers at a voltage below their
+    ``vminpu`` cannot draw (:func:`ev_delivery`); only a sagging charger's own schedule is read."""
+    ev_kw = np.asarray(assignments["forecast_kw"]["ev"], dtype=float).copy()
+    for record in assignments["hosts"]["ev"]:
+        name = record["element"].split(".", 1)[1]
+        nodes = circuit.ev_nodes.get(name.lower(), [])
+        if nodes and v[:, nodes].min() < EV_VMIN_PU:
+            engine.LoadShape.Name(name)
+            sched = np.asarray(engine.LoadShape.PMult(), dtype=float) * record["charger_kw"]
+            ev_kw -= sched - ev_delivery(sched, charger_voltage_pu(v[:, nodes]))
+    return ev_kw
+
+
+def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.ndarray, ev_kw: np.ndarray,
+                ev_requested_kwh: float, peak_without_kw: float) -> dict[str, Any]:
+    """The planning metrics of a solved day (pure: arrays in, numbers out; the module docstring says
+    what each means and which standard it follows). Undefined ones (losses % of a feeder that exports
+    over the day) are None; a non-finite one raises DivergedSolution."""
+    v = day.v
+    customer_v = v[:, circuit.customer_nodes].astype(float)
+    energised = v > ENERGISED_PU
+    a = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_A)
+    b = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_B)
+    lines = loading_metrics(day.line_pct.astype(float), circuit.line_names, config.THERMAL["line"]["window_h"],
+                            config.THERMAL["line"]["threshold_pct"], config.THERMAL["overload_pct"])
+    xfs = loading_metrics(day.xf_pct.astype(float), circuit.xf_names, config.THERMAL["transformer"]["window_h"],
+                          config.THERMAL["transformer"]["threshold_pct"], config.THERMAL["overload_pct"])
+    energy_kwh = float(p3.sum() * DT_H)
+    losses_kwh = float(day.losses_kw.sum() * DT_H)
+    peak = float(p3.max())
+    sto = day.storage_kw
+    metrics = {
+        "peak_kw": peak, "peak_time": _clock(int(np.argmax(p3))), "energy_kwh": energy_kwh,
+        "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else None,
+        "imbalance_max_kva": float(imbalance_kva.max()), "imbalance_mean_kva": float(imbalance_kva.mean()),
+        "v_min_pu": float(v[energised].min()), "v_max_pu": float(v[energised].max()),
+        "v_min_customer_pu": float(customer_v[customer_v > ENERGISED_PU].min())
+        if (customer_v > ENERGISED_PU).any() else None,
+        "v_max_customer_pu": float(customer_v.max()),
+        "ansi_a_under_node_intervals": a["under_node_intervals"], "ansi_a_over_node_intervals": a["over_node_intervals"],
+        "ansi_a_violation_node_intervals": a["node_intervals"], "ansi_a_customers_affected": a["customers_affected"],
+        "ansi_b_under_node_intervals": b["under_node_intervals"], "ansi_b_over_node_intervals": b["over_node_intervals"],
+        "ansi_b_violation_node_intervals": b["node_intervals"], "ansi_b_customers_affected": b["customers_affected"],
+        "n_customers": circuit.n_customers,
+        "worst_line_loading_pct": lines["worst_pct"], "worst_line": lines["worst_element"],
+        "overloaded_line_intervals": lines["overloaded_intervals"], "overloaded_lines": lines["overloaded_elements"],
+        "line_ma_overload_intervals": lines["ma_overload_intervals"],
+        "worst_transformer_loading_pct": xfs["worst_pct"], "worst_transformer": xfs["worst_element"],
+        "overloaded_transformer_intervals": xfs["overloaded_intervals"],
+        "overloaded_transformers": xfs["overloaded_elements"],
+        "transformer_ma_overload_intervals": xfs["ma_overload_intervals"],
+        "reverse_flow_intervals": int((p3 < 0).sum()),
+        "peak_without_storage_kw": peak_without_kw,
+        "storage_peak_reduction_kw": peak_without_kw - peak,
+        "storage_peak_reduction_pct": 100.0 * (peak_without_kw - peak) / peak_without_kw if peak_without_kw > 0 else 0.0,
+        "storage_discharged_kwh": float(np.clip(sto, 0, None).sum() * DT_H),
+        "storage_charged_kwh": float(np.clip(-sto, 0, None).sum() * DT_H),
+        "ev_energy_requested_kwh": ev_requested_kwh,
+        "ev_energy_delivered_kwh": float(ev_kw.sum() * DT_H),
+        "ev_energy_unserved_kwh": max(0.0, ev_requested_kwh - float(ev_kw.sum() * DT_H)),
+        "pv_energy_kwh": float(day.pv_kw.sum() * DT_H),
+        "non_converged_steps": int((~day.converged).sum()),
+    }
+    undefined = sorted(k for k, x in metrics.items() if isinstance(x, float) and not math.isfinite(x))
+    if undefined:
+        raise DivergedSolution(f"power flow gave non-finite metrics: {', '.join(undefined)}")
+    return metrics
+
+
+def series_table(day: Day, head: pd.DataFrame, ev_kw: np.ndarray, design_day: str) -> pd.DataFrame:
+    """``timeseries.parquet``: the feeder-head table with the interval clock, devices, losses, the
+    lowest and highest energised node voltage and each step's convergence."""
+    table = head.copy()
+    table.insert(0, "hour", (np.arange(STEPS) + 1) * DT_H)
+    table.insert(1, "interval_start", pd.date_range(design_day, periods=STEPS, freq="15min"))
+    table["ev_kw"] = ev_kw
+    table["pv_kw"] = day.pv_kw
+    table["storage_kw"] = day.storage_kw
+    table["storage_soc"] = day.storage_soc
+    table["losses_kw"] = day.losses_kw
+    table["v_min_pu"] = np.where(day.v > ENERGISED_PU, day.v, np.inf).min(axis=1)
+    table["v_max_pu"] = day.v.max(axis=1)
+    table["converged"] = day.converged
+    return table
+
+
 def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.DataFrame, dict[str, Any], float]:
     """Solve one instance's day; returns (timeseries, summary, runtime [s]).
 
@@ -333,157 +497,30 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
     summary["inputs_digest"] = assignments.get("inputs_digest", "")
     summary["mixes_digest"] = assignments.get("mixes_digest", "")
     engine = dss.engine()
+    table, metrics = pd.DataFrame(), {}
     try:
         dss.compile_master(instance_dir / INSTANCE_FILES["master"], strip=False)
         circuit = _Circuit(engine, assignments)
-        v = np.zeros((STEPS, circuit.n_nodes), dtype=np.float32)  # pu, in YNodeOrder
-        line_pct = np.zeros((STEPS, len(circuit.line_idx)), dtype=np.float32)  # NaN where no rating
-        xf_pct = np.zeros((STEPS, len(circuit.xf_idx)), dtype=np.float32)
-        head = np.zeros((STEPS, 3), dtype=complex)
-        losses_kw = np.zeros(STEPS)
-        sto_kw = np.zeros(STEPS)
-        sto_soc = np.full(STEPS, np.nan)
-        pv_kw = np.zeros(STEPS)
-        sto_kwh_rated = np.array([s["kwh"] for s in assignments["hosts"]["storage"]], dtype=float)
-
-        def read(k: int) -> None:
-            if k == 0 and getattr(circuit, "_bases_pending", False):
-                circuit.learn_bases()
-            volts = np.abs(dss.complex_array(engine.Circuit.YNodeVArray()))
-            v[k] = volts / circuit.base_v
-            powers = dss.complex_array(engine.PDElements.AllPowers())
-            if len(circuit.line_idx):
-                node_v = np.where(circuit.line_nodes >= 0, volts[np.maximum(circuit.line_nodes, 0)], np.nan)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    amps = np.where(node_v > 1.0, 1000.0 * np.abs(powers[circuit.line_terminal]) / node_v, 0.0)
-                currents = np.maximum.reduceat(amps, circuit.line_segments)
-                unknown = np.isnan(circuit.line_amps) & (currents > 0)
-                if unknown.any():  # NormAmps = |I| / (% of normal) from the engine's own loading, once per line
-                    pct = np.asarray(engine.PDElements.AllPctNorm(False), dtype=float)[circuit.line_idx]
-                    engine_amps = np.asarray(engine.PDElements.AllMaxCurrents(False), dtype=float)[circuit.line_idx]
-                    learn = unknown & (pct > 0)
-                    circuit.line_amps[learn] = 100.0 * engine_amps[learn] / pct[learn]
-                line_pct[k] = np.where(currents > 0, 100.0 * currents / circuit.line_amps, 0.0)
-            if len(circuit.xf_idx):
-                s1 = np.add.reduceat(powers[circuit.xf_terminal], circuit.xf_segments)
-                xf_pct[k] = 100.0 * np.abs(s1) / circuit.xf_kva
-            h = circuit.head_phase_powers()
-            head[k, :len(h)] = h
-            losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
-            if circuit.storage:
-                sto_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.storage)
-                soc = []
-                for e in circuit.storage:
-                    engine.Storages.Name(e.split(".", 1)[1])
-                    soc.append(engine.Storages.puSOC())
-                sto_soc[k] = float(np.dot(soc, sto_kwh_rated) / sto_kwh_rated.sum())
-            if circuit.pv:
-                pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
-
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged step overflows float32: checked below
-            converged = dss.solve_daily(read, deadline=deadline)
-        # losses are the sum of every PD element's terminal powers: non-finite if any element's is
-        # (line loadings are NaN by design where a line has no rating, so they are not checked)
-        bad = nonfinite_steps({"node voltages": v, "feeder-head power": head, "losses": losses_kw,
-                               "transformer loadings": xf_pct, "storage power": sto_kw, "PV power": pv_kw})
-        if bad:
-            first = min(int(steps[0]) for steps in bad.values())
-            raise DivergedSolution(
-                f"power flow diverged: non-finite {', '.join(sorted(bad))} at "
-                f"{len(set().union(*(set(x.tolist()) for x in bad.values())))} of {STEPS} steps (first: step "
-                f"{first + 1}, ending {_clock(first + 1)})")
-        table = head_table(head)
-        p3 = table["P_3ph (kW)"].to_numpy()
-
-        # storage: the same case without batteries at the intervals where they discharged
+        day = solve_day(engine, circuit, assignments, deadline)
+        head = head_table(day.head)
+        p3 = head["P_3ph (kW)"].to_numpy()
         peak_without = float(p3.max())
-        if circuit.storage:
-            peak_without = peak_without_storage(p3, sto_kw, lambda k: _solve_without(engine, circuit, k))
-
-        # EVs: the scheduled power, less what chargers below their vminpu cannot draw
-        ev_requested = float(assignments["realised"]["ev_need_kwh"])
-        ev_kw = np.asarray(assignments["forecast_kw"]["ev"], dtype=float).copy()
-        for record in assignments["hosts"]["ev"]:
-            name = record["element"].split(".", 1)[1]
-            nodes = circuit.ev_nodes.get(name.lower(), [])
-            if not nodes:
-                continue
-            vmin = v[:, nodes].min(axis=1)
-            if vmin.min() < EV_VMIN_PU:  # only a sagging charger's own schedule is needed
-                engine.LoadShape.Name(name)
-                sched = np.asarray(engine.LoadShape.PMult(), dtype=float) * record["charger_kw"]
-                ev_kw -= sched - ev_delivery(sched, charger_voltage_pu(v[:, nodes]))
-        customer_v = v[:, circuit.customer_nodes].astype(float)
-        energised = v > ENERGISED_PU
-        a = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_A)
-        b = voltage_violations(customer_v, circuit.node_customer, config.ANSI_RANGE_B)
-        lines = loading_metrics(line_pct.astype(float), circuit.line_names, config.THERMAL["line"]["window_h"],
-                                config.THERMAL["line"]["threshold_pct"], config.THERMAL["overload_pct"])
-        xfs = loading_metrics(xf_pct.astype(float), circuit.xf_names, config.THERMAL["transformer"]["window_h"],
-                              config.THERMAL["transformer"]["threshold_pct"], config.THERMAL["overload_pct"])
-        energy_kwh = float(p3.sum() * DT_H)
-        losses_kwh = float(losses_kw.sum() * DT_H)
-        imbalance = table["S_sum_3ph (kVA)"].to_numpy() - table["S_3ph (kVA)"].to_numpy()
-        peak_step = int(np.argmax(p3))
-        n_bad = int((~converged).sum())
-        metrics = {
-            "peak_kw": float(p3.max()), "peak_time": _clock(peak_step), "energy_kwh": energy_kwh,
-            "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else None,
-            "imbalance_max_kva": float(imbalance.max()), "imbalance_mean_kva": float(imbalance.mean()),
-            "v_min_pu": float(v[energised].min()) if energised.any() else None,
-            "v_max_pu": float(v[energised].max()) if energised.any() else None,
-            "v_min_customer_pu": float(customer_v[customer_v > ENERGISED_PU].min())
-            if (customer_v > ENERGISED_PU).any() else None,
-            "v_max_customer_pu": float(customer_v.max()),
-            "ansi_a_under_node_intervals": a["under_node_intervals"], "ansi_a_over_node_intervals": a["over_node_intervals"],
-            "ansi_a_violation_node_intervals": a["node_intervals"], "ansi_a_customers_affected": a["customers_affected"],
-            "ansi_b_under_node_intervals": b["under_node_intervals"], "ansi_b_over_node_intervals": b["over_node_intervals"],
-            "ansi_b_violation_node_intervals": b["node_intervals"], "ansi_b_customers_affected": b["customers_affected"],
-            "n_customers": circuit.n_customers,
-            "worst_line_loading_pct": lines["worst_pct"], "worst_line": lines["worst_element"],
-            "overloaded_line_intervals": lines["overloaded_intervals"], "overloaded_lines": lines["overloaded_elements"],
-            "line_ma_overload_intervals": lines["ma_overload_intervals"],
-            "worst_transformer_loading_pct": xfs["worst_pct"], "worst_transformer": xfs["worst_element"],
-            "overloaded_transformer_intervals": xfs["overloaded_intervals"],
-            "overloaded_transformers": xfs["overloaded_elements"],
-            "transformer_ma_overload_intervals": xfs["ma_overload_intervals"],
-            "reverse_flow_intervals": int((p3 < 0).sum()),
-            "peak_without_storage_kw": peak_without,
-            "storage_peak_reduction_kw": peak_without - float(p3.max()),
-            "storage_peak_reduction_pct": 100.0 * (peak_without - float(p3.max())) / peak_without if peak_without > 0 else 0.0,
-            "storage_discharged_kwh": float(np.clip(sto_kw, 0, None).sum() * DT_H),
-            "storage_charged_kwh": float(np.clip(-sto_kw, 0, None).sum() * DT_H),
-            "ev_energy_requested_kwh": ev_requested,
-            "ev_energy_delivered_kwh": float(ev_kw.sum() * DT_H),
-            "ev_energy_unserved_kwh": max(0.0, ev_requested - float(ev_kw.sum() * DT_H)),
-            "pv_energy_kwh": float(pv_kw.sum() * DT_H),
-            "non_converged_steps": n_bad,
-        }
-        undefined = sorted(k for k, x in metrics.items() if isinstance(x, float) and not math.isfinite(x))
-        if undefined:
-            raise DivergedSolution(f"power flow gave non-finite metrics: {', '.join(undefined)}")
-        if not energised.any():
-            raise DivergedSolution("no node is energised at any step (every voltage below "
-                                   f"{ENERGISED_PU} pu)")
+        if circuit.storage:  # the same case without batteries at the intervals where they discharged
+            peak_without = peak_without_storage(p3, day.storage_kw, lambda k: _solve_without(engine, circuit, k))
+        ev_kw = ev_delivered_kw(engine, circuit, assignments, day.v)
+        imbalance = head["S_sum_3ph (kVA)"].to_numpy() - head["S_3ph (kVA)"].to_numpy()
+        metrics = day_metrics(day, circuit, p3, imbalance, ev_kw, float(assignments["realised"]["ev_need_kwh"]),
+                              peak_without)
+        n_bad = metrics["non_converged_steps"]
         status = "ok" if n_bad == 0 else "failed"
-        message = "" if n_bad == 0 else (f"{n_bad} of {STEPS} steps did not converge (first: step "
-                                         f"{int(np.argmin(converged)) + 1}, ending {_clock(int(np.argmin(converged)) + 1)})")
-        table.insert(0, "hour", (np.arange(STEPS) + 1) * DT_H)
-        table.insert(1, "interval_start", pd.date_range(assignments["design_day"], periods=STEPS, freq="15min"))
-        table["ev_kw"] = ev_kw
-        table["pv_kw"] = pv_kw
-        table["storage_kw"] = sto_kw
-        table["storage_soc"] = sto_soc
-        table["losses_kw"] = losses_kw
-        table["v_min_pu"] = np.where(energised, v, np.inf).min(axis=1)
-        table["v_max_pu"] = v.max(axis=1)
-        table["converged"] = converged
+        first = int(np.argmin(day.converged))
+        message = "" if n_bad == 0 else (f"{n_bad} of {STEPS} steps did not converge (first: step {first + 1}, "
+                                         f"ending {_clock(first + 1)})")
+        if status == "ok":
+            table = series_table(day, head, ev_kw, assignments["design_day"])
     except (dss.DSSError, dss.DeadlineExceeded, DivergedSolution) as exc:
-        table = pd.DataFrame()
-        metrics = {}
+        table, metrics = pd.DataFrame(), {}
         status, message = "failed", str(exc)
-    if status != "ok":
-        table = pd.DataFrame()  # a failed day is not a result: no series
     summary.update({"status": status, "message": message, "metrics": metrics, "packages": package_versions()})
     return table, summary, round(time.perf_counter() - started, 4)
 
