@@ -4,12 +4,14 @@ Description
     Walks ``<data>/6_instantiate_circuits/<STATE>/<season>/<design>/<feeder>/<case>/`` for every
     state, season and design present (``--state`` narrows the states) in sorted order, and writes:
 
-    * ``xlrm_results``: one row per run (a folder with a ``summary.json``): the run keys, the case's
-      inputs (XLRM X and L, flattened names of ``common.doe.PARAMETERS``), the realised counts of the
-      instance (``results_io.REALISED``), every metric of phase 6b (``results_io.METRICS``: the M of
-      XLRM), status, message and runtimes. A failed run keeps its inputs and realised counts; its
-      metrics are empty.
-    * ``aggregate_m2_combined``: the feeder-head series of every run that has a ``timeseries.parquet``,
+    * ``xlrm_results``: one row per current run (below): the run keys, the case's inputs (XLRM X
+      and L, flattened names of ``common.doe.PARAMETERS``), the realised counts of the instance
+      (``common.schema.REALISED``), every metric of phase 6b (``common.schema.METRICS``: the M of
+      XLRM), status, message and the instance's inputs digest. A failed run keeps its inputs and
+      realised counts; its metrics are empty. Timings are not results (phase 6 keeps them in
+      ``timings.csv``): the table depends only on the inputs, so a rerun, with any number of phase 6
+      workers, gives the same bytes.
+    * ``aggregate_m2_combined``: the feeder-head series of every current ``ok`` run,
       in the earlier study's schema keyed by ``circuit_folder`` (the feeder folder), ``season``,
       ``design``, ``scenario`` (the case number), with ``state`` in front. ``row_type`` = ``data`` for
       the 96 rows of the day (``hour`` = end of the 15-min interval [h], ``interval_start``), then one
@@ -31,25 +33,42 @@ Description
       kV(line-neutral) x NormAmps of the head line (= sqrt(3) x kV(line-line) x NormAmps for three
       phases) gives the feeder's thermal head capacity instead. Both are read once per feeder from
       the OpenDSS circuit of one of its instances.
-    * ``failures.csv``: runs whose status is not ``ok`` (with phase 6's message), instances that were
-      never solved (no ``summary.json``; message from the batch index ``runs.csv`` when it has one),
-      and feeders the circuit filter left out (``circuit_filter.csv``, status fail or skipped, with
-      the reason and the OpenDSS message).
+    * ``failures.csv``: current runs whose status is not ``ok`` (with phase 6's message), current
+      instances that were never solved (no ``summary.json``; message from the batch index ``runs.csv``
+      when it has one), and feeders the circuit filter left out (``circuit_filter.csv``, status fail
+      or skipped, with the reason and the OpenDSS message).
+    * ``stale_runs.csv``: every instance folder that is not current, with the reason; none of them
+      is merged. With ``--clean-stale`` these folders (and nothing else) are removed after the list
+      is written, so that the next phase 6 run redoes them; the script then holds phase 6's lock of
+      each state from the start (a phase 6 batch running on the state stops it with exit status 2
+      before anything is judged or written).
 
-    A corrupt ``summary.json`` or ``timeseries.parquet``, a summary that names another run than its
-    folder, or an ``ok`` run without its series stops the script with one line naming the file and
-    exit status 2 before anything is written.
+    A run is current when it was made from the inputs as they are now (``stale_reason``, checked in
+    this order): its summary carries the contract's digests (a summary of an older phase 6 does not);
+    its case is in the current ``0_code_xlrm/mixes_<design>.json`` and its ``mixes_digest`` is the
+    SHA-256 of that file; its feeder passes the current ``circuit_filter.csv`` for its season; its
+    ``inputs_digest`` equals the one in the folder's ``scenario_assignments.json``; every numeric
+    metric is finite (``null`` marks an undefined one); and, for an ``ok`` run, its
+    ``timeseries.parquet`` is the one it wrote (SHA-256 equal to ``timeseries_sha256``) with 96 rows
+    of finite feeder-head values. An instance folder without a summary is current when its case is
+    in the mixes file and its feeder passes the filter (then it is "never solved" in failures.csv).
+
+    A corrupt ``summary.json`` or one that names another run than its folder, a missing or
+    unreadable mixes file of a design that has runs, or a missing or unreadable
+    ``circuit_filter.csv`` of a state that has runs stops the script with one line naming the file
+    and exit status 2 before anything is written.
 
 Inputs (phase 6, ``6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --run``)
     <data>/6_instantiate_circuits/<STATE>/<season>/<design>/<feeder>/<case>/summary.json,
         timeseries.parquet, scenario_assignments.json, Master.dss (and the files it redirects to)
     <data>/6_instantiate_circuits/<STATE>/<season>/<design>/runs.csv       batch index
     <data>/6_instantiate_circuits/<STATE>/circuit_filter.csv               circuit filter
+    <data>/0_code_xlrm/mixes_<design>.json (phase 0)                         the current cases
 
 Outputs (``<data>/7_results_analysis/``)
     xlrm_results.parquet, xlrm_results.csv      state, feeder, season, design, case, design_day,
                                                 <inputs>, disjoint_sets, <realised>, <metrics>, status,
-                                                message, runtime_s, instance_s, inputs_digest
+                                                message, inputs_digest
     aggregate_m2_combined.parquet (.csv)        state, circuit_folder, season, design, scenario, row_type,
                                                 hour [h], interval_start, S1 (kVA) ... S_sum_3ph (kVA),
                                                 ev_kw, pv_kw, storage_kw, storage_soc [-], losses_kw,
@@ -61,25 +80,29 @@ Outputs (``<data>/7_results_analysis/``)
                                                 head_kv_ll, head_norm_amps
     failures.csv                                state, season, design, feeder, case, source
                                                 (run / not_solved / circuit_filter), status, reason
+    stale_runs.csv                              state, season, design, feeder, case, reason
     manifest_append_experiment_results.json
 
 Settings read
-    common.config: STATES, SEASONS, DESIGNS; common.doe.PARAMETERS; results_io tables.
+    common.config: STATES, SEASONS, DESIGNS, INTERVALS_PER_DAY; common.doe.PARAMETERS; common.schema tables.
 
 Usage
     python 7_results_analysis/append_experiment_results.py [--data-dir DATA] [--state NC TX]
-        [--csv-limit-mb 200]
+        [--csv-limit-mb 200] [--clean-stale]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import logging
 import math
 import os
+import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -89,8 +112,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import results_io as rio
-from common import cli, config, dss
-from common.io import atomic_path, read_json, write_csv, write_manifest, write_parquet
+from common import cli, config, doe, dss, schema
+from common.io import (InputError, atomic_path, folder_lock, read_csv, read_json, sha256_bytes, sha256_file,
+                       write_csv, write_manifest, write_parquet)
 from common.paths import INSTANCE_FILES, Workspace
 
 logger = logging.getLogger(__name__)
@@ -99,15 +123,25 @@ logger = logging.getLogger(__name__)
 CSV_LIMIT_MB = 200.0
 #: runs per parquet row group of the aggregate (97 rows each): bounds the memory of the writer
 ROW_GROUP_RUNS = 256
-#: summary.json keys every run must have
+#: summary.json keys without which a summary cannot be read at all (one missing: exit 2)
 SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "inputs", "realised", "status", "metrics")
-STATUSES = ("ok", "failed")
+#: summary.json keys that tie a run to its inputs and outputs; a summary of an older phase 6 lacks
+#: them, and its run is stale
+LINEAGE_KEYS = ("inputs_digest", "mixes_digest", "timeseries_sha256")
+STATUSES = schema.STATUSES
 #: the aggregate's summary row: how each column's 96 values are reduced (see the module docstring)
-SUMMARY_ROW = {**{c: "max" for c in rio.HEAD_COLUMNS}, "ev_kw": "max", "pv_kw": "max", "storage_kw": "max",
+SUMMARY_ROW = {**{c: "max" for c in schema.HEAD_COLUMNS}, "ev_kw": "max", "pv_kw": "max", "storage_kw": "max",
                "storage_soc": "max", "losses_kw": "max", "v_min_pu": "min", "v_max_pu": "max", "converged": "all"}
 #: series columns phase 6b writes besides the head columns (optional: empty when a file lacks them)
-EXTRA_SERIES = ("ev_kw", "pv_kw", "storage_kw", "storage_soc", "losses_kw", "v_min_pu", "v_max_pu", "converged")
+EXTRA_SERIES = tuple(schema.EXTRA_SERIES)
 SERIES_KEYS = ("state", "circuit_folder", "season", "design", "scenario", "row_type")
+#: the series columns that must be finite in every row of an ok run
+FINITE_SERIES = ("hour", *schema.HEAD_COLUMNS)
+STALE_COLUMNS = ("state", "season", "design", "feeder", "case", "reason")
+PHASE0 = "0_code_xlrm/run_mix_generator.py"
+PHASE6 = "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py"
+#: what phase 6 redoes when asked (the fix named in the stale reasons)
+REDO = f"re-run phase 6 ({PHASE6} --run)"
 
 
 # ------------------------------------------------------------------------------------------- runs
@@ -191,6 +225,193 @@ def read_summary(run: RunFolder) -> dict[str, Any]:
     return data
 
 
+# ------------------------------------------------------------------------------------------- current inputs
+@dataclass
+class Current:
+    """The inputs as they are now, which a run must match to be merged: per design the SHA-256 and
+    the case keys of phase 0's mixes file, per state phase 6's circuit filter table."""
+
+    mixes_digest: dict[str, str] = field(default_factory=dict)
+    mixes_cases: dict[str, frozenset[str]] = field(default_factory=dict)
+    mixes_name: dict[str, str] = field(default_factory=dict)
+    #: (state, season, feeder) -> (status, reason) of circuit_filter.csv
+    filter: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def case_reason(self, design: str, case: int) -> str:
+        """Why the case is not one of the current design's ('' when it is)."""
+        if str(case) not in self.mixes_cases[design]:
+            return (f"case {case} is not in the current {self.mixes_name[design]} (a case of an earlier design): "
+                    "not a run of this study")
+        return ""
+
+    def filter_reason(self, state: str, season: str, feeder: str) -> str:
+        """Why the feeder does not pass the current circuit filter for the season ('' when it does)."""
+        entry = self.filter.get((state, season, feeder))
+        if entry is None:
+            return (f"feeder {feeder} has no {season} row in the current {state} circuit_filter.csv: {REDO} for it "
+                    "or remove the folder")
+        status, reason = entry
+        if status != "pass":
+            why = f" ({reason})" if reason else ""
+            return f"feeder {feeder} is '{status}' in the current {state} circuit_filter.csv for {season}{why}"
+        return ""
+
+
+def read_mixes(ws: Workspace, design: str) -> tuple[str, frozenset[str]]:
+    """SHA-256 of the bytes of the current mixes file of ``design`` and its case keys; a missing or
+    unusable file is an InputError (runs cannot be judged without it)."""
+    path = ws.mixes(design)
+    if not path.is_file():
+        raise InputError(f"missing input {path}: the phase 6 runs of design {design} are judged against it; run "
+                         f"{PHASE0} (then phase 6) again")
+    try:
+        mixes = doe.load_mixes(path)
+    except doe.MixesError as exc:
+        raise InputError(str(exc)) from None
+    return sha256_file(path), frozenset(str(k) for k in mixes)
+
+
+def read_filter(ws: Workspace, state: str, *, required: bool) -> pd.DataFrame | None:
+    """A state's circuit_filter.csv (every column as text), or None when absent and not required."""
+    path = ws.circuit_filter(state)
+    if not path.exists() and not required:
+        return None
+    table = read_csv(path, PHASE6, required=("season", "feeder", "status"), dtype=str, keep_default_na=False)
+    unknown = sorted(set(table["status"]) - set(schema.CIRCUIT_FILTER_STATUSES))
+    if unknown:
+        raise InputError(f"{path}: status {unknown[0]!r} is not one of {', '.join(schema.CIRCUIT_FILTER_STATUSES)}: "
+                         f"run {PHASE6} again")
+    return table
+
+
+def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str, pd.DataFrame | None]) -> Current:
+    """The current mixes files of the designs that have runs and the circuit filters of the states."""
+    current = Current()
+    for design in sorted({r.design for r in runs}):
+        current.mixes_digest[design], current.mixes_cases[design] = read_mixes(ws, design)
+        current.mixes_name[design] = ws.mixes(design).name
+    for state, table in sorted(filters.items()):
+        if table is None:
+            continue
+        reasons = table["reason"] if "reason" in table.columns else pd.Series("", index=table.index)
+        for season, feeder, status, reason in zip(table["season"], table["feeder"], table["status"], reasons):
+            current.filter[(state, season, feeder)] = (status, reason)
+    return current
+
+
+def _not_finite(value: Any) -> bool:
+    """A metric value that is neither null, text, nor a finite number."""
+    if value is None or isinstance(value, str):
+        return False
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return not math.isfinite(value)
+
+
+def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, assignments_digest: str | None,
+                 series_present: bool) -> str:
+    """Why a solved run is not current ('' when it is), the first failing check of the module docstring.
+
+    ``assignments_digest``: the ``inputs_digest`` of the folder's scenario_assignments.json (None when
+    the file is missing or unreadable); ``series_present``: whether timeseries.parquet exists. The
+    series' bytes are checked while they are streamed (:func:`series_reason`).
+    """
+    absent = [k for k in LINEAGE_KEYS if not isinstance(summary.get(k), str)]
+    if absent:
+        return f"summary.json has no {absent[0]} (written by an older phase 6): {REDO}"
+    reason = current.case_reason(run.design, run.case)
+    if reason:
+        return reason
+    if summary["mixes_digest"] != current.mixes_digest[run.design]:
+        return (f"built from an earlier {current.mixes_name[run.design]} (mixes_digest differs from the current "
+                f"file's SHA-256): {REDO}")
+    reason = current.filter_reason(run.state, run.season, run.feeder)
+    if reason:
+        return reason
+    if assignments_digest is None:
+        return f"{INSTANCE_FILES['assignments']} missing or unreadable: {REDO}"
+    if summary["inputs_digest"] != assignments_digest:
+        return (f"inputs changed since the run (inputs_digest differs from {INSTANCE_FILES['assignments']}'s): "
+                f"{REDO}")
+    metrics = summary["metrics"]
+    bad = sorted(name for name, value in metrics.items()
+                 if _not_finite(value) or (isinstance(value, str) and name in rio.METRICS
+                                           and not rio.is_text(rio.METRICS[name][0])))
+    if bad:
+        return f"metric {bad[0]} is {metrics[bad[0]]!r}, not a finite number: {REDO}"
+    if summary["status"] == "ok":
+        if not metrics:
+            return f"status ok without metrics: {REDO}"
+        if not series_present:
+            return f"status ok but {INSTANCE_FILES['timeseries']} is missing: {REDO}"
+        if not summary["timeseries_sha256"]:
+            return f"status ok but timeseries_sha256 is empty: {REDO}"
+    return ""
+
+
+def assignments_digest(run: "RunFolder") -> str | None:
+    """The ``inputs_digest`` of the folder's scenario_assignments.json, or None when it has none."""
+    path = run.folder / INSTANCE_FILES["assignments"]
+    try:
+        data = read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    digest = data.get("inputs_digest") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def stale_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """stale_runs.csv: one row per instance folder not merged, sorted by state, season, design, feeder, case."""
+    table = pd.DataFrame(rows, columns=list(STALE_COLUMNS))
+    table["case"] = table["case"].astype("int64")
+    for c in STALE_COLUMNS:
+        if c != "case":
+            table[c] = table[c].astype("str")
+    return table.sort_values(["state", "season", "design", "feeder", "case"], kind="stable").reset_index(drop=True)
+
+
+def _stale_row(run: "RunFolder", reason: str) -> dict[str, Any]:
+    return {"state": run.state, "season": run.season, "design": run.design, "feeder": run.feeder, "case": run.case,
+            "reason": reason}
+
+
+def phase6_locks(ws: Workspace, states: Sequence[str]) -> contextlib.ExitStack:
+    """Phase 6's lock of each state (``folder_lock(<data>/6_instantiate_circuits/<STATE>, "phase 6
+    <STATE>")``, the lock a phase 6 batch holds), all taken at once: while held no batch writes the
+    instance folders, so runs judged stale stay stale until they are removed. A batch running now
+    makes this raise LockHeld (one line, exit 2)."""
+    stack = contextlib.ExitStack()
+    try:
+        for state in sorted(set(states)):
+            stack.enter_context(folder_lock(ws.circuits_dir(state), f"phase 6 {state}"))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def clean_stale(ws: Workspace, stale: list["RunFolder"]) -> int:
+    """Remove the instance folders of ``stale`` (and nothing else); returns how many were removed.
+    Call it holding :func:`phase6_locks` since the runs were judged. A folder that is not where the
+    workspace puts that run's instance is left alone (logged)."""
+    root = ws.phase("6").resolve()
+    removed = 0
+    for run in sorted(stale, key=lambda r: r.sort_key):
+        expected = ws.instance_dir(run.state, run.season, run.design, run.feeder, str(run.case))
+        folder = run.folder
+        if folder != expected or not folder.parent.resolve().is_relative_to(root):
+            logger.warning("not removing %s: not the instance folder of %s", folder, run.label)
+            continue
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.is_dir():
+            shutil.rmtree(folder)
+        else:
+            continue
+        removed += 1
+    return removed
+
+
 # ------------------------------------------------------------------------------------------- pure: tables
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
@@ -201,7 +422,8 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def run_row(summary: dict[str, Any]) -> dict[str, Any]:
-    """One flat row of xlrm_results from a summary.json (keys, inputs, realised, metrics, status)."""
+    """One flat row of xlrm_results from a summary.json (keys, inputs, realised, metrics, status); nothing
+    else of the summary (packages, digests of the files) is a result."""
     row: dict[str, Any] = {"state": summary["state"], "feeder": summary["feeder"], "season": summary["season"],
                            "design": summary["design"], "case": int(summary["case"]),
                            "design_day": summary.get("design_day", "")}
@@ -215,7 +437,6 @@ def run_row(summary: dict[str, Any]) -> dict[str, Any]:
         if name not in rio.NOT_OUTCOMES and name not in realised:
             row[name] = value
     row.update({"status": summary["status"], "message": summary.get("message", "") or "",
-                "runtime_s": summary.get("runtime_s", np.nan), "instance_s": summary.get("instance_s", np.nan),
                 "inputs_digest": summary.get("inputs_digest", "")})
     return row
 
@@ -232,11 +453,11 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """xlrm_results from flat rows: columns in a fixed order, units' dtypes (counts Int64, text str).
 
     Column order: run keys, design_day, inputs, disjoint_sets, realised (``REALISED`` order),
-    metrics (``METRICS`` order; unknown names sorted at the end, logged), status and runtimes.
+    metrics (``METRICS`` order; unknown names sorted at the end, logged), status, message, inputs digest.
     """
     frame = pd.DataFrame(rows)
     head = [*rio.RUN_KEYS, "design_day", *rio.INPUTS, "disjoint_sets"]
-    tail = ["status", "message", "runtime_s", "instance_s", "inputs_digest"]
+    tail = ["status", "message", "inputs_digest"]
     rest = [c for c in frame.columns if c not in head and c not in tail]
     realised = [c for c in rio.ordered(rest, rio.REALISED) if c in rio.REALISED]
     metrics = rio.ordered([c for c in rest if c not in rio.REALISED], rio.METRICS)
@@ -253,8 +474,6 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         frame[name] = frame[name].astype("float64")
     frame["case"] = frame["case"].astype("int64")
     frame["disjoint_sets"] = frame["disjoint_sets"].astype(bool)
-    for name in ("runtime_s", "instance_s"):
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     for name in ("state", "feeder", "season", "design", "design_day", "status", "message", "inputs_digest"):
         frame[name] = frame[name].fillna("").astype("str")
     return frame.sort_values(list(rio.RUN_KEYS), kind="stable").reset_index(drop=True)
@@ -303,7 +522,7 @@ def series_schema() -> pa.Schema:
     fields = [pa.field("state", pa.string()), pa.field("circuit_folder", pa.string()), pa.field("season", pa.string()),
               pa.field("design", pa.string()), pa.field("scenario", pa.int64()), pa.field("row_type", pa.string()),
               pa.field("hour", pa.float64()), pa.field("interval_start", pa.timestamp("us"))]
-    fields += [pa.field(c, pa.float64()) for c in rio.HEAD_COLUMNS]
+    fields += [pa.field(c, pa.float64()) for c in schema.HEAD_COLUMNS]
     fields += [pa.field(c, pa.bool_() if c == "converged" else pa.float64()) for c in EXTRA_SERIES]
     return pa.schema(fields)
 
@@ -321,7 +540,7 @@ def series_block(run: RunFolder, table: pa.Table) -> dict[str, np.ndarray]:
                                     np.datetime64("NaT", "us")),
     }
     present = set(table.column_names)
-    for column in (*rio.HEAD_COLUMNS, *EXTRA_SERIES):
+    for column in (*schema.HEAD_COLUMNS, *EXTRA_SERIES):
         how = SUMMARY_ROW[column]
         if column in present:
             values = table[column].to_numpy(zero_copy_only=False)
@@ -346,21 +565,47 @@ def _arrow_batch(blocks: list[dict[str, np.ndarray]], schema: pa.Schema) -> pa.T
 
 
 # ------------------------------------------------------------------------------------------- load: series
-def read_series(run: RunFolder) -> pa.Table:
-    """A run's timeseries.parquet, checked (96 rows, the head columns); UserError naming the file."""
+def series_reason(table: pa.Table) -> str:
+    """Why a run's series cannot be merged ('' when it can): the time and head columns present,
+    ``INTERVALS_PER_DAY`` rows, finite ``FINITE_SERIES`` values and interval starts in every row."""
+    present = set(table.column_names)
+    missing = [c for c in (*schema.TIME_COLUMNS, *schema.HEAD_COLUMNS) if c not in present]
+    if missing:
+        return f"{INSTANCE_FILES['timeseries']} has no column {missing[0]!r}: {REDO}"
+    if table.num_rows != config.INTERVALS_PER_DAY:
+        return f"{INSTANCE_FILES['timeseries']} has {table.num_rows} rows, not {config.INTERVALS_PER_DAY}: {REDO}"
+    for column in FINITE_SERIES:
+        values = table[column].to_numpy(zero_copy_only=False)
+        try:
+            finite = np.isfinite(values.astype(float))
+        except (TypeError, ValueError):
+            return f"{INSTANCE_FILES['timeseries']} column {column!r} is not numeric: {REDO}"
+        if not finite.all():
+            return (f"{INSTANCE_FILES['timeseries']} column {column!r} is not finite in {int((~finite).sum())} of "
+                    f"{table.num_rows} rows: {REDO}")
+    if table["interval_start"].null_count:
+        return f"{INSTANCE_FILES['timeseries']} has empty interval_start values: {REDO}"
+    return ""
+
+
+def read_series(run: RunFolder, sha256: str) -> tuple[pa.Table | None, str]:
+    """A run's timeseries.parquet when it is the file the run wrote (its SHA-256 is ``sha256``) and
+    usable (:func:`series_reason`): (table, ''), else (None, why). The file is read once."""
     path = run.series
     try:
-        table = pq.read_table(path)
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"{INSTANCE_FILES['timeseries']} unreadable ({exc.strerror or exc}): {REDO}"
+    if sha256_bytes(data) != sha256:
+        return None, (f"{INSTANCE_FILES['timeseries']} is not the series of this summary (its SHA-256 differs from "
+                      f"timeseries_sha256; replaced or truncated after the run): {REDO}")
+    try:
+        table = pq.read_table(pa.BufferReader(data))
     except (OSError, pa.ArrowException) as exc:
-        raise cli.UserError(f"{path}: unreadable timeseries ({exc}): re-run phase 6 for this case") from None
-    present = set(table.column_names)
-    missing = [c for c in ("hour", "interval_start", *rio.HEAD_COLUMNS) if c not in present]
-    if missing:
-        raise cli.UserError(f"{path}: column {missing[0]!r} missing: re-run phase 6 for this case")
-    if table.num_rows != config.INTERVALS_PER_DAY:
-        raise cli.UserError(f"{path}: {table.num_rows} rows, expected {config.INTERVALS_PER_DAY}: re-run phase 6 "
-                            "for this case")
-    return table
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"{INSTANCE_FILES['timeseries']} is not a readable parquet file ({first}): {REDO}"
+    reason = series_reason(table)
+    return (None, reason) if reason else (table, "")
 
 
 class _TempFile:
@@ -385,30 +630,33 @@ class _TempFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def write_series(runs: list[RunFolder], parquet_path: Path, csv_path: Path, csv_limit_mb: float,
-                 progress: bool = True) -> dict[str, Any]:
+def write_series(runs: list[RunFolder], sha256: dict[RunFolder, str], parquet_path: Path, csv_path: Path,
+                 csv_limit_mb: float, progress: bool = True) -> tuple[dict[str, Any], dict[RunFolder, str]]:
     """Stream every run's series into the aggregate parquet (and CSV while it stays under the limit).
 
-    Files are read one at a time; ``ROW_GROUP_RUNS`` runs are held at most. Returns what was written.
+    Files are read one at a time (:func:`read_series`, against the run's ``timeseries_sha256`` in
+    ``sha256``); ``ROW_GROUP_RUNS`` runs are held at most. A series that cannot be merged is left
+    out and returned with the reason. Returns (what was written, {run: reason} of the runs left out).
     """
     from tqdm import tqdm
 
-    schema = series_schema()
+    schema_ = series_schema()
     limit = csv_limit_mb * 1e6
     total_rows = len(runs) * (config.INTERVALS_PER_DAY + 1)
     csv: _TempFile | None = _TempFile(csv_path)
     csv_note = "written"
     rows = 0
+    rejected: dict[RunFolder, str] = {}
     try:
         with atomic_path(parquet_path) as tmp:
-            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            with pq.ParquetWriter(tmp, schema_, compression="zstd") as writer:
                 blocks: list[dict[str, np.ndarray]] = []
 
                 def flush() -> None:
                     nonlocal csv, csv_note, rows
                     if not blocks:
                         return
-                    batch = _arrow_batch(blocks, schema)
+                    batch = _arrow_batch(blocks, schema_)
                     writer.write_table(batch)
                     rows += batch.num_rows
                     blocks.clear()
@@ -424,7 +672,11 @@ def write_series(runs: list[RunFolder], parquet_path: Path, csv_path: Path, csv_
                                         f"{csv_limit_mb:g} (the parquet file holds the same rows)")
 
                 for run in tqdm(runs, desc="feeder-head series", unit="run", disable=None if progress else True):
-                    blocks.append(series_block(run, read_series(run)))
+                    table, reason = read_series(run, sha256[run])
+                    if table is None:
+                        rejected[run] = reason
+                        continue
+                    blocks.append(series_block(run, table))
                     if len(blocks) >= ROW_GROUP_RUNS:
                         flush()
                 flush()
@@ -438,7 +690,7 @@ def write_series(runs: list[RunFolder], parquet_path: Path, csv_path: Path, csv_
             csv_path.unlink()
             logger.info("removed the stale %s of an earlier run", csv_path.name)
         logger.warning("%s %s", csv_path.name, csv_note)
-    return {"rows": rows, "runs": len(runs), "csv": csv_note}
+    return {"rows": rows, "runs": len(runs) - len(rejected), "csv": csv_note}, rejected
 
 
 # ------------------------------------------------------------------------------------------- load: circuits
@@ -528,8 +780,9 @@ def _feeder_circuit_once(run: RunFolder) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- load: indexes
-def unsolved_runs(ws: Workspace, runs: list[RunFolder], solved: set[tuple]) -> list[dict[str, Any]]:
-    """Instances without a summary.json, and batch-index failures whose folder has none."""
+def unsolved_runs(ws: Workspace, runs: list[RunFolder], solved: set[tuple], current: Current) -> list[dict[str, Any]]:
+    """Current instances without a summary.json, and batch-index failures of current runs whose folder
+    has none (``solved``: the keys of every run with a summary, merged or stale)."""
     out: dict[tuple, dict[str, Any]] = {}
     for run in runs:
         if run.sort_key not in solved:
@@ -541,16 +794,15 @@ def unsolved_runs(ws: Workspace, runs: list[RunFolder], solved: set[tuple]) -> l
         path = ws.batch_index(state, season, design)
         if not path.is_file():
             continue
-        try:
-            index = pd.read_csv(path, dtype={"feeder": str, "status": str, "message": str})
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise cli.UserError(f"{path}: unreadable batch index ({exc}): re-run phase 6 for {state} {season} "
-                                f"{design}") from None
-        if not {"feeder", "case", "status"} <= set(index.columns):
-            raise cli.UserError(f"{path}: not a batch index (needs feeder, case, status): re-run phase 6")
+        index = read_csv(path, PHASE6, required=("feeder", "case", "status"),
+                         dtype={"feeder": str, "status": str, "message": str})
         for record in index.to_dict("records"):
-            key = (state, str(record["feeder"]), season, design, int(record["case"]))
-            if key in solved:
+            try:
+                case = int(record["case"])
+            except (TypeError, ValueError):
+                raise InputError(f"{path}: case {record['case']!r} is not a number: run {PHASE6} again") from None
+            key = (state, str(record["feeder"]), season, design, case)
+            if key in solved or current.case_reason(design, case) or current.filter_reason(state, season, key[1]):
                 continue
             message = record.get("message")
             message = "" if message is None or (isinstance(message, float) and math.isnan(message)) else str(message)
@@ -564,19 +816,12 @@ def unsolved_runs(ws: Workspace, runs: list[RunFolder], solved: set[tuple]) -> l
     return [out[k] for k in sorted(out)]
 
 
-def filtered_feeders(ws: Workspace, states: Sequence[str]) -> pd.DataFrame:
+def filtered_feeders(filters: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     """Feeders the circuit filter left out (status fail or skipped), as failures.csv rows."""
     parts = []
-    for state in states:
-        path = ws.circuit_filter(state)
-        if not path.is_file():
+    for state, table in sorted(filters.items()):
+        if table is None:
             continue
-        try:
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise cli.UserError(f"{path}: unreadable circuit filter table ({exc}): re-run phase 6") from None
-        if not {"season", "feeder", "status"} <= set(table.columns):
-            raise cli.UserError(f"{path}: not a circuit filter table (needs season, feeder, status): re-run phase 6")
         out = table[table["status"] != "pass"]
         if out.empty:
             continue
@@ -598,69 +843,112 @@ def present_states(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="append_experiment_results.py")
     rio.add_state_filter(parser)
-    parser.add_argument("--csv-limit-mb", type=float, default=CSV_LIMIT_MB,
+    parser.add_argument("--csv-limit-mb", type=cli.positive_float, default=CSV_LIMIT_MB,
                         help=f"write aggregate_m2_combined.csv only while it stays under this size [MB] "
                              f"(default {CSV_LIMIT_MB:g}); the parquet file is always written")
+    parser.add_argument("--clean-stale", action="store_true",
+                        help="after listing them in stale_runs.csv, remove the instance folders of the runs that "
+                             "are not current (and nothing else), so that phase 6 redoes them")
     cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    if args.csv_limit_mb < 0:
-        raise cli.UserError(f"--csv-limit-mb {args.csv_limit_mb:g}: need zero or more")
-    ws = cli.workspace(args, must_exist=True)
+    args, ws = cli.start(build_parser(), argv, must_exist=True)
+    rio.results_folder(ws)
     states = present_states(ws, args.state)
     logger.info("combining phase 6 runs of %s from %s", ", ".join(states) or "(no state)", ws.phase("6"))
     runs = discover_runs(ws, states)
     if not runs:
         raise cli.UserError(f"no phase 6 runs found under {ws.phase('6')} for {', '.join(states) or 'any state'}: run "
-                            "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --run first "
-                            "(or change --data-dir / --state)")
+                            f"{PHASE6} --run first (or change --data-dir / --state)")
+    locks = phase6_locks(ws, [r.state for r in runs]) if args.clean_stale else contextlib.ExitStack()
+    with locks:
+        return combine(args, ws, states, runs)
 
-    # pass 1: every summary, checked before anything is written
+
+def combine(args: argparse.Namespace, ws: Workspace, states: list[str], runs: list[RunFolder]) -> int:
+    """The body of :func:`main` once the runs are found (and, with --clean-stale, phase 6 locked)."""
+
+    # pass 1: every summary, checked before anything is written; then which runs are current
     summaries: dict[RunFolder, dict[str, Any]] = {}
     for run in runs:
         if run.summary.is_file():
             summaries[run] = read_summary(run)
     if not summaries:
         raise cli.UserError(f"no solved run (summary.json) under {ws.phase('6')}: run phase 6 with --run first")
-    solved = [r for r in runs if r in summaries]
-    with_series = []
-    for run in solved:
-        if run.series.is_file():
-            with_series.append(run)
-        elif summaries[run]["status"] == "ok":
-            raise cli.UserError(f"{run.series}: missing for a run whose summary.json says ok: re-run phase 6 for "
-                                "this case (it redoes incomplete runs)")
-    results = results_frame([run_row(summaries[r]) for r in solved])
-    failures = failures_frame(results, unsolved_runs(ws, runs, {r.sort_key for r in solved}),
-                              filtered_feeders(ws, states))
-    circuits = circuit_table(solved, summaries)
+    with_runs = {r.state for r in runs}
+    filters = {state: read_filter(ws, state, required=state in with_runs) for state in states}
+    current = current_inputs(ws, runs, filters)
+    stale: dict[RunFolder, str] = {}
+    merged: list[RunFolder] = []
+    unsolved: list[RunFolder] = []
+    for run in runs:
+        if run in summaries:
+            reason = stale_reason(run, summaries[run], current, assignments_digest(run), run.series.is_file())
+            if reason:
+                stale[run] = reason
+            else:
+                merged.append(run)
+        else:
+            reason = current.case_reason(run.design, run.case) or current.filter_reason(run.state, run.season,
+                                                                                        run.feeder)
+            if reason:
+                stale[run] = reason
+            else:
+                unsolved.append(run)
 
-    # pass 2: the series, streamed; then the small tables
+    # pass 2: the series of the ok runs, streamed and checked; a run whose series cannot be merged is stale
     out = ws.results_dir
-    series = write_series(with_series, rio.results_path(ws, "aggregate"), rio.results_path(ws, "aggregate_csv"),
-                          args.csv_limit_mb, progress=not args.quiet)
+    series: dict[str, Any] = {"rows": 0, "runs": 0, "csv": "not written"}
+    if merged:
+        with_series = [r for r in merged if summaries[r]["status"] == "ok"]
+        series, rejected = write_series(with_series, {r: summaries[r]["timeseries_sha256"] for r in with_series},
+                                        rio.results_path(ws, "aggregate"), rio.results_path(ws, "aggregate_csv"),
+                                        args.csv_limit_mb, progress=not args.quiet)
+        stale.update(rejected)
+        merged = [r for r in merged if r not in rejected]
+    solved = {r.sort_key for r in summaries}
+    stale_table = stale_frame([_stale_row(r, stale[r]) for r in sorted(stale, key=lambda r: r.sort_key)])
+    if not merged:
+        write_csv(rio.results_path(ws, "stale_runs"), stale_table)
+        removed = clean_stale(ws, list(stale)) if args.clean_stale else 0
+        raise cli.UserError(f"no current run under {ws.phase('6')}: all {len(stale)} runs there are stale (listed in "
+                            f"{rio.results_path(ws, 'stale_runs')}"
+                            f"{f'; {removed} folders removed' if args.clean_stale else ''}): {REDO}")
+    results = results_frame([run_row(summaries[r]) for r in merged])
+    failures = failures_frame(results, unsolved_runs(ws, merged + unsolved, solved, current), filtered_feeders(filters))
+    circuits = circuit_table(merged, summaries)
+
     write_parquet(rio.results_path(ws, "xlrm_results"), results)
     write_csv(rio.results_path(ws, "xlrm_results_csv"), results)
     write_csv(rio.results_path(ws, "circuit_summary"), circuits)
     write_csv(rio.results_path(ws, "failures"), failures)
-    counts = results.groupby(["state", "season", "design"])["status"].value_counts().unstack(fill_value=0)
+    write_csv(rio.results_path(ws, "stale_runs"), stale_table)
     write_manifest(out, "7_results_analysis/append_experiment_results.py", {
         "states": states, "runs": len(results), "runs_ok": int((results["status"] == "ok").sum()),
         "runs_failed": int((results["status"] != "ok").sum()), "not_solved": int((failures["source"] == "not_solved").sum()),
-        "feeders_filtered_out": int((failures["source"] == "circuit_filter").sum()),
+        "feeders_filtered_out": int((failures["source"] == "circuit_filter").sum()), "stale_runs": len(stale_table),
+        "mixes_sha256": dict(sorted(current.mixes_digest.items())),
         "series_rows": series["rows"], "aggregate_csv": series["csv"], "csv_limit_mb": args.csv_limit_mb,
         "row_group_runs": ROW_GROUP_RUNS,
     }, name="manifest_append_experiment_results.json")
-    for (state, season, design), row in counts.iterrows():
-        logger.info("%s %s %s: %s", state, season, design, ", ".join(f"{int(v)} {k}" for k, v in row.items() if v))
-    logger.info("%d runs (%d failed, %d never solved, %d feeder-season(s) left out by the filter) -> %s",
+    if len(results):
+        counts = results.groupby(["state", "season", "design"])["status"].value_counts().unstack(fill_value=0)
+        for (state, season, design), row in counts.iterrows():
+            logger.info("%s %s %s: %s", state, season, design, ", ".join(f"{int(v)} {k}" for k, v in row.items() if v))
+    if len(stale_table):
+        first = stale_table.iloc[0]
+        logger.warning("%d stale run(s) left out, listed in %s (first: %s %s %s %s case %d: %s)", len(stale_table),
+                       rio.results_path(ws, "stale_runs"), first["state"], first["season"], first["design"],
+                       first["feeder"], first["case"], first["reason"])
+    if args.clean_stale and stale:
+        removed = clean_stale(ws, list(stale))
+        logger.info("--clean-stale: removed %d stale instance folder(s) under %s", removed, ws.phase("6"))
+    logger.info("%d runs merged (%d failed, %d never solved, %d stale, %d feeder-season(s) left out by the filter) -> %s",
                 len(results), int((results["status"] != "ok").sum()), int((failures["source"] == "not_solved").sum()),
-                int((failures["source"] == "circuit_filter").sum()), out)
+                len(stale_table), int((failures["source"] == "circuit_filter").sum()), out)
     return 0
 
 

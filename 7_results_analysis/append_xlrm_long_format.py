@@ -24,7 +24,7 @@ Outputs (``<data>/7_results_analysis/``)
     manifest_append_xlrm_long_format.json
 
 Settings read
-    common.doe.PARAMETERS (names, roles, units); results_io.METRICS, REALISED.
+    common.doe.PARAMETERS (names, roles, units); common.schema.METRICS, REALISED.
 
 Usage
     python 7_results_analysis/append_xlrm_long_format.py [--data-dir DATA] [--state NC] [--csv-limit-mb 200]
@@ -60,8 +60,6 @@ OTHER_COLUMNS = {
     "disjoint_sets": ("run", "", "PV and storage hosts drawn from disjoint customer sets"),
     "status": ("run", "text", "ok, or failed (see message)"),
     "message": ("run", "text", "why the run failed"),
-    "runtime_s": ("run", "s", "power-flow time of the run"),
-    "instance_s": ("run", "s", "time to build the instance"),
     "inputs_digest": ("run", "text", "digest of every input of the instance"),
 }
 
@@ -131,7 +129,7 @@ def csv_size_estimate(frame: pd.DataFrame, sample_rows: int = 20000) -> float:
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="append_xlrm_long_format.py")
     rio.add_state_filter(parser)
-    parser.add_argument("--csv-limit-mb", type=float, default=CSV_LIMIT_MB,
+    parser.add_argument("--csv-limit-mb", type=cli.positive_float, default=CSV_LIMIT_MB,
                         help=f"write xlrm_long.csv only under this size [MB] (default {CSV_LIMIT_MB:g})")
     cli.add_standard(parser)
     return parser
@@ -139,11 +137,7 @@ def build_parser() -> cli.Parser:
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    if args.csv_limit_mb < 0:
-        raise cli.UserError(f"--csv-limit-mb {args.csv_limit_mb:g}: need zero or more")
-    ws = cli.workspace(args, must_exist=True)
+    args, ws = cli.start(build_parser(), argv, must_exist=True)
     results = rio.load_results(ws, args.state)
     logger.info("stacking %d runs of %s", len(results), rio.results_path(ws, "xlrm_results"))
     long = long_table(results)
@@ -158,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         csv_note = f"skipped: about {estimate / 1e6:.0f} MB, above --csv-limit-mb {args.csv_limit_mb:g}"
         if csv_path.exists():
             csv_path.unlink()
+            logger.info("removed the stale %s of an earlier run", csv_path.name)
         logger.warning("%s %s (the parquet file holds the same rows)", csv_path.name, csv_note)
     write_csv(rio.results_path(ws, "variables"), variables)
     roles = long.drop_duplicates("variable")["role"].value_counts().to_dict()

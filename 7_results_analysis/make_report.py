@@ -6,7 +6,7 @@ Description
     external style sheet or font):
 
     * runs per state, season and design (ok, failed, never solved; feeders studied and left out by
-      the circuit filter);
+      the circuit filter) and the stale runs left out;
     * planning failures (Range A undervoltage, transformer above 100 %) per state, season, design and
       feeder, and the list of failed runs with phase 6's messages;
     * the worst outcome of each headline metric per state and season, with the feeder and case;
@@ -22,7 +22,7 @@ Description
     makes it. The page holds no time stamp: the same inputs give the same bytes.
 
 Inputs (``<data>/7_results_analysis/``, from the other phase 7 scripts)
-    xlrm_results.parquet (required), failures.csv, circuit_summary_combined.csv, sensitivity.csv,
+    xlrm_results.parquet (required), failures.csv, stale_runs.csv, circuit_summary_combined.csv, sensitivity.csv,
     sensitivity_skipped.csv, prim_boxes.csv, manifest_*.json, plots/*.png
     <data>/0_code_xlrm/mixes_<design>.json                                      (phase 0)
 
@@ -53,7 +53,7 @@ import pandas as pd
 
 import results_io as rio
 from common import cli, config, doe
-from common.io import git_revision, package_versions, write_text
+from common.io import git_revision, package_versions, read_csv, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +76,10 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
 h1 { border-bottom: 3px solid #4c72b0; padding-bottom: .3em; }
 h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .88em; }
-th, td { border: 1px solid #d0d0d0; padding: .25em .6em; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #d0d0d0; padding: .25em .6em; text-align: left; vertical-align: top;
+         font-variant-numeric: tabular-nums; }
 th { background: #eef2f8; }
 tr:nth-child(even) td { background: #fafafa; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; }
 figcaption { font-size: .9em; color: #555; }
@@ -111,23 +111,17 @@ def fmt(value: Any) -> str:
 
 
 def html_table(frame: pd.DataFrame, *, max_rows: int | None = None) -> str:
-    """An escaped HTML table; numbers right-aligned."""
+    """An HTML table of ``frame`` (``DataFrame.to_html``, every cell escaped), cells formatted by :func:`fmt`."""
     if frame is None or frame.empty:
         return '<p class="note">Nothing to show.</p>'
     shown = frame if max_rows is None else frame.head(max_rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = []
-    for row in shown.itertuples(index=False):
-        cells = []
-        for value in row:
-            numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            cls = ' class="num"' if numeric else ""
-            cells.append(f"<td{cls}>{html.escape(fmt(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+    cells = pd.DataFrame({i: [fmt(v) for v in shown.iloc[:, i]] for i in range(shown.shape[1])}, index=shown.index)
+    cells.columns = [str(c) for c in shown.columns]
+    table = cells.to_html(index=False, escape=True, border=0, justify="left")
     more = ""
     if max_rows is not None and len(frame) > max_rows:
         more = f'<p class="note">{len(frame) - max_rows} more rows in the CSV file.</p>'
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+    return table + more
 
 
 def runs_overview(results: pd.DataFrame, failures: pd.DataFrame | None) -> pd.DataFrame:
@@ -215,12 +209,10 @@ def mixes_summary(ws) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
+    """An optional phase 7 table: None when absent; an unreadable one is an InputError naming it."""
+    if not path.exists():
         return None
-    try:
-        return pd.read_csv(path, keep_default_na=True)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise cli.UserError(f"{path}: unreadable ({exc}): run the script that writes it again") from None
+    return read_csv(path, "the phase 7 script that writes it", keep_default_na=True)
 
 
 def _manifest(folder: Path, script: str) -> dict[str, Any]:
@@ -229,7 +221,9 @@ def _manifest(folder: Path, script: str) -> dict[str, Any]:
         return {}
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        logger.warning("%s unreadable (%s): its settings are left out of the report; run %s.py again", path, exc,
+                       script)
         return {}
 
 
@@ -261,6 +255,7 @@ def figures_by_section(plots: Path) -> dict[str, list[tuple[Path, str]]]:
 def build_page(ws, results: pd.DataFrame) -> str:
     folder = ws.results_dir
     failures = _read_csv(rio.results_path(ws, "failures"))
+    stale = _read_csv(rio.results_path(ws, "stale_runs"))
     circuits = _read_csv(rio.results_path(ws, "circuit_summary"))
     sensitivity = _read_csv(rio.results_path(ws, "sensitivity"))
     skipped = _read_csv(rio.results_path(ws, "sensitivity_skipped"))
@@ -289,6 +284,13 @@ def build_page(ws, results: pd.DataFrame) -> str:
 
     parts.append('<h2 id="runs">Runs</h2>')
     parts.append(html_table(runs_overview(results, failures)))
+    if stale is not None and len(stale):
+        stale = stale[stale["state"].isin(states)]
+        parts.append(f'<p class="note">{len(stale)} stale run(s) left out of every table: made from inputs that '
+                     "are no longer the study's (an earlier design, a feeder the circuit filter now rejects, changed "
+                     "inputs or outputs). Phase 6 redoes them; <code>append_experiment_results.py --clean-stale</code> "
+                     f"removes their folders.</p><details><summary>stale runs</summary>{html_table(stale, max_rows=200)}"
+                     "</details>")
     if circuits is not None and len(circuits):
         feeders = circuits.drop_duplicates(["state", "circuit_folder"])[
             ["state", "circuit_folder", "n_loads", "n_customers", "head_element", "head_kv_ll", "head_norm_amps",
@@ -369,7 +371,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
 
     parts.append('<h2 id="files">Data files</h2><ul>')
     for key in ("xlrm_results", "xlrm_results_csv", "xlrm_long", "xlrm_long_csv", "variables", "aggregate",
-                "aggregate_csv", "circuit_summary", "failures", "sensitivity", "sensitivity_skipped", "prim_boxes",
+                "aggregate_csv", "circuit_summary", "failures", "stale_runs", "sensitivity", "sensitivity_skipped", "prim_boxes",
                 "prim_trajectory"):
         path = rio.results_path(ws, key)
         if path.is_file():

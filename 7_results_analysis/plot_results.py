@@ -15,8 +15,8 @@ Description
       ``results_io.planning_failures``); circles LHS, squares Sobol, star the reference case;
     * ``ecdf_lhs_vs_sobol.png``: the empirical distribution of two outcomes per design, per state and
       season (feeder-head peak as % change against each feeder's reference case, and the worst
-      transformer loading [%]), with the Kolmogorov-Smirnov distance between the designs: how
-      alike the two designs cover the outcomes.
+      transformer loading [%]), with the Kolmogorov-Smirnov distance between the designs
+      (``scipy.stats.ks_2samp``): how alike the two designs cover the outcomes.
 
     The sensitivity bars and the PRIM figures are drawn by ``sensitivity_analysis.py`` and
     ``scenario_discovery.py``.
@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 import results_io as rio
-from common import cli, config
+from common import cli, config, figures
 from common.io import save_figure, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -85,13 +85,15 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov distance (NaN when a sample is empty)."""
-    a, b = np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)])
+    """Two-sample Kolmogorov-Smirnov distance of the finite values (``scipy.stats.ks_2samp``'s
+    statistic; NaN when a sample has none)."""
+    from scipy.stats import ks_2samp
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if not len(a) or not len(b):
         return float("nan")
-    grid = np.concatenate([a, b])
-    return float(np.max(np.abs(np.searchsorted(a, grid, side="right") / len(a)
-                               - np.searchsorted(b, grid, side="right") / len(b))))
+    return float(ks_2samp(a, b).statistic)
 
 
 # ------------------------------------------------------------------------------------------- figures
@@ -99,7 +101,7 @@ def plot_peaks(runs: pd.DataFrame, state: str):
     part = runs[runs["state"] == state]
     feeders = sorted(part["feeder"].unique())
     combos = [(s, d) for s in config.SEASONS for d in config.DESIGNS if ((part["season"] == s) & (part["design"] == d)).any()]
-    fig, axes = rio.figure(1, 1, width=max(6.0, 1.1 * len(feeders) * max(1, len(combos)) / 2 + 2), height=4.6)
+    fig, axes = figures.figure(1, 1, width=max(6.0, 1.1 * len(feeders) * max(1, len(combos)) / 2 + 2), height=4.6)
     ax = axes[0, 0]
     rng = np.random.default_rng(JITTER_SEED)
     width = 0.8 / max(1, len(combos))
@@ -138,7 +140,7 @@ def plot_peaks(runs: pd.DataFrame, state: str):
 
 def plot_storage(runs: pd.DataFrame):
     panels = sorted({(s, se) for s, se in zip(runs["state"], runs["season"])})
-    fig, axes = rio.figure(1, max(1, len(panels)), width=4.8, height=4.0, sharey=True)
+    fig, axes = figures.figure(1, max(1, len(panels)), width=4.8, height=4.0, sharey=True)
     feeders = sorted(runs["feeder"].unique())
     from matplotlib import colormaps
 
@@ -164,7 +166,7 @@ def plot_failure_map(runs: pd.DataFrame, state: str):
 
     shares = failure_shares(runs[runs["state"] == state])
     seasons = [s for s in config.SEASONS if (shares["season"] == s).any()]
-    fig, axes = rio.figure(1, max(1, len(seasons)), width=4.8, height=4.4, sharey=True)
+    fig, axes = figures.figure(1, max(1, len(seasons)), width=4.8, height=4.4, sharey=True)
     norm = Normalize(0.0, 1.0)
     mappable = None
     for ax, season in zip(axes.flat, seasons):
@@ -204,7 +206,7 @@ def plot_ecdf(runs: pd.DataFrame):
     panels = sorted({(s, se) for s, se in zip(runs["state"], runs["season"])})
     outcomes = (("peak_change_pct", "peak change vs reference case [%]"),
                 ("worst_transformer_loading_pct", "worst transformer loading [%]"))
-    fig, axes = rio.figure(len(outcomes), max(1, len(panels)), width=4.4, height=3.4)
+    fig, axes = figures.figure(len(outcomes), max(1, len(panels)), width=4.4, height=3.4)
     design_runs = runs[runs["case"] != rio.REFERENCE_CASE]
     for c, (state, season) in enumerate(panels):
         sub = design_runs[(design_runs["state"] == state) & (design_runs["season"] == season)]

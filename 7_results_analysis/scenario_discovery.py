@@ -58,7 +58,7 @@ import pandas as pd
 
 import prim_peeling as prim
 import results_io as rio
-from common import cli, config, doe
+from common import cli, config, doe, figures
 from common.io import save_figure, write_csv, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def plot_boxes(boxes: pd.DataFrame):
     groups = list(dict.fromkeys(boxes["group"]))
     rows, cols = _grid(len(groups))
     names = list(rio.INDEPENDENT_INPUTS)
-    fig, axes = rio.figure(rows, cols, width=5.6, height=0.42 * len(names) + 1.5)
+    fig, axes = figures.figure(rows, cols, width=5.6, height=0.42 * len(names) + 1.5)
     for ax in axes.flat[len(groups):]:
         ax.set_axis_off()
     yy = np.arange(len(names))
@@ -206,7 +206,7 @@ def plot_trajectory(steps: pd.DataFrame, boxes: pd.DataFrame):
     """Per group, density against coverage along the peeling trajectory; the selected box circled."""
     groups = list(dict.fromkeys(boxes["group"]))
     rows, cols = _grid(len(groups))
-    fig, axes = rio.figure(rows, cols, width=4.6, height=3.8)
+    fig, axes = figures.figure(rows, cols, width=4.6, height=3.8)
     for ax in axes.flat[len(groups):]:
         ax.set_axis_off()
     for ax, group in zip(axes.flat, groups):
@@ -238,16 +238,16 @@ def plot_trajectory(steps: pd.DataFrame, boxes: pd.DataFrame):
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="scenario_discovery.py")
     rio.add_state_filter(parser)
-    parser.add_argument("--min-coverage", type=float, default=MIN_COVERAGE,
+    parser.add_argument("--min-coverage", type=cli.share, default=MIN_COVERAGE,
                         help=f"select the densest box covering at least this share of failures (default {MIN_COVERAGE})")
-    parser.add_argument("--peel-alpha", type=float, default=PEEL_ALPHA,
+    parser.add_argument("--peel-alpha", type=cli.positive_float, default=PEEL_ALPHA,
                         help=f"share of the box's runs peeled per step (default {PEEL_ALPHA})")
-    parser.add_argument("--paste-alpha", type=float, default=PASTE_ALPHA,
+    parser.add_argument("--paste-alpha", type=cli.positive_float, default=PASTE_ALPHA,
                         help=f"share pasted back per step (default {PASTE_ALPHA})")
-    parser.add_argument("--mass-min", type=float, default=MASS_MIN,
+    parser.add_argument("--mass-min", type=cli.share, default=MASS_MIN,
                         help=f"smallest share of the runs a box may hold (default {MASS_MIN})")
-    parser.add_argument("--max-boxes", type=int, default=1, help="boxes per group, found by covering (default 1)")
-    parser.add_argument("--min-runs", type=int, default=MIN_RUNS,
+    parser.add_argument("--max-boxes", type=cli.positive_int, default=1, help="boxes per group, found by covering (default 1)")
+    parser.add_argument("--min-runs", type=cli.positive_int, default=MIN_RUNS,
                         help=f"skip a group with fewer runs (default {MIN_RUNS})")
     cli.add_standard(parser)
     return parser
@@ -255,17 +255,12 @@ def build_parser() -> cli.Parser:
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    for flag, value in (("--min-coverage", args.min_coverage), ("--mass-min", args.mass_min)):
-        if not 0.0 <= value <= 1.0:
-            raise cli.UserError(f"{flag} {value:g}: need a share between 0 and 1")
+    args, ws = cli.start(build_parser(), argv, must_exist=True)
     for flag, value in (("--peel-alpha", args.peel_alpha), ("--paste-alpha", args.paste_alpha)):
-        if not 0.0 < value < 0.5:
+        if not value < 0.5:
             raise cli.UserError(f"{flag} {value:g}: need a share between 0 and 0.5 (exclusive)")
-    if args.max_boxes < 1 or args.min_runs < 2:
-        raise cli.UserError("--max-boxes needs at least 1 and --min-runs at least 2")
-    ws = cli.workspace(args, must_exist=True)
+    if args.min_runs < 2:
+        raise cli.UserError(f"--min-runs {args.min_runs}: need at least 2")
     results = rio.load_results(ws, args.state)
     for metric in ("ansi_a_under_node_intervals", "worst_transformer_loading_pct"):
         if metric not in results.columns:

@@ -75,7 +75,7 @@ import pandas as pd
 
 import gsa_methods as gsa
 import results_io as rio
-from common import cli, config, doe
+from common import cli, config, doe, figures
 from common.io import save_figure, write_csv, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -201,13 +201,13 @@ def plot_metric(table: pd.DataFrame, metric: str):
     labels = [rio.INPUT_LABELS[n] for n in names]
     unit = rio.METRICS.get(metric, ("", ""))[0]
     if not panels:
-        fig, axes = rio.figure(1, 1, width=8.0, height=3.0)
+        fig, axes = figures.figure(1, 1, width=8.0, height=3.0)
         axes[0, 0].text(0.5, 0.5, f"No group had enough runs to estimate the sensitivity of {metric}\n"
                                   "(see sensitivity_skipped.csv)", ha="center", va="center")
         axes[0, 0].set_axis_off()
         fig.suptitle(f"Sensitivity of {metric} [{unit}]")
         return fig
-    fig, axes = rio.figure(len(panels), len(METHODS), width=5.2, height=0.45 * len(names) + 1.6, sharey=True)
+    fig, axes = figures.figure(len(panels), len(METHODS), width=5.2, height=0.45 * len(names) + 1.6, sharey=True)
     yy = np.arange(len(names))
     for r, (state, season) in enumerate(panels):
         for c, method in enumerate(METHODS):
@@ -257,28 +257,23 @@ def plot_metric(table: pd.DataFrame, metric: str):
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="sensitivity_analysis.py")
     rio.add_state_filter(parser)
-    parser.add_argument("--min-runs", type=int, default=MIN_RUNS,
+    parser.add_argument("--min-runs", type=cli.positive_int, default=MIN_RUNS,
                         help=f"skip a group with fewer runs (default {MIN_RUNS})")
-    parser.add_argument("--resamples", type=int, default=RESAMPLES,
+    parser.add_argument("--resamples", type=cli.positive_int, default=RESAMPLES,
                         help=f"bootstrap resamples of the intervals (default {RESAMPLES})")
-    parser.add_argument("--seed", type=int, default=config.DOE_SEED,
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=config.DOE_SEED,
                         help=f"master seed of the bootstraps (default common.config.DOE_SEED = {config.DOE_SEED})")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--workers", type=cli.positive_int, default=1, help="worker processes (default 1)")
     cli.add_standard(parser)
     return parser
 
 
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cli.setup_logging(args)
-    for flag, value, low in (("--min-runs", args.min_runs, 2), ("--resamples", args.resamples, 2),
-                             ("--workers", args.workers, 1)):
+    args, ws = cli.start(build_parser(), argv, must_exist=True)
+    for flag, value, low in (("--min-runs", args.min_runs, 2), ("--resamples", args.resamples, 2)):
         if value < low:
             raise cli.UserError(f"{flag} {value}: need at least {low}")
-    if args.seed < 0:
-        raise cli.UserError(f"--seed {args.seed}: need a non-negative integer")
-    ws = cli.workspace(args, must_exist=True)
     results = rio.load_results(ws, args.state)
     metrics = list(rio.HEADLINE_METRICS)
     missing = [m for m in metrics if m not in results.columns]

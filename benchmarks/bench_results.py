@@ -2,8 +2,10 @@
 
 Generates ``--runs`` run folders (default 10,000: 1 state x 2 seasons x 2 designs x 50 feeders x 50
 cases) in a temporary workspace, each with a ``summary.json`` and a 96-row ``timeseries.parquet``
-in phase 6b's schema (the head columns of the earlier workflow, device and voltage columns,
-``v_min_pu``/``v_max_pu`` as float32, ``converged``), then runs
+in phase 6b's schema (``common.schema.SERIES_COLUMNS``: the head columns of the earlier workflow,
+device and voltage columns, ``v_min_pu``/``v_max_pu`` as float32, ``converged``) and the
+``scenario_assignments.json``, digests, mixes files and circuit filter that make every run current
+(phase 7 checks each series' SHA-256 against its summary), then runs
 ``7_results_analysis/append_experiment_results.py`` on them in a fresh child process and prints the
 wall time, the child's peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, read
 in the child after the combine) and the sizes of the outputs. The run folders hold no OpenDSS
@@ -40,8 +42,8 @@ def generate(data: Path, n_runs: int, seed: int = 11) -> int:
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(PHASE7))
-    import results_io as rio
-    from common import config, doe
+    from common import config, doe, schema
+    from common.io import sha256_file, write_json
     from common.paths import Workspace
 
     ws = Workspace(data)
@@ -50,6 +52,15 @@ def generate(data: Path, n_runs: int, seed: int = 11) -> int:
     per_design = len(seasons) * len(designs)
     n_feeders = max(1, int(round((n_runs / per_design) ** 0.5)))
     n_cases = -(-n_runs // (per_design * n_feeders))
+    mixes_digest = {}
+    for design in designs:  # the current designs: every generated case is in them
+        mixes, _ = doe.build_mixes(design, max(1, n_cases - 1), seed)
+        write_json(ws.mixes(design), mixes)
+        mixes_digest[design] = sha256_file(ws.mixes(design))
+    feeders = [f"sub{f // 10}_1247--fdr{f:03d}" for f in range(n_feeders)]
+    ws.circuits_dir("NC").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"state": "NC", "season": s, "feeder": f, "status": "pass", "reason": ""}
+                  for s in seasons for f in feeders]).to_csv(ws.circuit_filter("NC"), index=False)
     n = config.INTERVALS_PER_DAY
     hours = np.arange(1, n + 1) * config.INTERVAL_H
     base = 500 + 300 * np.sin(np.linspace(0, 2 * np.pi, n)) ** 2
@@ -59,7 +70,7 @@ def generate(data: Path, n_runs: int, seed: int = 11) -> int:
         stamps = pd.date_range(start, periods=n, freq="15min").to_numpy().astype("datetime64[us]")
         for design in designs:
             for f in range(n_feeders):
-                feeder = f"sub{f // 10}_1247--fdr{f:03d}"
+                feeder = feeders[f]
                 for case in range(n_cases):
                     if made >= n_runs:
                         return made
@@ -84,10 +95,11 @@ def generate(data: Path, n_runs: int, seed: int = 11) -> int:
                                     "v_min_pu": rng.uniform(0.93, 1.0, n).astype(np.float32),
                                     "v_max_pu": rng.uniform(1.0, 1.04, n).astype(np.float32),
                                     "converged": np.ones(n, dtype=bool)})
-                    pq.write_table(pa.table(columns), folder / "timeseries.parquet", compression="zstd")
+                    pq.write_table(pa.table({c: columns[c] for c in schema.SERIES_COLUMNS}),
+                                   folder / "timeseries.parquet", compression="zstd")
                     inputs = {par.name: float(rng.uniform(par.low, par.high)) for par in doe.PARAMETERS}
                     metrics = {}
-                    for name, (unit, _) in rio.METRICS.items():
+                    for name, (unit, _) in schema.METRICS.items():
                         metrics[name] = ("17:45" if unit == "text" and name == "peak_time" else
                                          "Transformer.t1" if unit == "text" else
                                          int(rng.integers(0, 50)) if unit == "count" else float(rng.uniform(0, 100)))
@@ -101,8 +113,10 @@ def generate(data: Path, n_runs: int, seed: int = 11) -> int:
                                             "ev_scheduled_kwh": 1199.0, "ev_unserved_kwh": 1.0, "n_pv": 3,
                                             "pv_kw": 40.0, "n_storage": 2, "n_storage_wanted": 2, "storage_kw": 30.0,
                                             "storage_kwh": 120.0, "storage_shortfall": ""},
-                               "inputs_digest": f"{made:064x}", "status": "ok", "message": "", "metrics": metrics,
-                               "runtime_s": 1.0, "packages": {}, "instance_s": 0.1}
+                               "inputs_digest": f"{made:064x}", "mixes_digest": mixes_digest[design],
+                               "timeseries_sha256": sha256_file(folder / "timeseries.parquet"), "status": "ok",
+                               "message": "", "metrics": metrics, "packages": {}}
+                    (folder / "scenario_assignments.json").write_text(json.dumps({"inputs_digest": f"{made:064x}"}))
                     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
                     made += 1
     return made

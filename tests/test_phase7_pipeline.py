@@ -54,7 +54,8 @@ def study(prepared_nc, tmp_path_factory) -> Path:
     ws = Workspace(data)
     failed = ws.instance_dir("NC", *FAILED)
     summary = json.loads((failed / "summary.json").read_text())
-    summary.update(status="failed", message="injected: 5 of 96 steps did not converge", metrics={})
+    summary.update(status="failed", message="injected: 5 of 96 steps did not converge", metrics={},
+                   timeseries_sha256="")
     (failed / "summary.json").write_text(json.dumps(summary))
     (failed / "timeseries.parquet").unlink()
     unsolved = ws.instance_dir("NC", *UNSOLVED)
@@ -255,6 +256,62 @@ def test_second_run_is_byte_identical(study):
     before = _hashes(Workspace(study).results_dir)
     run_phase7(study)
     assert _hashes(Workspace(study).results_dir) == before
+
+
+COMBINED = ("xlrm_results", "xlrm_results_csv", "aggregate", "aggregate_csv", "circuit_summary", "failures",
+            "stale_runs")
+
+
+def test_results_do_not_depend_on_the_phase6_worker_count(study, tmp_path):
+    """Phase 6 solves winter LHS again with one worker instead of two: phase 7's tables keep their bytes."""
+    data = copy_workspace(study, tmp_path / "data")
+    assert APPLY.main(["--data-dir", str(data), "--state", "NC", "--season", "winter", "--design", "lhs",
+                       "--feeders", f"{SMALL},{MEDIUM},{FILTERED}", "--run", "--force", "--workers", "1", "-q"]) == 0
+    assert PHASE7["append_experiment_results"].main(["--data-dir", str(data), "-q"]) == 0
+    for key in COMBINED:
+        assert _results(data, key).read_bytes() == _results(study, key).read_bytes(), key
+
+
+def test_the_study_has_no_stale_run(study):
+    stale = pd.read_csv(_results(study, "stale_runs"))
+    assert list(stale.columns) == ["state", "season", "design", "feeder", "case", "reason"] and stale.empty
+
+
+def test_new_design_and_rejected_feeder_make_runs_stale_and_clean_stale_removes_only_them(study, tmp_path):
+    """Phase 0 draws LHS anew and the circuit filter now rejects MEDIUM in summer: those runs are listed in
+    stale_runs.csv, kept out of every table, and --clean-stale removes exactly their folders."""
+    data = copy_workspace(study, tmp_path / "data")
+    ws = Workspace(data)
+    assert load_script("0_code_xlrm/run_mix_generator.py").main(
+        ["--data-dir", str(data), "--n-cases", str(N_CASES), "--design", "lhs", "--seed", "4242", "-q"]) == 0
+    table = pd.read_csv(ws.circuit_filter("NC"))
+    table.loc[(table["feeder"] == MEDIUM) & (table["season"] == "summer"), ["status", "reason"]] = [
+        "fail", "injected: implausible voltages"]
+    table.to_csv(ws.circuit_filter("NC"), index=False)
+    before = _summaries(data)
+    expected_stale = {k for k in before if k[3] == "lhs" or (k[1] == MEDIUM and k[2] == "summer")}
+    unsolved = ("NC", SMALL, UNSOLVED[0], UNSOLVED[1], int(UNSOLVED[3]))
+    assert PHASE7["append_experiment_results"].main(["--data-dir", str(data), "-q", "--clean-stale"]) == 0
+    stale = pd.read_csv(_results(data, "stale_runs"))
+    keys = set(zip(stale["state"], stale["feeder"], stale["season"], stale["design"], stale["case"]))
+    assert keys == expected_stale
+    assert stale[stale["design"] == "lhs"]["reason"].str.contains("earlier mixes_lhs.json").all()
+    medium = stale[(stale["design"] == "sobol")]
+    assert medium["reason"].str.contains("'fail' in the current NC circuit_filter.csv for summer").all()
+    results = pd.read_parquet(_results(data, "xlrm_results"))
+    merged = set(zip(results["state"], results["feeder"], results["season"], results["design"], results["case"]))
+    assert merged == set(before) - expected_stale
+    series = pd.read_parquet(_results(data, "aggregate"))
+    assert set(series["design"]) == {"sobol"} and not ((series["circuit_folder"] == MEDIUM)
+                                                       & (series["season"] == "summer")).any()
+    for key in expected_stale:
+        assert not ws.instance_dir(key[0], key[2], key[3], key[1], str(key[4])).exists()
+    assert set(_summaries(data)) == set(before) - expected_stale
+    assert ws.instance_dir("NC", UNSOLVED[0], UNSOLVED[1], SMALL, UNSOLVED[3]).is_dir()  # current, never solved
+    failures = pd.read_csv(_results(data, "failures"), keep_default_na=False)
+    assert failures[failures["source"] == "not_solved"][["feeder", "case"]].astype(str).values.tolist() == [
+        [unsolved[1], str(unsolved[4])]]
+    assert not (failures["source"] == "run").any()  # the failed run was an LHS run: stale now
 
 
 # ------------------------------------------------------------------------------------------- bad input

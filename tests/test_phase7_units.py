@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from scipy.stats import ks_2samp
 
-from common import cli, config, doe
+from common import cli, config, doe, figures, schema
 from conftest import load_script
 
 combine = load_script("7_results_analysis/append_experiment_results.py")
@@ -36,15 +36,24 @@ def _summary(**overrides) -> dict:
             "status": "ok", "message": "",
             "metrics": {"peak_kw": 100.0, "peak_time": "17:45", "n_customers": 10, "ansi_a_under_node_intervals": 2,
                         "worst_transformer_loading_pct": 90.0},
-            "runtime_s": 1.5, "instance_s": 0.2, "inputs_digest": "abc"}
+            "inputs_digest": "abc", "mixes_digest": "m" * 64, "timeseries_sha256": "t" * 64, "packages": {}}
     base.update(overrides)
     return base
 
 
 # ------------------------------------------------------------------------------------------- tables
-def test_head_columns_match_phase6():
+def test_head_columns_are_the_columns_phase6_writes():
     pf = load_script("6_instantiate_circuits/daily_power_flow.py")
-    assert rio.HEAD_COLUMNS == tuple(pf.HEAD_COLUMNS)
+    table = pf.head_table(np.array([[1 + 1j, 2 - 1j, 3 + 0.5j]] * config.INTERVALS_PER_DAY))
+    assert list(table.columns) == schema.HEAD_COLUMNS
+    assert rio.HEAD_COLUMNS is schema.HEAD_COLUMNS and rio.METRICS is schema.METRICS
+
+
+def test_run_row_holds_no_timings_or_packages():
+    row = combine.run_row(_summary(runtime_s=1.5, instance_s=0.2, packages={"numpy": "2"}))
+    assert not {"runtime_s", "instance_s", "packages", "mixes_digest", "timeseries_sha256"} & set(row)
+    frame = combine.results_frame([row])
+    assert list(frame.columns[-3:]) == ["status", "message", "inputs_digest"]
 
 
 def test_run_row_flattens_realised_and_keeps_one_n_customers():
@@ -264,7 +273,107 @@ def test_ks_distance_equals_scipy():
     assert plots.ks_distance(a, b) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
 
 
+def test_ks_distance_of_empty_or_nonfinite_samples_is_nan():
+    assert np.isnan(plots.ks_distance(np.array([np.nan, np.inf]), np.array([1.0, 2.0])))
+    assert plots.ks_distance(np.array([1.0, np.nan, 2.0]), np.array([1.0, 2.0])) == 0.0
+
+
 def test_report_cells_and_tables_escape_and_format():
     assert report.fmt(12345.678) == "12,346" and report.fmt(0.96245) == "0.9625" and report.fmt(np.nan) == ""
-    table = report.html_table(pd.DataFrame({"name": ["<b>x</b>"], "kW": [1.5]}))
-    assert "&lt;b&gt;x&lt;/b&gt;" in table and '<td class="num">1.5</td>' in table
+    table = report.html_table(pd.DataFrame({"name": ["<b>x</b>", "a&b"], "kW": [1.5, np.nan],
+                                            "n": pd.array([3, pd.NA], dtype="Int64"), "<th>": [True, False]}))
+    assert "&lt;b&gt;x&lt;/b&gt;" in table and "a&amp;b" in table and "<b>" not in table
+    assert "<td>1.5</td>" in table and "<td>3</td>" in table and "<td>yes</td>" in table
+    assert "<th>&lt;th&gt;</th>" in table and "NA" not in table and table.count("<td></td>") == 2
+
+
+def test_report_table_truncates_with_a_note():
+    table = report.html_table(pd.DataFrame({"a": range(5)}), max_rows=2)
+    assert table.count("<td>") == 2 and "3 more rows" in table
+
+
+# ------------------------------------------------------------------------------------------- figures
+def test_figure_gives_2d_axes_on_agg_without_pyplot():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    fig, axes = figures.figure(2, 3, width=2.0, height=1.5)
+    assert axes.shape == (2, 3) and tuple(fig.get_size_inches()) == (6.0, 3.0)
+    assert matplotlib.get_backend().lower() == "agg" and fig not in map(plt.figure, plt.get_fignums())
+
+
+def test_saved_figures_are_byte_identical(tmp_path):
+    from common.io import save_figure
+
+    def draw():
+        fig, axes = figures.figure()
+        axes[0, 0].plot([0, 1, 2], [1, 3, 2], label="a")
+        axes[0, 0].legend()
+        fig.suptitle("same data, same bytes")
+        return fig
+
+    first = save_figure(draw(), tmp_path / "a.png").read_bytes()
+    assert save_figure(draw(), tmp_path / "b.png").read_bytes() == first
+    assert b"tIME" not in first and first[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------- currency of runs
+def _current() -> "combine.Current":
+    return combine.Current(mixes_digest={"lhs": "m" * 64}, mixes_cases={"lhs": frozenset({"0", "1", "3"})},
+                           mixes_name={"lhs": "mixes_lhs.json"},
+                           filter={("NC", "winter", "s--f1"): ("pass", ""), ("NC", "winter", "s--f2"): ("fail", "isolated")})
+
+
+def _stale_reason(summary: dict, digest: str | None = "abc", series: bool = True, feeder: str = "s--f1") -> str:
+    run = combine.RunFolder("NC", "winter", "lhs", feeder, int(summary["case"]), None)
+    return combine.stale_reason(run, summary, _current(), digest, series)
+
+
+def test_stale_reason_is_empty_for_a_current_run():
+    assert _stale_reason(_summary()) == ""
+    assert _stale_reason(_summary(status="failed", metrics={}, timeseries_sha256=""), series=False) == ""
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"case": "2"}, "case 2 is not in the current mixes_lhs.json"),
+    ({"mixes_digest": "x" * 64}, "earlier mixes_lhs.json"),
+    ({"feeder": "s--f2"}, "'fail' in the current NC circuit_filter.csv for winter (isolated)"),
+    ({"feeder": "s--f9"}, "has no winter row"),
+    ({"inputs_digest": "other"}, "inputs changed"),
+    ({"metrics": {"peak_kw": float("nan")}}, "metric peak_kw is nan"),
+    ({"metrics": {"peak_kw": True}}, "metric peak_kw is True"),
+    ({"metrics": {"peak_kw": "12"}}, "metric peak_kw is '12'"),
+    ({"metrics": {}}, "status ok without metrics"),
+    ({"timeseries_sha256": ""}, "timeseries_sha256 is empty"),
+    ({"mixes_digest": None}, "no mixes_digest"),
+])
+def test_stale_reason_names_the_first_failing_check(change, expected):
+    feeder = change.pop("feeder", "s--f1")
+    assert expected in _stale_reason(_summary(**change), feeder=feeder)
+
+
+def test_stale_reason_without_assignments_or_series():
+    assert "scenario_assignments.json missing" in _stale_reason(_summary(), digest=None)
+    assert "timeseries.parquet is missing" in _stale_reason(_summary(), series=False)
+
+
+def _table(**columns) -> pa.Table:
+    n = config.INTERVALS_PER_DAY
+    base = {"hour": np.arange(1, n + 1) * 0.25,
+            "interval_start": pd.date_range("2018-01-17", periods=n, freq="15min").to_numpy().astype("datetime64[us]"),
+            **{c: np.ones(n) for c in schema.HEAD_COLUMNS}, "storage_soc": np.full(n, np.nan)}
+    base.update(columns)
+    return pa.table(base)
+
+
+def test_series_reason_accepts_nan_outside_the_head_columns():
+    assert combine.series_reason(_table()) == ""
+
+
+def test_series_reason_rejects_missing_columns_rows_and_nonfinite_values():
+    n = config.INTERVALS_PER_DAY
+    assert "no column 'P_3ph (kW)'" in combine.series_reason(_table().drop(["P_3ph (kW)"]))
+    assert "95 rows" in combine.series_reason(_table().slice(0, 95))
+    bad = np.ones(n)
+    bad[7] = np.nan
+    assert "'S1 (kVA)' is not finite in 1 of 96" in combine.series_reason(_table(**{"S1 (kVA)": bad}))

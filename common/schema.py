@@ -1,0 +1,140 @@
+"""What phase 6 writes and phase 7 reads: the run files' columns, keys, metrics and their units.
+
+One table per contract between the phases, named once so that the writer and the reader cannot
+drift apart (a test checks phase 6's output against it):
+
+* :data:`HEAD_COLUMNS`, :data:`EXTRA_SERIES`, :data:`SERIES_COLUMNS`: the columns of a run's
+  ``timeseries.parquet`` (96 rows, one per 15-min interval of the design day);
+* :data:`SUMMARY_KEYS`, :data:`STATUSES`: the keys and statuses of a run's ``summary.json``;
+* :data:`METRICS`: every outcome (XLRM M) of a run with its unit and meaning, ``summary.json`` key
+  ``metrics``; :data:`REALISED`: the realised counts of an instance, key ``realised``;
+* :data:`CIRCUIT_FILTER_STATUSES`: the statuses of ``circuit_filter.csv``.
+
+A unit of ``"text"`` marks a value that is not a number. Nothing here reads or writes files.
+"""
+
+from __future__ import annotations
+
+#: Feeder-head columns of a run's timeseries.parquet (the earlier workflow's m2 monitor schema):
+#: apparent power [kVA] and angle [deg] per phase, active [kW] and reactive [kVAr] power per phase,
+#: their three-phase sums, |sum of S| and sum of |S| (the imbalance is the difference of the two).
+#: A list, so that ``frame[HEAD_COLUMNS]`` selects the columns.
+HEAD_COLUMNS = ["S1 (kVA)", "Ang1", "S2 (kVA)", "Ang2", "S3 (kVA)", "Ang3", "P1 (kW)", "Q1 (kVAr)", "P2 (kW)",
+                "Q2 (kVAr)", "P3 (kW)", "Q3 (kVAr)", "P_3ph (kW)", "Q_3ph (kVAr)", "S_3ph (kVA)", "S_sum_3ph (kVA)"]
+
+#: the time columns of a run's series: ``hour`` = end of the 15-min interval [h] (0.25 ... 24),
+#: ``interval_start`` = the interval's start on the design day (timestamp, no time zone)
+TIME_COLUMNS = ("hour", "interval_start")
+
+#: the other series columns of a run, with their units: EV charging, PV output and storage power
+#: [kW] (storage positive when discharging), storage state of charge [-] (NaN without storage),
+#: circuit losses [kW], lowest and highest energised node voltage [pu], convergence of the step
+EXTRA_SERIES: dict[str, str] = {
+    "ev_kw": "kW",
+    "pv_kw": "kW",
+    "storage_kw": "kW",
+    "storage_soc": "-",
+    "losses_kw": "kW",
+    "v_min_pu": "pu",
+    "v_max_pu": "pu",
+    "converged": "bool",
+}
+
+#: every column of a run's timeseries.parquet, in the order phase 6 writes them
+SERIES_COLUMNS = (*TIME_COLUMNS, *HEAD_COLUMNS, *EXTRA_SERIES)
+
+#: summary.json keys every run has (``status`` one of :data:`STATUSES`)
+SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "design_day", "inputs", "realised", "inputs_digest",
+                "mixes_digest", "timeseries_sha256", "status", "message", "metrics", "packages")
+STATUSES = ("ok", "failed")
+
+#: statuses of circuit_filter.csv: only ``pass`` feeders are instantiated
+CIRCUIT_FILTER_STATUSES = ("pass", "fail", "skipped")
+CIRCUIT_FILTER_COLUMNS = ("state", "season", "feeder", "status", "reason")
+
+# --------------------------------------------------------------------------------------------
+# Variable tables: name -> (unit, meaning). "text" marks a value that is not a number.
+# --------------------------------------------------------------------------------------------
+#: Outcomes (XLRM M) of a run, ``summary.json`` key ``metrics`` (6_instantiate_circuits/daily_power_flow.py).
+#: Counts of "node-intervals" count each customer service node once per 15-min interval it is out of
+#: range; "element-intervals" likewise per element. A metric that is undefined for a run (e.g. the
+#: losses share of a day without energy) is ``null``; a number is always finite.
+METRICS: dict[str, tuple[str, str]] = {
+    "peak_kw": ("kW", "feeder-head peak active power (15-min average)"),
+    "peak_time": ("text", "start of the interval of the feeder-head peak, hh:mm"),
+    "energy_kwh": ("kWh", "feeder-head energy of the design day"),
+    "losses_kwh": ("kWh", "circuit losses of the day"),
+    "losses_pct": ("%", "losses as a share of the feeder-head energy"),
+    "imbalance_max_kva": ("kVA", "largest S_sum_3ph - S_3ph at the head (phase imbalance)"),
+    "imbalance_mean_kva": ("kVA", "mean S_sum_3ph - S_3ph at the head"),
+    "v_min_pu": ("pu", "lowest voltage of any energised node"),
+    "v_max_pu": ("pu", "highest voltage of any energised node"),
+    "v_min_customer_pu": ("pu", "lowest voltage at a customer service node"),
+    "v_max_customer_pu": ("pu", "highest voltage at a customer service node"),
+    "ansi_a_under_node_intervals": ("count", "customer node-intervals below ANSI C84.1 Range A"),
+    "ansi_a_over_node_intervals": ("count", "customer node-intervals above ANSI C84.1 Range A"),
+    "ansi_a_violation_node_intervals": ("count", "customer node-intervals outside ANSI C84.1 Range A"),
+    "ansi_a_customers_affected": ("count", "customers with any node outside Range A"),
+    "ansi_b_under_node_intervals": ("count", "customer node-intervals below ANSI C84.1 Range B"),
+    "ansi_b_over_node_intervals": ("count", "customer node-intervals above ANSI C84.1 Range B"),
+    "ansi_b_violation_node_intervals": ("count", "customer node-intervals outside ANSI C84.1 Range B"),
+    "ansi_b_customers_affected": ("count", "customers with any node outside Range B"),
+    "worst_line_loading_pct": ("%", "highest line current as a share of NormAmps"),
+    "worst_line": ("text", "the line with the highest loading"),
+    "overloaded_line_intervals": ("count", "line element-intervals above 100 % of NormAmps"),
+    "overloaded_lines": ("count", "lines above 100 % of NormAmps at least once"),
+    "line_ma_overload_intervals": ("count", "line element-intervals whose moving average exceeds the "
+                                            "THERMAL line threshold"),
+    "worst_transformer_loading_pct": ("%", "highest transformer |S| as a share of its kVA rating"),
+    "worst_transformer": ("text", "the transformer with the highest loading"),
+    "overloaded_transformer_intervals": ("count", "transformer element-intervals above 100 % of rating"),
+    "overloaded_transformers": ("count", "transformers above 100 % of rating at least once"),
+    "transformer_ma_overload_intervals": ("count", "transformer element-intervals whose moving average "
+                                                   "exceeds the THERMAL transformer threshold"),
+    "reverse_flow_intervals": ("count", "15-min intervals with power flowing back into the substation"),
+    "peak_without_storage_kw": ("kW", "feeder-head peak of the same day with the batteries disabled"),
+    "storage_peak_reduction_kw": ("kW", "peak without storage minus peak with storage"),
+    "storage_peak_reduction_pct": ("%", "storage peak reduction as a share of the peak without storage"),
+    "storage_discharged_kwh": ("kWh", "energy the batteries discharged"),
+    "storage_charged_kwh": ("kWh", "energy the batteries charged"),
+    "ev_energy_requested_kwh": ("kWh", "energy the EVs asked for"),
+    "ev_energy_delivered_kwh": ("kWh", "energy the chargers delivered"),
+    "ev_energy_unserved_kwh": ("kWh", "EV energy not delivered (sessions too short or voltage too low)"),
+    "pv_energy_kwh": ("kWh", "PV energy of the day"),
+    "non_converged_steps": ("count", "15-min steps whose power flow did not converge"),
+    "control_warning_steps": ("count", "15-min steps that converged with a control-iteration warning (OpenDSS #485: "
+                                       "regulators or capacitors still moving at the iteration limit)"),
+    "control_warning": ("text", "the first control-iteration warning of the day, as OpenDSS worded it"),
+}
+#: metrics phase 6 also writes that are not outcomes (kept once, under REALISED)
+NOT_OUTCOMES = ("n_customers",)
+
+#: Realised counts of an instance (``summary.json`` key ``realised``; nested dictionaries flattened
+#: with a dot, as the inputs are).
+REALISED: dict[str, tuple[str, str]] = {
+    "n_customers": ("count", "customers of the feeder"),
+    "n_residential": ("count", "residential customers"),
+    "n_three_phase": ("count", "three-phase customers (PV and storage hosts)"),
+    "customers_per_variant.baseline": ("count", "customers on their existing heating and cooling"),
+    "customers_per_variant.dm": ("count", "customers with demand-managed heat pumps"),
+    "customers_per_variant.un": ("count", "customers with uncontrolled heat pumps"),
+    "n_evs": ("count", "EVs (one per EV host)"),
+    "n_evs_level2": ("count", "EVs charging at Level 2"),
+    "n_evs_controlled": ("count", "EVs in managed charging"),
+    "ev_charger_kw_total": ("kW", "sum of the EV charger ratings"),
+    "ev_need_kwh": ("kWh", "energy the EV sessions need"),
+    "ev_scheduled_kwh": ("kWh", "energy the charging schedules deliver"),
+    "ev_unserved_kwh": ("kWh", "EV energy the sessions cannot take in their dwell time"),
+    "n_pv": ("count", "PV systems"),
+    "pv_kw": ("kW", "PV rating (Pmpp) of all systems"),
+    "n_storage": ("count", "batteries"),
+    "n_storage_wanted": ("count", "batteries the storage share asked for"),
+    "storage_kw": ("kW", "battery power rating of the fleet"),
+    "storage_kwh": ("kWh", "battery energy rating of the fleet"),
+    "storage_shortfall": ("text", "why fewer batteries than wanted were placed, if so"),
+}
+
+
+def is_text(unit: str) -> bool:
+    """True for the unit of a value that is not a number."""
+    return unit == "text"
