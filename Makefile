@@ -1,11 +1,21 @@
 # Two commands for a new user:  make run   and   make test   (see README.md).
-# Everything runs in a virtual environment made here from requirements.txt.
+# Everything runs in a virtual environment made here from requirements.txt (the lock).
 #
-# make run      install, build the embedded sample if missing, run every phase on it in order
+# make run      install, then run every step on the embedded sample in order (run_pipeline.py walks the
+#               step table in common/steps.py: the sample, phases 0, 1c, 1b, 1c, 2-5, 6, 7)
 # make test     the test suite
-# Variables:    DATA (workspace, default ./data), STATES, SEASONS, DESIGNS, N_CASES, WORKERS, SOURCE
+# make install  only the virtual environment
+# Variables:    DATA (workspace, default ./data), STATES, SEASONS, DESIGNS, N_CASES, WORKERS, SOURCE,
+#               PYTHON (the interpreter to make .venv with), VENV (default .venv)
+#
+# Python: the baseline is $(MIN_PYTHON) (pyproject.toml's requires-python). tools/find_python.sh takes the
+# first interpreter that runs and reports >= $(MIN_PYTHON): $(PYTHON) if you set it (and then only it),
+# else python3.13, python3.12, python3, then pyenv's installed versions (`pyenv root`/versions/3.1[2-9]*),
+# or stops with one line saying what to install. A $(VENV) made by an older Python (or one whose Python
+# no longer runs) is removed and made again (tools/make_venv.sh), never silently reused.
 
-PYTHON  ?= python3
+MIN_PYTHON := 3.12
+PYTHON  ?=
 VENV    ?= .venv
 DATA    ?= data
 STATES  ?= NC TX CA
@@ -22,12 +32,17 @@ SAMPLE    := $(DATA)/sample/sample_manifest.json
 DD        := --data-dir $(DATA)
 SRC       := $(if $(SOURCE),--source $(SOURCE),)
 
-.PHONY: run test install sample clean-results
+.PHONY: run test install sample clean-results FORCE
 
 install: $(INSTALLED)
 
+# an existing $(VENV) whose Python is too old or no longer runs is made again whatever the time stamps say
+ifneq ($(shell sh tools/find_python.sh --check $(PY) $(MIN_PYTHON) && echo ok),ok)
+$(INSTALLED): FORCE
+endif
+
 $(INSTALLED): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@PYTHON="$(PYTHON)" sh tools/make_venv.sh $(VENV) $(MIN_PYTHON)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
@@ -36,45 +51,9 @@ sample: $(SAMPLE)
 $(SAMPLE): $(INSTALLED)
 	$(PY) sample/build_sample.py $(DD)
 
-run: $(INSTALLED) $(SAMPLE)
-	@set -e; \
-	echo "== phase 0: designs of experiments"; \
-	$(PY) 0_code_xlrm/run_mix_generator.py $(DD) --n-cases $(N_CASES); \
-	for state in $(STATES); do \
-	  S="$(DD) --state $$state"; \
-	  echo "== $$state phase 1c: SMART-DS feeders and EULP metadata"; \
-	  $(PY) 1c_eulp_downloads/download_smartds.py $$S $(SRC) -q; \
-	  $(PY) 1c_eulp_downloads/download_parquets_homes.py $$S $(SRC) --metadata-only -q; \
-	  $(PY) 1c_eulp_downloads/download_parquets_commercial.py $$S $(SRC) --metadata-only -q; \
-	  echo "== $$state phase 1b: feeders matched to EULP buildings"; \
-	  for step in copy_circuits circuit_make_daily_list_sets review_parquet_matches match_smartds_parquets \
-	              clean_up_bldgs select_rep_family; do \
-	    $(PY) 1b_smartds_eulp_match/$$step.py $$S; \
-	  done; \
-	  echo "== $$state phase 1c: the chosen buildings' time series"; \
-	  $(PY) 1c_eulp_downloads/download_parquets_homes.py $$S $(SRC) -q; \
-	  $(PY) 1c_eulp_downloads/download_parquets_commercial.py $$S $(SRC) -q; \
-	  echo "== $$state phases 2-5: design days and daily profiles"; \
-	  $(PY) 2_profiles_heat_pumps/scale_feeder_curves.py $$S; \
-	  $(PY) 2_profiles_heat_pumps/find_max_day_curve.py $$S; \
-	  $(PY) 3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py $$S; \
-	  $(PY) 2_profiles_heat_pumps/get_scenario_csv_controls.py $$S; \
-	  $(PY) 4_profiles_heat_pumps_dm/make_dm_profiles.py $$S; \
-	  $(PY) 5_profiles_heat_pumps_un/make_un_profiles.py $$S; \
-	  $(PY) 2_profiles_heat_pumps/plot_parquet_differences.py $$S; \
-	  for season in $(SEASONS); do for design in $(DESIGNS); do \
-	    echo "== $$state phase 6: $$season $$design instances and power flows"; \
-	    $(PY) 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py $$S --season $$season \
-	      --design $$design --run --workers $(WORKERS); \
-	  done; done; \
-	done; \
-	echo "== phase 7: combined results, sensitivity, scenario discovery, plots, report"; \
-	$(PY) 7_results_analysis/append_experiment_results.py $(DD); \
-	$(PY) 7_results_analysis/append_xlrm_long_format.py $(DD); \
-	$(PY) 7_results_analysis/sensitivity_analysis.py $(DD) --workers $(WORKERS); \
-	$(PY) 7_results_analysis/scenario_discovery.py $(DD); \
-	$(PY) 7_results_analysis/plot_results.py $(DD); \
-	$(PY) 7_results_analysis/make_report.py $(DD)
+run: $(INSTALLED)
+	$(PY) run_pipeline.py $(DD) --states $(STATES) --seasons $(SEASONS) --designs $(DESIGNS) \
+	    --n-cases $(N_CASES) --workers $(WORKERS) $(SRC)
 	@echo
 	@echo "Done. Results are in $(DATA)/:"
 	@echo "  designs of experiments and plots:  $(DATA)/0_code_xlrm/"
