@@ -19,6 +19,8 @@ Inputs
 
 Outputs (under ``<data>/1c_eulp_downloads/``; read by phase 1b and phases 2, 4, 5)
     <release>/metadata/baseline.parquet, <release>/metadata/upgradeNN.parquet
+        (ComStock 2024 release 2 and 2025: one file per county and upgrade, listed first, under
+        <release>/metadata_and_annual_results/by_state_and_county/full/parquet/state=<XX>/)
     <release>/timeseries_individual_buildings/by_state/upgrade=<u>/state=<XX>/<bldg_id>-<u>.parquet
         timestamp (end of the 15-min interval), out.electricity.<end use>.energy_consumption [kWh]
     <release>/download_<STATE>.json   the run's settings: upgrades, building ids, seed, source,

@@ -18,6 +18,8 @@ Inputs
 
 Outputs (under ``<data>/1c_eulp_downloads/``; read by phase 1b and phases 2, 4, 5)
     <release>/metadata/baseline.parquet, <release>/metadata/upgradeNN.parquet
+        (ResStock 2025: <release>/metadata_and_annual_results/by_state/full/parquet/state=<XX>/
+        <XX>_upgrade<N>.parquet)
     <release>/timeseries_individual_buildings/by_state/upgrade=<u>/state=<XX>/<bldg_id>-<u>.parquet
         timestamp (end of the 15-min interval), out.electricity.<end use>.energy_consumption [kWh]
     <release>/download_<STATE>.json   the run's settings: upgrades, building ids, seed, source,

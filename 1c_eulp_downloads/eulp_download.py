@@ -6,7 +6,12 @@ Description
     :mod:`oedi_client` (verified, resumable, recorded in ``manifest.csv``):
 
     1. the release's metadata: the baseline file and the file of every upgrade asked for
-       (paths from ``common.config.EULP_RELEASES``: ``metadata_baseline``, ``metadata_upgrade``);
+       (paths from ``common.config.EULP_RELEASES``: ``metadata_baseline``, ``metadata_upgrade``).
+       A release whose metadata are partitioned by state and county (``metadata_partition``;
+       ComStock 2024 release 2 and 2025) is listed first (ListObjectsV2 on the bucket, a walk of a
+       local folder) for the state's county partitions, and every county's baseline and upgrade
+       files are fetched; a state without a partition ends the run with one line (exit 2). A
+       release partitioned by state (ResStock 2025) has one file per state and upgrade;
     2. unless ``--metadata-only``: the per-building 15-min time series of every upgrade asked for
        (``common.eulp.timeseries_relpath``; a release partitioned by county takes each building's
        ``in.county`` from the baseline metadata).
@@ -29,7 +34,10 @@ Inputs
         only without --bldg-ids, --sample, --metadata-only)
 
 Outputs (under ``<data>/1c_eulp_downloads/``; metadata read by phase 1b, time series by phases 2, 4, 5)
-    <release>/metadata/baseline.parquet, <release>/metadata/upgradeNN.parquet
+    <release>/metadata/baseline.parquet, <release>/metadata/upgradeNN.parquet (or, by the release's
+        layout, <release>/metadata_and_annual_results/by_state_and_county/full/parquet/state=<XX>/
+        county=<GXXXXXXX>/<XX>_<GXXXXXXX>_baseline.parquet ... or .../by_state/full/parquet/
+        state=<XX>/<XX>_upgrade<N>.parquet); read as one table by common.eulp.read_release_metadata
     <release>/timeseries_individual_buildings/by_state/upgrade=<u>/state=<XX>/<bldg_id>-<u>.parquet
         15-min time series: timestamp (interval end), out.electricity.*.energy_consumption [kWh]
     <release>/download_<STATE>.json   the run's settings: upgrades, building ids, seed, source,
@@ -108,12 +116,31 @@ def check_upgrades(upgrades: Iterable[int], release: str, layout: dict, origin: 
     return chosen
 
 
-def metadata_keys(release: str, upgrades: Iterable[int]) -> list[str]:
-    """Bucket keys of the metadata files: the baseline, then each non-zero upgrade's file (when the
-    release publishes upgrade metadata)."""
+def metadata_upgrades(release: str, upgrades: Iterable[int]) -> list[int]:
+    """The upgrades whose metadata files are fetched: 0, then each other one asked for when the
+    release publishes upgrade metadata."""
     layout = eulp.release_layout(release)
-    chosen = [0] + [u for u in sorted(set(upgrades)) if u != 0 and layout["metadata_upgrade"]]
-    return [f"{config.EULP_PREFIX}/{release}/{eulp.metadata_relpath(release, u)}" for u in chosen]
+    return [0] + [u for u in sorted(set(upgrades)) if u != 0 and layout["metadata_upgrade"]]
+
+
+def metadata_keys(release: str, upgrades: Iterable[int], state: str | None = None,
+                  counties: Iterable[str] = ()) -> list[str]:
+    """Bucket keys of the metadata files, upgrade by upgrade (the baseline first): one per upgrade
+    (``national``), the state's (``by_state``) or one per county of ``counties``
+    (``by_state_and_county``; from :func:`county_partitions`)."""
+    by_county = eulp.metadata_partition(release) == "by_state_and_county"
+    keys = []
+    for upgrade in metadata_upgrades(release, upgrades):
+        for county in (sorted(counties) if by_county else [None]):
+            keys.append(f"{config.EULP_PREFIX}/{release}/{eulp.metadata_relpath(release, upgrade, state, county)}")
+    return keys
+
+
+def county_partitions(objects: Iterable[oedi_client.ObjectInfo], release: str, state: str) -> list[str]:
+    """The counties of ``state`` that have a baseline metadata partition among the listed objects."""
+    head = f"{config.EULP_PREFIX}/{release}/"
+    relpaths = [o.key[len(head):] for o in objects if o.key.startswith(head)]
+    return list(eulp.metadata_partitions(release, state, 0, relpaths))
 
 
 def parse_id_lines(lines: Iterable[str], origin: str) -> list[int]:
@@ -194,6 +221,30 @@ def read_id_file(path: Path, origin: str) -> list[int]:
     except (OSError, UnicodeDecodeError) as exc:
         raise cli.UserError(f"{origin}: cannot read it ({exc})") from None
     return parse_id_lines(text.splitlines(), origin)
+
+
+def metadata_targets(downloader: oedi_client.Downloader, release: str, state: str,
+                     upgrades: list[int]) -> tuple[list[oedi_client.Target], list[oedi_client.Target]]:
+    """The metadata files to fetch: (baseline files, upgrade files). A release partitioned by state
+    and county is listed for the state's partitions first (listed objects carry their size and ETag
+    for the checks); a UserError (exit 2) when the source holds none for the state."""
+    if eulp.metadata_partition(release) != "by_state_and_county":
+        targets = [downloader.target(key) for key in metadata_keys(release, upgrades, state)]
+        return targets[:1], targets[1:]
+    prefix = f"{config.EULP_PREFIX}/{release}/{eulp.metadata_state_prefix(release, state)}"
+    objects = downloader.list_objects(prefix)
+    counties = county_partitions(objects, release, state)
+    if not counties:
+        raise cli.UserError(f"{downloader.source.label}/{prefix} holds no baseline metadata partition of state "
+                            f"{state} for release {release} ({len(objects)} object(s) listed): the release does not "
+                            "cover this state, or --state / --release is not the one meant")
+    listed = {o.key: o for o in objects}
+    logger.info("%s: %d county partition(s) of %s: %s", downloader.label, len(counties), state,
+                ", ".join(counties[:8]) + (" ..." if len(counties) > 8 else ""))
+    # a key the listing lacks is still asked for: the source's answer (404) is recorded as missing
+    targets = [downloader.target_for(listed[key]) if key in listed else downloader.target(key)
+               for key in metadata_keys(release, upgrades, state, counties)]
+    return targets[:len(counties)], targets[len(counties):]
 
 
 def read_buildings(path: Path, columns: Iterable[str]) -> pd.DataFrame:
@@ -288,26 +339,34 @@ def run(cls: str, args: argparse.Namespace, ws: Workspace) -> int:
 
     with oedi_client.Downloader(source, ws.eulp_root, config.EULP_PREFIX, settings, label=label,
                                 manifest_path=ws.download_manifest(ws.eulp_root)) as downloader:
-        meta_keys = metadata_keys(release, upgrades)
-        downloader.fetch([downloader.target(k) for k in meta_keys], "metadata")
+        try:
+            baselines, upgrade_files = metadata_targets(downloader, release, state, upgrades)
+        except oedi_client.ListingError as exc:
+            downloader.add_problem(f"cannot list the metadata partitions of {state}: {exc}")
+            return downloader.finish()
+        downloader.fetch(baselines + upgrade_files, "metadata")
         ids: list[int] = []
         if selection.mode != "metadata":
-            baseline = downloader.target(meta_keys[0])
             buildings = None
-            if downloader.results[baseline.key].ok:
+            if all(downloader.results[t.key].ok for t in baselines):
                 columns = [BLDG_ID, STATE_COLUMN] + ([COUNTY_COLUMN] if needs_county else [])
-                try:
-                    table = read_buildings(baseline.path, columns)
-                except eulp.EULPFileError as exc:  # the footer reads, the data do not
-                    downloader.invalidate(baseline.key, str(exc).split(": run ")[0])
-                    raise InputError(f"{exc} (it came from {source.describe(baseline.key)}; the manifest now "
-                                     "marks it to be fetched again, and if it fails the same way the source's "
-                                     "copy is damaged)") from None
+                tables = []
+                for baseline in baselines:
+                    try:
+                        tables.append(read_buildings(baseline.path, columns))
+                    except eulp.EULPFileError as exc:  # the footer reads, the data do not
+                        downloader.invalidate(baseline.key, str(exc).split(": run ")[0])
+                        raise InputError(f"{exc} (it came from {source.describe(baseline.key)}; the manifest now "
+                                         "marks it to be fetched again, and if it fails the same way the source's "
+                                         "copy is damaged)") from None
+                table = pd.concat(tables, ignore_index=True)
                 buildings = table[table[STATE_COLUMN] == state].drop_duplicates(BLDG_ID).set_index(BLDG_ID)
-                logger.info("%s: %d buildings of %s in the baseline metadata", label, len(buildings), state)
+                logger.info("%s: %d buildings of %s in the baseline metadata (%d file(s))", label, len(buildings),
+                            state, len(baselines))
             elif selection.mode == "sample" or needs_county:
                 why = "draw --sample" if selection.mode == "sample" else f"build {layout['partition']} paths"
-                downloader.add_problem(f"cannot {why} without the baseline metadata {baseline.key}")
+                missing = next(t.key for t in baselines if not downloader.results[t.key].ok)
+                downloader.add_problem(f"cannot {why} without the baseline metadata {missing}")
                 return downloader.finish()
             else:
                 logger.warning("%s: building ids not checked against the metadata (baseline missing)", label)
@@ -317,7 +376,7 @@ def run(cls: str, args: argparse.Namespace, ws: Workspace) -> int:
             try:
                 keys = timeseries_keys(release, upgrades, ids, state, buildings)
             except eulp.EULPError as exc:  # e.g. a building without in.county in a by-county release
-                raise InputError(f"{baseline.path}: {exc}") from None
+                raise InputError(f"{baselines[0].path}: {exc}") from None
             logger.info("%s: %d time-series files (%d buildings x %d upgrades)", label, len(keys), len(ids),
                         len(upgrades))
             downloader.fetch([downloader.target(k) for k in keys], "time series")

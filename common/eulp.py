@@ -1,6 +1,10 @@
 """NREL End-Use Load Profiles: release layouts, heat-pump variant rules, building time series.
 
 Paths come from the release table ``common.config.EULP_RELEASES`` (never from string surgery).
+Metadata are one file per upgrade (``national``), one file per state (``by_state``) or one file per
+county (``by_state_and_county``, ComStock 2024 release 2 and 2025): :func:`metadata_paths` finds a
+state's files in a local mirror (:func:`metadata_partitions` picks them out of a bucket listing)
+and :func:`read_release_metadata` reads them as one table.
 Time series hold kWh per 15-min interval labelled at the interval's END (the first row is 00:15 on
 1 January, standard time): :func:`read_building_kw` returns mean kW (4 x kWh) indexed by the
 interval's START, so row ``i`` is the interval that begins ``15 i`` minutes after midnight on
@@ -9,8 +13,9 @@ interval's START, so row ``i`` is the interval that begins ``15 i`` minutes afte
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,12 @@ import pyarrow.parquet as pq
 from common import config
 
 INTERVAL = pd.Timedelta(minutes=15)
+#: how a release keeps its metadata (``metadata_partition`` of ``common.config.EULP_RELEASES``)
+METADATA_PARTITIONS = ("national", "by_state", "by_state_and_county")
+#: the phase 1c script that downloads a class's metadata
+METADATA_SCRIPTS = {"res": "1c_eulp_downloads/download_parquets_homes.py",
+                    "com": "1c_eulp_downloads/download_parquets_commercial.py"}
+_COUNTY_SLOT = "@@COUNTY@@"
 
 
 class EULPError(ValueError):
@@ -39,13 +50,92 @@ def release_layout(release: str) -> dict[str, Any]:
                         "(common/config.py EULP_RELEASES)") from None
 
 
-def metadata_relpath(release: str, upgrade: int = 0) -> str:
+def metadata_partition(release: str) -> str:
+    """``national``, ``by_state`` or ``by_state_and_county``: how ``release`` keeps its metadata."""
+    partition = release_layout(release)["metadata_partition"]
+    if partition not in METADATA_PARTITIONS:
+        raise EULPError(f"release {release}: metadata_partition {partition!r} is not one of "
+                        f"{', '.join(METADATA_PARTITIONS)} (common/config.py EULP_RELEASES)")
+    return partition
+
+
+def _metadata_template(release: str, upgrade: int) -> str:
     layout = release_layout(release)
     if upgrade == 0:
         return layout["metadata_baseline"]
     if not layout["metadata_upgrade"]:
         raise EULPError(f"release {release} publishes no upgrade metadata")
-    return layout["metadata_upgrade"].format(upgrade=upgrade)
+    return layout["metadata_upgrade"]
+
+
+def metadata_relpath(release: str, upgrade: int = 0, state: str | None = None, county: str | None = None) -> str:
+    """Path below the release folder of one metadata file: the release's only file of ``upgrade``
+    (``national``), the state's (``by_state``) or one county's (``by_state_and_county``: ``county``
+    as the release names it, e.g. ``G3700810``). A partitioned release without the state (or the
+    county) is an :class:`EULPError`: read its partitions with :func:`read_release_metadata`."""
+    template = _metadata_template(release, upgrade)
+    partition = metadata_partition(release)
+    if partition != "national" and not state:
+        raise EULPError(f"release {release} keeps its metadata {partition.replace('_', ' ')}: name the state "
+                        "(common.eulp.read_release_metadata reads every partition of a state)")
+    if partition == "by_state_and_county" and not county:
+        raise EULPError(f"release {release} keeps its metadata by state and county: name the county "
+                        "(common.eulp.metadata_paths lists a state's county partitions)")
+    return template.format(upgrade=upgrade, state=state or "", county=county or "")
+
+
+def metadata_state_prefix(release: str, state: str) -> str:
+    """The folder below the release folder (ending in ``/``) that holds the state's metadata files:
+    the prefix to list in the bucket or in a mirror."""
+    formatted = _metadata_template(release, 0).format(upgrade=0, state=state, county=_COUNTY_SLOT)
+    head = formatted.split(_COUNTY_SLOT, 1)[0]
+    return head.rsplit("/", 1)[0] + "/" if "/" in head else ""
+
+
+def _partition_pattern(release: str, state: str, upgrade: int) -> re.Pattern[str]:
+    """A file of the state's metadata for ``upgrade``; group ``county`` where the layout has one."""
+    formatted = _metadata_template(release, upgrade).format(upgrade=upgrade, state=state, county=_COUNTY_SLOT)
+    pieces = [re.escape(piece) for piece in formatted.split(_COUNTY_SLOT)]
+    county = [r"(?P<county>[^/_]+)"] + [r"(?P=county)"] * (len(pieces) - 2)
+    pattern = pieces[0] + "".join(slot + piece for slot, piece in zip(county, pieces[1:]))
+    return re.compile(pattern + r"\Z")
+
+
+def metadata_partitions(release: str, state: str, upgrade: int, relpaths: Iterable[str]) -> dict[str, str]:
+    """``{county: relpath}`` of the state's metadata files of ``upgrade`` among ``relpaths`` (paths
+    below the release folder, e.g. a bucket listing), sorted by county. Layouts without county
+    partitions give at most one entry, under the key ``""``."""
+    pattern = _partition_pattern(release, state, upgrade)
+    found = {}
+    for relpath in relpaths:
+        match = pattern.match(relpath)
+        if match:
+            found[match.groupdict().get("county") or ""] = relpath
+    return dict(sorted(found.items()))
+
+
+def metadata_paths(eulp_root: Path, release: str, state: str, upgrade: int = 0) -> list[Path]:
+    """The local metadata files of ``state`` and ``upgrade`` below ``<eulp_root>/<release>``, sorted:
+    the one national file (present or not: :func:`read_metadata` names a missing one), the state's
+    file, or every county partition of the state found in the folder.
+
+    :class:`EULPFileError` (one line, naming the folder and the download to run) when a partitioned
+    release has no file of the state."""
+    release_dir = Path(eulp_root) / release
+    partition = metadata_partition(release)
+    if partition == "national":
+        return [release_dir / metadata_relpath(release, upgrade)]
+    folder = release_dir / metadata_state_prefix(release, state)
+    relpaths = []
+    if folder.is_dir():
+        relpaths = sorted(p.relative_to(release_dir).as_posix() for p in folder.rglob("*.parquet") if p.is_file())
+    found = metadata_partitions(release, state, upgrade, relpaths)
+    if not found:
+        script = METADATA_SCRIPTS[release_layout(release)["class"]]
+        what = "county partition" if partition == "by_state_and_county" else "file"
+        raise EULPFileError(f"no EULP metadata {what} of state {state} (upgrade {upgrade}) of release {release} "
+                            f"in {folder}: run {script} --state {state} --release {release} --metadata-only")
+    return [release_dir / relpath for relpath in found.values()]
 
 
 def needs_county(release: str) -> bool:
@@ -117,6 +207,30 @@ def read_metadata(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     if any(name is not None and name in index_names for name in frame.index.names):
         frame = frame.reset_index()
     return frame if columns is None else frame[wanted]
+
+
+def read_release_metadata(eulp_root: Path, release: str, state: str, upgrade: int = 0,
+                          columns: list[str] | None = None) -> pd.DataFrame:
+    """The metadata of ``state`` and ``upgrade`` as one table: every file of :func:`metadata_paths`
+    read with :func:`read_metadata` and stacked in county order (rows kept as published: a
+    ComStock building apportioned over several rows keeps them all; a national file keeps every
+    state's rows). ``attrs["files"]`` lists the files read.
+
+    :class:`EULPFileError` for a missing partition or an unreadable file (the message names it);
+    :class:`EULPError` when a partition lacks one of ``columns`` or, without ``columns``, has
+    other columns than the first partition (their order may differ: the first one's is kept)."""
+    paths = metadata_paths(eulp_root, release, state, upgrade)
+    frames = [read_metadata(path, columns) for path in paths]
+    first = list(frames[0].columns)
+    for path, frame in zip(paths[1:], frames[1:]):
+        odd = sorted(set(frame.columns) ^ set(first))
+        if odd:
+            script = METADATA_SCRIPTS[release_layout(release)["class"]]
+            raise EULPError(f"{path}: its columns differ from those of {paths[0]} (column {odd[0]!r}); the partitions "
+                            f"of release {release} must share one schema: run {script} --metadata-only again")
+    table = frames[0] if len(frames) == 1 else pd.concat([f[first] for f in frames], ignore_index=True)
+    table.attrs["files"] = [str(path) for path in paths]
+    return table
 
 
 def read_building_kw(path: Path, columns: tuple[str, ...] = (config.EULP_TOTAL_KWH,)) -> pd.DataFrame:

@@ -11,8 +11,19 @@ Description
       parquet for every profile used;
     * EULP: ResStock ``2024/resstock_tmy3_release_2`` (upgrades 0, 1, 4) and ComStock
       ``2024/comstock_amy2018_release_1`` (upgrades 0, 1, 8): metadata parquet and per-building
-      15-min parquet with interval-ending timestamps, for the three states;
-    * EV charging-session statistics for phase 6.
+      15-min parquet with interval-ending timestamps, for the three states; and ComStock
+      ``2024/comstock_amy2018_release_2`` for NC only (a few buildings, upgrades 0, 1, 8), its
+      metadata partitioned by state and county as that release publishes it;
+    * EV charging-session statistics for phase 6;
+    * feeders with the features of real utility feeders (sample/real_world.py): generic OpenDSS
+      feeders for the ``--feeder-dir`` route under ``feeders/`` (a normally-open tie, a regulator
+      and a switched capacitor, ``../`` line codes, a ``loads/`` subfolder, ``yearly=`` and
+      ``daily=`` shapes in another folder, a named master ``Master_tie.dss`` beside a different
+      ``Master.dss``, two masters in folders both called ``OpenDSS``, the older
+      ``New object=circuit.X`` and ``~`` syntax), and a SMART-DS feeder with a tie, regulator,
+      capacitor and a solar scenario (``PVShapes.dss`` -> ``../../../pv-profiles/``) in the TX
+      subregion ``P2U``, which the default runs do not study (``common.config.SMARTDS`` selects
+      ``P1U``), so the default feeders are unchanged.
 
     The data are synthetic (see sample/buildings.py and sample/weather.py) and say so in
     ``sample_manifest.json``: heating peaks on cold mornings, cooling on hot afternoons, a gas-heated
@@ -26,6 +37,11 @@ Inputs
 Outputs (under ``<data>/sample/``)
     oedi/SMART-DS/v1.0/2018/<city>/<subregion>/...               feeders, profiles, load_data
     oedi/nrel-pds-building-stock/end-use-load-profiles-for-us-building-stock/2024/<release>/...
+    oedi/SMART-DS/v1.0/2018/AUS/P2U/scenarios/{base_timeseries,solar_medium_batteries_none_timeseries}/...
+                                                                  the SMART-DS feeder with real-world features
+    feeders/tie_regulator/circuit/Master_tie.dss (and Master.dss, a different variant)
+    feeders/utility_a/OpenDSS/Master.dss, feeders/utility_b/OpenDSS/Master.dss
+    feeders/legacy_syntax/Master.dss                              generic OpenDSS feeders (--feeder-dir)
     ev/ev_session_stats.csv, ev/README.md
     sample_manifest.json                                          what was built, sizes, seeds
 
@@ -53,13 +69,14 @@ from common import cli, config
 from common.io import dumps_json
 from sample import buildings as B
 from sample import datasets as D
+from sample import real_world as RW
 from sample.feeders import Customer, FeederSpec, build_feeder
 from sample.weather import build_weather
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_SEED = 20181231
-SAMPLE_VERSION = 3
+SAMPLE_VERSION = 5
 STATE_INDEX = {state: i for i, state in enumerate(config.STATES)}
 
 RES_RELEASE = "2024/resstock_tmy3_release_2"
@@ -67,6 +84,10 @@ COM_RELEASE = "2024/comstock_amy2018_release_1"
 RES_UPGRADES = (0, 1, 4)
 COM_UPGRADES = (0, 1, 8)
 COUNTY = {"NC": ("G3700810", "G37001701"), "TX": ("G4804530", "G48005303"), "CA": ("G0600750", "G06007502")}
+#: a release with metadata partitioned by state and county, mirrored for one state and two counties
+PARTITIONED_RELEASE = "2024/comstock_amy2018_release_2"
+PARTITIONED_STATE = "NC"
+PARTITIONED_COUNTIES = ("G3700670", "G3700810")
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,14 @@ def build_sample(target: Path) -> dict:
         layout = config.EULP_RELEASES[release]
         rel = layout["metadata_baseline"] if upgrade == "0" else layout["metadata_upgrade"].format(upgrade=int(upgrade))
         D.write_metadata(oedi / config.EULP_PREFIX / release / rel, rows)
+    partitioned = D.build_partitioned_comstock(
+        oedi / config.EULP_PREFIX / PARTITIONED_RELEASE, PARTITIONED_RELEASE, PARTITIONED_STATE, PARTITIONED_COUNTIES,
+        COM_UPGRADES, build_weather(PARTITIONED_STATE, _rng(PARTITIONED_STATE, 0)), _rng(PARTITIONED_STATE, 5),
+        first_bldg_id=90001)
+    logger.info("feeders with real-world features")
+    generic_feeders = RW.build_generic_feeders(target / "feeders", SAMPLE_SEED)
+    city = config.SMARTDS[RW.SMARTDS_STATE]
+    smartds_features = RW.build_smartds_features(oedi, SAMPLE_SEED, config.SMARTDS_PREFIX, city["year"], city["city"])
     ev = target / "ev"
     ev.mkdir(parents=True, exist_ok=True)
     D.ev_session_stats().to_csv(ev / "ev_session_stats.csv", index=False, lineterminator="\n")
@@ -251,8 +280,12 @@ def build_sample(target: Path) -> dict:
         "seed": SAMPLE_SEED,
         "states": list(config.STATES),
         "releases": {"res": {"release": RES_RELEASE, "upgrades": list(RES_UPGRADES)},
-                     "com": {"release": COM_RELEASE, "upgrades": list(COM_UPGRADES)}},
+                     "com": {"release": COM_RELEASE, "upgrades": list(COM_UPGRADES)},
+                     "partitioned": {"release": PARTITIONED_RELEASE, "state": PARTITIONED_STATE,
+                                     "upgrades": list(COM_UPGRADES), "metadata_rows": partitioned}},
         "feeders": stats["feeders"],
+        "generic_feeders": {"folder": "feeders", "feeders": generic_feeders},
+        "smartds_feature_feeders": [smartds_features],
         "profiles": stats["profiles"],
         "buildings": {state: {"res": STATE_SAMPLES[state].n_res_buildings, "com": STATE_SAMPLES[state].n_com_buildings}
                       for state in config.STATES},

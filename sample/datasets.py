@@ -1,5 +1,6 @@
 """Writers of the sample's files in the published formats (formats.md): SMART-DS ``profiles/`` and
-``load_data/``, EULP per-building 15-min parquet and metadata, and the EV session statistics."""
+``load_data/``, EULP per-building 15-min parquet and metadata (one file per upgrade, or partitioned
+by state and county as ComStock 2024 release 2 publishes it), and the EV session statistics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common import config
+from common import config, eulp
 from sample import buildings as B
 from sample.weather import N_INTERVALS, YEAR
 
@@ -116,6 +117,63 @@ def write_metadata(path: Path, rows: list[dict]) -> None:
     frame = pd.DataFrame(rows).sort_values("bldg_id", kind="stable").reset_index(drop=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+
+
+def write_partitioned_metadata(release_dir: Path, release: str, state: str, upgrade: int, rows: list[dict]) -> dict[str, int]:
+    """Write one upgrade's metadata rows of ``state`` as the release partitions them (one file per
+    ``in.county`` for ``by_state_and_county``, one file for ``by_state``; paths from
+    ``common.eulp.metadata_relpath``); returns {path below ``release_dir``: rows}."""
+    by_county = eulp.metadata_partition(release) == "by_state_and_county"
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(str(row["in.county"]) if by_county else "", []).append(row)
+    written = {}
+    for county, part in sorted(groups.items()):
+        rel = eulp.metadata_relpath(release, upgrade, state, county or None)
+        write_metadata(release_dir / rel, part)
+        written[rel] = len(part)
+    return written
+
+
+def build_partitioned_comstock(release_dir: Path, release: str, state: str, counties: tuple[str, ...],
+                               upgrades: tuple[int, ...], weather: dict[str, np.ndarray], rng: np.random.Generator,
+                               first_bldg_id: int) -> dict[str, int]:
+    """A small mirror of a ComStock release whose metadata are partitioned by state and county:
+    ``len(counties) + 1`` buildings of ``state`` spread over ``counties`` (the first county gets
+    two), their 15-min files for every upgrade, and one metadata file per county and upgrade. As in
+    the published files, the first building fills two rows of its county file (its weight split
+    over two census tracts), so a county file has more rows than buildings. Returns {metadata path
+    below ``release_dir``: rows}."""
+    layout = config.EULP_RELEASES[release]
+    county_of = [counties[0], *counties]
+    shops = B.draw_commercial(len(county_of), rng)
+    months = month_of_interval()
+    per_upgrade = {u: B.commercial_loads(shops, weather, u) for u in upgrades}
+    rows: dict[int, list[dict]] = {u: [] for u in upgrades}
+    for j, county in enumerate(county_of):
+        bldg = first_bldg_id + j
+        hydronic = bool(shops.hydronic[j])
+        weight = float(np.round(rng.uniform(3, 25), 2))
+        inputs = {
+            "bldg_id": bldg, "weight": weight, "in.state": state, "in.county": county,
+            "in.comstock_building_type": str(shops.building_type[j]), "in.sqft": float(shops.sqft[j]),
+            "in.heating_fuel": "NaturalGas",
+            "in.hvac_system_type": "VAV chiller with gas boiler reheat" if hydronic else "PSZ-AC with gas coil",
+        }
+        tracts = (0.4, 0.6) if j == 0 else (1.0,)
+        for u in upgrades:
+            one = {k: v[j] for k, v in per_upgrade[u].items()}
+            rel = layout["timeseries"].format(upgrade=u, state=state, county=county, bldg_id=bldg)
+            write_eulp_timeseries(release_dir / rel, bldg, one)
+            applicable = u == 0 or (u == 1 and not hydronic) or (u == 8 and hydronic)
+            results = annual_results(one, months, "comstock")
+            for share in tracts:
+                rows[u].append({**inputs, "weight": round(weight * share, 2), "upgrade": u, "applicability": applicable,
+                                **results})
+    written: dict[str, int] = {}
+    for u in upgrades:
+        written.update(write_partitioned_metadata(release_dir, release, state, u, rows[u]))
+    return written
 
 
 # ------------------------------------------------------------------------------------------- EV sessions

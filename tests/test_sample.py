@@ -284,3 +284,15 @@ def test_existing_sample_is_not_rebuilt(tmp_path, sample_root):
 def test_parquet_files_have_single_row_group_footer(sample_root):
     path = sorted((_subregion(sample_root, "CA") / "load_data").glob("com_*.parquet"))[0]
     assert pq.ParquetFile(path).metadata.num_rows == 35040
+
+
+def test_manifest_lists_the_real_world_feeders_and_their_masters_exist(sample_root):
+    manifest = json.loads((sample_root / "sample_manifest.json").read_text())
+    generic = manifest["generic_feeders"]
+    assert sorted(e["feeder"] for e in generic["feeders"]) == ["legacy_syntax", "tie_regulator", "utility_a",
+                                                               "utility_b"]
+    for entry in generic["feeders"]:
+        assert (sample_root / generic["folder"] / entry["master"]).is_file()
+    smartds = manifest["smartds_feature_feeders"]
+    assert [e["subregion"] for e in smartds] == ["P2U"]
+    assert all(f["subregion"] != "P2U" for f in manifest["feeders"])
