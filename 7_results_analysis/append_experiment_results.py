@@ -856,16 +856,17 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
-    rio.results_folder(ws)
-    states = present_states(ws, args.state)
-    logger.info("combining phase 6 runs of %s from %s", ", ".join(states) or "(no state)", ws.phase("6"))
-    runs = discover_runs(ws, states)
-    if not runs:
-        raise cli.UserError(f"no phase 6 runs found under {ws.phase('6')} for {', '.join(states) or 'any state'}: run "
-                            f"{PHASE6} --run first (or change --data-dir / --state)")
-    locks = phase6_locks(ws, [r.state for r in runs]) if args.clean_stale else contextlib.ExitStack()
-    with locks:
-        return combine(args, ws, states, runs)
+    with rio.phase_lock(ws, Path(__file__).name):
+        rio.results_folder(ws)
+        states = present_states(ws, args.state)
+        logger.info("combining phase 6 runs of %s from %s", ", ".join(states) or "(no state)", ws.phase("6"))
+        runs = discover_runs(ws, states)
+        if not runs:
+            raise cli.UserError(f"no phase 6 runs found under {ws.phase('6')} for {', '.join(states) or 'any state'}: run "
+                                f"{PHASE6} --run first (or change --data-dir / --state)")
+        locks = phase6_locks(ws, [r.state for r in runs]) if args.clean_stale else contextlib.ExitStack()
+        with locks:
+            return combine(args, ws, states, runs)
 
 
 def combine(args: argparse.Namespace, ws: Workspace, states: list[str], runs: list[RunFolder]) -> int:

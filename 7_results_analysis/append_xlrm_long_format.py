@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -138,31 +139,32 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
-    results = rio.load_results(ws, args.state)
-    logger.info("stacking %d runs of %s", len(results), rio.results_path(ws, "xlrm_results"))
-    long = long_table(results)
-    variables = variables_table(list(results.columns))
-    write_parquet(rio.results_path(ws, "xlrm_long"), long)
-    csv_path = rio.results_path(ws, "xlrm_long_csv")
-    estimate = csv_size_estimate(long)
-    if estimate <= args.csv_limit_mb * 1e6:
-        write_csv(csv_path, long)
-        csv_note = "written"
-    else:
-        csv_note = f"skipped: about {estimate / 1e6:.0f} MB, above --csv-limit-mb {args.csv_limit_mb:g}"
-        if csv_path.exists():
-            csv_path.unlink()
-            logger.info("removed the stale %s of an earlier run", csv_path.name)
-        logger.warning("%s %s (the parquet file holds the same rows)", csv_path.name, csv_note)
-    write_csv(rio.results_path(ws, "variables"), variables)
-    roles = long.drop_duplicates("variable")["role"].value_counts().to_dict()
-    write_manifest(ws.results_dir, "7_results_analysis/append_xlrm_long_format.py", {
-        "states": sorted(results["state"].unique().tolist()), "runs": len(results), "rows": len(long),
-        "variables_per_role": {k: int(roles[k]) for k in sorted(roles)}, "csv": csv_note,
-        "csv_limit_mb": args.csv_limit_mb}, name="manifest_append_xlrm_long_format.json")
-    logger.info("%d rows (%s) -> %s", len(long), ", ".join(f"{int(roles[k])} {k}" for k in sorted(roles)),
-                rio.results_path(ws, "xlrm_long"))
-    return 0
+    with rio.phase_lock(ws, Path(__file__).name):
+        results = rio.load_results(ws, args.state)
+        logger.info("stacking %d runs of %s", len(results), rio.results_path(ws, "xlrm_results"))
+        long = long_table(results)
+        variables = variables_table(list(results.columns))
+        write_parquet(rio.results_path(ws, "xlrm_long"), long)
+        csv_path = rio.results_path(ws, "xlrm_long_csv")
+        estimate = csv_size_estimate(long)
+        if estimate <= args.csv_limit_mb * 1e6:
+            write_csv(csv_path, long)
+            csv_note = "written"
+        else:
+            csv_note = f"skipped: about {estimate / 1e6:.0f} MB, above --csv-limit-mb {args.csv_limit_mb:g}"
+            if csv_path.exists():
+                csv_path.unlink()
+                logger.info("removed the stale %s of an earlier run", csv_path.name)
+            logger.warning("%s %s (the parquet file holds the same rows)", csv_path.name, csv_note)
+        write_csv(rio.results_path(ws, "variables"), variables)
+        roles = long.drop_duplicates("variable")["role"].value_counts().to_dict()
+        write_manifest(ws.results_dir, "7_results_analysis/append_xlrm_long_format.py", {
+            "states": sorted(results["state"].unique().tolist()), "runs": len(results), "rows": len(long),
+            "variables_per_role": {k: int(roles[k]) for k in sorted(roles)}, "csv": csv_note,
+            "csv_limit_mb": args.csv_limit_mb}, name="manifest_append_xlrm_long_format.json")
+        logger.info("%d rows (%s) -> %s", len(long), ", ".join(f"{int(roles[k])} {k}" for k in sorted(roles)),
+                    rio.results_path(ws, "xlrm_long"))
+        return 0
 
 
 if __name__ == "__main__":

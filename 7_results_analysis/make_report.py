@@ -396,13 +396,14 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
-    results = rio.load_results(ws, args.state)
-    page = build_page(ws, results)
-    path = write_text(rio.results_path(ws, "report"), page)
-    n_figures = page.count("<img ")
-    logger.info("%d figures, %.1f MB", n_figures, len(page) / 1e6)
-    logger.info("report: %s", path)
-    return 0
+    with rio.phase_lock(ws, Path(__file__).name):
+        results = rio.load_results(ws, args.state)
+        page = build_page(ws, results)
+        path = write_text(rio.results_path(ws, "report"), page)
+        n_figures = page.count("<img ")
+        logger.info("%d figures, %.1f MB", n_figures, len(page) / 1e6)
+        logger.info("report: %s", path)
+        return 0
 
 
 if __name__ == "__main__":

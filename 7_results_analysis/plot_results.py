@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -242,23 +243,24 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
-    results = rio.load_results(ws, args.state)
-    runs = results[results["status"] == "ok"].copy()
-    if runs.empty:
-        raise cli.UserError(f"no ok run in {rio.results_path(ws, 'xlrm_results')}: nothing to plot")
-    runs["peak_change_pct"] = peak_change_pct(runs)
-    out = rio.plots_dir(ws)
-    written = []
-    for state in sorted(runs["state"].unique()):
-        written.append(save_figure(plot_peaks(runs, state), out / f"peak_distribution_{state}.png"))
-        written.append(save_figure(plot_failure_map(runs, state), out / f"failure_map_{state}.png"))
-    written.append(save_figure(plot_storage(runs), out / "storage_peak_reduction.png"))
-    written.append(save_figure(plot_ecdf(runs), out / "ecdf_lhs_vs_sobol.png"))
-    write_manifest(ws.results_dir, "7_results_analysis/plot_results.py", {
-        "states": sorted(runs["state"].unique().tolist()), "runs_ok": len(runs),
-        "figures": [p.name for p in written]}, name="manifest_plot_results.json")
-    logger.info("%d figures -> %s", len(written), out)
-    return 0
+    with rio.phase_lock(ws, Path(__file__).name):
+        results = rio.load_results(ws, args.state)
+        runs = results[results["status"] == "ok"].copy()
+        if runs.empty:
+            raise cli.UserError(f"no ok run in {rio.results_path(ws, 'xlrm_results')}: nothing to plot")
+        runs["peak_change_pct"] = peak_change_pct(runs)
+        out = rio.plots_dir(ws)
+        written = []
+        for state in sorted(runs["state"].unique()):
+            written.append(save_figure(plot_peaks(runs, state), out / f"peak_distribution_{state}.png"))
+            written.append(save_figure(plot_failure_map(runs, state), out / f"failure_map_{state}.png"))
+        written.append(save_figure(plot_storage(runs), out / "storage_peak_reduction.png"))
+        written.append(save_figure(plot_ecdf(runs), out / "ecdf_lhs_vs_sobol.png"))
+        write_manifest(ws.results_dir, "7_results_analysis/plot_results.py", {
+            "states": sorted(runs["state"].unique().tolist()), "runs_ok": len(runs),
+            "figures": [p.name for p in written]}, name="manifest_plot_results.json")
+        logger.info("%d figures -> %s", len(written), out)
+        return 0
 
 
 if __name__ == "__main__":

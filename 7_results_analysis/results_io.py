@@ -17,15 +17,16 @@ Nothing here reads or writes at import time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from common import cli, config, doe, schema
-from common.io import read_parquet
+from common.io import clean_temporaries, folder_lock, read_parquet
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,17 @@ def results_folder(ws: Workspace) -> Path:
         if folder.exists() and not folder.is_dir():
             raise cli.UserError(f"{folder} is a file, not a folder: move it away or use another --data-dir")
     return ws.results_dir
+
+
+@contextlib.contextmanager
+def phase_lock(ws: Workspace, script: str) -> Iterator[Path]:
+    """The start of every phase 7 script: ``7_results_analysis`` checked (:func:`results_folder`), its
+    lock held for the script (two phase 7 scripts never write it at once) and the temporaries a killed
+    writer left in it removed."""
+    folder = results_folder(ws)
+    with folder_lock(folder, f"phase 7 {script}"):
+        clean_temporaries(folder, recursive=True)
+        yield folder
 
 
 def load_results(ws: Workspace, states: Iterable[str] | None = None) -> pd.DataFrame:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -256,53 +257,54 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
-    for flag, value in (("--peel-alpha", args.peel_alpha), ("--paste-alpha", args.paste_alpha)):
-        if not value < 0.5:
-            raise cli.UserError(f"{flag} {value:g}: need a share between 0 and 0.5 (exclusive)")
-    if args.min_runs < 2:
-        raise cli.UserError(f"--min-runs {args.min_runs}: need at least 2")
-    results = rio.load_results(ws, args.state)
-    for metric in ("ansi_a_under_node_intervals", "worst_transformer_loading_pct"):
-        if metric not in results.columns:
-            raise cli.UserError(f"{rio.results_path(ws, 'xlrm_results')}: metric {metric!r} missing (no ok run?): "
-                                f"run {rio.PRODUCERS['xlrm_results']} on solved phase 6 runs")
-    settings = {"min_runs": args.min_runs, "min_coverage": args.min_coverage, "max_boxes": args.max_boxes,
-                "peel_alpha": args.peel_alpha, "paste_alpha": args.paste_alpha, "mass_min": args.mass_min}
-    box_rows, step_rows = [], []
-    for scope, state, season, feeder, runs in discovery_groups(results):
-        boxes, steps = discover(scope, state, season, feeder, runs, **settings)
-        box_rows += boxes
-        step_rows += steps
-        first = boxes[0]
-        if first["status"] == "box":
-            logger.info("%s: %d of %d runs fail; box %s (coverage %.2f, density %.2f, mass %.2f)", first["group"],
-                        first["n_failures"], first["n_runs"], first["rule"], first["coverage"], first["density"],
-                        first["mass"])
-        else:
-            logger.info("%s: %s (%d of %d runs fail)", first["group"], first["status"].replace("_", " "),
-                        first["n_failures"], first["n_runs"])
-    if not box_rows:
-        raise cli.UserError(f"no ok design run in {rio.results_path(ws, 'xlrm_results')}: nothing to discover")
-    boxes = pd.DataFrame(box_rows, columns=box_columns())
-    boxes["box"] = boxes["box"].astype("Int64")
-    boxes["step"] = boxes["step"].astype("Int64")
-    for c in ("n_in_box", "n_failures_in_box", "n_restricted"):
-        boxes[c] = boxes[c].astype("Int64")
-    steps = pd.DataFrame(step_rows, columns=trajectory_columns())
-    write_csv(rio.results_path(ws, "prim_boxes"), boxes)
-    write_csv(rio.results_path(ws, "prim_trajectory"), steps)
-    pooled = boxes[boxes["scope"] != "feeder"]
-    save_figure(plot_boxes(pooled), rio.plots_dir(ws) / "prim_boxes.png")
-    save_figure(plot_trajectory(steps[steps["scope"] != "feeder"], pooled), rio.plots_dir(ws) / "prim_trajectory.png")
-    write_manifest(ws.results_dir, "7_results_analysis/scenario_discovery.py", {
-        **settings, "states": sorted(results["state"].unique().tolist()), "inputs": list(rio.INDEPENDENT_INPUTS),
-        "failure": {"ansi_a_under_node_intervals": "> 0", "worst_transformer_loading_pct":
-                    f"> {config.THERMAL['overload_pct']:g}", "ansi_range_a_pu": list(config.ANSI_RANGE_A)},
-        "groups": len(boxes["group"].unique()), "boxes": int((boxes["status"] == "box").sum())},
-        name="manifest_scenario_discovery.json")
-    logger.info("%d group(s), %d box(es) -> %s", boxes["group"].nunique(), int((boxes["status"] == "box").sum()),
-                rio.results_path(ws, "prim_boxes"))
-    return 0
+    with rio.phase_lock(ws, Path(__file__).name):
+        for flag, value in (("--peel-alpha", args.peel_alpha), ("--paste-alpha", args.paste_alpha)):
+            if not value < 0.5:
+                raise cli.UserError(f"{flag} {value:g}: need a share between 0 and 0.5 (exclusive)")
+        if args.min_runs < 2:
+            raise cli.UserError(f"--min-runs {args.min_runs}: need at least 2")
+        results = rio.load_results(ws, args.state)
+        for metric in ("ansi_a_under_node_intervals", "worst_transformer_loading_pct"):
+            if metric not in results.columns:
+                raise cli.UserError(f"{rio.results_path(ws, 'xlrm_results')}: metric {metric!r} missing (no ok run?): "
+                                    f"run {rio.PRODUCERS['xlrm_results']} on solved phase 6 runs")
+        settings = {"min_runs": args.min_runs, "min_coverage": args.min_coverage, "max_boxes": args.max_boxes,
+                    "peel_alpha": args.peel_alpha, "paste_alpha": args.paste_alpha, "mass_min": args.mass_min}
+        box_rows, step_rows = [], []
+        for scope, state, season, feeder, runs in discovery_groups(results):
+            boxes, steps = discover(scope, state, season, feeder, runs, **settings)
+            box_rows += boxes
+            step_rows += steps
+            first = boxes[0]
+            if first["status"] == "box":
+                logger.info("%s: %d of %d runs fail; box %s (coverage %.2f, density %.2f, mass %.2f)", first["group"],
+                            first["n_failures"], first["n_runs"], first["rule"], first["coverage"], first["density"],
+                            first["mass"])
+            else:
+                logger.info("%s: %s (%d of %d runs fail)", first["group"], first["status"].replace("_", " "),
+                            first["n_failures"], first["n_runs"])
+        if not box_rows:
+            raise cli.UserError(f"no ok design run in {rio.results_path(ws, 'xlrm_results')}: nothing to discover")
+        boxes = pd.DataFrame(box_rows, columns=box_columns())
+        boxes["box"] = boxes["box"].astype("Int64")
+        boxes["step"] = boxes["step"].astype("Int64")
+        for c in ("n_in_box", "n_failures_in_box", "n_restricted"):
+            boxes[c] = boxes[c].astype("Int64")
+        steps = pd.DataFrame(step_rows, columns=trajectory_columns())
+        write_csv(rio.results_path(ws, "prim_boxes"), boxes)
+        write_csv(rio.results_path(ws, "prim_trajectory"), steps)
+        pooled = boxes[boxes["scope"] != "feeder"]
+        save_figure(plot_boxes(pooled), rio.plots_dir(ws) / "prim_boxes.png")
+        save_figure(plot_trajectory(steps[steps["scope"] != "feeder"], pooled), rio.plots_dir(ws) / "prim_trajectory.png")
+        write_manifest(ws.results_dir, "7_results_analysis/scenario_discovery.py", {
+            **settings, "states": sorted(results["state"].unique().tolist()), "inputs": list(rio.INDEPENDENT_INPUTS),
+            "failure": {"ansi_a_under_node_intervals": "> 0", "worst_transformer_loading_pct":
+                        f"> {config.THERMAL['overload_pct']:g}", "ansi_range_a_pu": list(config.ANSI_RANGE_A)},
+            "groups": len(boxes["group"].unique()), "boxes": int((boxes["status"] == "box").sum())},
+            name="manifest_scenario_discovery.json")
+        logger.info("%d group(s), %d box(es) -> %s", boxes["group"].nunique(), int((boxes["status"] == "box").sum()),
+                    rio.results_path(ws, "prim_boxes"))
+        return 0
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, Sequence
@@ -271,45 +272,46 @@ def build_parser() -> cli.Parser:
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
-    for flag, value, low in (("--min-runs", args.min_runs, 2), ("--resamples", args.resamples, 2)):
-        if value < low:
-            raise cli.UserError(f"{flag} {value}: need at least {low}")
-    results = rio.load_results(ws, args.state)
-    metrics = list(rio.HEADLINE_METRICS)
-    missing = [m for m in metrics if m not in results.columns]
-    if missing:
-        raise cli.UserError(f"{rio.results_path(ws, 'xlrm_results')}: metric {missing[0]!r} missing (no ok run?): "
-                            f"run {rio.PRODUCERS['xlrm_results']} on solved phase 6 runs")
-    tasks, skips = analysis_groups(results, metrics)
-    names = list(rio.INDEPENDENT_INPUTS)
-    bounds = [(doe.PARAMETER_BY_NAME[n].low, doe.PARAMETER_BY_NAME[n].high) for n in names]
-    for task in tasks:
-        task.update(min_runs=args.min_runs, resamples=args.resamples, seed=args.seed, names=names, bounds=bounds)
-    logger.info("%d (group, metric) analyses on %d ok runs (min %d runs, %d resamples, seed %d, %d worker(s))",
-                len(tasks), int((results["status"] == "ok").sum()), args.min_runs, args.resamples, args.seed,
-                args.workers)
-    table, skipped = run_tasks(tasks, args.workers)
-    skipped = _frame(skipped.to_dict("records") + skips, SKIP_COLUMNS) if skips else skipped
-    for row in skipped.itertuples():
-        logger.info("skipped %s %s %s%s: %s", row.group, row.metric, row.method or "all methods",
-                    f" {row.input}" if row.input else "", row.reason)
-    write_csv(rio.results_path(ws, "sensitivity"), table)
-    write_csv(rio.results_path(ws, "sensitivity_skipped"), skipped)
-    for metric in metrics:
-        save_figure(plot_metric(table, metric), rio.plots_dir(ws) / f"sensitivity_{metric}.png")
-    write_manifest(ws.results_dir, "7_results_analysis/sensitivity_analysis.py", {
-        "states": sorted(results["state"].unique().tolist()), "metrics": metrics,
-        "inputs": list(rio.INDEPENDENT_INPUTS), "methods": list(METHODS), "min_runs": args.min_runs,
-        "delta_min_runs": gsa.DELTA_MIN_RUNS, "resamples": args.resamples, "seed": args.seed,
-        "conf_level": gsa.CONF_LEVEL, "normalisation": {k: list(v) for k, v in gsa.NORMALISATION.items()},
-        "rows": len(table), "skipped": len(skipped)}, name="manifest_sensitivity_analysis.json")
-    top = table[table["scope"] == POOLED].sort_values("index", ascending=False, kind="stable")
-    for (state, season, metric), part in top.groupby(["state", "season", "metric"], sort=True):
-        best = part.iloc[0]
-        logger.info("%s %s %s: most influential %s (%s %.2f)", state, season, metric, best["input"], best["method"],
-                    best["index"])
-    logger.info("%d indices, %d skipped -> %s", len(table), len(skipped), rio.results_path(ws, "sensitivity"))
-    return 0
+    with rio.phase_lock(ws, Path(__file__).name):
+        for flag, value, low in (("--min-runs", args.min_runs, 2), ("--resamples", args.resamples, 2)):
+            if value < low:
+                raise cli.UserError(f"{flag} {value}: need at least {low}")
+        results = rio.load_results(ws, args.state)
+        metrics = list(rio.HEADLINE_METRICS)
+        missing = [m for m in metrics if m not in results.columns]
+        if missing:
+            raise cli.UserError(f"{rio.results_path(ws, 'xlrm_results')}: metric {missing[0]!r} missing (no ok run?): "
+                                f"run {rio.PRODUCERS['xlrm_results']} on solved phase 6 runs")
+        tasks, skips = analysis_groups(results, metrics)
+        names = list(rio.INDEPENDENT_INPUTS)
+        bounds = [(doe.PARAMETER_BY_NAME[n].low, doe.PARAMETER_BY_NAME[n].high) for n in names]
+        for task in tasks:
+            task.update(min_runs=args.min_runs, resamples=args.resamples, seed=args.seed, names=names, bounds=bounds)
+        logger.info("%d (group, metric) analyses on %d ok runs (min %d runs, %d resamples, seed %d, %d worker(s))",
+                    len(tasks), int((results["status"] == "ok").sum()), args.min_runs, args.resamples, args.seed,
+                    args.workers)
+        table, skipped = run_tasks(tasks, args.workers)
+        skipped = _frame(skipped.to_dict("records") + skips, SKIP_COLUMNS) if skips else skipped
+        for row in skipped.itertuples():
+            logger.info("skipped %s %s %s%s: %s", row.group, row.metric, row.method or "all methods",
+                        f" {row.input}" if row.input else "", row.reason)
+        write_csv(rio.results_path(ws, "sensitivity"), table)
+        write_csv(rio.results_path(ws, "sensitivity_skipped"), skipped)
+        for metric in metrics:
+            save_figure(plot_metric(table, metric), rio.plots_dir(ws) / f"sensitivity_{metric}.png")
+        write_manifest(ws.results_dir, "7_results_analysis/sensitivity_analysis.py", {
+            "states": sorted(results["state"].unique().tolist()), "metrics": metrics,
+            "inputs": list(rio.INDEPENDENT_INPUTS), "methods": list(METHODS), "min_runs": args.min_runs,
+            "delta_min_runs": gsa.DELTA_MIN_RUNS, "resamples": args.resamples, "seed": args.seed,
+            "conf_level": gsa.CONF_LEVEL, "normalisation": {k: list(v) for k, v in gsa.NORMALISATION.items()},
+            "rows": len(table), "skipped": len(skipped)}, name="manifest_sensitivity_analysis.json")
+        top = table[table["scope"] == POOLED].sort_values("index", ascending=False, kind="stable")
+        for (state, season, metric), part in top.groupby(["state", "season", "metric"], sort=True):
+            best = part.iloc[0]
+            logger.info("%s %s %s: most influential %s (%s %.2f)", state, season, metric, best["input"], best["method"],
+                        best["index"])
+        logger.info("%d indices, %d skipped -> %s", len(table), len(skipped), rio.results_path(ws, "sensitivity"))
+        return 0
 
 
 if __name__ == "__main__":
