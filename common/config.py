@@ -59,23 +59,55 @@ EULP_PREFIX = "nrel-pds-building-stock/end-use-load-profiles-for-us-building-sto
 #: Default public source of both datasets: the OEDI bucket over HTTPS.
 OEDI_SOURCE = "https://oedi-data-lake.s3.amazonaws.com"
 
-#: The release each customer class is matched against, per state.
+#: The release each customer class is matched against, per state. The sample pipeline and its
+#: tests run on these; another release of the table below is chosen here or, for phase 1c, with
+#: ``--release`` (e.g. ``--release 2024/comstock_amy2018_release_2``).
 EULP_RELEASE = {
     "NC": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
     "TX": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
     "CA": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
 }
 
-#: Layout of every supported release: one row each, no string surgery in the code.
-#: ``timeseries``: path of one building's 15-min file below the release folder, formatted with
-#: upgrade, state, county and bldg_id. ``metadata``: baseline and per-upgrade metadata files.
-#: ``upgrades``: id -> meaning, as published with the release.
+#: Layout of every supported release (formats.md section 2): one row each, no string surgery in
+#: the code. ``timeseries``: path of one building's 15-min file below the release folder, formatted
+#: with upgrade, state, county and bldg_id; ``partition``: how the time series are partitioned.
+#: ``metadata_partition``: how the metadata are kept, ``national`` (one file per upgrade),
+#: ``by_state`` (one file per state and upgrade) or ``by_state_and_county`` (one file per county
+#: and upgrade; ``common.eulp`` lists a state's county partitions and reads them as one table);
+#: ``metadata_baseline`` / ``metadata_upgrade``: the baseline and per-upgrade metadata files,
+#: formatted with upgrade, state and county. ``upgrades``: id -> meaning, as published with the
+#: release; only ids documented in formats.md are listed, and a comment says where ids are unknown.
+_TIMESERIES_BY_STATE = ("timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/"
+                        "{bldg_id}-{upgrade}.parquet")
+_BY_STATE_AND_COUNTY = "metadata_and_annual_results/by_state_and_county/full/parquet/state={state}/county={county}/"
+_BY_STATE = "metadata_and_annual_results/by_state/full/parquet/state={state}/"
+#: formats.md gives ids for ComStock 2024 release 1 only; 2024.2 keeps the same heat-pump ids here
+_COMSTOCK_2024_HEAT_PUMPS = {
+    0: "baseline",
+    1: "variable-speed heat-pump rooftop unit, electric backup",
+    2: "variable-speed heat-pump rooftop unit, original-fuel backup",
+    8: "heat-pump boiler, electric backup",
+    9: "heat-pump boiler, gas backup",
+}
+#: the 2025 ComStock releases share one layout
+_COMSTOCK_2025 = {
+    "stock": "comstock",
+    "class": "com",
+    "partition": "by_state",
+    "timeseries": _TIMESERIES_BY_STATE,
+    "metadata_partition": "by_state_and_county",
+    "metadata_baseline": _BY_STATE_AND_COUNTY + "{state}_{county}_upgrade0.parquet",
+    "metadata_upgrade": _BY_STATE_AND_COUNTY + "{state}_{county}_upgrade{upgrade}.parquet",
+    "building_type_column": "in.comstock_building_type",
+    "upgrades": {0: "baseline"},
+}
 EULP_RELEASES = {
     "2024/resstock_tmy3_release_2": {
         "stock": "resstock",
         "class": "res",
         "partition": "by_state",
-        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "national",
         "metadata_baseline": "metadata/baseline.parquet",
         "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
         "building_type_column": "in.geometry_building_type_recs",
@@ -92,7 +124,8 @@ EULP_RELEASES = {
         "stock": "resstock",
         "class": "res",
         "partition": "by_state",
-        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "national",
         "metadata_baseline": "metadata/baseline.parquet",
         "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
         "building_type_column": "in.geometry_building_type_recs",
@@ -109,7 +142,8 @@ EULP_RELEASES = {
         "stock": "resstock",
         "class": "res",
         "partition": "by_state",
-        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "national",
         "metadata_baseline": "metadata/baseline.parquet",
         "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
         "building_type_column": "in.geometry_building_type_recs",
@@ -125,8 +159,37 @@ EULP_RELEASES = {
         "class": "res",
         "partition": "by_county",
         "timeseries": "timeseries_individual_buildings/by_county/upgrade={upgrade}/county={county}/{bldg_id}-{upgrade}.parquet",
+        "metadata_partition": "national",
         "metadata_baseline": "metadata/metadata.parquet",
         "metadata_upgrade": None,
+        "building_type_column": "in.geometry_building_type_recs",
+        "upgrades": {0: "baseline"},
+    },
+    # ResStock 2025 release 1, AMY 2018 and AMY 2012 weather (the names published on OEDI;
+    # formats.md names none): metadata and annual results per state, the baseline as upgrade 0.
+    # Its heat-pump and demand-flexibility (load shifting, load shedding) upgrade ids are NOT known
+    # from formats.md: only the baseline is listed. Add the release's ids here (from its upgrade
+    # list) before using it with the heat-pump variants; until then phase 1c runs it with
+    # ``--upgrades 0``.
+    "2025/resstock_amy2018_release_1": {
+        "stock": "resstock",
+        "class": "res",
+        "partition": "by_state",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "by_state",
+        "metadata_baseline": _BY_STATE + "{state}_upgrade0.parquet",
+        "metadata_upgrade": _BY_STATE + "{state}_upgrade{upgrade}.parquet",
+        "building_type_column": "in.geometry_building_type_recs",
+        "upgrades": {0: "baseline"},
+    },
+    "2025/resstock_amy2012_release_1": {
+        "stock": "resstock",
+        "class": "res",
+        "partition": "by_state",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "by_state",
+        "metadata_baseline": _BY_STATE + "{state}_upgrade0.parquet",
+        "metadata_upgrade": _BY_STATE + "{state}_upgrade{upgrade}.parquet",
         "building_type_column": "in.geometry_building_type_recs",
         "upgrades": {0: "baseline"},
     },
@@ -134,44 +197,52 @@ EULP_RELEASES = {
         "stock": "comstock",
         "class": "com",
         "partition": "by_state",
-        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "national",
         "metadata_baseline": "metadata/baseline.parquet",
         "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
         "building_type_column": "in.comstock_building_type",
         "upgrades": {
-            0: "baseline",
-            1: "variable-speed heat-pump rooftop unit, electric backup",
-            2: "variable-speed heat-pump rooftop unit, original-fuel backup",
-            8: "heat-pump boiler, electric backup",
-            9: "heat-pump boiler, gas backup",
+            **_COMSTOCK_2024_HEAT_PUMPS,
             19: "thermostat setback load shed (demand flexibility)",
             20: "thermostat load shift (demand flexibility)",
         },
     },
+    # ComStock 2024 release 2: metadata per county (``<XX>_<GXXXXXXX>_baseline.parquet``,
+    # ``_upgradeNN``); a building can fill several rows of a county file (split weights). Heat-pump
+    # ids as in release 1 (not confirmed for release 2 by formats.md); its demand-flexibility ids
+    # are not known from formats.md and are not listed.
     "2024/comstock_amy2018_release_2": {
         "stock": "comstock",
         "class": "com",
         "partition": "by_state",
-        "timeseries": "timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/{bldg_id}-{upgrade}.parquet",
-        "metadata_baseline": "metadata/baseline.parquet",
-        "metadata_upgrade": "metadata/upgrade{upgrade:02d}.parquet",
+        "timeseries": _TIMESERIES_BY_STATE,
+        "metadata_partition": "by_state_and_county",
+        "metadata_baseline": _BY_STATE_AND_COUNTY + "{state}_{county}_baseline.parquet",
+        "metadata_upgrade": _BY_STATE_AND_COUNTY + "{state}_{county}_upgrade{upgrade:02d}.parquet",
         "building_type_column": "in.comstock_building_type",
-        "upgrades": {
-            0: "baseline",
-            1: "variable-speed heat-pump rooftop unit, electric backup",
-            2: "variable-speed heat-pump rooftop unit, original-fuel backup",
-            8: "heat-pump boiler, electric backup",
-            9: "heat-pump boiler, gas backup",
-        },
+        "upgrades": dict(_COMSTOCK_2024_HEAT_PUMPS),
     },
+    # ComStock 2025 releases 1 to 3 (the names published on OEDI; formats.md names none): metadata
+    # per county, every upgrade (the baseline is upgrade 0) as ``<XX>_<GXXXXXXX>_upgrade<N>.parquet``.
+    # Heat-pump and demand-flexibility ids are NOT known from formats.md: only the baseline is
+    # listed (add the release's ids before using it with the heat-pump variants; until then phase
+    # 1c runs it with ``--upgrades 0``).
+    "2025/comstock_amy2018_release_1": dict(_COMSTOCK_2025),
+    "2025/comstock_amy2018_release_2": dict(_COMSTOCK_2025),
+    "2025/comstock_amy2018_release_3": dict(_COMSTOCK_2025),
 }
 
-#: Which upgrade each heat-pump variant uses, by release and building-type group, with the
+#: Which upgrade each heat-pump variant uses, by customer class and building-type group, with the
 #: reason. ``load_shift``: apply the load-shift model of LOAD_SHIFT to the heating and cooling
 #: end uses (phase 4). A release with a demand-flexibility upgrade that acts on heat pumps would
-#: name it here with load_shift False; none of the supported releases has one: ComStock 2024
-#: upgrades 19 and 20 shift the *existing* HVAC of gas-heated buildings, so using them as
-#: "demand-managed heat pumps" would compare unelectrified buildings with electrified ones.
+#: name it here with load_shift False; none of the listed ids is one: ComStock 2024 upgrades 19
+#: and 20 shift the *existing* HVAC of gas-heated buildings, so using them as "demand-managed heat
+#: pumps" would compare unelectrified buildings with electrified ones. The 2025 releases publish
+#: load-shifting and load-shedding upgrades, but their ids are not in EULP_RELEASES yet (not known
+#: from formats.md). The rules hold for every release of a class: they name upgrades 0, 1 and 8,
+#: which the default releases (EULP_RELEASE) and ComStock 2024 release 2 have; phase 1c refuses a
+#: release without them unless ``--upgrades`` is given.
 #: Groups are matched on the building type (first match wins; "*" matches any).
 HEAT_PUMP_VARIANT_RULES = {
     "res": [
@@ -378,6 +449,10 @@ THERMAL = {
 }
 #: circuit filter: a feeder whose design-day peak solve leaves this band is left out
 FILTER_VOLTAGE_BAND = (0.80, 1.15)
+#: OpenDSS solver limits of every instance and of the circuit filter: the larger of these and the feeder's
+#: own ``Set`` values is used. The engine's defaults (15 iterations, 10 control iterations) stop real
+#: feeders with many regulators and capacitors (the IEEE 8500-node feeder needs 50 control iterations).
+SOLVER = {"maxiterations": 100, "maxcontroliter": 100}
 #: a node below this voltage [pu] is de-energised (not served): left out of voltage metrics and,
 #: at a customer's service point, a reason for the circuit filter to leave the feeder out
 ENERGISED_PU = 0.1
