@@ -150,11 +150,10 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
         release = config.EULP_RELEASE[state][cls]
         candidates = read_parquet(ws.candidates(state, cls), CANDIDATES_PRODUCER,
                                   required=("class", "subregion", "shape", "bldg_id"))
-        path = Path(eulp_root) / release / eulp.metadata_relpath(release, 0)
-        meta = None
+        path, meta = Path(eulp_root) / release, None
         if not candidates.empty:
             try:
-                meta = eulp.read_metadata(path)
+                meta, path = eulp.state_buildings(eulp_root, release, state)
             except eulp.EULPError as exc:
                 raise InputError(str(exc)) from None
             if "bldg_id" not in meta.columns:

@@ -237,13 +237,13 @@ def load_class_metadata(eulp_root: Path, release: str, state: str, cls: str) -> 
     release's building-type column, ``_building_type`` is empty and ``meta.attrs["skipped"]`` says
     so (the caller warns and records it).
     """
-    path = Path(eulp_root) / release / eulp.metadata_relpath(release, 0)
     type_col = eulp.building_type_column(release)
     needed = ["bldg_id", "in.state", *(RES_PEAK_COLUMNS if cls == "res" else COM_PEAK_COLUMNS)]
-    if not path.is_file():
-        raise eulp.EULPError(f"EULP metadata {path} not found: run {METADATA_PRODUCER} first")
+    absent = eulp.metadata_missing(eulp_root, release, state)
+    if absent is not None:
+        raise eulp.EULPError(f"EULP metadata {absent} not found: run {METADATA_PRODUCER} first")
     try:
-        meta = eulp.read_metadata(path)
+        meta, path = eulp.state_buildings(eulp_root, release, state)
     except eulp.EULPFileError as exc:  # empty, truncated, not parquet: the run stops
         raise InputError(str(exc)) from None
     missing = [c for c in needed if c not in meta.columns]

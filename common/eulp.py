@@ -233,6 +233,36 @@ def read_release_metadata(eulp_root: Path, release: str, state: str, upgrade: in
     return table
 
 
+def state_buildings(eulp_root: Path, release: str, state: str) -> tuple[pd.DataFrame, Path]:
+    """The baseline metadata of ``state`` as one row per building, and the file (or folder of
+    partitions) it came from, for messages: every partition read (:func:`read_release_metadata`),
+    the rows of a national file kept to the state (``in.state``) where the column exists, and a
+    building that ComStock apportions over several rows (census tracts) kept once (its first row:
+    the building's properties are the same on each; only the weights differ).
+
+    :class:`EULPFileError` for a missing or unreadable file (missing: :func:`metadata_missing` tells)."""
+    paths = metadata_paths(eulp_root, release, state, 0)
+    table = read_release_metadata(eulp_root, release, state, 0)
+    where = paths[0] if len(paths) == 1 else paths[0].parents[1 if metadata_partition(release) ==
+                                                               "by_state_and_county" else 0]
+    if "bldg_id" in table.columns:
+        table = table.drop_duplicates("bldg_id", keep="first")
+    table = table.reset_index(drop=True)
+    table.attrs["files"] = [str(p) for p in paths]
+    return table, where
+
+
+def metadata_missing(eulp_root: Path, release: str, state: str) -> Path | None:
+    """The metadata file or partition folder of ``state`` when it is absent (not yet downloaded),
+    else None (present, whether readable or not)."""
+    try:
+        paths = metadata_paths(eulp_root, release, state, 0)
+    except EULPFileError:
+        return Path(eulp_root) / release / metadata_state_prefix(release, state)
+    missing = [p for p in paths if not p.is_file()]
+    return missing[0] if missing else None
+
+
 def read_building_kw(path: Path, columns: tuple[str, ...] = (config.EULP_TOTAL_KWH,)) -> pd.DataFrame:
     """A building's 15-min series as mean kW, indexed by interval start (see module docstring)."""
     path = Path(path)
