@@ -108,35 +108,19 @@ def parse_loads(folder: Path, shapes: dict[str, dict]) -> list[dict]:
 
 
 def customers_from_loads(feeder: str, loads: list[dict]) -> list[dict]:
-    """Group loads into customers (half loads ``x_1``/``x_2`` are one customer ``x``)."""
-    groups: dict[str, list[dict]] = {}
-    for row in loads:
-        customer, _ = smartds.customer_of(row["load"], len(row["nodes"]))
-        groups.setdefault(customer, []).append(row)
+    """Group loads into customers (``common.smartds.group_loads``: half loads ``x_1``/``x_2`` are one
+    customer ``x``); the loads of one customer must share a shape."""
     customers = []
-    for customer in sorted(groups):
-        members = sorted(groups[customer], key=lambda r: r["load"])
-        shapes = sorted({m["shape"] for m in members})
+    for c in smartds.group_loads(loads):
+        shapes = sorted({m["shape"] for m in c.pop("members")})
         if len(shapes) > 1:
-            raise FeederParseError(f"{feeder}/{LOADS}: the loads of customer {customer} use different shapes "
+            raise FeederParseError(f"{feeder}/{LOADS}: the loads of customer {c['customer']} use different shapes "
                                    f"{', '.join(shapes)}")
-        nodes = sorted({n for m in members for n in m["nodes"]})
         parsed = smartds.parse_shape(shapes[0])
-        three_phase = len(set(nodes) & {1, 2, 3}) == 3 and max(m["phases"] for m in members) >= 3
-        if three_phase:
-            service = "three_phase"
-        elif len(members) == 2 or (len(nodes) == 2 and len(members) == 1):
-            service = "split_phase"
-        else:
-            service = "single_phase"
-        customers.append({
-            "feeder": feeder, "customer": customer, "loads": ";".join(m["load"] for m in members),
-            "n_loads": len(members), "bus": members[0]["bus"], "nodes": ".".join(str(n) for n in nodes),
-            "phases": max(m["phases"] for m in members) if len(members) == 1 else len(nodes),
-            "kv": members[0]["kv"], "peak_kw": sum(m["kw"] for m in members),
-            "peak_kvar": sum(m["kvar"] for m in members), "shape": shapes[0],
-            "class": parsed[0] if parsed else "unknown", "three_phase": three_phase, "service": service,
-        })
+        customers.append({"feeder": feeder, **{k: c[k] for k in ("customer", "loads", "n_loads", "bus", "nodes",
+                                                                 "phases", "kv", "peak_kw", "peak_kvar")},
+                          "shape": shapes[0], "class": parsed[0] if parsed else "unknown",
+                          "three_phase": c["three_phase"], "service": c["service"]})
     return customers
 
 

@@ -49,19 +49,8 @@ logger = logging.getLogger(__name__)
 SCRIPT = Path(__file__).name
 
 
-def design_day(curve_kw: np.ndarray, interval_start: pd.DatetimeIndex, months: tuple[int, ...]) -> dict:
-    """The day of the highest value of ``curve_kw`` among intervals starting in ``months``."""
-    curve_kw = np.asarray(curve_kw, dtype=float)
-    in_season = np.isin(interval_start.month, months)
-    if not in_season.any():
-        raise ValueError(f"the curve has no interval in months {months}")
-    masked = np.where(in_season, curve_kw, -np.inf)
-    peak_index = int(np.argmax(masked))
-    start = interval_start[peak_index]
-    first = interval_start[0].normalize()
-    return {"date": start.date().isoformat(), "day_of_year": int((start.normalize() - first).days),
-            "peak_kw": float(curve_kw[peak_index]), "peak_interval_start": start.isoformat(),
-            "peak_index": peak_index}
+#: the design-day rule, shared with phase 6's feeders that bring their own yearly shapes
+design_day = profiles.design_day
 
 
 def feeder_curves(table: pd.DataFrame, eulp_root: Path, state: str) -> tuple[dict[str, np.ndarray], pd.DatetimeIndex]:

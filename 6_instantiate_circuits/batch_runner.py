@@ -34,7 +34,7 @@ import pandas as pd
 
 import circuit_instance
 import daily_power_flow
-from common import config
+from common import config, intake
 from common.io import InputError, clean_temporaries
 from common.paths import Workspace
 
@@ -54,9 +54,9 @@ def _context(task: dict[str, Any]) -> Any:
     if ctx is None or (wanted and ctx.shared_digest != wanted):
         ws = Workspace(Path(task["data_dir"]))
         ev_stats = Path(task["ev_stats"]) if task.get("ev_stats") else None
-        if task.get("feeder_dir"):
-            ctx = circuit_instance.load_generic_context(ws, task["state"], task["season"], Path(task["feeder_dir"]),
-                                                        ev_stats)
+        if task.get("feeder_dir"):  # the intake's copy, read, never taken in again by a worker
+            ctx = circuit_instance.load_generic_context(ws, task["state"], task["season"],
+                                                        intake.read_intake(Path(task["feeder_dir"])), ev_stats)
         else:
             ctx = circuit_instance.load_context(ws, task["state"], task["season"], task["feeder"], ev_stats)
         circuit_instance.attach_shared(ctx, ws)

@@ -33,7 +33,7 @@ import pandas as pd
 import ev_charging
 import pv_generation
 import storage_dispatch
-from common import config, doe, dss, profiles
+from common import config, doe, dss, intake, profiles, smartds
 from common.io import atomic_path, dumps_json_lines, read_csv, read_parquet, write_text
 from common.paths import INSTANCE_FILES, Workspace
 
@@ -41,10 +41,12 @@ STEPS = config.INTERVALS_PER_DAY
 DT_H = config.INTERVAL_H
 SHARED_LOADSHAPES = "LoadShapes_daily.dss"
 SHARED_PV = "pv_pu.csv"
+#: lines of the feeder with no rating of their own (``common.dss.unrated_lines``), found by the filter
+SHARED_UNRATED = "unrated_lines.txt"
 #: load properties an instance sets itself (the rest of each base load is kept as written)
 _REPLACED_LOAD_PROPS = {"yearly", "daily", "duty", "kvar", "pf", "kva", "growth"}
 #: base files an instance never redirects to (their content is replaced by the instance's own)
-_REPLACED_REDIRECTS = {"loadshapes.dss", "loads.dss", "pvsystems.dss", "storage.dss"}
+_REPLACED_REDIRECTS = {"loadshapes.dss", "loads.dss", "pvsystems.dss", "pvshapes.dss", "storage.dss"}
 
 
 
@@ -55,8 +57,8 @@ KIND_RULES = {
     "smartds": {"applies_variants": True, "rewrites_loads": True, "notes": ()},
     "generic": {"applies_variants": False, "rewrites_loads": False,
                 "notes": ("not a SMART-DS feeder: no EULP match, so the heat-pump shares are not applied (every "
-                          "customer on baseline equipment); loads without a daily shape follow "
-                          "common.config.GENERIC_FEEDER",)},
+                          "customer on baseline equipment); each load keeps its own daily or yearly shape, and a "
+                          "load with no shape follows common.config.GENERIC_FEEDER",)},
 }
 
 
@@ -123,15 +125,29 @@ class BaseMaster:
     settings: list[str]          # Set Voltagebases, set maxcontroliter ...
     head_element: str            # feeder-head element of the monitors
     head_sign: float             # +1 for a line's terminal 1, -1 for the source (injection)
+    solver: dict[str, int] = field(default_factory=dict)  # the master's own Set maxiterations/maxcontroliter
+
+    def solver_command(self) -> str:
+        """``Set maxiterations=... maxcontroliter=...``: the larger of config.SOLVER and the feeder's own."""
+        values = {k: max(int(v), int(self.solver.get(k, 0))) for k, v in sorted(config.SOLVER.items())}
+        return "Set " + " ".join(f"{k}={v}" for k, v in values.items())
 
 
 def parse_base_master(master: Path) -> BaseMaster:
     folder = master.parent
-    circuit, redirects, settings, head = None, [], [], None
+    circuit, redirects, settings, head, solver = None, [], [], None, {}
+    aliases = {"maxiterations": "maxiterations", "maxiter": "maxiterations", "maxcontroliter": "maxcontroliter"}
     for _, command in dss._logical_commands(master.read_text(encoding="utf-8", errors="replace")):
         word = command.split(None, 1)[0].lower()
         rest = command.split(None, 1)[1] if " " in command else ""
-        if word == "new" and rest.lower().startswith("circuit."):
+        if word == "set":
+            for key, value in dss.tokenize(command)[1:]:
+                if key and key.lower() in aliases:
+                    try:
+                        solver[aliases[key.lower()]] = int(float(value))
+                    except ValueError:
+                        raise InstanceError(f"{master}: Set {key}={value} is not a number") from None
+        if word == "new" and dss.circuit_name_of(command) is not None:
             circuit = command
         elif word == "redirect":
             target = rest.strip().strip("\"'[]")
@@ -147,8 +163,8 @@ def parse_base_master(master: Path) -> BaseMaster:
     if circuit is None:
         raise InstanceError(f"{master}: no 'New Circuit' command")
     if head is None:
-        return BaseMaster(circuit, redirects, settings, "Vsource.source", -1.0)
-    return BaseMaster(circuit, redirects, settings, head, 1.0)
+        return BaseMaster(circuit, redirects, settings, "Vsource.source", -1.0, solver)
+    return BaseMaster(circuit, redirects, settings, head, 1.0, solver)
 
 
 # ------------------------------------------------------------------------------------------- context
@@ -179,7 +195,11 @@ class FeederContext:
     kind: str = "smartds"
     pv_source: str = "pvlib clear sky (Ineichen) + PVWatts"
     base_master: Path | None = None          # the feeder's master: phase 1b's copy, or the stripped generic copy
-    generic_edits: list[str] = field(default_factory=list)  # generic: loads that take the configured shape
+    generic_edits: list[tuple[str, str]] = field(default_factory=list)  # generic: (load, the daily shape it takes)
+    generic_shapes: dict[str, np.ndarray] = field(default_factory=dict)  # generic: shapes the instance defines
+    extra_notes: list[str] = field(default_factory=list)  # how the design day and shapes were chosen
+    generic_files: list[Path] = field(default_factory=list)  # generic: every file of the feeder's copy
+    unrated_lines: list[str] = field(default_factory=list)  # lines without a rating of their own
 
     @property
     def instance_root(self) -> Path:
@@ -202,7 +222,7 @@ class FeederContext:
         return self.base_master.parent
 
     def notes(self) -> list[str]:
-        return list(KIND_RULES[self.kind]["notes"])
+        return list(KIND_RULES[self.kind]["notes"]) + list(self.extra_notes)
 
     def master_head(self) -> list[tuple[str, Path | None]]:
         """Master.dss lines before the shared shapes: (line, path to make relative as {rel}, or None)."""
@@ -211,8 +231,10 @@ class FeederContext:
         return [("Clear", None), (self.base.circuit, None)] + [("Redirect {rel}", p) for p in self.base.redirects]
 
     def master_tail(self) -> list[str]:
-        """Master.dss lines after the monitors (a generic master sets its own voltage bases)."""
-        return [] if self.kind == "generic" else self.base.settings + ["Calcvoltagebases"]
+        """Master.dss lines after the monitors (a generic master sets its own voltage bases), then the
+        solver limits (``BaseMaster.solver_command``)."""
+        settings = [] if self.kind == "generic" else self.base.settings + ["Calcvoltagebases"]
+        return settings + [self.base.solver_command()]
 
     def shape_name(self, shape: str, variant: str) -> str:
         return f"{shape}__{variant}"
@@ -294,91 +316,157 @@ def generic_daily_pu(season: str) -> np.ndarray:
     return np.repeat(np.asarray(config.GENERIC_FEEDER["daily_shape_pu"][season], dtype=float), 4)
 
 
-def find_master(path: Path) -> Path:
-    """A feeder folder's Master.dss, or the .dss file given itself."""
-    path = Path(path).expanduser().resolve()
-    if path.is_file():
-        return path
-    if (path / "Master.dss").is_file():
-        return path / "Master.dss"
-    found = sorted(p.name for p in path.glob("*.dss")) if path.is_dir() else []
-    raise InstanceError(f"--feeder-dir {path}: no Master.dss there" + (f" (it has {', '.join(found)}: pass the "
-                                                                        "master file itself)" if found else ""))
+def shape_15min(mult: np.ndarray, interval_h: float) -> np.ndarray:
+    """A load shape's multipliers as 15-min values: held over each interval when the shape is coarser
+    (hourly -> 4 values each), averaged over each 15 min when it is finer (5-min -> means of 3)."""
+    mult = np.asarray(mult, dtype=float)
+    ratio = float(interval_h) / DT_H
+    if ratio >= 1:
+        return np.repeat(mult, int(round(ratio)))
+    per = int(round(1.0 / ratio))
+    n = len(mult) // per * per
+    return mult[:n].reshape(-1, per).mean(axis=1)
 
 
-def load_generic_context(ws: Workspace, state: str, season: str, feeder_path: Path,
+def _read_loads(engine: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[np.ndarray, str]]]:
+    """Every load of the compiled feeder (name, bus, nodes, phases, kV, kW, kvar and its own daily or
+    yearly shape), and each shape's 15-min multipliers with its kind (``daily``/``yearly``)."""
+    loads, shapes = [], {}
+    if not engine.Loads.First():
+        return loads, shapes
+    while True:
+        name = engine.Loads.Name()
+        bus1 = engine.CktElement.BusNames()[0]
+        phases = int(engine.Loads.Phases())
+        daily, yearly = engine.Loads.Daily(), engine.Loads.Yearly()
+        # a load with only daily= reports it as its yearly shape too (OpenDSS falls back to it)
+        shape, kind = (daily, "daily") if daily else ((yearly, "yearly") if yearly else ("", ""))
+        loads.append({"load": name, "bus": dss.bus_name(bus1),
+                      "nodes": tuple(n for n in dss.bus_nodes(bus1) if n > 0) or tuple(range(1, phases + 1)),
+                      "phases": phases, "kv": float(engine.Loads.kV()), "kw": float(engine.Loads.kW()),
+                      "kvar": float(engine.Loads.kvar()), "own_shape": shape, "shape_kind": kind})
+        if shape and shape not in shapes:
+            engine.LoadShape.Name(shape)
+            shapes[shape] = (shape_15min(engine.LoadShape.PMult(), engine.LoadShape.HrInterval() or 1.0), kind)
+            engine.Loads.Name(name)
+        if not engine.Loads.Next():
+            break
+    return loads, shapes
+
+
+def generic_design_day(loads: list[dict[str, Any]], shapes: dict[str, tuple[np.ndarray, str]], season: str,
+                       feeder: str) -> tuple[str, int, str]:
+    """(date, day of year, how it was chosen) of a generic feeder's design day: with yearly shapes of a
+    whole year, the day of the highest 15-min feeder load (kW x multiplier summed over every load, the
+    others on their daily or the configured shape) in the season's months; else the configured day."""
+    year = config.GENERIC_FEEDER["shape_year"]
+    index = pd.date_range(f"{year}-01-01", f"{year + 1}-01-01", freq="15min", inclusive="left")
+    full = [s for s, (values, kind) in shapes.items() if kind == "yearly" and len(values) >= len(index)]
+    if not full:
+        date = config.GENERIC_FEEDER["design_days"][season]
+        return date, int(pd.Timestamp(date).day_of_year) - 1, "common.config.GENERIC_FEEDER design_days"
+    days = len(index) // STEPS
+    curve = np.zeros(len(index))
+    for load in loads:
+        values, kind = shapes.get(load["own_shape"], (generic_daily_pu(season), "daily"))
+        if kind == "yearly":
+            curve += load["kw"] * np.resize(values, len(index))  # a shorter yearly shape repeats
+        else:
+            curve += load["kw"] * np.tile(np.resize(values[:STEPS], STEPS), days)
+    day = profiles.design_day(curve, index, config.SEASON_MONTHS[season])
+    return day["date"], day["day_of_year"], (f"the day of {feeder}'s highest 15-min load from its own yearly shapes "
+                                             f"({len(full)} of a whole year; calendar {year})")
+
+
+def cut_day(values: np.ndarray, kind: str, day_of_year: int) -> np.ndarray:
+    """The 96 values of a shape on the design day: a daily shape's day, a yearly shape's day
+    ``day_of_year`` (a shape shorter than a year repeats, as OpenDSS repeats it)."""
+    values = np.asarray(values, dtype=float)
+    if kind == "daily":
+        return np.resize(values[:STEPS], STEPS)
+    start = (day_of_year * STEPS) % len(values)
+    return np.resize(np.roll(values, -start), STEPS)
+
+
+def load_generic_context(ws: Workspace, state: str, season: str, taken: intake.Intake,
                          ev_stats_path: Path | None = None) -> FeederContext:
-    """Context of any OpenDSS feeder (not SMART-DS): its own loads are the customers.
+    """Context of any OpenDSS feeder (not SMART-DS): its own loads make the customers.
 
-    The feeder's folder is copied once into ``<data>/6_instantiate_circuits/<STATE>/_feeders/<name>/``
-    with its master stripped of solve, export, plot and show lines; every instance redirects to it.
+    ``taken``: the feeder as the intake took it into ``<data>/6_instantiate_circuits/<STATE>/_feeders/<id>/``
+    (``common.intake.take_in``: every file the engine reads, verified to compile to the same circuit,
+    the master stripped of solve, export, plot and show lines); every instance redirects to it. Each load
+    keeps its own shape: a ``daily=`` shape as it is, a ``yearly=`` shape cut on the design day (the
+    day of the feeder's highest load from its yearly shapes, :func:`generic_design_day`), and only a
+    load with no shape takes the configured day (``GENERIC_FEEDER``). Loads become customers by the
+    rule of phase 1b (``common.smartds.group_loads``: SMART-DS half loads ``x_1``/``x_2`` and two-phase
+    loads are one split-phase customer), so a Level-2 charger spans both legs on either route.
     """
-    master = find_master(feeder_path)
-    name = master.parent.name if master.name.lower() == "master.dss" else master.stem
-    copy = ws.circuits_dir(state) / "_feeders" / name
-    text, _ = dss.strip_master_text(master.read_text(encoding="utf-8", errors="replace"))
-    for path in sorted(p for p in master.parent.iterdir() if p.is_file()):
-        target = copy / ("Master.dss" if path == master else path.name)
-        content = text.encode() if path == master else path.read_bytes()
-        if not target.is_file() or target.read_bytes() != content:
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(content)
+    master, name = taken.source, taken.feeder
     engine = dss.engine()
     try:
-        dss.compile_master(copy / "Master.dss", strip=False)
+        dss.compile_master(taken.master, strip=False)
     except dss.DSSError as exc:
-        raise InstanceError(f"{master}: does not compile: {exc.dss_message}") from None
-    rows, edits, own_shapes = [], [], {}
-    limit = config.GENERIC_FEEDER["residential_max_kw"]
-    if engine.Loads.First():
-        while True:
-            load = engine.Loads.Name()
-            bus1 = engine.CktElement.BusNames()[0]
-            phases = int(engine.Loads.Phases())
-            nodes = [n for n in dss.bus_nodes(bus1) if n > 0] or list(range(1, phases + 1))
-            daily = engine.Loads.Daily()
-            if daily:
-                engine.LoadShape.Name(daily)
-                mult = np.asarray(engine.LoadShape.PMult(), dtype=float)
-                hours = engine.LoadShape.HrInterval() or 1.0
-                own_shapes[daily] = np.resize(np.repeat(mult, max(1, int(round(hours / DT_H)))), STEPS)
-                engine.Loads.Name(load)
-            else:
-                edits.append(load)
-            kw = float(engine.Loads.kW())
-            rows.append({"feeder": name, "customer": load, "loads": load, "bus": dss.bus_name(bus1),
-                         "nodes": ".".join(str(n) for n in nodes), "kv": float(engine.Loads.kV()), "peak_kw": kw,
-                         "peak_kvar": float(engine.Loads.kvar()), "class": "res" if kw <= limit else "com",
-                         "three_phase": phases >= 3, "service": "three_phase" if phases >= 3 else "single_phase",
-                         "shape": daily or generic_shape(season)})
-            if not engine.Loads.Next():
-                break
-    if not rows:
+        raise InstanceError(f"{taken.master}: the feeder's copy does not compile: {exc.dss_message} (take it in "
+                            "again)") from None
+    loads, own = _read_loads(engine)
+    if not loads:
         raise InstanceError(f"{master}: defines no load")
+    date, day_of_year, how = generic_design_day(loads, own, season, name)
+    edits, profiles_of, notes = [], {}, [f"design day {date}: {how}"]
+    short = sorted(s for s, (values, kind) in own.items() if kind == "yearly" and len(values) < 365 * STEPS)
+    if short:
+        notes.append(f"{len(short)} yearly shapes are shorter than a year and repeat (first: {short[0]}, "
+                     f"{len(own[short[0]][0]) * DT_H:g} h)")
+    for load in loads:
+        shape, kind = load["own_shape"], load["shape_kind"]
+        if kind == "daily":
+            key = shape
+        elif kind == "yearly":
+            key = f"{shape}__{season}_day"
+            edits.append((load["load"], key))
+        else:
+            key = generic_shape(season)
+            edits.append((load["load"], key))
+        load["shape"] = key
+        if key not in profiles_of:
+            profiles_of[key] = (generic_daily_pu(season) if kind == "" else cut_day(own[shape][0], kind, day_of_year))
+    limit = config.GENERIC_FEEDER["residential_max_kw"]
+    rows = []
+    customers = []
+    for c in smartds.group_loads(loads):
+        if len({m["shape"] for m in c["members"]}) == 1:
+            customers.append(c)
+        else:  # halves on different shapes stay two customers: each keeps its own day
+            customers += [smartds.customer_record(m["load"], [m]) for m in c["members"]]
+    for c in customers:
+        rows.append({"feeder": name, **{k: c[k] for k in ("customer", "loads", "bus", "nodes", "kv", "peak_kw",
+                                                        "peak_kvar", "three_phase", "service")},
+                     "class": "res" if c["peak_kw"] <= limit else "com", "shape": c["members"][0]["shape"]})
     customers = pd.DataFrame(rows).sort_values("customer").reset_index(drop=True)
     shapes = sorted(customers["shape"].unique())
-    matrix = np.array([own_shapes.get(s, generic_daily_pu(season)) for s in shapes])
-    date = config.GENERIC_FEEDER["design_days"][season]
+    matrix = np.array([profiles_of[s] for s in shapes])
     return FeederContext(
-        state=state, season=season, feeder=name, date=date,
-        day_of_year=int(pd.Timestamp(date).day_of_year) - 1, base=parse_base_master(copy / "Master.dss"),
+        state=state, season=season, feeder=name, date=date, day_of_year=day_of_year,
+        base=parse_base_master(taken.master),
         customers=customers, loads={}, shapes=shapes, p_pu={v: matrix for v in config.VARIANTS},
         pv_pu=pv_generation.pv_shape_pu(state, date, season),
         ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
         storage={k: float(v) for k, v in config.STORAGE.items()}, shared_dir=ws.season_shared(state, season, name),
         shape_index={s: i for i, s in enumerate(shapes)}, records={r["customer"]: r for r in customers.to_dict("records")},
-        kind="generic", base_master=copy / "Master.dss", generic_edits=sorted(edits))
+        kind="generic", base_master=taken.master, generic_edits=sorted(edits),
+        generic_files=[taken.folder / f for f in taken.files] + sorted(taken.shared),
+        generic_shapes={k: v for k, v in sorted(profiles_of.items()) if k not in own}, extra_notes=notes)
 
 
 def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
     """Content of the shared files of a feeder and season."""
     if ctx.kind == "generic":
-        lines = [f"! Daily shape of {ctx.feeder}'s loads without one of their own ({ctx.season}, design day {ctx.date}):",
-                 "! common.config.GENERIC_FEEDER daily_shape_pu. Written by 6_instantiate_circuits/"
-                 "instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case.",
-                 f"New Loadshape.{generic_shape(ctx.season)} npts={STEPS} interval={DT_H} "
-                 f"mult={_shape_values(generic_daily_pu(ctx.season))}"]
-        lines += [f"Edit Load.{name} daily={generic_shape(ctx.season)}" for name in ctx.generic_edits]
+        lines = [f"! Daily shapes of {ctx.feeder}'s loads ({ctx.season}, design day {ctx.date}): a yearly shape cut on",
+                 "! the design day, or common.config.GENERIC_FEEDER daily_shape_pu for a load with no shape. Written by",
+                 "! 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case."]
+        lines += [f"New Loadshape.{key} npts={STEPS} interval={DT_H} mult={_shape_values(values)}"
+                  for key, values in ctx.generic_shapes.items()]
+        lines += [f"Edit Load.{load} daily={key}" for load, key in ctx.generic_edits]
         lines.append(f"New Loadshape.pv_{ctx.season} npts={STEPS} interval={DT_H} "
                      f"mult=(file={SHARED_PV}, column=1, header=yes)")
         pv = ["pv_pu"] + [f"{v:.6f}" for v in ctx.pv_pu]
@@ -440,9 +528,8 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
     for path in sorted(ctx.base.redirects):
         digest.update(path.read_bytes())
     if ctx.kind == "generic":
-        for path in sorted(ctx.base_master.parent.iterdir()):
-            if path.is_file():
-                digest.update(path.read_bytes())
+        for path in ctx.generic_files:  # the copy (with its subfolders) and the files it references in place
+            digest.update(path.read_bytes())
     else:
         for variant in config.VARIANTS:
             for i, shape in enumerate(ctx.shapes):
@@ -457,6 +544,23 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
     ctx.shared_digest = digest.hexdigest()
 
 
+def record_unrated_lines(ctx: FeederContext, lines: list[str]) -> None:
+    """Keep the feeder's unrated lines (found on its compiled circuit by the filter) for its instances."""
+    text = "".join(f"{line}\n" for line in sorted(lines))
+    path = ctx.shared_dir / SHARED_UNRATED
+    if not path.is_file() or path.read_text() != text:
+        write_text(path, text)
+    ctx.unrated_lines = sorted(lines)
+
+
+def load_unrated_lines(ctx: FeederContext) -> None:
+    path = ctx.shared_dir / SHARED_UNRATED
+    if not path.is_file():
+        raise InstanceError(f"{path} not found: run the circuit filter (instantiate_circuits_and_runs_APPLYFILTER.py) "
+                            "for this feeder and season again")
+    ctx.unrated_lines = [line for line in path.read_text().splitlines() if line]
+
+
 def attach_shared(ctx: FeederContext, ws: Workspace) -> None:
     """In a worker: check the shared files the driver wrote and compute the same digest."""
     for name, text in sorted(shared_files(ctx, ws).items()):
@@ -464,6 +568,7 @@ def attach_shared(ctx: FeederContext, ws: Workspace) -> None:
         if not path.is_file() or path.read_text() != text:
             raise InstanceError(f"shared file {path} is missing or stale: instantiate the feeder again")
     prepare_shared(ctx, ws)
+    load_unrated_lines(ctx)
 
 
 # ------------------------------------------------------------------------------------------- instance
@@ -478,16 +583,17 @@ def service_nodes(customer: dict[str, Any]) -> list[str]:
     return [f"{customer['bus']}.{n}" for n in str(customer["nodes"]).split(".") if n]
 
 
-def _connection(customer: dict[str, Any], level: str | None = None) -> tuple[str, int, float]:
+def _connection(customer: dict[str, Any], level: str | None = None, leg: int = 0) -> tuple[str, int, float]:
     """(bus1, phases, kV) of a device at a customer: a split-phase host gets a Level-2 charger
-    across both legs (240 V) and a Level-1 one on leg 1 (120 V); three-phase hosts all three."""
+    across both legs (240 V) and a Level-1 one on one leg (120 V: ``leg`` 0 or 1, drawn per EV from the
+    case's seed); three-phase hosts all three."""
     nodes = [int(n) for n in str(customer["nodes"]).split(".") if n]
     bus = customer["bus"]
     if customer["three_phase"]:
         return f"{bus}.1.2.3", 3, float(customer["kv"])
     if customer["service"] == "split_phase" and len(nodes) >= 2:
         if level == "L1":
-            return f"{bus}.{nodes[0]}", 1, config.EV["level1_kv"]
+            return f"{bus}.{nodes[leg % 2]}", 1, config.EV["level1_kv"]
         return f"{bus}.{nodes[0]}.{nodes[1]}", 1, config.EV["level2_kv"]
     return f"{bus}.{'.'.join(map(str, nodes))}", max(1, len(nodes)), float(customer["kv"])
 
@@ -502,6 +608,7 @@ class Plan:
     base_kw: np.ndarray                  # (96,) customers' load [kW]
     ev_hosts: list[str]
     levels: np.ndarray                   # "L1" / "L2" per EV
+    legs: np.ndarray                     # the leg (0/1) of a Level-1 charger on a split-phase service
     controlled: np.ndarray               # managed charging per EV
     sessions: Any                        # ev_charging.Sessions
     ev_power: np.ndarray                 # (n_ev, 96) charging schedule [kW]
@@ -542,8 +649,8 @@ def customer_load_kw(ctx: FeederContext, variant_of: np.ndarray) -> np.ndarray:
 
 
 def draw_evs(ctx: FeederContext, case: dict[str, Any]):
-    """EV hosts (sorted), charger levels, managed-charging flags and sessions of a case, and the
-    uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`)."""
+    """EV hosts (sorted), charger levels, Level-1 legs, managed-charging flags and sessions of a case,
+    and the uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`)."""
     cust = ctx.customers
     pool = cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))]
     rng = np.random.default_rng(case["ev_seed"])
@@ -552,7 +659,8 @@ def draw_evs(ctx: FeederContext, case: dict[str, Any]):
     controlled = np.zeros(len(hosts), dtype=bool)
     controlled[rng.permutation(len(hosts))[:round_half_up(case["ev_split"]["controlled"] * len(hosts))]] = True
     sessions = ev_charging.draw_sessions(levels, ctx.ev_stats, np.random.default_rng(case["ev_session_seed"]))
-    return hosts, levels, controlled, sessions, ev_charging.uncontrolled_schedule(sessions)
+    legs = np.random.default_rng([case["ev_seed"], 1]).integers(0, 2, size=len(hosts))  # its own stream
+    return hosts, levels, legs, controlled, sessions, ev_charging.uncontrolled_schedule(sessions)
 
 
 def place_pv_and_storage(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], int, int]:
@@ -579,7 +687,7 @@ def plan_case(ctx: FeederContext, case: dict[str, Any]) -> Plan:
     shares = case["shares"] if ctx.applies_variants else {"baseline": 1.0, "dm": 0.0, "un": 0.0}
     variant_of, counts = assign_variants(len(ctx.customers), shares, case["heating_seed"])
     base_kw = customer_load_kw(ctx, variant_of)
-    ev_hosts, levels, controlled, sessions, ev_power = draw_evs(ctx, case)
+    ev_hosts, levels, legs, controlled, sessions, ev_power = draw_evs(ctx, case)
     pv_kw, sto_kw, n_sto_wanted, n_three = place_pv_and_storage(ctx, case)
     pv_total = sum(pv_kw.values()) * ctx.pv_pu if pv_kw else np.zeros(STEPS)
     ctrl_idx = np.nonzero(controlled)[0]
@@ -596,7 +704,7 @@ def plan_case(ctx: FeederContext, case: dict[str, Any]) -> Plan:
     dispatch = storage_dispatch.peak_shaving(forecast, fleet, st["peak_target_factor"])
     lp_peak = (storage_dispatch.lp_min_peak(forecast, fleet, st["peak_target_factor"])[0] if sto_kw
                else float(forecast.max()))
-    return Plan(variant_of=variant_of, counts=counts, base_kw=base_kw, ev_hosts=ev_hosts, levels=levels,
+    return Plan(variant_of=variant_of, counts=counts, base_kw=base_kw, ev_hosts=ev_hosts, levels=levels, legs=legs,
                 controlled=controlled, sessions=sessions, ev_power=ev_power, pv_kw=pv_kw, pv_total=pv_total,
                 sto_kw=sto_kw, n_sto_wanted=n_sto_wanted, n_three_phase=n_three, fleet=fleet, dispatch=dispatch,
                 lp_peak_kw=lp_peak)
@@ -617,7 +725,7 @@ def render_files(ctx: FeederContext, plan: Plan, design: str, case_key: str, ins
     rec = ctx.records
     ev_lines = []
     for j, host in enumerate(plan.ev_hosts):
-        bus1, phases, kv = _connection(rec[host], str(plan.levels[j]))
+        bus1, phases, kv = _connection(rec[host], str(plan.levels[j]), int(plan.legs[j]))
         name, kw = f"ev_{host}", float(plan.sessions.charger_kw[j])
         ev_lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} mult={_shape_values(plan.ev_power[j] / kw)}")
         ev_lines.append(f"New Load.{name} bus1={bus1} phases={phases} conn=wye kV={_fmt(kv)} kW={_fmt(kw)} pf=1 "
@@ -667,7 +775,7 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
     sessions, levels, dispatch = plan.sessions, plan.levels, plan.dispatch
     ev_records = []
     for j, host in enumerate(plan.ev_hosts):
-        bus1, _, _ = _connection(rec[host], str(levels[j]))
+        bus1, _, _ = _connection(rec[host], str(levels[j]), int(plan.legs[j]))
         arrival = int(sessions.arrival_step[j])
         ev_records.append({"customer": host, "element": f"Load.ev_{host}", "bus1": bus1,
                            "nodes": [f"{dss.bus_name(bus1)}.{k}" for k in dss.bus_nodes(bus1)], "level": str(levels[j]),
@@ -719,6 +827,7 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
             "ev": ev_records, "pv": pv_records, "storage": sto_records,
         },
         "service_nodes": [[c, service_nodes(rec[c])] for c in names],
+        "unrated_lines": ctx.unrated_lines,
         "files": sorted(files),
         "base_feeder": _rel(ctx.base_dir, instance_dir),
     }

@@ -10,16 +10,21 @@ per-cent loadings, circuit losses, and the feeder-head element's phase powers. T
 * voltage (ANSI C84.1, ``common.config.ANSI_RANGE_A/B``): minimum and maximum over all energised
   nodes; at the customers' service nodes, node-intervals below / above Range A and B and the
   customers affected;
-* thermal: line loading = |I| / NormAmps (the engine's per-cent of normal rating), transformer
+* thermal: line loading = |I| / NormAmps (the engine's per-cent of normal rating; a line with no
+  rating of its own, left at the engine's default 400 A, is "unrated": counted, and left out of the
+  loading and overload metrics), transformer
   loading = |S| at winding 1 / its kVA rating; the worst of each with its element,
   element-intervals above 100 %, and moving-average overloads over ``THERMAL`` windows (2 h
   transformers, 1 h lines; the day treated as periodic);
 * devices: EV energy requested, delivered (a charger below its ``vminpu`` draws less than its
   setting, exactly as OpenDSS's constant-power load model does: :func:`constant_power_factor`) and
   unserved; PV energy; storage charge and discharge, the fleet's state of charge; the storage
-  peak reduction against the same case without storage (the day re-solved with the batteries
-  disabled at the intervals where they discharged, idle intervals being identical);
-* non-converged steps, status (``ok`` / ``failed`` with the OpenDSS message), runtime, versions.
+  peak reduction against the same case without storage (the batteries disabled: the whole day
+  re-solved from the same control state on a feeder with regulators or capacitors, else only the
+  intervals where they discharged, idle intervals being identical);
+* non-converged steps, steps with a control-iteration warning (OpenDSS #485 at a step that still
+  converged, recorded rather than fatal), status (``ok`` / ``failed`` with the OpenDSS message),
+  runtime, versions.
 
 Metric functions are pure (numpy in, numbers out) and tested on hand-computed cases.
 """
@@ -35,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import config, dss
+from common import config, dss, schema
 from common.io import atomic_path, dumps_json, package_versions, read_json, sha256_file, write_parquet
 from common.paths import INSTANCE_FILES
 
@@ -44,8 +49,7 @@ DT_H = config.INTERVAL_H
 EV_VMIN_PU = config.EV["vminpu"]
 EV_VLOW_PU = config.EV["vlowpu"]
 ENERGISED_PU = config.ENERGISED_PU
-HEAD_COLUMNS = ["S1 (kVA)", "Ang1", "S2 (kVA)", "Ang2", "S3 (kVA)", "Ang3", "P1 (kW)", "Q1 (kVAr)", "P2 (kW)",
-                "Q2 (kVAr)", "P3 (kW)", "Q3 (kVAr)", "P_3ph (kW)", "Q_3ph (kVAr)", "S_3ph (kVA)", "S_sum_3ph (kVA)"]
+HEAD_COLUMNS = schema.HEAD_COLUMNS
 
 
 # ------------------------------------------------------------------------------------------- pure metrics
@@ -170,7 +174,9 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
     discharges ``s`` kW, the head power without it is ``p + s`` plus the losses the battery saved,
     at most 10 % of ``s`` on a distribution feeder; where it charges, the head power without it is
     lower than with it. So only discharging intervals whose bound ``p + 1.1 s`` exceeds the best exact
-    value so far are re-solved (``solve_without(k)`` [kW]), highest bound first.
+    value so far are re-solved (``solve_without(k)`` [kW]), highest bound first. Exact when the steps
+    of the day are independent (no regulator, capacitor or other stateful control): a circuit with
+    such controls is re-solved for the whole day instead (:func:`full_day_peak_without_storage`).
     """
     p_kw = np.asarray(p_kw, dtype=float)
     storage_kw = np.asarray(storage_kw, dtype=float)
@@ -190,6 +196,24 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
                 break
             best = max(best, float(solve_without(int(k))))
     return best
+
+
+def full_day_peak_without_storage(engine: Any, master: Path, circuit: "_Circuit", deadline: float | None) -> float:
+    """The feeder-head peak [kW] of the same day with the batteries disabled, on a circuit with stateful
+    controls (regulators, capacitors...): compiled again, so that every control starts from the same
+    state as the run with storage, and solved for the whole day."""
+    dss.compile_master(master, strip=False)
+    engine.Text.Command("BatchEdit Storage..* enabled=no")
+    head = np.zeros(STEPS)
+
+    def read(k: int) -> None:
+        head[k] = float(circuit.head_phase_powers().real.sum())
+
+    converged = dss.solve_daily(read, deadline=deadline, warnings=[])
+    if not converged.all():
+        raise DivergedSolution(f"the day without storage did not converge at {int((~converged).sum())} steps: the "
+                               "storage peak reduction cannot be measured")
+    return float(head.max())
 
 
 def _solve_without(engine: Any, circuit: "_Circuit", k: int) -> float:
@@ -241,6 +265,9 @@ class _Circuit:
                     break
         self.xf_kva = np.array([kva[n.lower()] for n in self.xf_names], dtype=float)
         self.line_amps = np.full(len(self.line_idx), np.nan)  # NormAmps, learnt at the first step
+        unrated = {name.lower() for name in assignments.get("unrated_lines", [])}
+        self.line_rated = np.array([name.lower() not in unrated for name in self.line_names], dtype=bool)
+        self.n_unrated = int((~self.line_rated).sum())
         # terminal-1 conductors of transformers (summed) and lines (with their node, for |I| = |S| / |V|)
         wanted = set(self.line_idx.tolist()) | set(self.xf_idx.tolist())
         conductor_node = np.full(int(layout.start[-1] + layout.n_terminals[-1] * layout.n_conductors[-1])
@@ -331,6 +358,7 @@ class Day:
     storage_soc: np.ndarray  # (96,) fleet state of charge [-], NaN without storage
     pv_kw: np.ndarray        # (96,)
     converged: np.ndarray    # (96,) bool
+    warnings: list = None    # (step, message) of control-iteration warnings at converged steps
 
 
 def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadline: float | None) -> Day:
@@ -360,7 +388,8 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
                 engine_amps = np.asarray(engine.PDElements.AllMaxCurrents(False), dtype=float)[circuit.line_idx]
                 learn = unknown & (pct > 0)
                 circuit.line_amps[learn] = 100.0 * engine_amps[learn] / pct[learn]
-            day.line_pct[k] = np.where(currents > 0, 100.0 * currents / circuit.line_amps, 0.0)
+            day.line_pct[k] = np.where(circuit.line_rated, np.where(currents > 0, 100.0 * currents / circuit.line_amps,
+                                                                    0.0), np.nan)
         if len(circuit.xf_idx):
             s1 = np.add.reduceat(powers[circuit.xf_terminal], circuit.xf_segments)
             day.xf_pct[k] = 100.0 * np.abs(s1) / circuit.xf_kva
@@ -377,8 +406,9 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
         if circuit.pv:
             day.pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
 
+    day.warnings = []
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged step overflows float32: checked below
-        day.converged = dss.solve_daily(read, deadline=deadline)
+        day.converged = dss.solve_daily(read, deadline=deadline, warnings=day.warnings)
     # losses are the sum of every PD element's terminal powers: non-finite if any element's is
     # (line loadings are NaN by design where a line has no rating, so they are not checked)
     bad = nonfinite_steps({"node voltages": day.v, "feeder-head power": day.head, "losses": day.losses_kw,
@@ -442,6 +472,7 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
         "worst_line_loading_pct": lines["worst_pct"], "worst_line": lines["worst_element"],
         "overloaded_line_intervals": lines["overloaded_intervals"], "overloaded_lines": lines["overloaded_elements"],
         "line_ma_overload_intervals": lines["ma_overload_intervals"],
+        "n_unrated_lines": circuit.n_unrated,
         "worst_transformer_loading_pct": xfs["worst_pct"], "worst_transformer": xfs["worst_element"],
         "overloaded_transformer_intervals": xfs["overloaded_intervals"],
         "overloaded_transformers": xfs["overloaded_elements"],
@@ -457,6 +488,8 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
         "ev_energy_unserved_kwh": max(0.0, ev_requested_kwh - float(ev_kw.sum() * DT_H)),
         "pv_energy_kwh": float(day.pv_kw.sum() * DT_H),
         "non_converged_steps": int((~day.converged).sum()),
+        "control_warning_steps": len({k for k, _ in day.warnings or []}),
+        "control_warning": (day.warnings or [(0, "")])[0][1],
     }
     undefined = sorted(k for k, x in metrics.items() if isinstance(x, float) and not math.isfinite(x))
     if undefined:
@@ -504,10 +537,14 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
         day = solve_day(engine, circuit, assignments, deadline)
         head = head_table(day.head)
         p3 = head["P_3ph (kW)"].to_numpy()
-        peak_without = float(p3.max())
-        if circuit.storage:  # the same case without batteries at the intervals where they discharged
-            peak_without = peak_without_storage(p3, day.storage_kw, lambda k: _solve_without(engine, circuit, k))
         ev_kw = ev_delivered_kw(engine, circuit, assignments, day.v)
+        peak_without = float(p3.max())
+        if circuit.storage:
+            if dss.has_stateful_controls(engine):  # taps and switching depend on the whole day: re-solve it all
+                peak_without = full_day_peak_without_storage(engine, instance_dir / INSTANCE_FILES["master"],
+                                                             circuit, deadline)
+            else:  # each step is independent: only the discharging intervals that could top the peak
+                peak_without = peak_without_storage(p3, day.storage_kw, lambda k: _solve_without(engine, circuit, k))
         imbalance = head["S_sum_3ph (kVA)"].to_numpy() - head["S_3ph (kVA)"].to_numpy()
         metrics = day_metrics(day, circuit, p3, imbalance, ev_kw, float(assignments["realised"]["ev_need_kwh"]),
                               peak_without)

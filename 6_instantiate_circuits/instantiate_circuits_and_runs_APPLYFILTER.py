@@ -3,8 +3,10 @@
 Description
     For a state, season and design: every feeder with design-day profiles (phases 2-5) is first
     checked by the circuit filter: its baseline circuit (every customer on baseline equipment, no
-    EV, PV or storage) must compile, have no isolated branch or load, solve at its design-day peak
-    interval, and keep every energised node within ``FILTER_VOLTAGE_BAND``. Failures go to
+    EV, PV or storage) must compile, have no isolated load (isolated branches alone, the far side of
+    a normally-open tie or switch, are counted and allowed), solve at its design-day peak interval
+    (a control-iteration warning at a converged solution is recorded, not fatal), and keep every
+    energised node within ``FILTER_VOLTAGE_BAND``. Failures go to
     ``circuit_filter.csv`` with the OpenDSS message and the reason; ``SKIP_CIRCUITS`` in config
     excludes feeders by hand, with their reasons. Then every passing feeder x every case of the
     design's mixes file (``--feeders`` and ``--cases 1-8,12`` narrow the set) becomes an instance
@@ -27,7 +29,9 @@ Inputs
 
 Outputs (``<data>/6_instantiate_circuits/<STATE>/``)
     circuit_filter.csv                           state, season, feeder, status, reason, dss_message,
-                                                 n_isolated_loads, v_min_pu, v_max_pu, peak_kw
+                                                 n_isolated_loads, n_isolated_branches, n_unrated_lines
+                                                 (no NormAmps of their own: out of overload counts),
+                                                 v_min_pu, v_max_pu, peak_kw
     <season>/_shared/<feeder>/                   LoadShapes_daily.dss, pv_pu.csv, filter/
     _feeders/<name>/                             with --feeder-dir: the feeder, its master stripped
     <season>/<design>/<feeder>/<case>/           Master.dss, Loads.dss, EVs.dss, PV.dss, Storage.dss,
@@ -58,7 +62,7 @@ import pandas as pd
 import batch_runner
 import circuit_instance
 import ev_charging
-from common import cli, config, doe, dss, profiles
+from common import cli, config, doe, dss, intake, profiles
 from common.io import clean_temporaries, folder_lock, read_csv, sha256_file, write_csv
 from common.paths import Workspace
 
@@ -73,7 +77,9 @@ FILTER_CASE = {"shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0}, "ev_perc": 0.0
 def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[str, Any]:
     """Check the feeder's baseline circuit at its design-day peak (see module docstring)."""
     row: dict[str, Any] = {"state": ctx.state, "season": ctx.season, "feeder": ctx.feeder, "status": "pass",
-                           "reason": "", "dss_message": "", "n_isolated_loads": 0, "v_min_pu": np.nan,
+                           "reason": "", "dss_message": "", "n_isolated_loads": 0, "n_isolated_branches": 0,
+                           "n_unrated_lines": 0,
+                           "v_min_pu": np.nan,
                            "v_max_pu": np.nan, "peak_kw": np.nan}
     folder = ctx.shared_dir / "filter"
     instance = circuit_instance.build_instance(ctx, ws, "filter", "filter", FILTER_CASE, folder)
@@ -84,16 +90,23 @@ def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[st
     engine = dss.engine()
     try:
         dss.compile_master(folder / "Master.dss", strip=False)
+        unrated = dss.unrated_lines()
+        circuit_instance.record_unrated_lines(ctx, unrated)
+        row["n_unrated_lines"] = len(unrated)
         isolated = dss.isolated_elements()
-        if isolated["loads"] or isolated["branches"]:
+        row["n_isolated_branches"] = len(isolated["branches"])
+        if isolated["loads"]:  # branches alone (the far side of an open tie or switch) serve nobody: fine
             row.update(status="fail", n_isolated_loads=len(isolated["loads"]),
-                       reason=f"isolated section: {len(isolated['loads'])} loads and {len(isolated['branches'])} "
-                              f"branches reach no source (first: {(isolated['branches'] or isolated['loads'])[0]})")
+                       reason=f"isolated section: {len(isolated['loads'])} loads reach no source (first: "
+                              f"{isolated['loads'][0]}; {len(isolated['branches'])} isolated branches)")
             return row
-        if not dss.solve_interval(peak_step):
+        warnings: list[tuple[int, str]] = []
+        if not dss.solve_interval(peak_step, warnings=warnings):
             row.update(status="fail", reason=f"power flow did not converge at the design-day peak "
                                              f"(interval {peak_step + 1})")
             return row
+        if warnings:
+            row["dss_message"] = warnings[0][1]
         v = np.asarray(engine.Circuit.AllBusMagPu())
         energised = v > config.ENERGISED_PU
         row["v_min_pu"], row["v_max_pu"] = float(v[energised].min()), float(v[energised].max())
@@ -180,8 +193,12 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--force", action="store_true", help="solve again even where valid outputs exist")
     parser.add_argument("--ev-stats", default=None, help="EV session statistics CSV (default: the sample's)")
     parser.add_argument("--feeder-dir", default=None,
-                        help="study any OpenDSS feeder instead of the state's SMART-DS feeders: a folder with a "
-                             "Master.dss, or the master file itself (e.g. ../shared/data/ieee13/IEEE13Nodeckt.dss)")
+                        help="study any OpenDSS feeder instead of the state's SMART-DS feeders: the master file itself "
+                             "(e.g. ../shared/data/ieee13/IEEE13Nodeckt.dss; that file is studied), or a folder with a "
+                             "Master.dss (or one circuit file)")
+    parser.add_argument("--feeder-name", default=None,
+                        help="the id of the --feeder-dir feeder in the workspace (default: derived from its path, "
+                             "unique); a name another source already holds is an error")
     cli.add_standard(parser)
     return parser
 
@@ -224,12 +241,13 @@ def _batch(args: Any, ws: Workspace) -> int:
     cases = select_cases(mixes, args.cases)
     ev_stats = Path(args.ev_stats).resolve() if args.ev_stats else None
     generic = None
-    if args.feeder_dir:
-        try:
-            generic = circuit_instance.find_master(Path(args.feeder_dir))
-        except circuit_instance.InstanceError as exc:
-            raise cli.UserError(str(exc)) from None
-        feeders = [generic.parent.name if generic.name.lower() == "master.dss" else generic.stem]
+    if args.feeder_dir:  # the feeder intake: every file the engine reads, copied and verified (one line if not)
+        generic = intake.take_in(Path(args.feeder_dir), ws.generic_feeders_dir(state), name=args.feeder_name)
+        logger.info("feeder %s: %s taken in (%d files, %s) -> %s", generic.feeder, generic.source, len(generic.files),
+                    "updated" if generic.updated else "unchanged", generic.folder)
+        feeders = [generic.feeder]
+    elif args.feeder_name:
+        raise cli.UserError("--feeder-name names a feeder of --feeder-dir: give both, or neither")
     else:
         check_profile_lineage(ws, state, season)
         feeders = studied_feeders(ws, state, args.feeders)
@@ -274,7 +292,7 @@ def _batch(args: Any, ws: Workspace) -> int:
                   "case_key": key, "case": mixes[key], "simulate": args.run, "force": args.force,
                   "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None,
                   "mixes_digest": mixes_digest, "shared_digest": digests[feeder],
-                  "feeder_dir": str(generic) if generic is not None else None}
+                  "feeder_dir": str(generic.folder) if generic is not None else None}
                  for feeder in passing for key in cases]
         what = "runs" if args.run else "instances"
         logger.info("%s %s %s: %d %s (%d feeders x %d cases) on %s", state, season, design, len(tasks), what,

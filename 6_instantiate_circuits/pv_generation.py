@@ -54,6 +54,10 @@ def pv_shape_pu(state: str, date: str, season: str) -> np.ndarray:
     return np.minimum(shape, pv["kva_factor"])
 
 
+#: the files of a SMART-DS feeder that may define its solar shapes, searched in this order
+SHAPE_FILES = ("PVShapes.dss", "LoadShapes.dss")
+
+
 def smartds_solar_shape(feeder_dir: Path, day_of_year: int) -> tuple[np.ndarray, str] | None:
     """The design day (96 values) of the solar shape of a SMART-DS feeder's first PVSystem, and the
     shape's name; None when the feeder ships no PV (``PVSystems.dss`` absent or empty)."""
@@ -65,12 +69,17 @@ def smartds_solar_shape(feeder_dir: Path, day_of_year: int) -> tuple[np.ndarray,
     if not named:
         return None
     shape = sorted(named)[0]
-    shapes = {o.name.lower(): o for o in dss.read_dss_objects(Path(feeder_dir) / "LoadShapes.dss", ("loadshape",))}
+    shapes = {}
+    for name in SHAPE_FILES:  # SMART-DS keeps solar shapes in PVShapes.dss; older copies in LoadShapes.dss
+        if (Path(feeder_dir) / name).is_file():
+            for o in dss.read_dss_objects(Path(feeder_dir) / name, ("loadshape",)):
+                shapes.setdefault(o.name.lower(), (o, name))
     if shape.lower() not in shapes:
-        raise ValueError(f"{pv_file}: solar shape {shape!r} is not in LoadShapes.dss")
-    ref = dss.file_reference(shapes[shape.lower()].get("mult"))
+        raise ValueError(f"{pv_file}: solar shape {shape!r} is in none of {', '.join(SHAPE_FILES)}")
+    obj, where = shapes[shape.lower()]
+    ref = dss.file_reference(obj.get("mult"))
     if ref is None:
-        raise ValueError(f"{feeder_dir}/LoadShapes.dss: solar shape {shape!r} has no mult=(file=...)")
+        raise ValueError(f"{feeder_dir}/{where}: solar shape {shape!r} has no mult=(file=...)")
     path = Path(ref.replace("\\", "/"))
     path = path if path.is_absolute() else (Path(feeder_dir) / path).resolve()
     values = np.loadtxt(path, delimiter=",", usecols=0, ndmin=1)

@@ -69,6 +69,7 @@ def single_run_cost(data: Path, cases: list[str]) -> None:
     ws = Workspace(data)
     ctx = circuit_instance.load_context(ws, "NC", "winter", LARGE)
     circuit_instance.prepare_shared(ctx, ws)
+    load("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py").filter_feeder(ctx, ws)
     mixes = doe.load_mixes(ws.mixes("lhs"))
     engine = dss.engine()
     full, bare, ratios = [], [], []
@@ -114,6 +115,7 @@ def throughput(data: Path, cases: list[str]) -> None:
         for f in feeders:
             ctx = circuit_instance.load_context(ws, "NC", season, f)
             circuit_instance.prepare_shared(ctx, ws)
+            load("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py").filter_feeder(ctx, ws)
     print(f"part 2: {len(tasks)} runs ({', '.join(feeders)} x {len(cases)} cases x summer, winter); worker start-up "
           "included, the Dask cluster's own start-up not")
     rates, steady = {}, {}

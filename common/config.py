@@ -427,7 +427,11 @@ STORAGE = {
 #: are not applied to such feeders (every customer stays on baseline equipment).
 GENERIC_FEEDER = {
     "residential_max_kw": 200.0,
+    #: the design day of each season when no load brings a yearly shape of a whole year; with such
+    #: shapes it is the day of the feeder's highest 15-min load in SEASON_MONTHS (phase 2's rule), on
+    #: the calendar of ``shape_year`` (the year a yearly shape's first value is taken to start)
     "design_days": {"summer": "2018-07-17", "winter": "2018-01-17"},
+    "shape_year": 2018,
     "daily_shape_pu": {
         "summer": (0.52, 0.47, 0.44, 0.42, 0.42, 0.45, 0.52, 0.60, 0.66, 0.71, 0.76, 0.81,
                    0.86, 0.90, 0.94, 0.97, 1.00, 1.00, 0.97, 0.92, 0.85, 0.76, 0.66, 0.58),

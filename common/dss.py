@@ -9,6 +9,9 @@
 * :class:`DSSError` carries the circuit, the step and the engine's own message.
 * :func:`read_dss_objects` parses ``New Class.name key=value ...`` files (Loads.dss,
   LoadShapes.dss) in the forms SMART-DS and hand-written feeders use.
+* :func:`command_spans` (logical commands with their lines), :func:`unquote` and
+  :func:`compile_text` (DSS text compiled as a master of a given folder) serve the feeder intake
+  (``common.intake``).
 """
 
 from __future__ import annotations
@@ -130,9 +133,19 @@ def run_commands(text: str, *, dss: Any = None) -> None:
 
 
 # ------------------------------------------------------------------------------------------- solve
+#: engine errors that end a control iteration without ending the power-flow solution: when the engine
+#: reports the step converged anyway, the step is kept and the warning recorded (``solve_daily``)
+CONTROL_WARNINGS = {485: "Max Control Iterations Exceeded"}
+
+
+def _error_number(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
 def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = STEPS_PER_DAY,
                 dss: Any = None, deadline: float | None = None, stop_on_divergence: bool = False,
-                mode: str = "daily") -> np.ndarray:
+                mode: str = "daily", warnings: list[tuple[int, str]] | None = None) -> np.ndarray:
     """Solve ``steps`` 15-min intervals of daily mode, one at a time.
 
     Step ``k`` (0-based) uses multiplier ``k`` of every daily load shape and ends at hour
@@ -141,6 +154,9 @@ def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = ST
     ``deadline`` is a ``time.monotonic()`` value; passing it raises DeadlineExceeded.
     ``mode="yearly"`` steps the yearly shapes instead (a shipped SMART-DS feeder whose loads
     name only ``yearly=`` shapes; in daily mode those loads would stay at their peak kW).
+    A control-iteration error (``CONTROL_WARNINGS``, e.g. #485) at a step that the engine still
+    reports converged is appended to ``warnings`` as (step, message) and the day goes on; without
+    a ``warnings`` list, or when the step did not converge, it raises DSSError as any other error.
     """
     if mode not in ("daily", "yearly"):
         raise ValueError(f"mode must be daily or yearly, not {mode!r}")
@@ -155,7 +171,12 @@ def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = ST
         for k in range(steps):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"{circuit}: time limit reached at step {k + 1} of {steps}")
-            dss.Solution.Solve()
+            try:
+                dss.Solution.Solve()
+            except opendssdirect.DSSException as exc:
+                if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
+                    raise
+                warnings.append((k, _message(exc)))
             converged[k] = bool(dss.Solution.Converged())
             if not converged[k] and stop_on_divergence:
                 raise DSSError(circuit, "power flow did not converge", step=k)
@@ -166,23 +187,102 @@ def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = ST
     return converged
 
 
+def circuit_name_of(command: str) -> str | None:
+    """The circuit's name when ``command`` defines the circuit in any spelling OpenDSS accepts
+    (``New Circuit.X``, ``new object=circuit.X``, ``New "Circuit.X"``, any case), else None."""
+    tokens = tokenize(command)
+    if len(tokens) < 2 or (tokens[0][1] or "").lower() != "new":
+        return None
+    key, value = tokens[1]
+    if key is not None and key.lower() != "object":
+        return None
+    value = (value or "").strip("\"'[]")
+    if value.lower().startswith("circuit."):
+        return value.split(".", 1)[1]
+    return None
+
+
+_RATING_KEYS = ("NormAmps", "Ratings")
+
+
+def unrated_lines(dss: Any = None) -> list[str]:
+    """Lines (``Line.<name>``, sorted) whose normal rating is the engine's default (400 A) rather than
+    one of their own: OpenDSS cannot tell a circuit's author that a line has no rating, so a loading
+    against 400 A would count "overloads" the feeder never had.
+
+    The compiled circuit's JSON (``Circuit.ToJSON``) lists, per object, the properties that were set,
+    in the order they were set. A line's rating is its own when it sets NormAmps or Ratings itself
+    (directly or by ``like=``), or takes them from a line code or line geometry (or the geometry's
+    wires) that sets them; a line code copies its (default) values into the line when assigned, right
+    after ``LineCode``, so only a NormAmps set after that copy, or differing from the copied one,
+    counts as the line's own.
+    """
+    import json
+
+    dss = dss or engine()
+    data = json.loads(dss.Circuit.ToJSON(0))
+    def rated(entries: list[dict[str, Any]]) -> set[str]:
+        return {e["Name"].lower() for e in entries if any(k in e for k in _RATING_KEYS)}
+
+    codes = rated(data.get("LineCode", []))
+    wires = rated(data.get("WireData", [])) | rated(data.get("CNData", [])) | rated(data.get("TSData", []))
+    geometries = rated(data.get("LineGeometry", []))
+    for g in data.get("LineGeometry", []):
+        names = g.get("Wires") or g.get("Wire") or []
+        names = [names] if isinstance(names, str) else names
+        if names and all(str(w).lower() in wires for w in names):
+            geometries.add(g["Name"].lower())
+    unrated = []
+    for line in data.get("Line", []):
+        keys = list(line)
+        code, geometry = line.get("LineCode"), line.get("Geometry")
+        if code is not None:
+            own = str(code).lower() in codes
+            if not own and "NormAmps" in keys:
+                copied = keys.index("LineCode") + 3  # LineCode, then the copied Ratings, NormAmps, EmergAmps
+                own = keys.index("NormAmps") > copied or float(line["NormAmps"]) != 400.0
+        elif geometry is not None:
+            own = str(geometry).lower() in geometries or "NormAmps" in keys[keys.index("Geometry") + 1:]
+        else:
+            own = any(k in line for k in _RATING_KEYS)
+        if not own:
+            unrated.append(f"Line.{line['Name'].lower()}")
+    return sorted(unrated)
+
+
+def has_stateful_controls(dss: Any = None) -> bool:
+    """Whether the compiled circuit has controls whose state carries from one step to the next
+    (regulator taps, capacitor switching, inverter and storage controllers, switch controls)."""
+    dss = dss or engine()
+    classes = {name.split(".", 1)[0].lower() for name in dss.Circuit.AllElementNames()}
+    return bool(classes & {"regcontrol", "capcontrol", "swtcontrol", "invcontrol", "expcontrol", "storagecontroller",
+                           "upfccontrol", "esppvcontrol", "gencontrol", "relay", "recloser", "fuse"})
+
+
 def isolated_elements(dss: Any = None) -> dict[str, list[str]]:
-    """Branches and loads that no path connects to the source (a broken feeder)."""
+    """Branches and loads that no path connects to the source. Isolated branches alone are normal on
+    a real feeder (the far side of a normally-open tie or switch); isolated loads are not."""
     dss = dss or engine()
     branches = [b for b in dss.Topology.AllIsolatedBranches() if b]
     loads = [ld for ld in dss.Topology.AllIsolatedLoads() if ld]
     return {"branches": sorted(branches), "loads": sorted(loads)}
 
 
-def solve_interval(k: int, *, dss: Any = None) -> bool:
-    """Solve interval ``k`` of the day alone (daily mode, ending at hour (k+1)/4)."""
+def solve_interval(k: int, *, dss: Any = None, warnings: list[tuple[int, str]] | None = None) -> bool:
+    """Solve interval ``k`` of the day alone (daily mode, ending at hour (k+1)/4); ``warnings`` as in
+    :func:`solve_daily`."""
     dss = dss or engine()
     try:
         dss.Text.Command(f"Set mode=daily stepsize={STEP_SIZE} number=1")
         seconds = k * 900.0
         dss.Solution.Hour(int(seconds // 3600))
         dss.Solution.Seconds(seconds % 3600)
-        dss.Solution.Solve()
+        try:
+            dss.Solution.Solve()
+        except opendssdirect.DSSException as exc:
+            if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
+                raise
+            warnings.append((k, _message(exc)))
     except opendssdirect.DSSException as exc:
         raise DSSError(dss.Circuit.Name(), _message(exc), step=k) from None
     return bool(dss.Solution.Converged())
@@ -402,3 +502,71 @@ def bus_nodes(bus: str) -> tuple[int, ...]:
     """``p1ulv2723.1.2`` -> (1, 2); a bus with no node list -> ()."""
     parts = bus.split(".")[1:]
     return tuple(int(p) for p in parts if p.isdigit())
+
+
+# ------------------------------------------------------------------------------------------- intake helpers
+@dataclass(frozen=True)
+class Command:
+    """One logical DSS command: its first and last line in the file (``~`` continuations joined)."""
+
+    first_line: int
+    last_line: int
+    text: str
+
+
+def command_spans(text: str) -> list[Command]:
+    """The logical commands of a DSS text with the lines each spans; comments (``!``, ``//``,
+    ``/* */``) and blank lines dropped, ``~`` / ``more`` continuation lines joined, as
+    :func:`parse_dss_text` reads them."""
+    commands: list[Command] = []
+    in_block_comment = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw
+        if in_block_comment:
+            if "*/" in line:
+                line = line.split("*/", 1)[1]
+                in_block_comment = False
+            else:
+                continue
+        if line.lstrip().startswith("/*"):
+            if "*/" not in line:
+                in_block_comment = True
+            continue
+        line = _strip_comment(line).strip()
+        if not line:
+            continue
+        word = line.split(None, 1)[0].lower()
+        if word in ("~", "more", "m") and commands:
+            rest = line.split(None, 1)[1] if " " in line or "\t" in line else ""
+            last = commands[-1]
+            commands[-1] = Command(last.first_line, number, last.text + " " + rest)
+        elif line.startswith("~") and commands:
+            last = commands[-1]
+            commands[-1] = Command(last.first_line, number, last.text + " " + line[1:])
+        else:
+            commands.append(Command(number, number, line))
+    return commands
+
+
+def unquote(value: str) -> str:
+    """A token without the quotes or brackets around it: ``"a b.dss"``, ``(x.dss)``, ``[x.dss]``."""
+    value = value.strip()
+    for _ in range(2):
+        if len(value) >= 2 and value[0] in _OPEN and value[-1] == _OPEN[value[0]]:
+            value = value[1:-1].strip()
+    return value
+
+
+def compile_text(text: str, folder: Path, *, name: str, dss: Any = None) -> Any:
+    """Compile DSS commands as if they were a master file in ``folder`` (relative paths resolve from
+    it), without changing the process's directory. ``name`` names the feeder in a DSSError."""
+    dss = dss or engine()
+    try:
+        dss.Text.Command("Clear")
+        dss.Basic.DataPath(str(folder))
+        dss.Text.Commands(text)
+    except opendssdirect.DSSException as exc:
+        raise DSSError(name, _message(exc)) from None
+    if not dss.Circuit.Name():
+        raise DSSError(name, "defines no circuit")
+    return dss

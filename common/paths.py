@@ -242,6 +242,10 @@ class Workspace:
     def circuits_dir(self, state: str) -> Path:
         return self.phase("6") / state
 
+    def generic_feeders_dir(self, state: str) -> Path:
+        """Feeders of route ``--feeder-dir`` (any OpenDSS model), one folder per feeder id (common.intake)."""
+        return self.circuits_dir(state) / "_feeders"
+
     def circuit_filter(self, state: str) -> Path:
         return self.circuits_dir(state) / "circuit_filter.csv"
 
@@ -286,8 +290,13 @@ SMARTDS_FILES = {
     "loadshapes": "LoadShapes.dss",
 }
 
-#: marker inside a feeder copy: the digest of the source folder it was copied from (copy_circuits.py)
+#: marker inside a feeder copy: the digest of the source folder it was copied from (copy_circuits.py
+#: before the feeder intake; a copy holding it and no intake record is made again)
 FEEDER_SOURCE_DIGEST = ".source_digest"
+
+#: record inside a feeder copy made by ``common.intake.take_in``: source master, copied files' digests,
+#: files referenced in place, circuit and object counts (JSON)
+FEEDER_INTAKE_RECORD = ".intake.json"
 
 #: state-wide plots of phase 2 (plot_parquet_differences.py), below ``profile_plots_dir``
 PROFILE_PLOTS = {

@@ -127,6 +127,24 @@ def check_current(ws: Workspace, path: Path, producer: str) -> str:
     return digest
 
 
+# ------------------------------------------------------------------------------------------- design day
+def design_day(curve_kw: np.ndarray, interval_start: pd.DatetimeIndex, months: tuple[int, ...]) -> dict:
+    """The design day of a load curve: the day (of its interval START) of the highest value of
+    ``curve_kw`` among intervals starting in ``months`` (phase 2's rule, also used by phase 6 on
+    feeders that bring their own yearly shapes). ``day_of_year`` counts from the curve's first day."""
+    curve_kw = np.asarray(curve_kw, dtype=float)
+    in_season = np.isin(interval_start.month, months)
+    if not in_season.any():
+        raise ValueError(f"the curve has no interval in months {months}")
+    masked = np.where(in_season, curve_kw, -np.inf)
+    peak_index = int(np.argmax(masked))
+    start = interval_start[peak_index]
+    first = interval_start[0].normalize()
+    return {"date": start.date().isoformat(), "day_of_year": int((start.normalize() - first).days),
+            "peak_kw": float(curve_kw[peak_index]), "peak_interval_start": start.isoformat(),
+            "peak_index": peak_index}
+
+
 # ------------------------------------------------------------------------------------------- readers
 def read_customers(ws: Workspace, state: str, inputs: Inputs | None = None) -> pd.DataFrame:
     """Phase 1b's customer table, with every declared column (InputError otherwise)."""

@@ -102,6 +102,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "ev_energy_unserved_kwh": ("kWh", "EV energy not delivered (sessions too short or voltage too low)"),
     "pv_energy_kwh": ("kWh", "PV energy of the day"),
     "non_converged_steps": ("count", "15-min steps whose power flow did not converge"),
+    "n_unrated_lines": ("count", "lines with no rating of their own (OpenDSS's default 400 A): left out of line "
+                                 "loading and overload counts"),
     "control_warning_steps": ("count", "15-min steps that converged with a control-iteration warning (OpenDSS #485: "
                                        "regulators or capacitors still moving at the iteration limit)"),
     "control_warning": ("text", "the first control-iteration warning of the day, as OpenDSS worded it"),

@@ -56,6 +56,50 @@ def customer_of(load_name: str, n_nodes: int) -> tuple[str, int | None]:
     return load_name, None
 
 
+#: a two-leg service is split-phase (120/240 V) only at a low voltage; a two-node load on a
+#: medium-voltage bus (a test feeder's lumped phase-to-phase load) is not a house
+LV_SERVICE_MAX_KV = 0.25
+
+
+def group_loads(loads: list[dict]) -> list[dict]:
+    """Customers from load objects, the same rule on every route: the half loads ``x_1``/``x_2`` of a
+    centre-tap service (one node each) are one split-phase customer ``x``; a two-node load (``.1.2``)
+    at a low voltage (``LV_SERVICE_MAX_KV``) is a split-phase customer too; a load on the three phases with at least 3 phases is three-phase;
+    anything else single-phase. ``loads``: dicts with load, bus, nodes (tuple of ints > 0), phases,
+    kv, kw, kvar. Returns per customer: customer, members (the load dicts, sorted), loads
+    (``a;b``), n_loads, bus, nodes (``1.2``), phases, kv, peak_kw, peak_kvar, three_phase, service."""
+    groups: dict[str, list[dict]] = {}
+    for row in loads:
+        customer, _ = customer_of(row["load"], len(row["nodes"]))
+        groups.setdefault(customer, []).append(row)
+    customers = []
+    for customer in sorted(groups):
+        members = sorted(groups[customer], key=lambda r: r["load"])
+        if len({m["bus"] for m in members}) > 1:  # same name, different places: not the halves of one service
+            customers += [customer_record(m["load"], [m]) for m in members]
+        else:
+            customers.append(customer_record(customer, members))
+    return sorted(customers, key=lambda c: c["customer"])
+
+
+def customer_record(customer: str, members: list[dict]) -> dict:
+    """One customer of :func:`group_loads` from its loads."""
+    nodes = sorted({n for m in members for n in m["nodes"]})
+    three_phase = len(set(nodes) & {1, 2, 3}) == 3 and max(m["phases"] for m in members) >= 3
+    low_voltage = max(float(m["kv"]) for m in members) <= LV_SERVICE_MAX_KV
+    if three_phase:
+        service = "three_phase"
+    elif low_voltage and (len(members) == 2 or (len(nodes) == 2 and len(members) == 1)):
+        service = "split_phase"
+    else:
+        service = "single_phase"
+    return {"customer": customer, "members": members, "loads": ";".join(m["load"] for m in members),
+            "n_loads": len(members), "bus": members[0]["bus"], "nodes": ".".join(str(n) for n in nodes),
+            "phases": max(m["phases"] for m in members) if len(members) == 1 else len(nodes),
+            "kv": members[0]["kv"], "peak_kw": sum(m["kw"] for m in members),
+            "peak_kvar": sum(m["kvar"] for m in members), "three_phase": three_phase, "service": service}
+
+
 def split_folder(folder: str) -> tuple[str, str]:
     """``p1uhs21_1247--p1udt5257`` -> ("p1uhs21_1247", "p1udt5257")."""
     substation, sep, feeder = folder.partition("--")

@@ -99,18 +99,19 @@ def test_feeder_whose_master_redirects_to_a_missing_file_is_left_out(tmp_path, s
     assert all(ws.feeder_dir(STATE, f).is_dir() for f in feeders.drop(FEEDER).index)
 
 
-def test_feeder_whose_include_is_outside_its_folder_is_left_out(tmp_path, sample_root):
+def test_feeder_whose_include_is_in_a_subfolder_is_copied_with_it(tmp_path, sample_root):
     data = make_workspace(tmp_path / "data", sample_root)
     tree = _mirror(sample_smartds_root(data), tmp_path / "tree")
     folder = next(tree.rglob(FEEDER))
     (folder / "sub").mkdir()
-    (folder / "sub" / "Caps.dss").write_text("! nothing\n")
+    (folder / "sub" / "Caps.dss").write_text("New Capacitor.c1 bus1=x phases=3 kvar=300 kv=12.47\n")
     master = folder / "Master.dss"
     _replace(master, master.read_text().replace("Redirect Loads.dss", "Redirect Loads.dss\nRedirect sub/Caps.dss"))
     assert copy.main(_argv(data, "--smartds-root", str(tree))) == 0
     feeders = pd.read_csv(Workspace(data).feeder_list(STATE)).set_index("feeder")
-    assert feeders.at[FEEDER, "status"] == "excluded"
-    assert "sub/Caps.dss" in feeders.at[FEEDER, "reason"] and "outside the feeder folder" in feeders.at[FEEDER, "reason"]
+    assert feeders.at[FEEDER, "status"] == "ok"
+    copied = Workspace(data).feeder_dir(STATE, FEEDER) / "sub" / "Caps.dss"
+    assert copied.read_text() == (folder / "sub" / "Caps.dss").read_text()
 
 
 def test_partial_feeder_copies_of_a_killed_run_are_removed(prepared_nc, tmp_path):

@@ -211,6 +211,7 @@ def test_lost_worker_costs_one_retry_then_the_run_is_failed(un_workspace, tmp_pa
     ws = Workspace(data)
     ctx = circuit_instance.load_context(ws, "NC", "winter", SMALL)
     circuit_instance.prepare_shared(ctx, ws)
+    assert apply.filter_feeder(ctx, ws)["status"] == "pass"  # as the batch driver does before dispatching
     mixes = doe.load_mixes(ws.mixes("lhs"))
     base = {"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": SMALL,
             "simulate": True, "timeout_s": 60}

@@ -80,6 +80,16 @@ def test_every_instance_is_solved_with_declared_outputs(batch):
     assert summary["inputs"]["ev_perc"] == pytest.approx(doe.load_mixes(ws.mixes("lhs"))["2"]["ev_perc"])
 
 
+def test_outputs_follow_the_schema_phase7_reads(batch):
+    from common import schema
+
+    folder = Workspace(batch).instance_dir("NC", "summer", "lhs", MEDIUM, "2")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary) == set(schema.SUMMARY_KEYS)
+    assert set(summary["metrics"]) == set(schema.METRICS) | set(schema.NOT_OUTCOMES)
+    assert tuple(pd.read_parquet(folder / "timeseries.parquet").columns) == schema.SERIES_COLUMNS
+
+
 def test_head_series_is_consistent(batch):
     folder = Workspace(batch).instance_dir("NC", "summer", "lhs", MEDIUM, "1")
     t = pd.read_parquet(folder / "timeseries.parquet")
@@ -176,6 +186,7 @@ def test_a_failing_run_is_recorded_and_the_batch_goes_on(prepared_nc, tmp_path):
 
     ctx = circuit_instance.load_context(ws, "NC", "summer", SMALL)
     circuit_instance.prepare_shared(ctx, ws)
+    assert apply.filter_feeder(ctx, ws)["status"] == "pass"  # as the batch driver does before dispatching
     results = {r["case"]: r for r in batch_runner.run_pool(tasks, 1, "test")}
     assert results["1"]["status"] == "ok" and results["3"]["status"] == "ok"
     assert results["2"]["status"] == "failed" and "ev_seed" in results["2"]["message"]
@@ -380,7 +391,9 @@ def test_any_opendss_feeder_is_studied_with_feeder_dir(tmp_path, sample_root):
     # the configured day peaks at 1.0 per unit: the feeder's published full load, about 3.57 MW
     assert reference["metrics"]["peak_kw"] == pytest.approx(3567, rel=0.02)
     assert reference["realised"]["customers_per_variant"]["baseline"] == reference["realised"]["n_customers"] == 15
-    copy = ws.circuits_dir("NC") / "_feeders" / "IEEE13Nodeckt" / "Master.dss"
+    from common import intake
+
+    copy = intake.read_intake(ws.generic_feeders_dir("NC") / "IEEE13Nodeckt").master
     commands = [line.strip().lower() for line in copy.read_text().splitlines()]
     assert not [c for c in commands if c.startswith(("solve", "show", "export", "plot"))]
     assert (copy.parent / "IEEELineCodes.DSS").is_file()
