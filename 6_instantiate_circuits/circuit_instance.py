@@ -199,6 +199,7 @@ class FeederContext:
     generic_shapes: dict[str, np.ndarray] = field(default_factory=dict)  # generic: shapes the instance defines
     extra_notes: list[str] = field(default_factory=list)  # how the design day and shapes were chosen
     generic_files: list[Path] = field(default_factory=list)  # generic: every file of the feeder's copy
+    monitors: tuple[str, str] = ("m1", "m2")  # the instance's head monitors (renamed where the feeder has its own)
     unrated_lines: list[str] = field(default_factory=list)  # lines without a rating of their own
 
     @property
@@ -408,6 +409,8 @@ def load_generic_context(ws: Workspace, state: str, season: str, taken: intake.I
     except dss.DSSError as exc:
         raise InstanceError(f"{taken.master}: the feeder's copy does not compile: {exc.dss_message} (take it in "
                             "again)") from None
+    taken_monitors = {n.lower() for n in engine.Monitors.AllNames() if n and n.lower() != "none"}
+    monitors = ("m1", "m2") if not taken_monitors & {"m1", "m2"} else ("xlrm_m1", "xlrm_m2")
     loads, own = _read_loads(engine)
     if not loads:
         raise InstanceError(f"{master}: defines no load")
@@ -454,7 +457,7 @@ def load_generic_context(ws: Workspace, state: str, season: str, taken: intake.I
         storage={k: float(v) for k, v in config.STORAGE.items()}, shared_dir=ws.season_shared(state, season, name),
         shape_index={s: i for i, s in enumerate(shapes)}, records={r["customer"]: r for r in customers.to_dict("records")},
         kind="generic", base_master=taken.master, generic_edits=sorted(edits),
-        generic_files=[taken.folder / f for f in taken.files] + sorted(taken.shared),
+        generic_files=[taken.folder / f for f in taken.files] + sorted(taken.shared), monitors=monitors,
         generic_shapes={k: v for k, v in sorted(profiles_of.items()) if k not in own}, extra_notes=notes)
 
 
@@ -760,8 +763,9 @@ def render_files(ctx: FeederContext, plan: Plan, design: str, case_key: str, ins
                for line, path in ctx.master_head()]
     master.append(f"Redirect {_rel(ctx.shared_dir / SHARED_LOADSHAPES, instance_dir)}")
     master += [f"Redirect {name}" for name in ("Loads.dss", "EVs.dss", "PV.dss", "Storage.dss") if name in files]
-    master += [f"New Monitor.m1 element={ctx.base.head_element} terminal=1 mode=0",
-               f"New Monitor.m2 element={ctx.base.head_element} terminal=1 mode=1 ppolar=no"]
+    m_v, m_pq = ctx.monitors
+    master += [f"New Monitor.{m_v} element={ctx.base.head_element} terminal=1 mode=0",
+               f"New Monitor.{m_pq} element={ctx.base.head_element} terminal=1 mode=1 ppolar=no"]
     master += ctx.master_tail()
     files[INSTANCE_FILES["master"]] = "\n".join(master) + "\n"
     return files

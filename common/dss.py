@@ -136,6 +136,9 @@ def run_commands(text: str, *, dss: Any = None) -> None:
 #: engine errors that end a control iteration without ending the power-flow solution: when the engine
 #: reports the step converged anyway, the step is kept and the warning recorded (``solve_daily``)
 CONTROL_WARNINGS = {485: "Max Control Iterations Exceeded"}
+#: the warning leaves the engine's solution-abort flag set (every later solve fails with #99); any
+#: Reset command clears it, and resetting the event log touches nothing the solution depends on
+_CLEAR_ABORT = "Reset Eventlog"
 
 
 def _error_number(exc: BaseException) -> int | None:
@@ -177,6 +180,7 @@ def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = ST
                 if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
                     raise
                 warnings.append((k, _message(exc)))
+                dss.Text.Command(_CLEAR_ABORT)
             converged[k] = bool(dss.Solution.Converged())
             if not converged[k] and stop_on_divergence:
                 raise DSSError(circuit, "power flow did not converge", step=k)
@@ -283,6 +287,7 @@ def solve_interval(k: int, *, dss: Any = None, warnings: list[tuple[int, str]] |
             if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
                 raise
             warnings.append((k, _message(exc)))
+            dss.Text.Command(_CLEAR_ABORT)
     except opendssdirect.DSSException as exc:
         raise DSSError(dss.Circuit.Name(), _message(exc), step=k) from None
     return bool(dss.Solution.Converged())

@@ -1,0 +1,236 @@
+"""Phase 6 on feeders as utilities and OpenDSS publish them (route ``--feeder-dir``): the IEEE 13, 34 and
+123-bus feeders in their own layouts, and the sample's feeders with open ties, regulators and capacitors,
+``../`` line codes, subfolders, yearly and daily shapes, older syntax and same-named folders. The day is
+checked against a plain opendssdirect solve of the original feeder where the feeder brings its own shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import config, doe, dss, intake
+from common.io import write_json
+from common.paths import Workspace
+from conftest import IEEE13, SHARED_DATA, load_script, make_workspace, requires_shared
+
+apply = load_script("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py")
+import daily_power_flow as pf  # noqa: E402
+
+P2U = Path("oedi/SMART-DS/v1.0/2018/AUS/P2U/scenarios/base_timeseries/opendss/p2uhs4_1247/p2uhs4_1247--p2udt6108")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, sample_root) -> Path:
+    """A workspace with a design of a reference case and a case with no EV, PV or storage (case 1)."""
+    data = make_workspace(tmp_path_factory.mktemp("real-feeders") / "data", sample_root)
+    assert load_script("0_code_xlrm/run_mix_generator.py").main(["--data-dir", str(data), "--n-cases", "2", "-q"]) == 0
+    ws = Workspace(data)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    bare = {**mixes["1"], "ev_perc": 0.0, "pv_perc_3ph": 0.0, "storage_perc_3ph": 0.0}
+    write_json(ws.mixes("lhs"), {"0": mixes["0"], "1": bare})
+    return data
+
+
+def _study(data: Path, master: Path, *extra: str, season: str = "winter") -> tuple[pd.DataFrame, dict]:
+    assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", season, "--design", "lhs", "--run",
+                       "--workers", "1", "-q", "--feeder-dir", str(master), *extra]) == 0
+    ws = Workspace(data)
+    index = pd.read_csv(ws.batch_index("NC", season, "lhs"))
+    feeder = pd.read_csv(ws.batch_timings("NC", season, "lhs"))["feeder"].iloc[0]  # this batch's feeder
+    summary = json.loads((ws.instance_dir("NC", season, "lhs", feeder, "1") / "summary.json").read_text())
+    return index[index["feeder"] == feeder], summary
+
+
+def _plain_day_peak_kw(master: Path, day_of_year: int) -> float:
+    """The original feeder compiled in place and solved by plain opendssdirect in yearly mode over the
+    96 intervals of ``day_of_year``: the highest total power drawn from the source [kW]."""
+    engine = dss.engine()
+    dss.compile_master(master)
+    engine.Text.Command(f"Set mode=yearly stepsize=15m number=1 maxcontroliter={config.SOLVER['maxcontroliter']} "
+                        f"maxiterations={config.SOLVER['maxiterations']}")
+    peak = -np.inf
+    for k in range(96):
+        seconds = day_of_year * 86400 + k * 900
+        engine.Solution.Hour(int(seconds // 3600))
+        engine.Solution.Seconds(float(seconds % 3600))
+        engine.Solution.Solve()
+        assert engine.Solution.Converged()
+        peak = max(peak, -float(engine.Circuit.TotalPower()[0]))
+    return peak
+
+
+# ------------------------------------------------------------------------------------------- IEEE feeders
+@requires_shared
+@pytest.mark.parametrize("master", ["ieee13/IEEE13Nodeckt.dss", "ieee/34Bus/ieee34Mod1.dss",
+                                    "ieee/123Bus/IEEE123Master.dss"])
+def test_ieee_feeders_run_as_published_from_any_working_directory(base, master, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository, not the feeder's folder
+    index, summary = _study(base, SHARED_DATA / master)
+    assert (index["status"] == "ok").all(), index["message"].tolist()
+    m = summary["metrics"]
+    assert m["non_converged_steps"] == 0 and m["n_unrated_lines"] >= 0
+    # the configured day peaks at 1.0 per unit: every load at its published kW at that interval
+    engine = dss.engine()
+    dss.compile_master(SHARED_DATA / master)
+    engine.Text.Command(f"Set maxcontroliter={config.SOLVER['maxcontroliter']}")
+    engine.Solution.Solve()
+    snapshot_kw = -float(engine.Circuit.TotalPower()[0])
+    assert m["peak_kw"] == pytest.approx(snapshot_kw, rel=0.01)
+
+
+@requires_shared
+def test_ieee13_in_a_layout_with_parent_redirects_is_the_same_feeder(base, tmp_path):
+    layout = tmp_path / "utility" / "feeders" / "ieee13"
+    (tmp_path / "utility" / "codes").mkdir(parents=True)
+    layout.mkdir(parents=True)
+    (tmp_path / "utility" / "codes" / "IEEELineCodes.DSS").write_bytes((IEEE13.parent / "IEEELineCodes.DSS").read_bytes())
+    text = IEEE13.read_text().replace("IEEELineCodes.DSS", "../../codes/IEEELineCodes.DSS")
+    (layout / "IEEE13Nodeckt.dss").write_text(text)
+    for extra in IEEE13.parent.glob("*.csv"):
+        (layout / extra.name).write_bytes(extra.read_bytes())
+    _, flat = _study(base, IEEE13, "--feeder-name", "ieee13_flat")
+    _, nested = _study(base, layout / "IEEE13Nodeckt.dss", "--feeder-name", "ieee13_nested")
+    assert nested["metrics"]["peak_kw"] == pytest.approx(flat["metrics"]["peak_kw"], rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------------- sample feeders
+def test_named_master_with_open_tie_regulator_and_own_shapes(base, sample_root):
+    master = sample_root / "feeders" / "tie_regulator" / "circuit" / "Master_tie.dss"
+    index, summary = _study(base, master)
+    assert (index["status"] == "ok").all(), index["message"].tolist()
+    ws = Workspace(base)
+    feeder = index["feeder"].iloc[0]
+    taken = intake.read_intake(ws.generic_feeders_dir("NC") / feeder)
+    assert taken.source == master and taken.circuit == "tie_regulator"  # the named master, not Master.dss
+    filt = pd.read_csv(ws.circuit_filter("NC")).set_index("feeder").loc[feeder]
+    assert filt["status"] == "pass" and filt["n_isolated_branches"] >= 1  # the open tie is fine
+    assignments = json.loads((ws.instance_dir("NC", "winter", "lhs", feeder, "1") / "scenario_assignments.json")
+                             .read_text())
+    assert any("own yearly shapes" in note for note in assignments["notes"])
+    month = pd.Timestamp(assignments["design_day"]).month
+    assert month in config.SEASON_MONTHS["winter"]
+
+
+def test_same_named_folders_are_two_feeders(base, sample_root):
+    a, _ = _study(base, sample_root / "feeders" / "utility_a" / "OpenDSS" / "Master.dss")
+    b, _ = _study(base, sample_root / "feeders" / "utility_b" / "OpenDSS" / "Master.dss")
+    assert a["feeder"].iloc[0] != b["feeder"].iloc[0]
+    assert (a["status"] == "ok").all() and (b["status"] == "ok").all()
+    ws = Workspace(base)
+    sources = {intake.read_intake(ws.generic_feeders_dir("NC") / f).source
+               for f in (a["feeder"].iloc[0], b["feeder"].iloc[0])}
+    assert len(sources) == 2
+
+
+def test_older_syntax_feeder_runs(base, sample_root):
+    index, summary = _study(base, sample_root / "feeders" / "legacy_syntax" / "Master.dss")
+    assert (index["status"] == "ok").all(), index["message"].tolist()
+    assert summary["metrics"]["peak_kw"] > 0
+
+
+def test_smartds_feeder_with_yearly_shapes_matches_a_plain_solve_of_its_design_day(base, sample_root):
+    """A SMART-DS feeder with regulators, a capacitor, an open tie and half loads on yearly shapes, taken
+    in as it is: its case without EVs, PV or storage peaks where plain opendssdirect says the original
+    peaks on the same day, and its half loads are one customer each."""
+    master = sample_root / P2U / "Master.dss"
+    index, summary = _study(base, master)
+    assert (index["status"] == "ok").all(), index["message"].tolist()
+    assignments = json.loads((Workspace(base).instance_dir("NC", "winter", "lhs", index["feeder"].iloc[0], "1") /
+                              "scenario_assignments.json").read_text())
+    day = pd.Timestamp(assignments["design_day"]).day_of_year - 1
+    assert summary["metrics"]["peak_kw"] == pytest.approx(_plain_day_peak_kw(master, day), rel=1e-3)
+    engine = dss.engine()
+    dss.compile_master(master)
+    n_loads = engine.Loads.Count()
+    assert summary["realised"]["n_customers"] < n_loads  # x_1 / x_2 halves are one customer
+
+
+def test_feeder_name_already_held_by_another_source_is_one_line(base, sample_root, capsys):
+    _study(base, sample_root / "feeders" / "legacy_syntax" / "Master.dss", "--feeder-name", "held")
+    capsys.readouterr()
+    assert apply.main(["--data-dir", str(base), "--state", "NC", "--season", "winter", "--design", "lhs", "-q",
+                       "--feeder-dir", str(sample_root / "feeders" / "utility_b" / "OpenDSS" / "Master.dss"),
+                       "--feeder-name", "held"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'held'" in err[0] and "--feeder-name" in err[0]
+
+
+# ------------------------------------------------------------------------------------------- engine
+def _tiny_regulated(folder: Path, extra: str = "", settings: str = "") -> Path:
+    """A 12.47 kV source, a regulator bank, a line and a 480 V customer (150 kW, half load for 12 h)."""
+    from test_phase6_runs import _tiny_instance
+
+    folder = _tiny_instance(folder, 150.0, extra=extra)
+    master = folder / "Master.dss"
+    text = master.read_text().replace(
+        "New Line.head bus1=src bus2=mv linecode=mv length=0.1 units=km",
+        "New Transformer.reg phases=3 windings=2 buses=[src srcr] conns=[wye wye] kVs=[12.47 12.47] kVAs=[5000 5000] "
+        "xhl=0.1 %loadloss=0.01\nNew RegControl.creg transformer=reg winding=2 vreg=124 band=1 ptratio=60\n"
+        "New Line.head bus1=srcr bus2=mv linecode=mv length=0.1 units=km")
+    master.write_text(text.replace("Calcvoltagebases", "Calcvoltagebases\n" + settings))
+    return folder
+
+
+def test_storage_peak_reduction_on_a_regulated_feeder_is_a_full_day_without_storage(tmp_path):
+    storage = ("New Loadshape.sd npts=96 interval=0.25 mult=(" + " ".join(["0"] * 60 + ["1"] * 8 + ["0"] * 28) + ")\n"
+               "New Storage.s bus1=cust.1.2.3 phases=3 kV=0.48 kWrated=30 kWhrated=120 kVA=33 %stored=80 "
+               "%reserve=20 dispmode=follow daily=sd")
+    folder = _tiny_regulated(tmp_path / "tiny", extra=storage)
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    a["hosts"]["storage"] = [{"element": "Storage.s", "kwh": 120.0}]
+    write_json(folder / "scenario_assignments.json", a)
+    _, summary, _ = pf.simulate(folder)
+    assert summary["status"] == "ok"
+    engine = dss.engine()
+    dss.compile_master(folder / "Master.dss", strip=False)
+    engine.Text.Command("BatchEdit Storage..* enabled=no")
+    head = []
+    dss.solve_daily(lambda k: head.append(-float(engine.Circuit.TotalPower()[0])))
+    m = summary["metrics"]
+    assert m["peak_without_storage_kw"] == pytest.approx(max(head), rel=1e-3)
+    assert m["storage_peak_reduction_kw"] == pytest.approx(m["peak_without_storage_kw"] - m["peak_kw"])
+
+
+def test_control_iteration_warning_is_recorded_and_the_day_goes_on(tmp_path):
+    """A regulator that needs several tap changes with a control-iteration limit of 1: OpenDSS raises
+    #485 at the steps where it cannot settle, the power flow converged, and the run records it."""
+    folder = _tiny_regulated(tmp_path / "tiny", settings="Set maxcontroliter=1")
+    _, summary, _ = pf.simulate(folder)
+    assert summary["status"] == "ok", summary["message"]
+    assert summary["metrics"]["control_warning_steps"] > 0
+    assert "485" in summary["metrics"]["control_warning"]
+
+
+def test_unrated_lines_are_out_of_the_overload_counts(tmp_path):
+    """The tiny feeder's service line has its own 150 A rating and is overloaded at full load; with no
+    rating of its own (the engine's default 400 A) it is reported unrated and not overloaded."""
+    from test_phase6_runs import _tiny_instance
+
+    folder = _tiny_instance(tmp_path / "rated", 150.0)
+    _, rated, _ = pf.simulate(folder)
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    a["unrated_lines"] = ["Line.service"]
+    write_json(folder / "scenario_assignments.json", a)
+    _, unrated, _ = pf.simulate(folder)
+    assert rated["metrics"]["overloaded_lines"] == 1 and rated["metrics"]["n_unrated_lines"] == 0
+    assert unrated["metrics"]["overloaded_lines"] == 0 and unrated["metrics"]["n_unrated_lines"] == 1
+    assert unrated["metrics"]["worst_line"] != "Line.service"
+
+
+def test_unrated_lines_are_found_from_the_circuit():
+    engine = dss.engine()
+    engine.Text.Command("Clear")
+    engine.Text.Commands("New Circuit.t basekv=12.47 bus1=src\n"
+                         "New Linecode.a nphases=3 r1=0.1 x1=0.2 units=km\n"
+                         "New Linecode.b nphases=3 r1=0.1 x1=0.2 units=km normamps=300\n"
+                         "New Line.l1 bus1=src bus2=b1 linecode=a length=1\n"
+                         "New Line.l2 bus1=b1 bus2=b2 linecode=b length=1\n"
+                         "New Line.l3 bus1=b2 bus2=b3 linecode=a length=1 normamps=400\n"
+                         "New Line.l4 bus1=b3 bus2=b4 r1=0.1 x1=0.2 length=1\n"
+                         "New Line.l5 bus1=b4 bus2=b5 r1=0.1 x1=0.2 length=1 normamps=250\n"
+                         "New Line.l6 bus1=b5 bus2=b6 like=l5\n")
+    assert dss.unrated_lines() == ["Line.l1", "Line.l4"]
