@@ -23,8 +23,14 @@ SHARED_SMARTDS_FEEDER = (SHARED_DATA / "smartds" / "2018" / "AUS" / "P1U" / "sce
                          "opendss" / "p1uhs21_1247" / "p1uhs21_1247--p1udt5257")
 IEEE13 = SHARED_DATA / "ieee13" / "IEEE13Nodeckt.dss"
 
-requires_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
-                                     reason="../shared/data (reference feeders) is not beside this checkout")
+_SHARED_ABSENT = pytest.mark.skipif(not SHARED_DATA.is_dir(),
+                                    reason="../shared/data (reference feeders) is not beside this checkout")
+
+
+def requires_shared(test):
+    """Mark a test that needs ../shared/data: marker ``shared`` (``pytest -m "not shared"`` leaves it
+    out) and a skip with the reason when the folder is absent."""
+    return pytest.mark.shared(_SHARED_ABSENT(test))
 
 _loaded: dict[str, ModuleType] = {}
 

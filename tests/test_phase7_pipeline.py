@@ -360,6 +360,7 @@ def test_help_exits_0(name, capsys):
 
 
 # ------------------------------------------------------------------------------------------- browser
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser found (CI installs Debian's chromium)")
 def test_report_renders_in_headless_chromium_with_every_image_loaded(study, tmp_path):
     page = _results(study, "report").read_text()

@@ -152,3 +152,17 @@ def test_make_run_calls_the_runner_and_names_no_phase_script(tmp_path):
 def test_plan_defaults_to_every_configured_state():
     commands = plan("/d")
     assert {c.where.split()[0] for c in commands if c.where} == set(config.STATES)
+
+
+def test_declared_markers_are_applied():
+    """The shared and browser markers select real tests (``pytest -m shared`` / ``-m "not browser"``)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    for marker, at_least in (("shared", 5), ("browser", 1)):
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", marker, "-p",
+                              "no:cacheprovider", "tests"], cwd=REPO, capture_output=True, text=True).stdout
+        selected = [line for line in out.splitlines() if "::" in line]
+        assert len(selected) >= at_least, (marker, out[-500:])
