@@ -4,7 +4,8 @@ Description
     Lists ``SMART-DS/v1.0/<year>/<city>/<subregion>/scenarios/<scenario>/opendss/`` on the source
     (ListObjectsV2 over HTTPS, or a walk of a local folder with the same keys), fetches every file
     of the feeder folders (``<substation>/<substation>--<feeder>/``; all of them, or those named
-    by ``--feeders``), then reads each feeder's ``LoadShapes.dss`` and fetches what its load shapes
+    by ``--feeders``), then reads each feeder's ``LoadShapes.dss`` (and a solar scenario's
+    ``PVShapes.dss``, whose shapes point into the scenario's ``pv-profiles/``) and fetches what its load shapes
     refer to: the ``mult``/``qmult`` files (``profiles/<res|com>_<kw|kvar>_<id>_pu.csv``, resolved
     against the feeder folder, e.g. ``../../../../../profiles/...``; absolute Windows or cluster
     paths are mapped onto the subregion's ``profiles/``, ``load_data/`` or ``solar_data/``) and
@@ -58,6 +59,8 @@ from common.io import write_manifest
 logger = logging.getLogger(__name__)
 
 LOADSHAPES_FILE = "LoadShapes.dss"
+#: other shape files a feeder may ship: a solar scenario's PVShapes.dss points into ``pv-profiles/``
+OPTIONAL_SHAPE_FILES = ("PVShapes.dss",)
 #: Loadshape properties holding ``(file=...)`` values, and those holding a path directly
 FILE_VALUE_PROPERTIES = ("mult", "qmult", "pmult")
 PATH_PROPERTIES = ("csvfile", "sngfile", "dblfile", "pqcsvfile")
@@ -200,7 +203,20 @@ def fetch_feeders(downloader: oedi_client.Downloader, label: str, prefix: str, r
         if not downloader.results[shapes_target.key].ok:
             continue  # already counted as missing or failed
         folder_key = posixpath.dirname(shapes_target.key)
-        shapes = dss.read_dss_objects(shapes_target.path, ("loadshape",))
+        shapes = list(dss.read_dss_objects(shapes_target.path, ("loadshape",)))
+        optional = {name.lower() for name in OPTIONAL_SHAPE_FILES}
+        for obj in folders[feeder]:  # PV shapes: their files are fetched, no load_data for them
+            if posixpath.basename(obj.key).lower() in optional:
+                target = downloader.target_for(obj)
+                if downloader.results.get(target.key) is not None and downloader.results[target.key].ok:
+                    for shape in dss.read_dss_objects(target.path, ("loadshape",)):
+                        for reference in loadshape_file_references(shape):
+                            key = resolve_reference(folder_key, reference, region)
+                            if key is None:
+                                downloader.add_problem(f"{feeder}: {posixpath.basename(obj.key)} Loadshape.{shape.name} "
+                                                       f"refers to {reference!r}, which is not a file of {region}")
+                            else:
+                                referenced.add(key)
         for shape in shapes:
             for reference in loadshape_file_references(shape):
                 key = resolve_reference(folder_key, reference, region)

@@ -513,3 +513,19 @@ def test_smartds_removes_leftover_part_files_when_it_starts(oedi, tmp_path):
     leftover.write_bytes(b"half")
     assert smartds.main(args) == 0
     assert not leftover.exists()
+
+
+def test_smartds_solar_scenario_fetches_its_pv_profiles(oedi, tmp_path):
+    """A solar scenario's PVShapes.dss points into the scenario's pv-profiles/: those files are fetched
+    with the feeder, so that the copy of phase 1b finds its PV shapes."""
+    scenario = "solar_medium_batteries_none_timeseries"
+    region = "SMART-DS/v1.0/2018/AUS/P2U"
+    args = ["--state", "TX", "--subregion", "P2U", "--scenario", scenario, "--data-dir", str(tmp_path),
+            "--source", str(oedi), "-q"]
+    assert smartds.main(args) == 0
+    feeder_dir = next((oedi / region / "scenarios" / scenario / "opendss").glob("*/*--*"))
+    refs = re.findall(r"file=([^)\s]+)", (feeder_dir / "PVShapes.dss").read_text())
+    wanted = {Path(os.path.normpath(feeder_dir / ref)).name for ref in refs}
+    fetched = tmp_path / "smartds" / "2018" / "AUS" / "P2U" / "scenarios" / scenario / "pv-profiles"
+    assert wanted and {p.name for p in fetched.iterdir()} == wanted
+    assert (manifest(tmp_path, "smartds")["status"] == "ok").all()
