@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 
 from common import cli, config, doe  # noqa: E402
 from common.figures import figure  # noqa: E402
-from common.io import (clean_temporaries, folder_lock, save_figure, sha256_file, write_csv,  # noqa: E402
+from common.io import (exclusive_step, save_figure, sha256_file, write_csv,  # noqa: E402
                        write_json, write_manifest)
 
 logger = logging.getLogger(__name__)
@@ -160,8 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     designs = sorted(set(args.design))
     logger.info("designs %s, %d cases each, seed %d -> %s", ", ".join(designs), args.n_cases, args.seed,
                 ws.phase("0"))
-    with folder_lock(ws.phase("0"), "phase 0"):
-        clean_temporaries(ws.phase("0"))
+    with exclusive_step(ws.phase("0"), "phase 0"):
         return _generate(args, ws, designs)
 
 

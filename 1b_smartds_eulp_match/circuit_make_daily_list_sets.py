@@ -42,7 +42,7 @@ from typing import Sequence
 import pandas as pd
 
 from common import cli, dss, profiles, smartds
-from common.io import clean_temporaries, folder_lock, read_csv, write_csv, write_parquet
+from common.io import exclusive_step, read_csv, write_csv, write_parquet
 from common.paths import SMARTDS_FILES, Workspace
 
 logger = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.match_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         return run(args, ws)
 
 

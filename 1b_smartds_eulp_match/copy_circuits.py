@@ -48,7 +48,7 @@ from typing import Sequence
 import pandas as pd
 
 from common import cli, config, dss, intake, smartds
-from common.io import clean_temporaries, folder_lock, write_csv
+from common.io import exclusive_step, write_csv
 from common.paths import SMARTDS_FILES, Workspace
 
 logger = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.match_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         if remove_partial_copies(ws.feeders_dir(args.state)):
             logger.info("removed the partial feeder copies of an interrupted run")
         return run(args, ws)

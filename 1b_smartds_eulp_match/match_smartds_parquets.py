@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from common import cli, config, eulp
-from common.io import InputError, clean_temporaries, folder_lock, read_parquet, write_csv, write_parquet
+from common.io import exclusive_step, InputError, read_parquet, write_csv, write_parquet
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -278,8 +278,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.match_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         return run(args, ws)
 
 

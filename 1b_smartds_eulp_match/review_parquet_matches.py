@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from common import cli, config, smartds
-from common.io import clean_temporaries, folder_lock, read_csv, write_parquet
+from common.io import exclusive_step, read_csv, write_parquet
 from common.paths import Workspace
 from common.profiles import PRODUCERS, read_customers
 
@@ -134,8 +134,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.match_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         return run(args, ws)
 
 

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from common import cli, config, smartds
-from common.io import clean_temporaries, folder_lock, read_csv, read_parquet, write_csv, write_text
+from common.io import exclusive_step, read_csv, read_parquet, write_csv, write_text
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -188,8 +188,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.match_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         return run(args, ws)
 
 

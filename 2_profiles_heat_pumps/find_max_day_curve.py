@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from common import cli, config, eulp, profiles
-from common.io import clean_temporaries, folder_lock, write_csv, write_parquet
+from common.io import exclusive_step, write_csv, write_parquet
 from common.paths import Workspace
 from common.profiles import building_file
 
@@ -83,8 +83,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.profiles_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         return run(args, ws)
 
 

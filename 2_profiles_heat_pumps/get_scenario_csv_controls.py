@@ -43,7 +43,7 @@ from typing import Sequence
 import pandas as pd
 
 from common import cli, config, eulp, profiles
-from common.io import clean_temporaries, folder_lock, write_csv
+from common.io import exclusive_step, clean_temporaries, write_csv
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.profiles_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         clean_temporaries(ws.daily_profiles_dir(args.state, "baseline"), recursive=True)
         return run(args, ws)
 

@@ -44,7 +44,7 @@ import pandas as pd
 
 from common import cli, config, profiles
 from common.figures import figure
-from common.io import InputError, clean_temporaries, folder_lock, save_figure, write_csv
+from common.io import exclusive_step, InputError, clean_temporaries, save_figure, write_csv
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -156,8 +156,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.profiles_dir(args.state)
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         clean_temporaries(ws.profile_plots_dir(args.state))
         return run(args, ws)
 

@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from common import cli, config, profiles, smartds
-from common.io import clean_temporaries, folder_lock, read_csv, write_parquet
+from common.io import exclusive_step, read_csv, write_parquet
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -110,8 +110,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.kvar_ratios(args.state).parent
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out)
+    with exclusive_step(out, SCRIPT):
         return run(args, ws)
 
 

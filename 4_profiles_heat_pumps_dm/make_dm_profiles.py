@@ -49,7 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from common import cli, config, eulp, profiles
-from common.io import clean_temporaries, folder_lock
+from common.io import exclusive_step
 from common.paths import Workspace
 from common.waterfill import water_fill
 
@@ -125,8 +125,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.variant_dir(args.state, "dm")
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out, recursive=True)
+    with exclusive_step(out, SCRIPT, recursive=True):
         return run(args, ws)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from common import cli, config, eulp, profiles
-from common.io import clean_temporaries, folder_lock
+from common.io import exclusive_step
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,7 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     out = ws.variant_dir(args.state, "un")
-    with folder_lock(out, SCRIPT):
-        clean_temporaries(out, recursive=True)
+    with exclusive_step(out, SCRIPT, recursive=True):
         return run(args, ws)
 
 

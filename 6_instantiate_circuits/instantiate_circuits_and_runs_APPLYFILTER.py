@@ -63,7 +63,7 @@ import batch_runner
 import circuit_instance
 import ev_charging
 from common import cli, config, doe, dss, intake, profiles
-from common.io import clean_temporaries, folder_lock, read_csv, sha256_file, write_csv
+from common.io import exclusive_step, read_csv, sha256_file, write_csv
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -223,8 +223,7 @@ def merge_index(previous: pd.DataFrame, current: pd.DataFrame, feeders: list[str
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv, must_exist=True)
     state = args.state
-    with folder_lock(ws.circuits_dir(state), f"phase 6 {state}"):
-        clean_temporaries(ws.circuits_dir(state))
+    with exclusive_step(ws.circuits_dir(state), f"phase 6 {state}"):
         return _batch(args, ws)
 
 

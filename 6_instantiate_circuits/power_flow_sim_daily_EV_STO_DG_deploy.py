@@ -43,7 +43,7 @@ from typing import Sequence
 
 import daily_power_flow
 from common import cli, config
-from common.io import clean_temporaries, folder_lock, read_json
+from common.io import exclusive_step, read_json
 from common.paths import INSTANCE_FILES
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         raise cli.UserError(f"{folder / INSTANCE_FILES['assignments']}: not valid JSON ({exc}): instantiate the "
                             "case again") from None
-    with folder_lock(folder, "phase 6 run"):
-        clean_temporaries(folder)
+    with exclusive_step(folder, "phase 6 run"):
         table, summary, runtime_s = daily_power_flow.simulate(folder, deadline=time.monotonic() + args.timeout)
         summary = daily_power_flow.write_outputs(folder, table, summary)
     m = summary["metrics"]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from common import cli, config, doe, schema
-from common.io import clean_temporaries, folder_lock, read_parquet
+from common.io import exclusive_step, read_parquet
 from common.paths import Workspace
 
 logger = logging.getLogger(__name__)
@@ -130,8 +130,7 @@ def phase_lock(ws: Workspace, script: str) -> Iterator[Path]:
     lock held for the script (two phase 7 scripts never write it at once) and the temporaries a killed
     writer left in it removed."""
     folder = results_folder(ws)
-    with folder_lock(folder, f"phase 7 {script}"):
-        clean_temporaries(folder, recursive=True)
+    with exclusive_step(folder, f"phase 7 {script}", recursive=True):
         yield folder
 
 

@@ -420,33 +420,9 @@ def tokenize(command: str) -> list[tuple[str | None, str]]:
 
 
 def _logical_commands(text: str) -> list[tuple[int, str]]:
-    """Join ``~`` / ``more`` continuation lines onto their command; drop comments and blanks."""
-    commands: list[tuple[int, str]] = []
-    in_block_comment = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw
-        if in_block_comment:
-            if "*/" in line:
-                line = line.split("*/", 1)[1]
-                in_block_comment = False
-            else:
-                continue
-        if line.lstrip().startswith("/*"):
-            if "*/" not in line:
-                in_block_comment = True
-            continue
-        line = _strip_comment(line).strip()
-        if not line:
-            continue
-        word = line.split(None, 1)[0].lower()
-        if word in ("~", "more", "m") and commands:
-            rest = line.split(None, 1)[1] if " " in line or "\t" in line else ""
-            commands[-1] = (commands[-1][0], commands[-1][1] + " " + rest)
-        elif line.startswith("~") and commands:
-            commands[-1] = (commands[-1][0], commands[-1][1] + " " + line[1:])
-        else:
-            commands.append((number, line))
-    return commands
+    """Join ``~`` / ``more`` continuation lines onto their command; drop comments and blanks:
+    (first line number, command) of each :func:`command_spans` command."""
+    return [(c.first_line, c.text) for c in command_spans(text)]
 
 
 def parse_dss_text(text: str, classes: tuple[str, ...] | None = None) -> list[DssObject]:

@@ -131,6 +131,15 @@ def folder_lock(folder: Path, what: str) -> Iterator[Path]:
         handle.close()
 
 
+@contextlib.contextmanager
+def exclusive_step(folder: Path, what: str, *, recursive: bool = False) -> Iterator[Path]:
+    """The start of a step that writes ``folder``: its lock held (:func:`folder_lock`) and the
+    temporaries a killed writer left in it removed (:func:`clean_temporaries`) while it is held."""
+    with folder_lock(folder, what) as lock:
+        clean_temporaries(folder, recursive=recursive)
+        yield lock
+
+
 def clean_temporaries(folder: Path, *, recursive: bool = False) -> int:
     """Remove the ``.<name>.*.tmp`` files that a killed writer left in ``folder`` (atomic writes
     never leave a final file half written, but a killed process leaves its temporary); returns how
