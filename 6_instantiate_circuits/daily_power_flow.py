@@ -170,24 +170,20 @@ def charger_voltage_pu(v_nodes_pu: np.ndarray) -> np.ndarray:
 def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without) -> float:
     """The feeder-head peak of the same day with the batteries disabled.
 
-    Idle intervals are the same with or without batteries. At an interval where the fleet
-    discharges ``s`` kW, the head power without it is ``p + s`` plus the losses the battery saved,
-    at most 10 % of ``s`` on a distribution feeder; where it charges, the head power without it is
-    lower than with it. So only discharging intervals whose bound ``p + 1.1 s`` exceeds the best exact
-    value so far are re-solved (``solve_without(k)`` [kW]), highest bound first. Exact when the steps
-    of the day are independent (no regulator, capacitor or other stateful control): a circuit with
-    such controls is re-solved for the whole day instead (:func:`full_day_peak_without_storage`).
+    Valid when the steps of the day are independent (no regulator, capacitor or other stateful
+    control; a circuit with such controls is re-solved for the whole day instead,
+    :func:`full_day_peak_without_storage`). Then idle intervals are the same with or without
+    batteries; every interval where the fleet discharges is re-solved without it
+    (``solve_without(k)`` [kW]); where it charges, the head power without it is at most the power
+    with it (a load removed), so only charging intervals whose power with it still tops the best
+    value so far are re-solved, highest first. No bound on the losses a battery saves is assumed.
     """
     p_kw = np.asarray(p_kw, dtype=float)
     storage_kw = np.asarray(storage_kw, dtype=float)
     idle = np.abs(storage_kw) <= 1e-6
     best = float(p_kw[idle].max()) if idle.any() else -np.inf
     charging = storage_kw < -1e-6
-    discharging = np.nonzero(storage_kw > 1e-6)[0]
-    bounds = p_kw[discharging] + 1.1 * storage_kw[discharging]
-    for k in discharging[np.argsort(-bounds, kind="stable")]:
-        if p_kw[k] + 1.1 * storage_kw[k] <= best:
-            break
+    for k in np.nonzero(storage_kw > 1e-6)[0]:
         best = max(best, float(solve_without(int(k))))
     if charging.any() and p_kw[charging].max() > best:
         # charging intervals are lower without the batteries: re-solve those that could still top the peak

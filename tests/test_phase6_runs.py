@@ -338,17 +338,17 @@ def test_voltage_violations_count_nodes_and_customers():
     assert result == {"under_node_intervals": 3, "over_node_intervals": 1, "node_intervals": 4, "customers_affected": 2}
 
 
-def test_peak_without_storage_resolves_only_what_can_top_the_peak():
-    p = np.array([100.0, 120.0, 90.0, 95.0])
-    storage = np.array([0.0, 30.0, -10.0, 5.0])
+def test_peak_without_storage_resolves_every_discharge_and_only_charges_that_can_top_the_peak():
+    p = np.array([100.0, 120.0, 90.0, 95.0, 200.0, 80.0])
+    storage = np.array([0.0, 30.0, -10.0, 5.0, -20.0, -5.0])
     solved = []
 
     def solve(k):
         solved.append(k)
-        return p[k] + storage[k] * 1.02
+        return p[k] + storage[k] * 1.5  # a lossy feeder: the battery saves more than 10 % in losses
 
-    assert pf.peak_without_storage(p, storage, solve) == pytest.approx(120 + 30.6)
-    assert solved == [1]
+    assert pf.peak_without_storage(p, storage, solve) == pytest.approx(200 - 30.0)
+    assert solved == [1, 3, 4]  # both discharges; of the charges only the one above the best so far
 
 
 # ------------------------------------------------------------------------------------------- physics
