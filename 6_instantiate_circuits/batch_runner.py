@@ -86,6 +86,7 @@ def _fail_summary(instance_dir: Path, task: dict[str, Any], message: str) -> Non
     folder, replacing any older outputs, so that no earlier ``ok`` summary outlives it."""
     summary = {"state": task["state"], "season": task["season"], "design": task["design"], "feeder": task["feeder"],
                "case": task["case_key"], "inputs_digest": "", "mixes_digest": task.get("mixes_digest", ""),
+               "shared_digest": task.get("shared_digest", ""),
                "status": "failed", "message": message, "metrics": {}}
     try:
         daily_power_flow.write_outputs(instance_dir, pd.DataFrame(), summary)

@@ -488,7 +488,7 @@ def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
     return {SHARED_LOADSHAPES: "\n".join(lines) + "\n", SHARED_PV: "\n".join(pv) + "\n"}
 
 
-def check_daily_profile(data: bytes, path: Path, expected_p_pu: np.ndarray) -> None:
+def check_daily_profile(data: bytes, path: Path, expected_p_pu: np.ndarray | None) -> None:
     """Check a daily profile file as OpenDSS will read it (``mult=(file=..., column=1, header=yes)``):
     a ``p_pu,q_pu`` header, exactly 96 rows, finite numbers, ``p_pu`` non-negative (a building's
     consumption) and equal, to the file's 6 decimals, to the profile table of the same phase that the
@@ -512,11 +512,39 @@ def check_daily_profile(data: bytes, path: Path, expected_p_pu: np.ndarray) -> N
         k = int(np.argmax(bad))
         raise InstanceError(f"daily profile {path}: row {k + 2} has p_pu={values[k, 0]:g}, q_pu={values[k, 1]:g} "
                             "(NaN, inf or negative kW): write it again with its profile phase")
-    if not np.allclose(values[:, 0], expected_p_pu, rtol=0.0, atol=1e-6 + 1e-6 * np.abs(expected_p_pu).max()):
+    if expected_p_pu is not None and not np.allclose(values[:, 0], expected_p_pu, rtol=0.0,
+                                                     atol=1e-6 + 1e-6 * np.abs(expected_p_pu).max()):
         k = int(np.argmax(np.abs(values[:, 0] - expected_p_pu)))
         raise InstanceError(f"daily profile {path}: row {k + 2} p_pu={values[k, 0]:g} differs from the profile table "
                             f"({expected_p_pu[k]:g}): the file and the table come from different runs; run the "
                             "profile phase again")
+
+
+def check_instance_profiles(instance_dir: Path) -> int:
+    """Check every daily profile file an instance's shapes read (``mult=(file=...)`` of the shared
+    ``LoadShapes_daily.dss`` it redirects to) as :func:`check_daily_profile` does, without the
+    profile table (a single run re-solved by hand has no feeder context); returns how many were
+    checked. InstanceError names the file and the row."""
+    instance_dir = Path(instance_dir)
+    checked = 0
+    for _, command in dss._logical_commands((instance_dir / INSTANCE_FILES["master"]).read_text(encoding="utf-8")):
+        parts = command.split(None, 1)
+        if parts[0].lower() != "redirect" or len(parts) < 2 or Path(parts[1].strip()).name != SHARED_LOADSHAPES:
+            continue
+        shapes = (instance_dir / parts[1].strip().strip("\"'[]")).resolve()
+        for obj in dss.read_dss_objects(shapes, ("loadshape",)):
+            ref = dss.file_reference(obj.get("mult"))
+            if not ref or not ref.lower().endswith(".csv") or ref == SHARED_PV:
+                continue
+            path = (shapes.parent / ref).resolve()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InstanceError(f"daily profile {path}: cannot be read ({exc.strerror}): run its profile phase "
+                                    "again") from None
+            check_daily_profile(data, path, None)
+            checked += 1
+    return checked
 
 
 def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
@@ -545,6 +573,9 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
                 check_daily_profile(data, path, ctx.p_pu[variant][i])
                 digest.update(data)
     ctx.shared_digest = digest.hexdigest()
+    record = ws.shared_digest(ctx.state, ctx.season, ctx.feeder)  # phase 7 compares each run's with it
+    if not record.is_file() or record.read_text() != ctx.shared_digest + "\n":
+        write_text(record, ctx.shared_digest + "\n")
 
 
 def record_unrated_lines(ctx: FeederContext, lines: list[str]) -> None:
@@ -832,6 +863,7 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
         },
         "service_nodes": [[c, service_nodes(rec[c])] for c in names],
         "unrated_lines": ctx.unrated_lines,
+        "shared_digest": ctx.shared_digest,
         "files": sorted(files),
         "base_feeder": _rel(ctx.base_dir, instance_dir),
     }

@@ -525,6 +525,7 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
     summary["realised"] = assignments["realised"]
     summary["inputs_digest"] = assignments.get("inputs_digest", "")
     summary["mixes_digest"] = assignments.get("mixes_digest", "")
+    summary["shared_digest"] = assignments.get("shared_digest", "")
     engine = dss.engine()
     table, metrics = pd.DataFrame(), {}
     try:

@@ -74,6 +74,8 @@ FILTER_CASE = {"shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0}, "ev_perc": 0.0
 
 
 # ------------------------------------------------------------------------------------------- filter
+FILTER_COUNTS = ("n_isolated_loads", "n_isolated_branches", "n_unrated_lines")
+
 def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[str, Any]:
     """Check the feeder's baseline circuit at its design-day peak (see module docstring)."""
     row: dict[str, Any] = {"state": ctx.state, "season": ctx.season, "feeder": ctx.feeder, "status": "pass",
@@ -283,6 +285,9 @@ def _batch(args: Any, ws: Workspace) -> int:
         if not previous.empty:
             previous = previous[~((previous["season"] == season) & previous["feeder"].isin(feeders))]
         table = pd.concat([previous, pd.DataFrame(rows)], ignore_index=True).sort_values(["season", "feeder"])
+        for column in FILTER_COUNTS:  # counts stay integers (empty for a feeder left out before counting)
+            if column in table.columns:
+                table[column] = pd.to_numeric(table[column]).astype("Int64")
         write_csv(filt_path, table)
         if not passing:
             raise cli.UserError(f"no feeder of {state} passes the circuit filter for {season}: see {filt_path}")

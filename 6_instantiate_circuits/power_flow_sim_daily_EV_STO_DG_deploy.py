@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import circuit_instance
 import daily_power_flow
 from common import cli, config
 from common.io import exclusive_step, read_json
@@ -72,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         raise cli.UserError(f"{folder / INSTANCE_FILES['assignments']}: not valid JSON ({exc}): instantiate the "
                             "case again") from None
+    try:
+        n_profiles = circuit_instance.check_instance_profiles(folder)
+    except circuit_instance.InstanceError as exc:
+        raise cli.UserError(f"{exc} (instance {folder})") from None
+    logger.debug("%d daily profiles checked", n_profiles)
     with exclusive_step(folder, "phase 6 run"):
         table, summary, runtime_s = daily_power_flow.simulate(folder, deadline=time.monotonic() + args.timeout)
         summary = daily_power_flow.write_outputs(folder, table, summary)

@@ -47,7 +47,10 @@ Description
     this order): its summary carries the contract's digests (a summary of an older phase 6 does not);
     its case is in the current ``0_code_xlrm/mixes_<design>.json`` and its ``mixes_digest`` is the
     SHA-256 of that file; its feeder passes the current ``circuit_filter.csv`` for its season; its
-    ``inputs_digest`` equals the one in the folder's ``scenario_assignments.json``; every numeric
+    ``inputs_digest`` equals the one in the folder's ``scenario_assignments.json``; its
+    ``shared_digest`` equals the feeder's current one (``Workspace.shared_digest``,
+    rewritten by every batch of the feeder: a batch of some cases after the profiles changed makes
+    the feeder's other runs stale); every numeric
     metric is finite (``null`` marks an undefined one); and, for an ``ok`` run, its
     ``timeseries.parquet`` is the one it wrote (SHA-256 equal to ``timeseries_sha256``) with 96 rows
     of finite feeder-head values. An instance folder without a summary is current when its case is
@@ -236,6 +239,8 @@ class Current:
     mixes_name: dict[str, str] = field(default_factory=dict)
     #: (state, season, feeder) -> (status, reason) of circuit_filter.csv
     filter: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    #: the workspace, for each feeder's current shared digest (phase 6's ``Workspace.shared_digest``)
+    ws: Workspace | None = None
 
     def case_reason(self, design: str, case: int) -> str:
         """Why the case is not one of the current design's ('' when it is)."""
@@ -286,7 +291,7 @@ def read_filter(ws: Workspace, state: str, *, required: bool) -> pd.DataFrame | 
 
 def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str, pd.DataFrame | None]) -> Current:
     """The current mixes files of the designs that have runs and the circuit filters of the states."""
-    current = Current()
+    current = Current(ws=ws)
     for design in sorted({r.design for r in runs}):
         current.mixes_digest[design], current.mixes_cases[design] = read_mixes(ws, design)
         current.mixes_name[design] = ws.mixes(design).name
@@ -333,6 +338,10 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if summary["inputs_digest"] != assignments_digest:
         return (f"inputs changed since the run (inputs_digest differs from {INSTANCE_FILES['assignments']}'s): "
                 f"{REDO}")
+    shared = current.ws.shared_digest(run.state, run.season, run.feeder) if current.ws is not None else None
+    if shared is not None and shared.is_file() and summary.get("shared_digest") != shared.read_text().strip():
+        return (f"built on other shared inputs (daily profiles, feeder files) than the feeder's current ones "
+                f"({shared}): {REDO}")
     metrics = summary["metrics"]
     bad = sorted(name for name, value in metrics.items()
                  if _not_finite(value) or (isinstance(value, str) and name in rio.METRICS

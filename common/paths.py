@@ -253,6 +253,11 @@ class Workspace:
         """Case-independent files of one feeder and season (PV shape, feeder context)."""
         return self.circuits_dir(state) / season / "_shared" / feeder
 
+    def shared_digest(self, state: str, season: str, feeder: str) -> Path:
+        """The digest of a feeder's shared inputs as the last batch found them (phase 6 writes it,
+        phase 7 compares each run's ``shared_digest`` with it)."""
+        return self.season_shared(state, season, feeder) / "shared_digest.txt"
+
     def design_dir(self, state: str, season: str, design: str) -> Path:
         return self.circuits_dir(state) / season / design
 

@@ -45,7 +45,7 @@ SERIES_COLUMNS = (*TIME_COLUMNS, *HEAD_COLUMNS, *EXTRA_SERIES)
 
 #: summary.json keys every run has (``status`` one of :data:`STATUSES`)
 SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "design_day", "inputs", "realised", "inputs_digest",
-                "mixes_digest", "timeseries_sha256", "status", "message", "metrics", "packages")
+                "mixes_digest", "shared_digest", "timeseries_sha256", "status", "message", "metrics", "packages")
 STATUSES = ("ok", "failed")
 
 #: statuses of circuit_filter.csv: only ``pass`` feeders are instantiated

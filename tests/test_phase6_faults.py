@@ -286,3 +286,48 @@ def test_stale_temporaries_are_removed_by_the_next_batch(prepared_nc, tmp_path):
         path.write_text("half")
     assert _run(data, "--feeders", SMALL, "--cases", "0", "--workers", "1") == 0
     assert not any(p.exists() for p in leftovers)
+
+
+# ------------------------------------------------------------------------------------------- review findings
+def test_runs_built_on_older_profiles_are_stale_after_a_partial_rerun(un_workspace, tmp_path):
+    """Profiles remade after a batch, then only case 1 run again: case 0 was built on the old profiles,
+    and phase 7 must not merge it as current."""
+    data = copy_workspace(un_workspace, tmp_path / "data")
+    ws = Workspace(data)
+    assert _run(data, "--feeders", SMALL, "--workers", "1") == 0
+    _scale_profiles(ws, "un", SMALL, "winter", 1.01)  # as a profile phase run again would write them
+    assert _run(data, "--feeders", SMALL, "--cases", "1", "--workers", "1") == 0
+    combine = load_script("7_results_analysis/append_experiment_results.py")
+    assert combine.main(["--data-dir", str(data), "-q"]) == 0
+    stale = pd.read_csv(ws.result("stale_runs")).set_index("case")
+    assert list(stale.index) == [0] and "shared inputs" in stale.loc[0, "reason"]
+
+
+def test_single_run_refuses_a_cut_profile(un_workspace, tmp_path, capsys):
+    data = copy_workspace(un_workspace, tmp_path / "data")
+    ws = Workspace(data)
+    assert _run(data, "--feeders", SMALL, "--cases", "1", "--workers", "1") == 0
+    folder = _instance(data, SMALL, "1")
+    before = (folder / "summary.json").read_bytes()
+    path = sorted(ws.daily_profile("NC", "baseline", SMALL, "winter", "x").parent.glob("*.csv"))[0]
+    path.write_text("\n".join(path.read_text().splitlines()[:49]) + "\n")
+    single = load_script("6_instantiate_circuits/power_flow_sim_daily_EV_STO_DG_deploy.py")
+    assert single.main(["--instance", str(folder), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert path.name in err and "48 rows" in err
+    assert (folder / "summary.json").read_bytes() == before  # nothing written
+
+
+def test_filter_counts_stay_integers_across_reruns(un_workspace, tmp_path):
+    data = copy_workspace(un_workspace, tmp_path / "data")
+    ws = Workspace(data)
+    path = sorted(ws.daily_profile("NC", "un", SMALL, "winter", "x").parent.glob("*.csv"))[0]
+    original = path.read_text()
+    path.write_text("\n".join(original.splitlines()[:50]) + "\n")
+    assert _run(data, "--feeders", f"{SMALL},{MEDIUM}", "--cases", "0", "--workers", "1") == 0
+    path.write_text(original)
+    assert _run(data, "--feeders", f"{SMALL},{MEDIUM}", "--cases", "0", "--workers", "1") == 0
+    assert _run(data, "--feeders", f"{SMALL},{MEDIUM}", "--cases", "0", "--workers", "1") == 0
+    table = pd.read_csv(ws.circuit_filter("NC"))
+    for column in ("n_isolated_loads", "n_isolated_branches", "n_unrated_lines"):
+        assert table[column].dtype == "int64", column  # written as 0, never drifting to 0.0
