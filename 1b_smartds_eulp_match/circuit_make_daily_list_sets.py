@@ -135,11 +135,15 @@ def parse_feeder(folder: Path) -> tuple[list[dict], dict[str, dict]]:
     return customers_from_loads(folder.name, loads), shapes
 
 
-def shape_counts(state: str, customers: pd.DataFrame, shapes_by_feeder: dict[str, dict[str, dict]]) -> pd.DataFrame:
+def shape_counts(state: str, customers: pd.DataFrame, shapes_by_feeder: dict[str, dict[str, dict]],
+                 ws: Workspace | None = None) -> pd.DataFrame:
     counts = (customers.groupby(["subregion", "feeder", "shape", "class"], sort=True)
               .agg(n_customers=("customer", "size"), n_loads=("n_loads", "sum"), peak_kw_sum=("peak_kw", "sum"))
               .reset_index())
-    meta = [{"feeder": f, **{k: v for k, v in entry.items()}} for f, shapes in shapes_by_feeder.items()
+    def portable(key: str, value: object) -> object:  # profile files inside the workspace: relative to it
+        return ws.portable(value) if ws is not None and key.endswith("_file") and value else value
+
+    meta = [{"feeder": f, **{k: portable(k, v) for k, v in entry.items()}} for f, shapes in shapes_by_feeder.items()
             for entry in shapes.values()]
     counts = counts.merge(pd.DataFrame(meta), on=["feeder", "shape"], how="left")
     counts.insert(0, "state", state)
@@ -193,7 +197,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
     table["subregion"] = table["feeder"].map(feeders.set_index("feeder")["subregion"])
     table = table[CUSTOMER_COLUMNS]
     write_parquet(ws.customers(state), table)
-    write_csv(ws.shape_counts(state), shape_counts(state, table, shapes_by_feeder))
+    write_csv(ws.shape_counts(state), shape_counts(state, table, shapes_by_feeder, ws))
     logger.info("%s: %d customers on %d feeders, %d distinct shapes -> %s", state, len(table),
                 table["feeder"].nunique(), table["shape"].nunique(), ws.customers(state))
     cli.record(__file__, ws.match_dir(state), args)

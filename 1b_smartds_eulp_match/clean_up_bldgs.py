@@ -108,7 +108,10 @@ def check_report(cls: str, meta: pd.DataFrame | None, path: Path) -> list[dict]:
     return rows
 
 
-def source_map(kept: pd.DataFrame, cls: str, release: str, state: str, eulp_root: Path) -> pd.DataFrame:
+def source_map(kept: pd.DataFrame, cls: str, release: str, state: str, eulp_root: Path,
+               ws: Workspace | None = None) -> pd.DataFrame:
+    """Where each chosen building's files live: bucket key and local path (relative to the workspace
+    ``ws`` when the EULP tree lies inside it)."""
     rows = []
     layout = eulp.release_layout(release)
     upgrades = [u for u in eulp.needed_upgrades(cls) if u in layout["upgrades"]]
@@ -119,7 +122,8 @@ def source_map(kept: pd.DataFrame, cls: str, release: str, state: str, eulp_root
             rel = eulp.timeseries_relpath(release, u, state, int(b["bldg_id"]), county)
             rows.append({"class": cls, "release": release, "bldg_id": int(b["bldg_id"]), "upgrade": u,
                          "key": f"{config.EULP_PREFIX}/{release}/{rel}",
-                         "local_path": str(Path(eulp_root) / release / rel)})
+                         "local_path": ws.portable(Path(eulp_root) / release / rel) if ws is not None
+                         else str(Path(eulp_root) / release / rel)})
     return pd.DataFrame(rows, columns=["class", "release", "bldg_id", "upgrade", "key", "local_path"])
 
 
@@ -171,7 +175,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
         kept, removed = clean_candidates(candidates, meta)
         write_parquet(ws.candidates_clean(state, cls), kept)
         removed_all.append(removed)
-        maps.append(source_map(kept, cls, release, state, eulp_root))
+        maps.append(source_map(kept, cls, release, state, eulp_root, ws))
         logger.info("%s %s: %d candidate rows kept, %d removed (%d vacant), %d buildings", state, cls, len(kept),
                     len(removed), int(removed["reason"].str.startswith("vacant").sum()), kept["bldg_id"].nunique())
     removed = pd.concat(removed_all, ignore_index=True) if removed_all else pd.DataFrame(columns=REMOVED_COLUMNS)

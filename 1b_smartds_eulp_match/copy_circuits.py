@@ -170,8 +170,8 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
         if reason is not None:
             logger.warning("%s left out: %s", folder.name, reason)
         rows.append({"state": state, "feeder": folder.name, "substation": substation, "feeder_name": feeder_name,
-                     "subregion": subregion, "subregion_dir": str(smartds.subregion_of_feeder(folder)),
-                     "source_dir": str(folder.resolve()), "status": "ok" if reason is None else "excluded",
+                     "subregion": subregion, "subregion_dir": ws.portable(smartds.subregion_of_feeder(folder)),
+                     "source_dir": ws.portable(folder), "status": "ok" if reason is None else "excluded",
                      "reason": reason or "", "n_loads": n_loads, "n_shapes": n_shapes})
     feeders_dir = ws.feeders_dir(state)
     if feeders_dir.is_dir():

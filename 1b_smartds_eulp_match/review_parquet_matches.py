@@ -104,18 +104,20 @@ def profile_table(customers: pd.DataFrame, counts: pd.DataFrame, feeders: pd.Dat
     return table.sort_values(["subregion", "shape"]).reset_index(drop=True)
 
 
-def review_profile(row: pd.Series, year: int) -> tuple[pd.DataFrame, str, str | None, int]:
-    """Monthly statistics of one profile: (table, source, building type, number of points)."""
-    load_data = smartds.load_data_file(Path(row["subregion_dir"]), row["shape"])
+def review_profile(row: pd.Series, year: int, ws: Workspace | None = None) -> tuple[pd.DataFrame, str, str | None, int]:
+    """Monthly statistics of one profile: (table, source, building type, number of points). Paths in
+    the phase 1b tables are relative to the workspace ``ws`` when they lie inside it."""
+    where = ws.resolve if ws is not None else Path
+    load_data = smartds.load_data_file(where(row["subregion_dir"]), row["shape"])
     building = None
     if load_data is not None and load_data.is_file():
         kw, building = read_load_data_kw(load_data)
         source = "load_data"
     else:
         mult_file = row["mult_file"]
-        if not isinstance(mult_file, str) or not mult_file or not Path(mult_file).is_file():
+        if not isinstance(mult_file, str) or not mult_file or not where(mult_file).is_file():
             raise FileNotFoundError(f"{row['shape']}: neither {load_data} nor a profiles/ CSV exists")
-        kw = read_profile_csv(Path(mult_file)) * float(row["mean_peak_kw"])
+        kw = read_profile_csv(where(mult_file)) * float(row["mean_peak_kw"])
         source = "profile_csv"
     interval = float(row["interval_h"]) if pd.notna(row["interval_h"]) and row["interval_h"] > 0 else 0.25
     stats = monthly_stats(kw, months_of(len(kw), year, interval))
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
     full_year = 366 * 96 if pd.Timestamp(f"{year}-12-31").day_of_year == 366 else 365 * 96
     for _, row in profiles.iterrows():
         try:
-            stats, source, building, n_points = review_profile(row, year)
+            stats, source, building, n_points = review_profile(row, year, ws)
         except (FileNotFoundError, ValueError) as exc:
             logger.error("profile left out: %s", exc)
             continue

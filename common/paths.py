@@ -66,6 +66,22 @@ class Workspace:
     def phase(self, key: str) -> Path:
         return self.root / PHASE_DIRS[key]
 
+    # ---------------------------------------------------------------- paths written into outputs
+    def portable(self, path: Path | str) -> str:
+        """A path to write into an output: relative to the workspace (posix) when it lies inside it,
+        so that a workspace copied or moved elsewhere reads its own files; absolute otherwise (an
+        external tree the user named)."""
+        resolved = Path(path).resolve()
+        try:
+            return resolved.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(resolved)
+
+    def resolve(self, text: str | Path) -> Path:
+        """The path :meth:`portable` wrote: relative ones from the workspace, absolute ones as they are."""
+        path = Path(text)
+        return path if path.is_absolute() else self.root / path
+
     # ---------------------------------------------------------------- embedded sample
     @property
     def sample(self) -> Path:
