@@ -15,6 +15,9 @@
 # no longer runs) is removed and made again (tools/make_venv.sh), never silently reused.
 
 MIN_PYTHON := 3.12
+# one BLAS thread per process: phases run their own process pools on few cores (a multi-threaded
+# OpenBLAS made the sensitivity estimates ~30x slower on 2 shared cores)
+export OPENBLAS_NUM_THREADS ?= 1
 PYTHON  ?=
 VENV    ?= .venv
 DATA    ?= data

@@ -7,6 +7,12 @@ Description
     the study inputs of ``common.doe.PARAMETERS`` (heat-pump shares as a uniform point on the
     simplex from two cube dimensions), and gives every case independent seeds per purpose from
     ``numpy.random.SeedSequence``. Case "0" is the fixed reference case of ``common.config``.
+    The Latin hypercube is drawn with ``optimization="random-cd"`` (strata kept, columns permuted
+    to lower the centred discrepancy). The comparison tables also hold the shares' independent
+    coordinates ``common.doe.FACTORS`` (``hp_adoption`` = 1 - baseline, ``hp_dm_fraction`` =
+    dm / (dm + un), empty for the reference case, which has no heat pump), and the summary the
+    largest |correlation| between two columns of each design's unit cube (Pearson and Spearman,
+    with the pair): a design whose columns correlate confounds their effects.
 
 Inputs
     none (settings only)
@@ -17,8 +23,13 @@ Outputs (under ``<data>/0_code_xlrm/``, read by phase 6 and phase 7)
                                        storage_perc_3ph, pv_perc_3ph, heating_seed, ev_seed,
                                        ev_session_seed, storage_seed, pv_seed, disjoint_sets,
                                        unit_cube (the case's cube coordinates; null for case 0)
-    mixes_compare_long.csv             design, case, parameter, value, unit, role
-    lhs_vs_sobol_summary.csv           design, parameter, n, mean, std, min, max, discrepancy
+    mixes_compare_long.csv             design, case, parameter, value, unit, role (the parameters of
+                                       common.doe.PARAMETERS, then the FACTORS hp_adoption,
+                                       hp_dm_fraction; hp_dm_fraction of case 0 empty)
+    lhs_vs_sobol_summary.csv           design, parameter, n, mean, std, min, max, discrepancy,
+                                       max_abs_corr, max_abs_corr_pair, max_abs_rank_corr,
+                                       max_abs_rank_corr_pair (per design: largest |Pearson| and
+                                       |Spearman| correlation between two unit-cube columns, and which)
     unit_cube_pairs.png, ev_vs_pv.png, histograms_lhs_vs_sobol.png
     manifest.json                      settings, package versions, git revision
 
@@ -54,8 +65,11 @@ def compare_long(mixes_by_design: dict[str, dict[str, dict]]) -> pd.DataFrame:
     rows = []
     for design in sorted(mixes_by_design):
         for case_key, case in mixes_by_design[design].items():
-            for name, value in doe.flatten_case(case).items():
-                p = doe.PARAMETER_BY_NAME[name]
+            flat = doe.flatten_case(case)
+            factors = doe.factors_from_shares(flat["shares.baseline"], flat["shares.dm"], flat["shares.un"])[0]
+            values = {**flat, **dict(zip((f.name for f in doe.FACTORS), (float(v) for v in factors)))}
+            for name, value in values.items():
+                p = doe.PARAMETER_BY_NAME.get(name) or doe.FACTOR_BY_NAME[name]
                 rows.append({"design": design, "case": int(case_key), "parameter": name, "value": value,
                              "unit": p.unit, "role": p.role})
     return pd.DataFrame(rows)
@@ -63,11 +77,17 @@ def compare_long(mixes_by_design: dict[str, dict[str, dict]]) -> pd.DataFrame:
 
 def summary_table(long: pd.DataFrame, cubes: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per design and parameter: count, mean, spread and range of the sampled cases (case 0 out),
-    with the design's centred L2 discrepancy in the unit cube."""
+    with the design's centred L2 discrepancy in the unit cube and the largest |correlation| between
+    two of its unit-cube columns (Pearson ``max_abs_corr``, Spearman ``max_abs_rank_corr``, and the
+    pair of each)."""
     sampled = long[long["case"] > 0]
     stats = (sampled.groupby(["design", "parameter"], sort=True)["value"]
              .agg(n="count", mean="mean", std="std", min="min", max="max").reset_index())
     stats["discrepancy"] = stats["design"].map({d: doe.discrepancy(c) for d, c in cubes.items()})
+    for column, rank in (("max_abs_corr", False), ("max_abs_rank_corr", True)):
+        found = {d: doe.max_abs_correlation(c, rank=rank) for d, c in cubes.items()}
+        stats[column] = stats["design"].map({d: v for d, (v, _) in found.items()})
+        stats[f"{column}_pair"] = stats["design"].map({d: pair for d, (_, pair) in found.items()})
     return stats
 
 
@@ -121,10 +141,10 @@ def plot_ev_vs_pv(mixes_by_design: dict[str, dict[str, dict]]):
 
 
 def plot_histograms(long: pd.DataFrame):
-    names = [p.name for p in doe.PARAMETERS]
+    names = [p.name for p in (*doe.PARAMETERS, *doe.FACTORS)]
     fig, axes = figure(2, (len(names) + 1) // 2, width=16.0 / ((len(names) + 1) // 2), height=3.25, layout=None)
     for ax, name in zip(axes.flat, names):
-        p = doe.PARAMETER_BY_NAME[name]
+        p = doe.PARAMETER_BY_NAME.get(name) or doe.FACTOR_BY_NAME[name]
         designs = sorted(long["design"].unique())
         values = [long[(long["design"] == d) & (long["parameter"] == name) & (long["case"] > 0)]["value"]
                   for d in designs]
@@ -177,8 +197,10 @@ def _generate(args, ws, designs: list[str]) -> int:
     for design in designs:
         write_json(ws.mixes(design), mixes_by_design[design])
         digests[design] = sha256_file(ws.mixes(design))
-        logger.info("%s: %d cases + reference case, discrepancy %.5f -> %s", design.upper(), len(cubes[design]),
-                    doe.discrepancy(cubes[design]), ws.mixes(design))
+        corr, pair = doe.max_abs_correlation(cubes[design])
+        logger.info("%s: %d cases + reference case, discrepancy %.5f, largest |correlation| between columns "
+                    "%.3f (%s) -> %s", design.upper(), len(cubes[design]), doe.discrepancy(cubes[design]), corr,
+                    pair or "-", ws.mixes(design))
 
     long = compare_long(mixes_by_design)
     write_csv(ws.mixes_compare_long, long)

@@ -485,6 +485,7 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame["disjoint_sets"] = frame["disjoint_sets"].astype(bool)
     for name in ("state", "feeder", "season", "design", "design_day", "status", "message", "inputs_digest"):
         frame[name] = frame[name].fillna("").astype("str")
+    frame = rio.with_factors(frame)  # the independent heat-pump factors beside the shares
     return frame.sort_values(list(rio.RUN_KEYS), kind="stable").reset_index(drop=True)
 
 

@@ -4,7 +4,12 @@ Description
     Reads ``xlrm_results.parquet`` (one row per run) and stacks its study variables:
 
     * X (uncertainties) and L (levers): the inputs of ``common.doe.PARAMETERS``, with their role and
-      unit from that table (fractions of customers, of residential customers, of EVs ...);
+      unit from that table (fractions of customers, of residential customers, of EVs ...), then the
+      independent coordinates of the heat-pump shares, ``common.doe.FACTORS`` (``results_io.with_factors``):
+      ``hp_adoption`` = 1 - ``shares.baseline`` (X) and ``hp_dm_fraction`` = ``shares.dm`` /
+      (``shares.dm`` + ``shares.un``) (L; empty for a run without heat pumps, as the reference case 0).
+      The shares keep their rows and roles; they are dependent (they sum to one), the factors are
+      not, and the sensitivity analysis and PRIM use the factors;
     * M (measures): every outcome phase 6b writes (``results_io.METRICS``: kW, kWh, %, pu, count,
       text), in that table's order. A metric that is text (``peak_time``, ``worst_line``,
       ``worst_transformer``) has its value in ``value_text`` and an empty ``value``; numbers have an
@@ -24,7 +29,7 @@ Outputs (``<data>/7_results_analysis/``)
     manifest_append_xlrm_long_format.json
 
 Settings read
-    common.doe.PARAMETERS (names, roles, units); common.schema.METRICS, REALISED.
+    common.doe.PARAMETERS, FACTORS (names, roles, units); common.schema.METRICS, REALISED.
 
 Usage
     python 7_results_analysis/append_xlrm_long_format.py [--data-dir DATA] [--state NC] [--csv-limit-mb 200]
@@ -42,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 import results_io as rio
-from common import cli, doe
+from common import cli
 from common.io import write_csv, write_manifest, write_parquet
 
 logger = logging.getLogger(__name__)
@@ -70,8 +75,8 @@ def variables_table(columns: Sequence[str]) -> pd.DataFrame:
     """The data dictionary of xlrm_results' columns: role, variable, unit, description."""
     rows = []
     for name in columns:
-        if name in doe.PARAMETER_BY_NAME:
-            p = doe.PARAMETER_BY_NAME[name]
+        if name in rio.INPUT_BY_NAME:
+            p = rio.INPUT_BY_NAME[name]
             rows.append((p.role, name, p.unit, p.description))
         elif name in rio.REALISED:
             rows.append(("realised", name, *rio.REALISED[name]))
@@ -85,7 +90,9 @@ def variables_table(columns: Sequence[str]) -> pd.DataFrame:
 
 
 def long_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Stack the X, L and M columns of xlrm_results: one row per run and variable (run-major order)."""
+    """Stack the X, L and M columns of xlrm_results: one row per run and variable (run-major order);
+    the independent factors are added first where missing (``results_io.with_factors``)."""
+    results = rio.with_factors(results)
     variables = variables_table(list(results.columns))
     variables = variables[variables["role"].isin(["X", "L", "M"])].reset_index(drop=True)
     unknown = variables.loc[variables["unit"] == "unknown", "variable"].tolist()

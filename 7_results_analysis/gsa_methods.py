@@ -6,14 +6,13 @@ variance indices are not: their estimators need the Saltelli cross-sampling, whi
 does not have, so none are computed here.)
 
 * delta (Borgonovo 2007; given-data estimator of Plischke, Borgonovo and Smith 2013):
-  ``SALib.analyze.delta.analyze`` with ``method="delta"``; the index reported is SALib's
-  ``delta_raw`` (bootstrap on the data as drawn: the designs are uniform already), and its interval
-  is ``delta_raw +/- delta_raw_conf`` (normal interval of the bias-reduced bootstrap, level
-  ``CONF_LEVEL``). SALib 1.6 computes its "balanced" variant first, on input bins of at least 10
-  runs, and loses the raw index of an input whose bins it cannot fill; :func:`delta_bins` asks for
-  ``clip(n // 20, 2, 10)`` equal-width bins, which keeps every input estimable from about 28 runs
-  of a uniform design (below ``DELTA_MIN_RUNS`` runs delta is not computed; an input SALib still
-  cannot estimate is reported as skipped with SALib's note).
+  :func:`delta_indices`, a thin wrapper over SALib 1.6's kernel estimator
+  (``SALib.analyze.delta.calc_delta``: equal-frequency partition of the input's ranks, Silverman
+  kernel densities of the output, L1 distance on a 100-point grid). The point estimate is computed
+  on the runs as given, the index reported is its Plischke et al. (2013, eqn 30) bias-corrected
+  value ``2 * estimate - mean(bootstrap)`` and the interval is the normal bootstrap interval
+  ``index +/- z * sd(bootstrap)`` at level ``CONF_LEVEL`` (see :func:`delta_indices` for why
+  ``SALib.analyze.delta.analyze`` is not called).
 * PAWN (Pianosi and Wagener 2015, 2018): ``SALib.analyze.pawn.analyze``; the index is the median
   over ``S`` conditioning slices of the Kolmogorov-Smirnov distance between the output's conditional
   and unconditional distributions. SALib gives no interval, so a bootstrap over runs (resampled with
@@ -25,28 +24,35 @@ does not have, so none are computed here.)
   ``S = clip(n // 10, 3, 10)``: about ten runs per slice, SALib's default of 10 from 100 runs on
   (lowered to 5 or 8 where it would be 6 or 9, which SALib 1.6 cannot slice).
 
-SALib draws from numpy's legacy global generator; :func:`delta_indices` seeds it with an explicit
-seed and restores its state afterwards, and records SALib's warnings instead of printing them.
+delta's bootstrap draws from ``numpy.random.default_rng(seed)``; SALib's PAWN draws nothing, and
+:func:`pawn_indices` still runs it with numpy's legacy global generator seeded and restored afterwards.
 Inputs may be dependent (the heat-pump shares lie on a simplex): both measures stay defined, and
 measure the input's effect including what it shares with the inputs it depends on.
 
 Each analysis adds a :data:`DUMMY` input (uniform, seeded, unused by the model): an input whose
 index is not clearly above the dummy's cannot be told from sampling noise with this many runs.
 Small samples also bias both measures: PAWN's KS distances stay well above 0 for an input with no
-effect, and delta's bias-reduced estimate can fall below 0; the dummy shows how far.
+effect, delta's kernel estimate too (less so once bias-corrected, which can also take it below 0),
+and the kernel smoothing biases delta low for an output with sharp density peaks (on Ishigami with
+4,096 runs, x2 comes out about 0.04 below its 2^16-run value; ``tests/test_gsa_estimators.py``).
+The dummy shows the size of the upward bias, not of the smoothing one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 import zlib
 from typing import Any, Iterator
 
 import numpy as np
+from scipy.stats import norm
 
 CONF_LEVEL = 0.95
 METHODS = ("delta", "pawn")
+#: delta is not computed from fewer runs: SALib's partition (:func:`delta_partition`) gives 3 bins there,
+#: of 8 runs or fewer, about the fewest a kernel density of the output within a bin can rest on
 DELTA_MIN_RUNS = 24
 #: delta's kernel density estimate assumes a continuous output: with more than this share of the runs
 #: on one value (e.g. "no violation" = 0) it is not computed (PAWN, on distribution functions, is)
@@ -77,18 +83,13 @@ def pawn_slices(n: int) -> int:
     return slices
 
 
-def delta_bins(n: int) -> int:
-    """Equal-width input bins of SALib's balanced delta resampling for ``n`` runs (about 20 per bin)."""
-    return int(min(10, max(2, n // 20)))
-
-
 def problem(names: list[str] | tuple[str, ...], bounds: list[tuple[float, float]]) -> dict[str, Any]:
     return {"num_vars": len(names), "names": list(names), "bounds": [list(b) for b in bounds]}
 
 
 @contextlib.contextmanager
 def _salib_context(seed: int) -> Iterator[list]:
-    """Seed numpy's global generator for SALib, restore it afterwards; collect SALib's warnings."""
+    """Seed numpy's legacy global generator for SALib's PAWN, restore it afterwards; collect SALib's warnings."""
     state = np.random.get_state()
     formatter = warnings.formatwarning
     try:
@@ -98,27 +99,113 @@ def _salib_context(seed: int) -> Iterator[list]:
             yield caught
     finally:
         np.random.set_state(state)
-        warnings.formatwarning = formatter  # SALib's delta replaces it globally
+        warnings.formatwarning = formatter  # some SALib analyzers (delta.analyze) replace it globally
 
 
-def delta_indices(x: np.ndarray, y: np.ndarray, names: list[str], bounds: list[tuple[float, float]], *,
-                  resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """delta per input with its interval half-width; NaN where SALib could not estimate it (with notes)."""
-    from SALib.analyze import delta
+def delta_partition(n: int) -> np.ndarray:
+    """Edges, on the input's ranks 0..n, of the equal-frequency bins of SALib 1.6's delta for ``n`` runs.
 
-    seed = int(seed) % (2**31 - 2) + 1  # SALib ignores a seed of 0
-    with _salib_context(seed) as caught:
-        result = delta.analyze(problem(names, bounds), np.asarray(x, dtype=float), np.asarray(y, dtype=float),
-                               num_resamples=resamples, conf_level=CONF_LEVEL, seed=seed, method="delta",
-                               bins_specs={name: delta_bins(len(y)) for name in names})
-    notes = result.get("notes") if isinstance(result, dict) and "notes" in result else None
-    if not notes:
-        notes = [""] * len(names)
-    notes = [str(n) for n in notes] + [""] * (len(names) - len(notes))
-    messages = sorted({str(w.message) for w in caught})
-    if messages:
-        notes = [n or "; ".join(messages)[:300] for n in notes]
-    return (np.asarray(result["delta_raw"], dtype=float), np.asarray(result["delta_raw_conf"], dtype=float), notes)
+    ``M = min(ceil(n ** (2 / (7 + tanh((1500 - n) / 500)))), 48)`` bins (Plischke et al. 2013's rule as
+    SALib writes it: about n^(1/4) bins for small samples, n^(1/3) for large ones, at most 48).
+    """
+    exponent = 2.0 / (7.0 + np.tanh((1500.0 - n) / 500.0))
+    bins = int(np.round(min(int(np.ceil(n ** exponent)), 48)))
+    return np.linspace(0, n, bins + 1)
+
+
+def delta_full_sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """delta per input estimated on the runs as given (no resampling, no randomness).
+
+    SALib's ``calc_delta`` on every column of ``x``, with SALib's partition (:func:`delta_partition`)
+    and output grid (100 points over [min y, max y]); NaN for a constant input.
+    """
+    from SALib.analyze.delta import calc_delta
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    partition = delta_partition(len(y))
+    y_grid = np.linspace(y.min(), y.max(), 100)
+    return np.array([calc_delta(y, y_grid, x[:, j], partition) if np.ptp(x[:, j]) > 0 else np.nan
+                     for j in range(x.shape[1])])
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaResult:
+    """delta per input: the full-sample ``estimate``, the bias-corrected ``index`` and its interval.
+
+    ``bootstrap`` (resamples, inputs) holds the resampled estimates the correction and the interval
+    come from; ``notes`` the warnings SALib raised per input ("" where none).
+    """
+
+    estimate: np.ndarray
+    index: np.ndarray
+    half_width: np.ndarray
+    bootstrap: np.ndarray
+    notes: list[str]
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.index - self.half_width
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.index + self.half_width
+
+
+def delta_indices(x: np.ndarray, y: np.ndarray, *, resamples: int, seed: int,
+                  conf_level: float = CONF_LEVEL) -> DeltaResult:
+    """delta per input (Borgonovo 2007) from given data, bias-corrected, with a bootstrap interval.
+
+    * estimate: SALib's kernel estimator (``calc_delta``) on the runs as given (equal to
+      :func:`delta_full_sample`, a test keeps them so);
+    * bootstrap: ``resamples`` resamples of the runs with replacement (the same rows for every input),
+      each estimated the same way on the full sample's output grid and partition;
+    * index: Plischke et al. (2013, eqn 30) bias correction, ``estimate - (mean(bootstrap) - estimate)``:
+      the estimator is biased upwards at small samples (a no-effect input scores well above 0), and the
+      bootstrap shows by how much;
+    * interval: ``index +/- z * sd(bootstrap)``, ``z`` the normal quantile of ``conf_level`` (SALib's
+      choice). A percentile interval would need about 1,000 resamples to place its 2.5 % and 97.5 %
+      tails, the normal one only the SD (it is asked for with 20 to 100); it always contains the index.
+      Neither is clipped to [0, 1]: an index below 0 says the input's effect is below the bias.
+
+    Why not ``SALib.analyze.delta.analyze``: SALib 1.6's ``bias_reduced_delta`` computes the point
+    estimate on one more bootstrap resample (``d_hat = calc_delta(Y[ind], ...)``), not on the data, so
+    its index moves with the seed by about its own bootstrap SD (0.02 to 0.045 on Ishigami with 512
+    runs); it also computes a "balanced" and a "step" variant nobody here reads, and draws from numpy's
+    global generator. This wrapper reuses SALib's estimator and partition unchanged: only where the
+    point estimate is taken and where the randomness comes from (``numpy.random.default_rng(seed)``)
+    differ. The estimate does not depend on ``seed``; the index does only through the bootstrap mean,
+    by about ``sd(bootstrap) / sqrt(resamples)``.
+
+    ``x`` (runs, inputs), ``y`` (runs); a constant input gets NaN with a note.
+    """
+    from SALib.analyze.delta import calc_delta
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, d = x.shape
+    if resamples < 2:
+        raise ValueError(f"resamples {resamples}: need at least 2 for a bootstrap SD")
+    partition = delta_partition(n)
+    y_grid = np.linspace(y.min(), y.max(), 100)
+    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    estimate = np.full(d, np.nan)
+    bootstrap = np.full((resamples, d), np.nan)
+    notes = [""] * d
+    for j in range(d):
+        xj = x[:, j]
+        if not np.ptp(xj) > 0:
+            notes[j] = f"input is constant ({xj[0]:g}) over the {n} runs"
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimate[j] = calc_delta(y, y_grid, xj, partition)
+            for b, r in enumerate(rows):
+                bootstrap[b, j] = calc_delta(y[r], y_grid, xj[r], partition)
+        notes[j] = "; ".join(sorted({" ".join(str(w.message).split()) for w in caught}))[:300]
+    index = 2.0 * estimate - bootstrap.mean(axis=0)
+    half_width = norm.ppf(0.5 + conf_level / 2) * bootstrap.std(axis=0, ddof=1)
+    return DeltaResult(estimate=estimate, index=index, half_width=half_width, bootstrap=bootstrap, notes=notes)
 
 
 def _ks_to_all(y_sorted: np.ndarray, subset: np.ndarray) -> float:
@@ -245,14 +332,14 @@ def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
         seed = task_seed(task["seed"], task["group"], task["metric"], method)
         if method == "delta":
             if n < DELTA_MIN_RUNS:
-                skip(method, f"{n} runs, fewer than the {DELTA_MIN_RUNS} SALib's delta needs")
+                skip(method, f"{n} runs, fewer than the {DELTA_MIN_RUNS} delta needs")
                 continue
             if modal_share > POINT_MASS_SHARE:
                 skip(method, f"{100 * modal_share:.0f} % of the runs share one value: delta's density estimate "
                              "needs a continuous output (PAWN does not)")
                 continue
-            index, half, notes = delta_indices(x, y, names, bounds, resamples=task["resamples"], seed=seed)
-            low, high, slices = index - half, index + half, np.nan
+            result = delta_indices(x, y, resamples=task["resamples"], seed=seed)
+            index, low, high, notes, slices = result.index, result.low, result.high, result.notes, np.nan
         else:
             index, low, high, slices = pawn_indices(x, y, names, bounds, resamples=task["resamples"], seed=seed)
             notes = [""] * len(names)

@@ -31,7 +31,7 @@ Outputs
 
 Settings read
     common.config: DESIGNS, N_CASES, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, ANSI_RANGE_A, ANSI_RANGE_B,
-    THERMAL; common.doe.PARAMETERS.
+    THERMAL; common.doe.PARAMETERS, FACTORS.
 
 Usage
     python 7_results_analysis/make_report.py [--data-dir DATA] [--state NC]
@@ -341,11 +341,19 @@ def build_page(ws, results: pd.DataFrame) -> str:
 
     parts.append('<h2 id="settings">Study settings</h2><h3>Designs of experiments</h3>')
     parts.append(html_table(mixes_summary(ws)))
+    reference = doe.flatten_case(config.REFERENCE_CASE)
+    reference_factors = doe.factors_from_shares(reference["shares.baseline"], reference["shares.dm"],
+                                                reference["shares.un"])[0]
+    reference.update(zip((f.name for f in doe.FACTORS), (float(v) for v in reference_factors)))
     bounds = pd.DataFrame([{"input": p.name, "role": p.role, "low": p.low, "high": p.high, "unit": p.unit,
-                            "reference case 0": doe.flatten_case(config.REFERENCE_CASE)[p.name]}
-                           for p in doe.PARAMETERS])
+                            "reference case 0": reference[p.name],
+                            "analysed": "yes" if p.name in rio.INDEPENDENT_INPUTS else "no (dependent share)"}
+                           for p in (*doe.PARAMETERS, *doe.FACTORS)])
     parts.append(f"<p>Design seed <code>{config.DOE_SEED}</code>, {config.N_CASES} cases requested per design "
-                 "(Sobol rounded up to a power of two).</p>" + html_table(bounds))
+                 "(Sobol rounded up to a power of two). The heat-pump shares sum to one and are dependent; the "
+                 "sensitivity analysis and PRIM use their independent coordinates hp_adoption = 1 - baseline and "
+                 "hp_dm_fraction = dm / (dm + un) (undefined, shown empty, without heat pumps, as in the reference "
+                 "case).</p>" + html_table(bounds))
     limits = pd.DataFrame([
         {"limit": "ANSI C84.1 Range A", "value": f"{config.ANSI_RANGE_A[0]:g}-{config.ANSI_RANGE_A[1]:g} pu"},
         {"limit": "ANSI C84.1 Range B", "value": f"{config.ANSI_RANGE_B[0]:g}-{config.ANSI_RANGE_B[1]:g} pu"},

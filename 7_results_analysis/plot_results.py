@@ -9,8 +9,9 @@ Description
     * ``storage_peak_reduction.png``: peak reduction by the batteries [% of the peak without them]
       against the storage share of three-phase customers [%], per state and season, a colour per
       feeder;
-    * ``failure_map_<STATE>.png``: every case on the plane of EV share [%] x uncontrolled heat-pump
-      share [%], one panel per season: green where it is ok on every feeder, otherwise coloured by the
+    * ``failure_map_<STATE>.png``: every case on the plane of EV share [%] x heat-pump adoption
+      (``hp_adoption`` = 1 - baseline share, demand-managed and uncontrolled together) [%], two
+      independent inputs of the designs, one panel per season: green where it is ok on every feeder, otherwise coloured by the
       share of feeders that fail (any Range A undervoltage or transformer above 100 %:
       ``results_io.planning_failures``); circles LHS, squares Sobol, star the reference case;
     * ``ecdf_lhs_vs_sobol.png``: the empirical distribution of two outcomes per design, per state and
@@ -69,11 +70,15 @@ def peak_change_pct(results: pd.DataFrame) -> pd.Series:
 
 
 def failure_shares(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (state, season, design, case): inputs, feeders run, feeders failing, share failing."""
+    """Per (state, season, design, case): inputs (EV share, heat-pump adoption and demand-managed fraction,
+    and the dm and un shares they come from), feeders run, feeders failing, share failing."""
+    results = rio.with_factors(results)
     flags = rio.planning_failures(results)
     frame = results.assign(fails=flags["fails"].to_numpy())
     grouped = frame.groupby(["state", "season", "design", "case"], sort=True)
-    out = grouped.agg(ev_perc=("ev_perc", "first"), shares_un=("shares.un", "first"), n_feeders=("feeder", "nunique"),
+    out = grouped.agg(ev_perc=("ev_perc", "first"), hp_adoption=("hp_adoption", "first"),
+                      hp_dm_fraction=("hp_dm_fraction", "first"), shares_dm=("shares.dm", "first"),
+                      shares_un=("shares.un", "first"), n_feeders=("feeder", "nunique"),
                       n_failing=("fails", "sum")).reset_index()
     out["share_failing"] = out["n_failing"] / out["n_feeders"]
     return out
@@ -178,9 +183,9 @@ def plot_failure_map(runs: pd.DataFrame, state: str):
                 pts = part[(part["case"] == rio.REFERENCE_CASE) == is_ref]
                 ok = pts[pts["n_failing"] == 0]
                 bad = pts[pts["n_failing"] > 0]
-                ax.scatter(100 * ok["ev_perc"], 100 * ok["shares_un"], marker=marker, s=60 if is_ref else 30,
+                ax.scatter(100 * ok["ev_perc"], 100 * ok["hp_adoption"], marker=marker, s=60 if is_ref else 30,
                            color="#55a868", edgecolors="black", linewidths=0.3)
-                mappable = ax.scatter(100 * bad["ev_perc"], 100 * bad["shares_un"], marker=marker,
+                mappable = ax.scatter(100 * bad["ev_perc"], 100 * bad["hp_adoption"], marker=marker,
                                       s=60 if is_ref else 30, c=bad["share_failing"], cmap="Reds", norm=norm,
                                       edgecolors="black", linewidths=0.3)
         n_fail = int((sub["n_failing"] > 0).sum())
@@ -190,7 +195,7 @@ def plot_failure_map(runs: pd.DataFrame, state: str):
         ax.set_xlim(0, 100)
         ax.set_ylim(-2, 100)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("uncontrolled heat-pump share [% of customers]")
+    axes[0, 0].set_ylabel("heat-pump adoption, 1 - baseline share [% of customers]")
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color="#55a868", marker="o", ls="", markeredgecolor="black", label="ok on every feeder")]

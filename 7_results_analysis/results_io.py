@@ -10,7 +10,11 @@ hold (role, unit, meaning) and gives the few helpers more than two scripts need:
   ``common.schema`` (the one table phase 6 and phase 7 share);
 * :func:`planning_failures`: "the feeder fails" (any ANSI C84.1 Range A undervoltage at a customer,
   or any transformer above its rating), as used by the scenario discovery, the plots and the report;
-* :func:`load_results`: ``xlrm_results.parquet`` with a clear error when it is missing or unreadable.
+* :data:`FACTORS`, :func:`with_factors`: the independent coordinates of the heat-pump shares
+  (``hp_adoption`` = 1 - baseline, X; ``hp_dm_fraction`` = dm / (dm + un), L; ``common.doe.FACTORS``),
+  added to every table read from ``xlrm_results`` beside the shares, which stay;
+* :func:`load_results`: ``xlrm_results.parquet`` with a clear error when it is missing or unreadable,
+  with the factors added.
 
 Nothing here reads or writes at import time.
 """
@@ -53,9 +57,15 @@ PRODUCERS = {
 
 #: study inputs (XLRM X and L) under their flattened names, in common.doe.PARAMETERS order
 INPUTS = tuple(p.name for p in doe.PARAMETERS)
-#: the independent inputs of the designs: the three heat-pump shares sum to one, so
-#: ``shares.baseline`` is left out (it is 1 - dm - un)
-INDEPENDENT_INPUTS = ("shares.dm", "shares.un", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
+#: the independent coordinates of the heat-pump shares (common.doe.FACTORS), derived from the shares
+FACTORS = tuple(p.name for p in doe.FACTORS)
+#: every input of a table read by phase 7 (the shares and the factors): name -> common.doe.Parameter
+INPUT_BY_NAME = {p.name: p for p in (*doe.PARAMETERS, *doe.FACTORS)}
+#: the independent inputs of the designs, what the sensitivity analysis and PRIM search: the three
+#: heat-pump shares sum to one and shares.dm and shares.un are rank-correlated (about -0.5 over a
+#: uniform design), so the shares are replaced by their independent coordinates ``hp_adoption``
+#: (a function of cube dimension shares_u1 only) and ``hp_dm_fraction`` (of shares_u2 only)
+INDEPENDENT_INPUTS = ("hp_adoption", "hp_dm_fraction", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
                       "storage_perc_3ph", "pv_perc_3ph")
 
 #: short labels of the inputs for figures
@@ -63,6 +73,8 @@ INPUT_LABELS = {
     "shares.baseline": "baseline heating share",
     "shares.dm": "demand-managed heat-pump share",
     "shares.un": "uncontrolled heat-pump share",
+    "hp_adoption": "heat-pump adoption (1 - baseline)",
+    "hp_dm_fraction": "demand-managed fraction of heat pumps",
     "ev_perc": "EV share of residential customers",
     "ev_lvl2_perc": "Level-2 share of EVs",
     "ev_split.controlled": "managed-charging share of EVs",
@@ -85,6 +97,35 @@ def ordered(names: Iterable[str], table: dict[str, tuple[str, str]]) -> list[str
     """``names`` in the table's order, then any name the table does not know, sorted."""
     names = set(names)
     return [n for n in table if n in names] + sorted(names - set(table))
+
+
+# --------------------------------------------------------------------------------------------
+# Independent factors
+# --------------------------------------------------------------------------------------------
+def with_factors(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with the columns ``hp_adoption`` and ``hp_dm_fraction`` (float64, from the shares by
+    ``common.doe.factors_from_shares``) placed right after the last input column; the shares stay.
+
+    ``hp_dm_fraction`` is NaN for a run without heat pumps (``shares.dm + shares.un == 0``, e.g. the
+    reference case 0): the fraction is undefined there, and the analyses leave such runs out. Columns
+    already present are computed again (the shares are the source)."""
+    frame = results.drop(columns=[c for c in FACTORS if c in results.columns])
+    shares = [frame[name].to_numpy(dtype=float, na_value=np.nan) if name in frame.columns else None
+              for name in ("shares.baseline", "shares.dm", "shares.un")]
+    if any(column is None for column in shares):
+        return results
+    values = doe.factors_from_shares(*shares)
+    at = max(frame.columns.get_loc(name) for name in INPUTS if name in frame.columns) + 1
+    for j, name in enumerate(FACTORS):
+        frame.insert(at + j, name, values[:, j].astype("float64"))
+    return frame
+
+
+def defined_inputs(runs: pd.DataFrame, names: Iterable[str] = INDEPENDENT_INPUTS) -> np.ndarray:
+    """Boolean mask of the runs whose inputs ``names`` are all defined (finite): a run without heat
+    pumps has no ``hp_dm_fraction`` and is left out of an analysis over it."""
+    values = runs[list(names)].to_numpy(dtype=float, na_value=np.nan)
+    return np.isfinite(values).all(axis=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,10 +178,11 @@ def phase_lock(ws: Workspace, script: str) -> Iterator[Path]:
 def load_results(ws: Workspace, states: Iterable[str] | None = None) -> pd.DataFrame:
     """``xlrm_results.parquet`` (optionally some states only), checked: a missing, empty, truncated or
     corrupt file, or one without the run keys, status and inputs, is an InputError naming the file and
-    the script that writes it."""
+    the script that writes it. The independent factors are added (:func:`with_factors`)."""
     results_folder(ws)
     frame = read_parquet(results_path(ws, "xlrm_results"), PRODUCERS["xlrm_results"],
                          required=(*RUN_KEYS, "status", *INPUTS))
+    frame = with_factors(frame)
     if states:
         wanted = sorted(set(states))
         frame = frame[frame["state"].isin(wanted)].reset_index(drop=True)

@@ -5,14 +5,17 @@ Description
     (``ansi_a_under_node_intervals > 0``) or any transformer above its rating
     (``worst_transformer_loading_pct > THERMAL["overload_pct"]`` = 100 %): ``results_io.planning_failures``.
     PRIM (``prim_peeling``: peeling, pasting, covering; Friedman and Fisher 1999, Bryant and Lempert
-    2010) searches the seven independent inputs (``results_io.INDEPENDENT_INPUTS``) for boxes
-    (a range per input) where failures concentrate, for each group:
+    2010) searches the seven independent inputs (``results_io.INDEPENDENT_INPUTS``: the heat-pump
+    shares enter as their independent coordinates ``hp_adoption`` = 1 - baseline and
+    ``hp_dm_fraction`` = dm / (dm + un), ``common.doe.FACTORS``; the dependent shares themselves
+    are not searched) for boxes (a range per input) where failures concentrate, for each group:
 
     * ``season``: per (state, season), every feeder and both designs together;
     * ``state``: per state, all seasons pooled;
     * ``feeder``: per (state, season, feeder), where a planner acts (in the tables, not the figures).
 
-    Runs used: status ``ok``, the fixed reference case "0" left out (not a draw of the design). The
+    Runs used: status ``ok``, the fixed reference case "0" left out (not a draw of the design), and
+    any run without heat pumps (``hp_dm_fraction`` undefined; logged; no sampled case has none). The
     box of a group is the step of its peeling trajectory with the highest density among those
     covering at least ``--min-coverage`` of the failures (``prim_peeling.select_step``). Its
     statistics: coverage (share of the group's failures inside the box), density (share of the runs
@@ -39,7 +42,7 @@ Outputs (``<data>/7_results_analysis/``)
 
 Settings read
     common.config: THERMAL["overload_pct"], ANSI_RANGE_A (through the phase 6 metrics);
-    common.doe.PARAMETERS (design ranges of the inputs, for the plots).
+    common.doe.PARAMETERS, FACTORS (design ranges of the inputs, for the plots).
 
 Usage
     python 7_results_analysis/scenario_discovery.py [--data-dir DATA] [--state NC] [--min-coverage 0.8]
@@ -59,7 +62,7 @@ import pandas as pd
 
 import prim_peeling as prim
 import results_io as rio
-from common import cli, config, doe, figures
+from common import cli, config, figures
 from common.io import save_figure, write_csv, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,11 @@ def discovery_groups(results: pd.DataFrame) -> list[tuple[str, str, str, str, pd
     """(scope, state, season, feeder, runs): per state and season, per state (seasons pooled), then per
     feeder and season; ok runs only, the reference case 0 left out."""
     runs = results[(results["status"] == "ok") & (results["case"] != rio.REFERENCE_CASE)]
+    defined = rio.defined_inputs(runs)
+    if not defined.all():
+        logger.info("%d run(s) without heat pumps left out: hp_dm_fraction = dm / (dm + un) is undefined",
+                    int((~defined).sum()))
+        runs = runs[defined]
     runs = runs.sort_values(list(rio.RUN_KEYS), kind="stable")
     groups = []
     for state, part in runs.groupby("state", sort=True):
@@ -90,7 +98,7 @@ def discovery_groups(results: pd.DataFrame) -> list[tuple[str, str, str, str, pd
 
 
 def box_rule(names: Sequence[str], limits: np.ndarray, init: np.ndarray, digits: int = 3) -> str:
-    """A readable rule of a box's restrictions: ``ev_perc >= 0.45 and 0.10 <= shares.un <= 0.62``."""
+    """A readable rule of a box's restrictions: ``ev_perc >= 0.45 and 0.10 <= hp_adoption <= 0.62``."""
     parts = []
     for name, (lo, hi), (ilo, ihi) in zip(names, limits, init):
         low, high = lo != ilo, hi != ihi
@@ -186,7 +194,7 @@ def plot_boxes(boxes: pd.DataFrame):
             ax.set_title(f"{group}: no box", fontsize=10)
             continue
         for i, name in enumerate(names):
-            p = doe.PARAMETER_BY_NAME[name]
+            p = rio.INPUT_BY_NAME[name]
             span = p.high - p.low
             lo, hi = (first[f"{name}.min"] - p.low) / span, (first[f"{name}.max"] - p.low) / span
             is_restricted = np.isfinite(first[f"{name}.qp"])

@@ -3,12 +3,19 @@
 Description
     For each headline metric (``results_io.HEADLINE_METRICS``: ``peak_kw``,
     ``ansi_a_violation_node_intervals``, ``worst_transformer_loading_pct``, ``losses_pct``) and each
-    of the seven independent inputs (``results_io.INDEPENDENT_INPUTS``: ``shares.dm``, ``shares.un``,
-    ``ev_perc``, ``ev_lvl2_perc``, ``ev_split.controlled``, ``storage_perc_3ph``, ``pv_perc_3ph``; the
-    baseline share is 1 - dm - un), two moment-independent measures estimated from the runs as given
-    (``gsa_methods``):
+    of the seven independent inputs (``results_io.INDEPENDENT_INPUTS``: ``hp_adoption``,
+    ``hp_dm_fraction``, ``ev_perc``, ``ev_lvl2_perc``, ``ev_split.controlled``, ``storage_perc_3ph``,
+    ``pv_perc_3ph``), two moment-independent measures estimated from the runs as given
+    (``gsa_methods``). The heat-pump shares are not analysed themselves: they sum to one and
+    ``shares.dm`` and ``shares.un`` are rank-correlated by construction (about -0.5), so their
+    independent coordinates are used instead, ``hp_adoption`` = 1 - ``shares.baseline`` (heat-pump
+    adoption, X) and ``hp_dm_fraction`` = ``shares.dm`` / (``shares.dm`` + ``shares.un``)
+    (demand-management enrolment of the heat pumps, L), each a function of one cube dimension of
+    phase 0 (``common.doe.FACTORS``). A run without heat pumps has no ``hp_dm_fraction`` and is left
+    out (recorded in ``sensitivity_skipped.csv``; no sampled case of phase 0 has none).
 
-    * delta (Borgonovo; SALib ``delta.analyze``, the ``delta_raw`` index and its bootstrap interval);
+    * delta (Borgonovo; SALib's kernel estimator on the runs as given, Plischke et al.'s bootstrap bias
+      correction, and a normal bootstrap interval: ``gsa_methods.delta_indices``);
     * PAWN (Pianosi and Wagener; SALib ``pawn.analyze``, median KS distance over conditioning slices,
       with a bootstrap percentile interval over runs).
 
@@ -52,7 +59,7 @@ Outputs (``<data>/7_results_analysis/``)
     manifest_sensitivity_analysis.json
 
 Settings read
-    common.config: DOE_SEED (default --seed); common.doe.PARAMETERS (bounds);
+    common.config: DOE_SEED (default --seed); common.doe.PARAMETERS, FACTORS (bounds);
     results_io.HEADLINE_METRICS, INDEPENDENT_INPUTS; gsa_methods.NORMALISATION, CONF_LEVEL.
 
 Usage
@@ -76,7 +83,7 @@ import pandas as pd
 
 import gsa_methods as gsa
 import results_io as rio
-from common import cli, config, doe, figures
+from common import cli, config, figures
 from common.io import save_figure, write_csv, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -109,6 +116,16 @@ def analysis_groups(results: pd.DataFrame, metrics: Sequence[str]) -> tuple[list
         pooled: dict[str, list] = {m: [] for m in metrics}
         for feeder, part in season_runs.groupby("feeder", sort=True):
             part = part.sort_values(["design", "case"], kind="stable")
+            defined = rio.defined_inputs(part)
+            if not defined.all():
+                skips.append({"group": f"{state} {season} {feeder}", "scope": "feeder", "state": state,
+                              "season": season, "feeder": feeder, "metric": "", "method": "", "input": "",
+                              "n_runs": int((~defined).sum()),
+                              "reason": f"{int((~defined).sum())} run(s) without heat pumps left out: "
+                                        "hp_dm_fraction = dm / (dm + un) is undefined"})
+                part = part[defined]
+                if part.empty:
+                    continue
             designs = "+".join(sorted(part["design"].unique()))
             ref = reference[(reference["state"] == state) & (reference["season"] == season)
                             & (reference["feeder"] == feeder)]
@@ -284,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 f"run {rio.PRODUCERS['xlrm_results']} on solved phase 6 runs")
         tasks, skips = analysis_groups(results, metrics)
         names = list(rio.INDEPENDENT_INPUTS)
-        bounds = [(doe.PARAMETER_BY_NAME[n].low, doe.PARAMETER_BY_NAME[n].high) for n in names]
+        bounds = [(rio.INPUT_BY_NAME[n].low, rio.INPUT_BY_NAME[n].high) for n in names]
         for task in tasks:
             task.update(min_runs=args.min_runs, resamples=args.resamples, seed=args.seed, names=names, bounds=bounds)
         logger.info("%d (group, metric) analyses on %d ok runs (min %d runs, %d resamples, seed %d, %d worker(s))",

@@ -6,6 +6,15 @@ A case of a design is a point of the unit cube mapped to parameter values:
   uniform point on the 2-simplex (the square-root map, which keeps the design's stratification);
 * every other dimension maps linearly onto its bounds in ``common.config.DOE_BOUNDS``.
 
+The three shares are dependent (they sum to one; over a uniform design the rank correlation of
+``shares.dm`` and ``shares.un`` is about -0.5). The analysis works on two independent coordinates
+of the same point, :data:`FACTORS`, each a monotone function of ONE cube dimension:
+
+* ``hp_adoption = 1 - shares.baseline = sqrt(shares_u1)`` (X: customers with a heat pump);
+* ``hp_dm_fraction = shares.dm / (shares.dm + shares.un) = 1 - shares_u2`` (L: demand-management
+  enrolment of the heat pumps), undefined (NaN) where there is no heat pump (``dm + un = 0``, e.g.
+  the reference case "0"); analyses leave such runs out.
+
 Seeds are drawn per design, case and purpose from ``numpy.random.SeedSequence`` (never Python's
 salted ``hash()``), so PV, storage, EV hosts, EV sessions and heat-pump assignments of one case are
 independent streams, and the same inputs always give the same seeds.
@@ -64,6 +73,18 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
 
+#: Independent coordinates of the heat-pump shares (derived from the shares, not sampled, not in the
+#: mixes files): what the sensitivity analysis and the scenario discovery use instead of the shares.
+FACTORS: tuple[Parameter, ...] = (
+    Parameter("hp_adoption", 0.0, 1.0, "fraction of customers", "X",
+              "customers with a heat pump, demand-managed or uncontrolled: 1 - shares.baseline "
+              "(= sqrt of cube dimension shares_u1)"),
+    Parameter("hp_dm_fraction", 0.0, 1.0, "fraction of heat pumps", "L",
+              "heat pumps enrolled in demand management: shares.dm / (shares.dm + shares.un) "
+              "(= 1 - cube dimension shares_u2); empty (NaN) without heat pumps, as in the reference case 0"),
+)
+FACTOR_BY_NAME = {p.name: p for p in FACTORS}
+
 #: unit-cube dimensions, in order: two for the simplex, then one per linearly mapped parameter
 CUBE_DIMENSIONS = ("shares_u1", "shares_u2", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
                    "storage_perc_3ph", "pv_perc_3ph")
@@ -100,6 +121,40 @@ def simplex_from_cube(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - s, s * (1.0 - u2), s * u2])
 
 
+def factors_from_shares(baseline, dm, un) -> np.ndarray:
+    """The independent coordinates (hp_adoption, hp_dm_fraction) of heat-pump shares, shape (n, 2).
+
+    ``hp_adoption = 1 - baseline``; ``hp_dm_fraction = dm / (dm + un)``, NaN where ``dm + un`` is 0
+    (no heat pump: the fraction is undefined, and the run carries no information about it).
+    """
+    baseline = np.atleast_1d(np.asarray(baseline, dtype=float))
+    dm = np.atleast_1d(np.asarray(dm, dtype=float))
+    un = np.atleast_1d(np.asarray(un, dtype=float))
+    pumps = dm + un
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(pumps > 0, dm / np.where(pumps > 0, pumps, 1.0), np.nan)
+    return np.column_stack([1.0 - baseline, fraction])
+
+
+def max_abs_correlation(cube: np.ndarray, names: tuple[str, ...] = CUBE_DIMENSIONS,
+                        rank: bool = False) -> tuple[float, str]:
+    """Largest |correlation| between two columns of a design (Pearson, or Spearman with ``rank``) and
+    the pair (``"a~b"``); (nan, "") for fewer than 3 rows or a constant column."""
+    cube = np.asarray(cube, dtype=float)
+    if cube.ndim != 2 or len(cube) < 3 or cube.shape[1] < 2:
+        return math.nan, ""
+    if rank:
+        from scipy.stats import rankdata
+        cube = np.column_stack([rankdata(c) for c in cube.T])
+    if (np.ptp(cube, axis=0) == 0).any():
+        return math.nan, ""
+    corr = np.abs(np.corrcoef(cube, rowvar=False))
+    upper = np.triu_indices(cube.shape[1], k=1)
+    k = int(np.argmax(corr[upper]))
+    i, j = upper[0][k], upper[1][k]
+    return float(corr[i, j]), f"{names[i]}~{names[j]}"
+
+
 def cube_to_cases(cube: np.ndarray) -> list[dict[str, Any]]:
     """Map unit-cube rows (columns in CUBE_DIMENSIONS order) to parameter dictionaries."""
     cube = np.asarray(cube, dtype=float)
@@ -126,8 +181,11 @@ def cube_to_cases(cube: np.ndarray) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------- samplers
 def sample_lhs(n: int, seed: int) -> np.ndarray:
-    """``n`` Latin-hypercube points in the unit cube (scipy.stats.qmc.LatinHypercube)."""
-    sampler = qmc.LatinHypercube(d=len(CUBE_DIMENSIONS), rng=np.random.default_rng(seed))
+    """``n`` Latin-hypercube points in the unit cube (scipy.stats.qmc.LatinHypercube with
+    ``optimization="random-cd"``: the strata are kept, the columns permuted to lower the centred
+    discrepancy, which also lowers the spurious correlations between columns of a small design)."""
+    sampler = qmc.LatinHypercube(d=len(CUBE_DIMENSIONS), optimization="random-cd",
+                                 rng=np.random.default_rng(seed))
     return sampler.random(n)
 
 

@@ -12,6 +12,10 @@ import importlib.util
 import json
 import os
 import sys
+
+# one BLAS thread per process before numpy loads: the suite runs on 2 shared cores, and a multi-threaded
+# OpenBLAS made SALib's kernel estimates ~30x slower there (the pipeline's own pools set the same)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 from types import ModuleType
 

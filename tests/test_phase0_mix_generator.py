@@ -215,3 +215,38 @@ def test_interrupted_phase0_leaves_no_manifest_vouching_for_its_mixes(tmp_path, 
 def test_bad_numbers_are_rejected(tmp_path, capsys, flag):
     assert gen.main(["--data-dir", str(tmp_path), *flag]) == 2
     assert flag[0] in capsys.readouterr().err
+
+
+def test_summary_reports_largest_correlation_of_each_design(phase0):
+    summary = pd.read_csv(phase0 / "lhs_vs_sobol_summary.csv")
+    for design in config.DESIGNS:
+        mixes = doe.load_mixes(phase0 / f"mixes_{design}.json")
+        cube = np.array([case["unit_cube"] for key, case in mixes.items() if key != "0"])
+        expected, pair = doe.max_abs_correlation(cube)
+        rows = summary[summary["design"] == design]
+        np.testing.assert_allclose(rows["max_abs_corr"], expected, rtol=1e-12)
+        assert set(rows["max_abs_corr_pair"]) == {pair}
+        assert ((rows["max_abs_rank_corr"] >= 0) & (rows["max_abs_rank_corr"] <= 1)).all()
+
+
+def test_max_abs_correlation_finds_the_correlated_pair():
+    rng = np.random.default_rng(1)
+    a, b, c = rng.random((3, 200))
+    value, pair = doe.max_abs_correlation(np.column_stack([a, b, 1 - a + 0.01 * c]), names=("a", "b", "c"))
+    assert pair == "a~c" and value > 0.99
+
+
+def test_sample_lhs_is_optimised_for_centred_discrepancy():
+    from scipy.stats import qmc
+
+    plain = qmc.LatinHypercube(d=len(doe.CUBE_DIMENSIONS), rng=np.random.default_rng(123)).random(16)
+    assert doe.discrepancy(doe.sample_lhs(16, seed=123)) < doe.discrepancy(plain)
+
+
+def test_compare_long_holds_the_factors_with_case_zero_undefined(phase0):
+    long = pd.read_csv(phase0 / "mixes_compare_long.csv")
+    factors = long[long["parameter"].isin([f.name for f in doe.FACTORS])]
+    assert set(factors["role"]) == {"X", "L"}
+    zero = factors[(factors["case"] == 0)].set_index(["design", "parameter"])["value"]
+    assert (zero.xs("hp_adoption", level="parameter") == 0).all()
+    assert zero.xs("hp_dm_fraction", level="parameter").isna().all()
