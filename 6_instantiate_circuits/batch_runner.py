@@ -271,6 +271,23 @@ class SchedulerError(RuntimeError):
     """The Dask scheduler named by ``--scheduler`` cannot be reached."""
 
 
+def check_scheduler_address(scheduler: str) -> str:
+    """``scheduler`` checked as a Dask address (``tcp://HOST:PORT``, port 1-65535) before any work is
+    done; SchedulerError naming the flag otherwise. Whether a scheduler answers there is known only
+    when :func:`run_dask` connects."""
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        _, location = parse_address(scheduler)
+        _, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise SchedulerError(f"--scheduler {scheduler}: not a Dask scheduler address ({exc}): give tcp://HOST:PORT") \
+            from None
+    if not 0 < int(port) < 65536:
+        raise SchedulerError(f"--scheduler {scheduler}: port {port} is not 1-65535: give tcp://HOST:PORT")
+    return scheduler
+
+
 def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
              on_result: Callable[[dict[str, Any]], None] | None = None,
              connect_timeout_s: float = config.DASK_CONNECT_TIMEOUT_S) -> list[dict[str, Any]]:

@@ -231,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _batch(args: Any, ws: Workspace) -> int:
     state, season, design = args.state, args.season, args.design
+    if args.scheduler:  # a malformed address fails before the filter rewrites anything
+        try:
+            batch_runner.check_scheduler_address(args.scheduler)
+        except batch_runner.SchedulerError as exc:
+            raise cli.UserError(str(exc)) from None
+    design_dir = ws.design_dir(state, season, design)
+    if design_dir.is_dir() and not os.access(design_dir, os.W_OK):  # say so before solving, not after
+        raise cli.UserError(f"{design_dir} is not writable: change its permissions or use another --data-dir")
     try:
         mixes = doe.load_mixes(ws.mixes(design))
     except doe.MixesError as exc:

@@ -192,10 +192,13 @@ def test_bad_numbers_are_rejected(prepared_nc, capsys, flag):
     assert flag[0] in capsys.readouterr().err
 
 
-def test_unreachable_scheduler_is_one_line(prepared_nc, capsys):
-    assert _run(prepared_nc, "--feeders", SMALL, "--cases", "0", "--scheduler", "not-an-address") == 2
-    err = capsys.readouterr().err
-    assert "--scheduler not-an-address" in err and "Traceback" not in err
+@pytest.mark.parametrize("address", ["not-an-address", "tcp://127.0.0.1:99999"])
+def test_malformed_scheduler_address_is_one_line_before_any_work(prepared_nc, tmp_path, capsys, address):
+    data = copy_workspace(prepared_nc, tmp_path / "data")
+    assert _run(data, "--feeders", SMALL, "--cases", "0", "--scheduler", address) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--scheduler {address}" in err[0]
+    assert not Workspace(data).circuit_filter("NC").exists()  # refused before the filter wrote anything
 
 
 def test_closed_scheduler_port_is_a_scheduler_error():
