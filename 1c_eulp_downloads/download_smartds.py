@@ -205,26 +205,23 @@ def fetch_feeders(downloader: oedi_client.Downloader, label: str, prefix: str, r
         folder_key = posixpath.dirname(shapes_target.key)
         shapes = list(dss.read_dss_objects(shapes_target.path, ("loadshape",)))
         optional = {name.lower() for name in OPTIONAL_SHAPE_FILES}
+        def refer(shape: dss.DssObject, where: str) -> None:
+            for reference in loadshape_file_references(shape):
+                key = resolve_reference(folder_key, reference, region)
+                if key is None:
+                    downloader.add_problem(f"{feeder}: {where}Loadshape.{shape.name} refers to {reference!r}, "
+                                           f"which is not a file of {region}")
+                else:
+                    referenced.add(key)
+
         for obj in folders[feeder]:  # PV shapes: their files are fetched, no load_data for them
             if posixpath.basename(obj.key).lower() in optional:
                 target = downloader.target_for(obj)
                 if downloader.results.get(target.key) is not None and downloader.results[target.key].ok:
                     for shape in dss.read_dss_objects(target.path, ("loadshape",)):
-                        for reference in loadshape_file_references(shape):
-                            key = resolve_reference(folder_key, reference, region)
-                            if key is None:
-                                downloader.add_problem(f"{feeder}: {posixpath.basename(obj.key)} Loadshape.{shape.name} "
-                                                       f"refers to {reference!r}, which is not a file of {region}")
-                            else:
-                                referenced.add(key)
+                        refer(shape, f"{posixpath.basename(obj.key)} ")
         for shape in shapes:
-            for reference in loadshape_file_references(shape):
-                key = resolve_reference(folder_key, reference, region)
-                if key is None:
-                    downloader.add_problem(f"{feeder}: Loadshape.{shape.name} refers to {reference!r}, "
-                                           f"which is not a file of {region}")
-                else:
-                    referenced.add(key)
+            refer(shape, "")
             data_key = load_data_key(shape.name, region)
             if data_key:
                 referenced.add(data_key)

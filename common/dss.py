@@ -146,6 +146,18 @@ def _error_number(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+def _solve_step(dss: Any, k: int, warnings: list[tuple[int, str]] | None) -> None:
+    """Solve the engine's current step ``k``; a control-iteration warning at a converged solution is
+    appended to ``warnings`` (when given) and its abort flag cleared, any other error raised."""
+    try:
+        dss.Solution.Solve()
+    except opendssdirect.DSSException as exc:
+        if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
+            raise
+        warnings.append((k, _message(exc)))
+        dss.Text.Command(_CLEAR_ABORT)
+
+
 def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = STEPS_PER_DAY,
                 dss: Any = None, deadline: float | None = None, stop_on_divergence: bool = False,
                 mode: str = "daily", warnings: list[tuple[int, str]] | None = None) -> np.ndarray:
@@ -174,13 +186,7 @@ def solve_daily(on_step: Callable[[int], None] | None = None, *, steps: int = ST
         for k in range(steps):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(f"{circuit}: time limit reached at step {k + 1} of {steps}")
-            try:
-                dss.Solution.Solve()
-            except opendssdirect.DSSException as exc:
-                if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
-                    raise
-                warnings.append((k, _message(exc)))
-                dss.Text.Command(_CLEAR_ABORT)
+            _solve_step(dss, k, warnings)
             converged[k] = bool(dss.Solution.Converged())
             if not converged[k] and stop_on_divergence:
                 raise DSSError(circuit, "power flow did not converge", step=k)
@@ -281,13 +287,7 @@ def solve_interval(k: int, *, dss: Any = None, warnings: list[tuple[int, str]] |
         seconds = k * 900.0
         dss.Solution.Hour(int(seconds // 3600))
         dss.Solution.Seconds(seconds % 3600)
-        try:
-            dss.Solution.Solve()
-        except opendssdirect.DSSException as exc:
-            if warnings is None or _error_number(exc) not in CONTROL_WARNINGS or not dss.Solution.Converged():
-                raise
-            warnings.append((k, _message(exc)))
-            dss.Text.Command(_CLEAR_ABORT)
+        _solve_step(dss, k, warnings)
     except opendssdirect.DSSException as exc:
         raise DSSError(dss.Circuit.Name(), _message(exc), step=k) from None
     return bool(dss.Solution.Converged())

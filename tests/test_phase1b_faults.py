@@ -3,7 +3,6 @@ unreadable files (one line, exit 2, nothing half-written), bad numbers, the step
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from common import config, eulp
 from common.io import folder_lock
 from common.paths import Workspace
 from conftest import copy_workspace, load_script, make_workspace
+from faults import folder_digests as _digests, one_line as _one_line
 from pipeline import sample_eulp_root, sample_smartds_root
 
 copy = load_script("1b_smartds_eulp_match/copy_circuits.py")
@@ -30,18 +30,6 @@ FEEDER = "uhs0_1247--udt1021"
 
 def _argv(data: Path, *extra: str) -> list[str]:
     return ["--data-dir", str(data), "--state", STATE, "-q", *extra]
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
-
-
-def _one_line(capsys, path: Path) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert str(path) in err[0] and "Traceback" not in err[0]
-    return err[0]
 
 
 def _mirror(source: Path, target: Path) -> Path:

@@ -3,7 +3,6 @@ step locks, temporaries of killed writers, and outputs made from inputs that cha
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from common import config, eulp
 from common.io import folder_lock
 from common.paths import Workspace, lineage_record
 from conftest import copy_workspace, load_script
+from faults import folder_digests as _digests, one_line as _one_line, truncate as _truncate
 from pipeline import sample_eulp_root, sample_smartds_root
 
 scale = load_script("2_profiles_heat_pumps/scale_feeder_curves.py")
@@ -32,23 +32,6 @@ STATE = "NC"
 
 def _argv(data: Path, *extra: str) -> list[str]:
     return ["--data-dir", str(data), "--state", STATE, "-q", *extra]
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
-
-
-def _truncate(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-
-
-def _one_line(capsys, path: Path) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert str(path) in err[0] and "Traceback" not in err[0]
-    return err[0]
 
 
 def _mirror(source: Path, target: Path) -> Path:

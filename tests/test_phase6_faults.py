@@ -19,6 +19,7 @@ from common import doe
 from common.io import folder_lock, sha256_file, write_json
 from common.paths import Workspace, lineage_record
 from conftest import REPO, copy_workspace, load_script
+from faults import truncate as _truncate
 
 APPLY = "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py"
 apply = load_script(APPLY)
@@ -147,11 +148,6 @@ def test_check_daily_profile_refuses_a_file_that_differs_from_its_table(tmp_path
     expected[10] = 0.51
     with pytest.raises(circuit_instance.InstanceError, match="row 12 .*differs from the profile table"):
         circuit_instance.check_daily_profile(text.encode(), tmp_path / "a.csv", expected)
-
-
-def _truncate(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
 
 
 @pytest.mark.parametrize("which", ["customers", "daily_table"])
