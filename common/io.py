@@ -45,6 +45,20 @@ def _producer_hint(producer: str | None) -> str:
     return f": run {producer} again" if producer else ""
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _with_columns(frame: pd.DataFrame, path: Path, producer: str | None, required: tuple[str, ...] | list[str]
+                  ) -> pd.DataFrame:
+    """``frame``, or InputError naming the first ``required`` column it lacks."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: column {missing[0]!r} missing (it has {', '.join(map(str, frame.columns[:12]))})"
+                         f"{_producer_hint(producer)}")
+    return frame
+
+
 def read_parquet(path: Path, producer: str | None = None, *, columns: list[str] | None = None,
                  required: tuple[str, ...] | list[str] = (), **kwargs: Any) -> pd.DataFrame:
     """Read a parquet file, or raise :class:`InputError` naming the file, the fault and ``producer``
@@ -61,13 +75,9 @@ def read_parquet(path: Path, producer: str | None = None, *, columns: list[str] 
     except (pa.ArrowException, OSError, ValueError) as exc:
         if isinstance(exc, KeyError) or "No match for FieldRef" in str(exc):
             raise InputError(f"{path}: {exc}{_producer_hint(producer)}") from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path} is not a readable parquet file ({first}){_producer_hint(producer)}") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: column {missing[0]!r} missing (it has {', '.join(map(str, frame.columns[:12]))})"
-                         f"{_producer_hint(producer)}")
-    return frame
+        raise InputError(f"{path} is not a readable parquet file ({_first_line(exc)}){_producer_hint(producer)}") \
+            from None
+    return _with_columns(frame, path, producer, required)
 
 
 def read_csv(path: Path, producer: str | None = None, *, required: tuple[str, ...] | list[str] = (),
@@ -81,13 +91,8 @@ def read_csv(path: Path, producer: str | None = None, *, required: tuple[str, ..
     except pd.errors.EmptyDataError:
         raise InputError(f"{path} is empty{_producer_hint(producer)}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path} is not a readable CSV file ({first}){_producer_hint(producer)}") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: column {missing[0]!r} missing (it has {', '.join(map(str, frame.columns[:12]))})"
-                         f"{_producer_hint(producer)}")
-    return frame
+        raise InputError(f"{path} is not a readable CSV file ({_first_line(exc)}){_producer_hint(producer)}") from None
+    return _with_columns(frame, path, producer, required)
 
 
 @contextlib.contextmanager
