@@ -17,7 +17,7 @@ Settings read
     common.config: STATES, SEASONS, DESIGNS (choices and defaults of --states, --seasons, --designs)
 
 Usage
-    python run_pipeline.py --data-dir data --states NC --seasons winter --designs lhs --n-cases 4 \\
+    python run_pipeline.py --data-dir data --states NC --seasons winter --designs lhs --n-cases 4 --replicates 2 \\
         --workers 2 --source data/sample/oedi
     python run_pipeline.py --dry-run ...      print the commands, run nothing
 """
@@ -47,6 +47,9 @@ def build_parser() -> cli.Parser:
                         metavar="DESIGN", help=f"designs of phase 6 (default: {' '.join(config.DESIGNS)})")
     parser.add_argument("--n-cases", type=cli.positive_int, default=None,
                         help="cases per design of phase 0 (default: the script's, common.config.N_CASES)")
+    parser.add_argument("--replicates", type=cli.positive_int, default=None,
+                        help="placement replicates per design point of phase 0 (default: the script's, "
+                             "common.config.PLACEMENT_REPLICATES)")
     parser.add_argument("--workers", type=cli.positive_int, default=None,
                         help="worker processes of phase 6 and the sensitivity analysis (default: theirs)")
     parser.add_argument("--source", default=None,
@@ -70,7 +73,7 @@ def _status(returncode: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     commands = plan(ws.root, states=args.states, seasons=args.seasons, designs=args.designs,
-                    n_cases=args.n_cases, workers=args.workers, source=args.source,
+                    n_cases=args.n_cases, replicates=args.replicates, workers=args.workers, source=args.source,
                     smartds_root=args.smartds_root, eulp_root=args.eulp_root, quiet=args.quiet)
     heading = None
     for number, command in enumerate(commands, start=1):

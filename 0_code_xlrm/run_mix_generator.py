@@ -5,8 +5,10 @@ Description
     (``scipy.stats.qmc.LatinHypercube``) and with a scrambled Sobol sequence (``qmc.Sobol``, drawn
     by ``random_base2``: the count is rounded up to a power of two, never truncated), maps them to
     the study inputs of ``common.doe.PARAMETERS`` (heat-pump shares as a uniform point on the
-    simplex from two cube dimensions), and gives every case independent seeds per purpose from
-    ``numpy.random.SeedSequence``. Case "0" is the fixed reference case of ``common.config``.
+    simplex from two cube dimensions). Seeds belong to placement replicates, not cases (common
+    random numbers, ``common.doe``): every case of replicate r carries the replicate's seeds per
+    purpose from ``numpy.random.SeedSequence``, and ``--replicates R`` repeats each design point
+    with R independent placements. Case "0" is the fixed reference case of ``common.config``.
     The Latin hypercube is drawn with ``optimization="random-cd"`` (strata kept, columns permuted
     to lower the centred discrepancy). The comparison tables also hold the shares' independent
     coordinates ``common.doe.FACTORS`` (``hp_adoption`` = 1 - baseline, ``hp_dm_fraction`` =
@@ -22,22 +24,27 @@ Outputs (under ``<data>/0_code_xlrm/``, read by phase 6 and phase 7)
                                        ev_lvl2_perc, ev_split{controlled,uncontrolled},
                                        storage_perc_3ph, pv_perc_3ph, heating_seed, ev_seed,
                                        ev_session_seed, storage_seed, pv_seed, disjoint_sets,
-                                       unit_cube (the case's cube coordinates; null for case 0)
-    mixes_compare_long.csv             design, case, parameter, value, unit, role (the parameters of
+                                       design_point (1..n; 0 the reference case),
+                                       placement_replicate (0..R-1), unit_cube (the point's cube
+                                       coordinates; null for case 0); case = 1 + (point - 1) R + replicate
+    mixes_compare_long.csv             design, case, design_point, placement_replicate, parameter,
+                                       value, unit, role (the parameters of
                                        common.doe.PARAMETERS, then the FACTORS hp_adoption,
                                        hp_dm_fraction; hp_dm_fraction of case 0 empty)
     lhs_vs_sobol_summary.csv           design, parameter, n, mean, std, min, max, discrepancy,
                                        max_abs_corr, max_abs_corr_pair, max_abs_rank_corr,
                                        max_abs_rank_corr_pair (per design: largest |Pearson| and
-                                       |Spearman| correlation between two unit-cube columns, and which)
+                                       |Spearman| correlation between two unit-cube columns, and which),
+                                       confounded (max_abs_corr above common.config.DOE_MAX_ABS_CORR:
+                                       the design cannot separate that pair's effects; also a warning)
     unit_cube_pairs.png, ev_vs_pv.png, histograms_lhs_vs_sobol.png
     manifest.json                      settings, package versions, git revision
 
 Settings read
-    common.config: N_CASES, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, DISJOINT_SETS, DESIGNS
+    common.config: N_CASES, DOE_SEED, PLACEMENT_REPLICATES, DOE_MAX_ABS_CORR, DOE_BOUNDS, REFERENCE_CASE, DISJOINT_SETS, DESIGNS
 
 Usage
-    python 0_code_xlrm/run_mix_generator.py [--n-cases 16] [--seed 123] [--data-dir DIR]
+    python 0_code_xlrm/run_mix_generator.py [--n-cases 16] [--replicates 1] [--seed 123] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ DESIGN_COLORS = {"lhs": "tab:blue", "sobol": "tab:orange"}
 
 # ------------------------------------------------------------------------------------------- science
 def compare_long(mixes_by_design: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """One row per design, case and parameter (the reference case included)."""
+    """One row per design, case and parameter (the reference case included; every placement replicate
+    of a design point, with its ``design_point`` and ``placement_replicate``)."""
     rows = []
     for design in sorted(mixes_by_design):
         for case_key, case in mixes_by_design[design].items():
@@ -70,17 +78,24 @@ def compare_long(mixes_by_design: dict[str, dict[str, dict]]) -> pd.DataFrame:
             values = {**flat, **dict(zip((f.name for f in doe.FACTORS), (float(v) for v in factors)))}
             for name, value in values.items():
                 p = doe.PARAMETER_BY_NAME.get(name) or doe.FACTOR_BY_NAME[name]
-                rows.append({"design": design, "case": int(case_key), "parameter": name, "value": value,
-                             "unit": p.unit, "role": p.role})
+                rows.append({"design": design, "case": int(case_key), "design_point": int(case["design_point"]),
+                             "placement_replicate": int(case["placement_replicate"]), "parameter": name,
+                             "value": value, "unit": p.unit, "role": p.role})
     return pd.DataFrame(rows)
 
 
+def design_points(long: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the design's own points: the reference case and placement replicates 1.. left out."""
+    return long[(long["case"] > 0) & (long["placement_replicate"] == 0)]
+
+
 def summary_table(long: pd.DataFrame, cubes: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per design and parameter: count, mean, spread and range of the sampled cases (case 0 out),
+    """Per design and parameter: count, mean, spread and range of the design's points (case 0 and the
+    repeats of a point in placement replicates 1.. out),
     with the design's centred L2 discrepancy in the unit cube and the largest |correlation| between
     two of its unit-cube columns (Pearson ``max_abs_corr``, Spearman ``max_abs_rank_corr``, and the
     pair of each)."""
-    sampled = long[long["case"] > 0]
+    sampled = design_points(long)
     stats = (sampled.groupby(["design", "parameter"], sort=True)["value"]
              .agg(n="count", mean="mean", std="std", min="min", max="max").reset_index())
     stats["discrepancy"] = stats["design"].map({d: doe.discrepancy(c) for d, c in cubes.items()})
@@ -88,6 +103,7 @@ def summary_table(long: pd.DataFrame, cubes: dict[str, np.ndarray]) -> pd.DataFr
         found = {d: doe.max_abs_correlation(c, rank=rank) for d, c in cubes.items()}
         stats[column] = stats["design"].map({d: v for d, (v, _) in found.items()})
         stats[f"{column}_pair"] = stats["design"].map({d: pair for d, (_, pair) in found.items()})
+    stats["confounded"] = stats["max_abs_corr"] > config.DOE_MAX_ABS_CORR
     return stats
 
 
@@ -125,7 +141,7 @@ def plot_ev_vs_pv(mixes_by_design: dict[str, dict[str, dict]]):
     fig, axes = figure(width=6.0, height=5.0, layout=None)
     ax = axes[0, 0]
     for design in sorted(mixes_by_design):
-        cases = [c for k, c in mixes_by_design[design].items() if k != "0"]
+        cases = [c for k, c in mixes_by_design[design].items() if k != "0" and c["placement_replicate"] == 0]
         ax.scatter([100 * c["ev_perc"] for c in cases], [100 * c["pv_perc_3ph"] for c in cases],
                    color=DESIGN_COLORS[design], label=f"{design.upper()} ({len(cases)} cases)", alpha=0.8)
     ref = next(iter(mixes_by_design.values()))["0"]
@@ -146,8 +162,8 @@ def plot_histograms(long: pd.DataFrame):
     for ax, name in zip(axes.flat, names):
         p = doe.PARAMETER_BY_NAME.get(name) or doe.FACTOR_BY_NAME[name]
         designs = sorted(long["design"].unique())
-        values = [long[(long["design"] == d) & (long["parameter"] == name) & (long["case"] > 0)]["value"]
-                  for d in designs]
+        points = design_points(long)
+        values = [points[(points["design"] == d) & (points["parameter"] == name)]["value"] for d in designs]
         ax.hist(values, bins=8, range=(p.low, p.high), color=[DESIGN_COLORS[d] for d in designs],
                 label=[d.upper() for d in designs])
         ax.set_title(f"{name} [{p.role}]", fontsize=9)
@@ -168,7 +184,11 @@ def build_parser() -> cli.Parser:
                         help=f"cases per design besides the reference case (default {config.N_CASES}; "
                              "Sobol rounds up to a power of two)")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=config.DOE_SEED,
-                        help=f"master seed of samplers and case seeds (default {config.DOE_SEED})")
+                        help=f"master seed of samplers and placement seeds (default {config.DOE_SEED})")
+    parser.add_argument("--replicates", type=cli.positive_int, default=config.PLACEMENT_REPLICATES,
+                        help="placement replicates per design point: each repeats the point with its own "
+                             "random order of hosts (common random numbers across the points of a replicate; "
+                             f"default {config.PLACEMENT_REPLICATES})")
     cli.add_design(parser, multiple=True)
     cli.add_standard(parser)
     return parser
@@ -178,8 +198,8 @@ def build_parser() -> cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     designs = sorted(set(args.design))
-    logger.info("designs %s, %d cases each, seed %d -> %s", ", ".join(designs), args.n_cases, args.seed,
-                ws.phase("0"))
+    logger.info("designs %s, %d points each x %d placement replicate(s), seed %d -> %s", ", ".join(designs),
+                args.n_cases, args.replicates, args.seed, ws.phase("0"))
     with exclusive_step(ws.phase("0"), "phase 0"):
         return _generate(args, ws, designs)
 
@@ -190,7 +210,8 @@ def _generate(args, ws, designs: list[str]) -> int:
     manifest vouches for (phase 6 checks the mixes file against it)."""
     mixes_by_design, cubes = {}, {}
     for design in designs:
-        mixes_by_design[design], cubes[design] = doe.build_mixes(design, args.n_cases, args.seed)
+        mixes_by_design[design], cubes[design] = doe.build_mixes(design, args.n_cases, args.seed,
+                                                                 replicates=args.replicates)
     manifest = ws.phase("0") / doe.PHASE0_MANIFEST
     manifest.unlink(missing_ok=True)
     digests = {}
@@ -198,9 +219,14 @@ def _generate(args, ws, designs: list[str]) -> int:
         write_json(ws.mixes(design), mixes_by_design[design])
         digests[design] = sha256_file(ws.mixes(design))
         corr, pair = doe.max_abs_correlation(cubes[design])
-        logger.info("%s: %d cases + reference case, discrepancy %.5f, largest |correlation| between columns "
+        logger.info("%s: %d points + reference case, discrepancy %.5f, largest |correlation| between columns "
                     "%.3f (%s) -> %s", design.upper(), len(cubes[design]), doe.discrepancy(cubes[design]), corr,
                     pair or "-", ws.mixes(design))
+        if corr > config.DOE_MAX_ABS_CORR:
+            logger.warning("%s: columns %s correlate at |r| = %.2f (above common.config.DOE_MAX_ABS_CORR = %.2f): "
+                           "the analysis cannot tell their effects apart; draw more cases (--n-cases; a Sobol "
+                           "design of 16 points in 7 dimensions has such a pair whatever its scrambling)",
+                           design.upper(), pair, corr, config.DOE_MAX_ABS_CORR)
 
     long = compare_long(mixes_by_design)
     write_csv(ws.mixes_compare_long, long)
@@ -209,7 +235,7 @@ def _generate(args, ws, designs: list[str]) -> int:
     save_figure(plot_ev_vs_pv(mixes_by_design), ws.phase0_plot("ev_vs_pv"))
     save_figure(plot_histograms(long), ws.phase0_plot("histograms_lhs_vs_sobol"))
     write_manifest(ws.phase("0"), "0_code_xlrm/run_mix_generator.py",
-                   {"n_cases": args.n_cases, "seed": args.seed, "designs": designs,
+                   {"n_cases": args.n_cases, "seed": args.seed, "replicates": args.replicates, "designs": designs,
                     "cases_drawn": {d: int(len(c)) for d, c in cubes.items()}, "mixes_sha256": digests},
                    name=doe.PHASE0_MANIFEST)
     logger.info("phase 0 outputs in %s", ws.phase("0"))

@@ -25,7 +25,7 @@ Outputs (``<data>/1b_smartds_eulp_match/<STATE>/``; read by select_rep_family.py
     source_map.csv                   class, release, bldg_id, upgrade, key, local_path
 
 Settings read
-    common.config: EULP_RELEASE, EULP_RELEASES, HEAT_PUMP_VARIANT_RULES, INCOME_TIERS
+    common.config: EULP_RELEASE, EULP_RELEASES, ALLOW_MIXED_WEATHER, HEAT_PUMP_VARIANT_RULES, INCOME_TIERS
 
 Usage
     python 1b_smartds_eulp_match/clean_up_bldgs.py --state NC [--eulp-root DIR] [--data-dir DIR]
@@ -147,6 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     eulp_root = cli.eulp_root(args, ws)
+    # residential and commercial loads are summed on a feeder: one weather year (common.eulp)
+    try:
+        eulp.check_one_weather_year(config.EULP_RELEASE[state].values(), f"common.config.EULP_RELEASE[{state!r}]")
+    except eulp.EULPError as exc:
+        raise cli.UserError(str(exc)) from None
     # every input is read before the first output is written: a bad file leaves the previous outputs
     loaded = {}
     for cls in config.CLASSES:

@@ -37,7 +37,7 @@ Outputs (``<data>/1b_smartds_eulp_match/<STATE>/``; read by clean_up_bldgs.py)
                        n_profiles, n_buildings
 
 Settings read
-    common.config: EULP_RELEASE, EULP_RELEASES, SEASON_MONTHS, MATCH
+    common.config: EULP_RELEASE, EULP_RELEASES, ALLOW_MIXED_WEATHER, SEASON_MONTHS, MATCH
 
 Usage
     python 1b_smartds_eulp_match/match_smartds_parquets.py --state NC [--eulp-root DIR] [--data-dir DIR]
@@ -285,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     eulp_root = cli.eulp_root(args, ws)
+    # residential and commercial loads are summed on a feeder: one weather year (common.eulp)
+    try:
+        eulp.check_one_weather_year(config.EULP_RELEASE[state].values(), f"common.config.EULP_RELEASE[{state!r}]")
+    except eulp.EULPError as exc:
+        raise cli.UserError(str(exc)) from None
     stats = read_parquet(ws.profile_stats(state), STATS_PRODUCER, required=STATS_COLUMNS)
     # every input is read before the first output is written: a bad file leaves the previous outputs
     metas: dict[str, pd.DataFrame | eulp.EULPError] = {}

@@ -32,7 +32,7 @@ Outputs (under ``<data>/1c_eulp_downloads/``; read by phase 1b and phases 2, 4, 
     manifest and in the final summary line), 2 for bad input or an unreachable source.
 
 Settings read
-    common.config: STATES, DEFAULT_STATE, EULP_PREFIX, EULP_RELEASE, EULP_RELEASES,
+    common.config: STATES, DEFAULT_STATE, EULP_PREFIX, EULP_RELEASE, EULP_RELEASES, ALLOW_MIXED_WEATHER,
     HEAT_PUMP_VARIANT_RULES, OEDI_SOURCE
 
 Usage

@@ -46,7 +46,7 @@ Outputs (under ``<data>/1c_eulp_downloads/``; metadata read by phase 1b, time se
     manifest.csv   key, size [bytes], checksum [MD5 hex], source, time [UTC ISO 8601], status
 
 Settings read
-    common.config: STATES, DEFAULT_STATE, EULP_PREFIX, EULP_RELEASE, EULP_RELEASES,
+    common.config: STATES, DEFAULT_STATE, EULP_PREFIX, EULP_RELEASE, EULP_RELEASES, ALLOW_MIXED_WEATHER,
     HEAT_PUMP_VARIANT_RULES, VARIANTS, OEDI_SOURCE
 
 Usage
@@ -321,6 +321,13 @@ def run(cls: str, args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
     release = args.release or config.EULP_RELEASE[state][cls]
     layout = release_layout(release, cls)
+    # the release is summed on feeders with the state's release of the other class: one weather year
+    where = (f"--release {release} with common.config.EULP_RELEASE[{state!r}]" if args.release
+             else f"common.config.EULP_RELEASE[{state!r}]")
+    try:
+        eulp.check_one_weather_year({**config.EULP_RELEASE[state], cls: release}.values(), where)
+    except eulp.EULPError as exc:
+        raise cli.UserError(str(exc)) from None
     if args.upgrades is not None:
         upgrades = check_upgrades(cli.parse_int_list(args.upgrades, "--upgrades"), release, layout, "--upgrades")
     else:

@@ -1,72 +1,97 @@
-"""Baseline feeder curves and each feeder's design day per season.
+"""Each feeder's design day per season, from its baseline, demand-managed and uncontrolled curves.
 
 Description
-    The baseline feeder curve is the sum over the feeder's shapes of the matched building's kW
-    (4 x kWh per 15 min, from the EULP file) times the shape's scale (customers' annual peak sum /
-    building's annual peak; ``scale_feeder_curves.py``). EULP timestamps label the END of each
-    interval: they are turned into interval starts (``common.eulp.read_building_kw``), so that the
-    day of an interval is the day it starts in and 00:00-00:15 belongs to the new day.
+    A feeder's curve in one heat-pump variant is the sum over its shapes of the matched building's
+    kW in that variant (4 x kWh per 15 min, from the EULP file of the variant's upgrade,
+    ``common.eulp.variant_rule``) times the shape's scale (customers' annual peak sum / building's
+    annual peak; ``scale_feeder_curves.py``): the feeder as phase 6 sees it with every customer in
+    that variant. The demand-managed curve applies phase 4's load-shift model (its own function,
+    ``4_profiles_heat_pumps_dm/make_dm_profiles.py`` ``transform``, loaded by path: the staggered
+    windows included) to every day of the season, each day on its own as phase 4 does on the design
+    day. EULP timestamps label the END of each interval: they are turned into interval starts
+    (``common.eulp.read_building_kw``), so that the day of an interval is the day it starts in and
+    00:00-00:15 belongs to the new day.
 
-    A season's design day is the day holding the curve's highest 15-min value among the intervals
-    of the season's months (``SEASON_MONTHS``: summer Jun-Aug, winter Dec-Feb). One design day per
-    feeder and season, shared by every heat-pump variant; the day, its peak and the peak's time are
-    written down.
+    Each variant's peak day of a season is the day holding its curve's highest 15-min value among
+    the intervals of the season's months (``SEASON_MONTHS``: summer Jun-Aug, winter Dec-Feb). The
+    design day (``DESIGN_DAY_RULE``) is the day of the highest of the three variants' peaks
+    (``highest_variant``: the worst day of the variant that loads the feeder most, often the
+    uncontrolled heat pumps' coldest morning) or the baseline's peak day (``baseline``, the earlier
+    rule). One design day per feeder and season, shared by every heat-pump variant (phases 3-6 cut
+    every profile on it); every variant's peak day and peak are written beside it, and how much of
+    the worst peak the baseline's day misses (``baseline_day_error_pct``).
+
+    The buildings' releases must share one weather year (``common.eulp.check_one_weather_year``;
+    ``ALLOW_MIXED_WEATHER``): the feeder curve sums residential and commercial buildings.
 
 Inputs (``<data>/2_profiles_heat_pumps/<STATE>/``)
     feeder_buildings.csv (scale_feeder_curves.py; refused when its inputs changed since it was made);
-    EULP baseline files (phase 1c)
+    EULP files of the baseline and of the heat-pump upgrades (phase 1c)
 
 Outputs (same folder; read by phases 3, 4, 5 and 6)
     design_days.csv                  state, feeder, season, date, day_of_year (0-based), peak_kw,
-                                     peak_interval_start, months
-    feeder_curves_baseline.parquet   feeder, interval_start, kw (the whole year)
+                                     peak_interval_start (the peak of peak_variant on that day),
+                                     peak_variant, rule, baseline_date, baseline_peak_kw, dm_date,
+                                     dm_peak_kw, un_date, un_peak_kw (each variant's peak day and
+                                     peak [kW] in the season), baseline_day_peak_kw (the highest
+                                     variant peak on the baseline's day [kW]), baseline_day_error_pct
+                                     (100 x (baseline_day_peak_kw / highest variant peak - 1)), months
+    feeder_curves_baseline.parquet   feeder, interval_start, kw (the baseline curve, the whole year)
 
 Settings read
-    common.config: SEASON_MONTHS, SEASONS
+    common.config: DESIGN_DAY_RULE, DESIGN_DAY_RULES, SEASON_MONTHS, SEASONS, VARIANTS,
+    HEAT_PUMP_VARIANT_RULES, LOAD_SHIFT, LOAD_SHIFT_STAGGER (through phase 4's model),
+    ALLOW_MIXED_WEATHER
 
 Usage
-    python 2_profiles_heat_pumps/find_max_day_curve.py --state NC [--eulp-root DIR] [--data-dir DIR]
+    python 2_profiles_heat_pumps/find_max_day_curve.py --state NC [--design-day-rule baseline]
+        [--eulp-root DIR] [--data-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from common import cli, config, eulp, profiles
 from common.io import exclusive_step, write_csv, write_parquet
-from common.paths import Workspace
-from common.profiles import building_file
+from common.paths import REPO_ROOT, Workspace
 
 logger = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).name
 
 
-#: the design-day rule, shared with phase 6's feeders that bring their own yearly shapes
+#: the design-day rule of one curve, shared with phase 6's feeders that bring their own yearly shapes
 design_day = profiles.design_day
+#: the design day of a feeder's variant curves (DESIGN_DAY_RULE)
+variant_design_day = profiles.variant_design_day
+#: phase 4's script, whose load-shift model makes the demand-managed curve
+DM_SCRIPT = "4_profiles_heat_pumps_dm/make_dm_profiles.py"
 
 
-def feeder_curves(table: pd.DataFrame, eulp_root: Path, state: str) -> tuple[dict[str, np.ndarray], pd.DatetimeIndex]:
-    """Baseline curve [kW] of every feeder; each building file is read once."""
-    curves: dict[str, np.ndarray] = {}
-    index = None
-    for (release, bldg_id), group in table.groupby(["release", "bldg_id"], sort=True):
-        frame = profiles.read_building_kw(building_file(eulp_root, release, state, int(bldg_id), 0))
-        if index is None:
-            index = frame.index
-        elif len(frame.index) != len(index) or not (frame.index == index).all():
-            raise eulp.EULPError(f"building {bldg_id}: its timestamps differ from the other buildings'")
-        kw = frame[config.EULP_TOTAL_KWH].to_numpy()
-        for feeder, scale in zip(group["feeder"], group["scale"]):
-            curves[feeder] = curves.get(feeder, 0.0) + scale * kw
-    return curves, index
+def dm_transform() -> profiles.Transform:
+    """Phase 4's load-shift transform (``make_dm_profiles.transform``), imported from its script by
+    path (the phase folders start with digits), so that the demand-managed curve searched here is
+    made by the very model phase 4 applies to the design day."""
+    name = "phase_" + DM_SCRIPT.replace("/", "_").removesuffix(".py")
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / DM_SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return module.transform
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -74,6 +99,10 @@ def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="find_max_day_curve.py")
     cli.add_state(parser)
     cli.add_season(parser, multiple=True)
+    parser.add_argument("--design-day-rule", choices=config.DESIGN_DAY_RULES, default=config.DESIGN_DAY_RULE,
+                        help="highest_variant: the day of the highest peak of the baseline, demand-managed and "
+                             "uncontrolled feeder curves; baseline: the baseline curve's peak day "
+                             f"(default: common.config.DESIGN_DAY_RULE, {config.DESIGN_DAY_RULE})")
     cli.add_eulp_root(parser)
     cli.add_standard(parser)
     return parser
@@ -89,31 +118,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, ws: Workspace) -> int:
     state = args.state
+    seasons = sorted(set(args.season), key=config.SEASONS.index)
     eulp_root = cli.eulp_root(args, ws)
     inputs = profiles.Inputs(ws)
     table = profiles.read_feeder_buildings(ws, state, inputs)
     try:
-        curves, index = feeder_curves(table, eulp_root, state)
-    except eulp.EULPError as exc:
+        eulp.check_one_weather_year(table["release"].astype(str), f"{ws.feeder_buildings(state)} (its releases)")
+        curves, index = profiles.variant_feeder_curves(table, eulp_root, state, seasons, transform=dm_transform())
+    except (eulp.EULPError, profiles.ProfileError) as exc:
         raise cli.UserError(str(exc)) from None
     rows, frames = [], []
-    for feeder in sorted(curves):
-        for season in sorted(set(args.season), key=config.SEASONS.index):
+    baseline = curves[seasons[0]]["baseline"]
+    for feeder in sorted(baseline):
+        for season in seasons:
             months = config.SEASON_MONTHS[season]
             try:
-                day = design_day(curves[feeder], index, months)
+                day = variant_design_day({v: curves[season][v][feeder] for v in config.VARIANTS}, index, months,
+                                         args.design_day_rule)
             except ValueError as exc:
                 raise cli.UserError(f"{feeder} {season}: {exc} (the EULP files' year)") from None
-            day.pop("peak_index")
             rows.append({"state": state, "feeder": feeder, "season": season, **day,
                          "months": "-".join(str(m) for m in months)})
-            logger.info("%s %s: design day %s, peak %.0f kW at %s", feeder, season, day["date"], day["peak_kw"],
-                        day["peak_interval_start"][11:16])
-        frames.append(pd.DataFrame({"feeder": feeder, "interval_start": index, "kw": curves[feeder]}))
+            logger.info("%s %s: design day %s (%s), %s peak %.0f kW at %s; the baseline's day %s gives %.0f kW "
+                        "(%+.1f %%)", feeder, season, day["date"], args.design_day_rule, day["peak_variant"],
+                        day["peak_kw"], day["peak_interval_start"][11:16], day["baseline_date"],
+                        day["baseline_day_peak_kw"], day["baseline_day_error_pct"])
+        frames.append(pd.DataFrame({"feeder": feeder, "interval_start": index, "kw": baseline[feeder]}))
     outputs = [write_csv(ws.design_days(state), pd.DataFrame(rows)),
                write_parquet(ws.feeder_curves(state), pd.concat(frames, ignore_index=True))]
     inputs.record(outputs, profiles.PRODUCERS["design_days"])
-    cli.record(__file__, ws.profiles_dir(state), args, season_months=config.SEASON_MONTHS)
+    cli.record(__file__, ws.profiles_dir(state), args, season_months=config.SEASON_MONTHS,
+               design_day_rule=args.design_day_rule)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Uncontrolled heat pumps: daily profiles on the baseline's design day.
+"""Uncontrolled heat pumps: daily profiles on the feeder's design day (phase 2's rule).
 
 Description
     The uncontrolled variant of every building is the release's heat-pump upgrade that its rule

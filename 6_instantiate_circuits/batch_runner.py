@@ -293,15 +293,16 @@ def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
              connect_timeout_s: float = config.DASK_CONNECT_TIMEOUT_S) -> list[dict[str, Any]]:
     """Run tasks on a Dask distributed cluster at ``scheduler`` (``tcp://host:port``).
 
-    The phase's own modules are shipped to the workers by value, so a worker needs only this
-    project's environment (its ``common`` package and requirements), not the phase folder on its path;
-    the data folder must be visible to the workers at the same path (a shared file system).
+    The phase's own modules are shipped to the scheduler and workers by value (``common.remote``: the
+    graph names only the installed ``common.remote.call``), so a cluster started on its own needs only
+    this project's environment (its ``common`` package and requirements), not the phase folder on its
+    path; the data folder must be visible to the workers at the same path (a shared file system).
     """
-    import cloudpickle
     from distributed import Client, as_completed as dask_completed
 
-    for module in _by_value_modules():
-        cloudpickle.register_pickle_by_value(module)
+    from common import remote
+
+    payload = remote.ship(run_task, _by_value_modules())
     results = []
     bar = _progress(len(tasks), desc)
     try:
@@ -312,7 +313,8 @@ def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                                  "start one (dask scheduler) or fix the address tcp://HOST:PORT") from None
         with client:
-            futures = client.map(run_task, tasks, pure=False)
+            [shipped] = client.scatter([payload], broadcast=True)
+            futures = client.map(remote.call, [shipped] * len(tasks), tasks, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
             for future in dask_completed(futures):
                 try:
@@ -330,9 +332,4 @@ def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
                 bar.update(1)
     finally:
         bar.close()
-        for module in _by_value_modules():
-            try:
-                cloudpickle.unregister_pickle_by_value(module)
-            except ValueError:
-                pass
     return results

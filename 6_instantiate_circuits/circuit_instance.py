@@ -12,9 +12,16 @@ variant, pointing at the daily files of phases 2, 4 and 5 by relative path) and 
 redirects to the feeder's base files (the phase 1b copy) and to the shared files by relative path.
 Compiled alone and solved with ``solve mode=daily stepsize=15m number=96`` it reproduces the day.
 
-Randomness: one numpy generator per purpose, seeded with the case's seeds (heating, EV hosts, EV
-sessions, storage, PV); populations are sorted before sampling, so an instance's bytes depend only
-on its inputs, in any process and with any ``PYTHONHASHSEED``.
+Randomness, common random numbers and nested placements: the case's seeds are its placement
+replicate's (``common.doe.placement_seeds``: the same in every case of the replicate). Each seed and
+the feeder's name give one random order of the feeder's (sorted) customers per purpose
+(:func:`customer_order`): heat-pump adopters, the demand-managed ones among them, EV hosts, their
+charger levels, managed-charging enrolment, Level-1 legs and sessions, PV hosts and storage hosts.
+A case takes its hosts from the head of the order, so within a replicate a higher share is a superset
+of a lower one (more EVs add hosts, never reshuffle them; a customer keeps its EV session, charger
+level, leg, PV and battery in every case that gives it one) and two cases differ only where their
+inputs differ. An instance's bytes depend only on its inputs, in any process and with any
+``PYTHONHASHSEED``.
 """
 
 from __future__ import annotations
@@ -106,13 +113,31 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
-def _sample(rng: np.random.Generator, population: list[str], k: int) -> list[str]:
-    """``k`` names drawn without replacement from a sorted population, returned sorted."""
+#: sub-stream of each per-customer draw, after the seed and the feeder (one stream per purpose)
+_STREAMS = {"order": 0, "rank": 1, "level": 2, "leg": 3, "session_L1": 4, "session_L2": 5}
+
+
+def customer_rng(seed: int, feeder: str, stream: str) -> np.random.Generator:
+    """The generator of one purpose's draw on one feeder: numpy's SeedSequence of the case's seed, the
+    feeder's name (as SHA-256 words, never Python's salted ``hash()``) and the sub-stream."""
+    words = np.frombuffer(hashlib.sha256(feeder.encode("utf-8")).digest()[:8], dtype="<u4")
+    return np.random.default_rng([int(seed), *(int(w) for w in words), _STREAMS[stream]])
+
+
+def customer_order(seed: int, feeder: str, population: list[str], stream: str = "order") -> list[str]:
+    """A seeded random order of a population (sorted first, so the order depends only on its members):
+    the order a case takes hosts from."""
     population = sorted(population)
-    k = min(k, len(population))
+    return [population[i] for i in customer_rng(seed, feeder, stream).permutation(len(population))]
+
+
+def head_of(order: list[str], k: int, excluded: set[str] = frozenset()) -> list[str]:
+    """The first ``k`` names of ``order`` not in ``excluded``, sorted (nested: a larger ``k`` gives a
+    superset)."""
     if k <= 0:
         return []
-    return sorted(population[i] for i in rng.choice(len(population), size=k, replace=False))
+    chosen = [name for name in order if name not in excluded][:k]
+    return sorted(chosen)
 
 
 # ------------------------------------------------------------------------------------------- base master
@@ -656,16 +681,18 @@ class Plan:
     lp_peak_kw: float
 
 
-def assign_variants(n: int, shares: dict[str, float], seed: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Heat-pump variant of each of ``n`` customers: largest-remainder counts of ``shares``, customers
-    shuffled by the case's heating stream."""
-    counts = largest_remainder(shares, n)
-    order = np.random.default_rng(seed).permutation(n)
-    variant_of = np.empty(n, dtype=object)
-    start = 0
-    for variant in config.VARIANTS:
-        variant_of[order[start:start + counts[variant]]] = variant
-        start += counts[variant]
+def assign_variants(customers: list[str], shares: dict[str, float], seed: int, feeder: str
+                    ) -> tuple[np.ndarray, dict[str, int]]:
+    """Heat-pump variant of each customer (in ``customers``' order): largest-remainder counts of
+    ``shares``; the adopters (demand-managed or uncontrolled) are the head of the feeder's adoption order
+    and the demand-managed ones the adopters first in a second order (nested: more adoption adds
+    adopters, a higher demand-managed fraction turns more of the same adopters into demand-managed)."""
+    counts = largest_remainder(shares, len(customers))
+    adopting = set(head_of(customer_order(seed, feeder, customers), counts["dm"] + counts["un"]))
+    managed = set(head_of([c for c in customer_order(seed, feeder, customers, "rank") if c in adopting],
+                          counts["dm"]))
+    variant_of = np.array(["dm" if c in managed else "un" if c in adopting else "baseline" for c in customers],
+                          dtype=object)
     return variant_of, counts
 
 
@@ -684,31 +711,47 @@ def customer_load_kw(ctx: FeederContext, variant_of: np.ndarray) -> np.ndarray:
 
 def draw_evs(ctx: FeederContext, case: dict[str, Any]):
     """EV hosts (sorted), charger levels, Level-1 legs, managed-charging flags and sessions of a case,
-    and the uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`)."""
+    and the uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`).
+
+    Every draw is per customer of the EV pool and independent of the case's shares (common random
+    numbers): hosts are the head of the pool's order; a host charges at Level 2 when its level draw is
+    below ``ev_lvl2_perc``; the managed ones are the hosts first in the enrolment order; each customer has
+    one Level-1 and one Level-2 session and one leg, and its EV takes the session of its level."""
     cust = ctx.customers
-    pool = cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))]
-    rng = np.random.default_rng(case["ev_seed"])
-    hosts = _sample(rng, pool.tolist(), round_half_up(case["ev_perc"] * len(pool)))
-    levels = np.where(rng.random(len(hosts)) < case["ev_lvl2_perc"], "L2", "L1")
-    controlled = np.zeros(len(hosts), dtype=bool)
-    controlled[rng.permutation(len(hosts))[:round_half_up(case["ev_split"]["controlled"] * len(hosts))]] = True
-    sessions = ev_charging.draw_sessions(levels, ctx.ev_stats, np.random.default_rng(case["ev_session_seed"]))
-    legs = np.random.default_rng([case["ev_seed"], 1]).integers(0, 2, size=len(hosts))  # its own stream
+    pool = sorted(cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))])
+    at = {c: i for i, c in enumerate(pool)}
+    hosts = head_of(customer_order(case["ev_seed"], ctx.feeder, pool), round_half_up(case["ev_perc"] * len(pool)))
+    idx = np.array([at[c] for c in hosts], dtype=int)
+    level_draw = customer_rng(case["ev_seed"], ctx.feeder, "level").random(len(pool))
+    levels = np.where(level_draw[idx] < case["ev_lvl2_perc"], "L2", "L1") if len(idx) else np.array([], dtype="<U2")
+    hosting = set(hosts)
+    enrolled = set(head_of([c for c in customer_order(case["ev_seed"], ctx.feeder, pool, "rank") if c in hosting],
+                           round_half_up(case["ev_split"]["controlled"] * len(hosts))))
+    controlled = np.array([c in enrolled for c in hosts], dtype=bool)
+    legs = customer_rng(case["ev_seed"], ctx.feeder, "leg").integers(0, 2, size=len(pool))[idx]
+    by_level = {level: ev_charging.draw_sessions(np.full(len(pool), level), ctx.ev_stats,
+                                                 customer_rng(case["ev_session_seed"], ctx.feeder, f"session_{level}"))
+                for level in ev_charging.LEVELS}
+    sessions = ev_charging.pick_sessions(by_level, levels, idx)
     return hosts, levels, legs, controlled, sessions, ev_charging.uncontrolled_schedule(sessions)
 
 
 def place_pv_and_storage(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], int, int]:
     """PV hosts with their Pmpp and storage hosts with their kW (three-phase customers; residential PV
-    behind a flag; disjoint sets when the case asks), the storage hosts wanted and the three-phase count."""
+    behind a flag; disjoint sets when the case asks), the storage hosts wanted and the three-phase count.
+
+    PV hosts are the head of the PV pool's order and storage hosts the head of the three-phase customers'
+    storage order (skipping PV hosts when the sets are disjoint): nested in each share."""
     cust = ctx.customers
     peak_of = dict(zip(cust["customer"], cust["peak_kw"].astype(float)))
-    three = cust["customer"][cust["three_phase"]].tolist()
+    three = sorted(cust["customer"][cust["three_phase"]].tolist())
     pv_pool = sorted(set(three) | (set(cust["customer"][cust["class"] == "res"]) if config.PV["residential_hosts"]
                                    else set()))
-    pv_hosts = _sample(np.random.default_rng(case["pv_seed"]), pv_pool, round_half_up(case["pv_perc_3ph"] * len(three)))
+    pv_hosts = head_of(customer_order(case["pv_seed"], ctx.feeder, pv_pool),
+                       round_half_up(case["pv_perc_3ph"] * len(three)))
     taken = set(pv_hosts) if case["disjoint_sets"] else set()
     n_sto_wanted = round_half_up(case["storage_perc_3ph"] * len(three))
-    sto_hosts = _sample(np.random.default_rng(case["storage_seed"]), [c for c in three if c not in taken], n_sto_wanted)
+    sto_hosts = head_of(customer_order(case["storage_seed"], ctx.feeder, three), n_sto_wanted, taken)
     st = ctx.storage
     pv_kw = {c: max(config.PV["size_factor"] * peak_of[c], config.PV["min_kw"]) for c in pv_hosts}
     sto_kw = {c: max(st["size_factor"] * peak_of[c], st["min_kw"]) for c in sto_hosts}
@@ -719,7 +762,7 @@ def plan_case(ctx: FeederContext, case: dict[str, Any]) -> Plan:
     """Every device of a case and its day: heat-pump variants, EVs (managed ones filling the valleys of
     everything else), PV, and the storage fleet's peak-shaving dispatch with its LP yardstick."""
     shares = case["shares"] if ctx.applies_variants else {"baseline": 1.0, "dm": 0.0, "un": 0.0}
-    variant_of, counts = assign_variants(len(ctx.customers), shares, case["heating_seed"])
+    variant_of, counts = assign_variants(ctx.customers["customer"].tolist(), shares, case["heating_seed"], ctx.feeder)
     base_kw = customer_load_kw(ctx, variant_of)
     ev_hosts, levels, legs, controlled, sessions, ev_power = draw_evs(ctx, case)
     pv_kw, sto_kw, n_sto_wanted, n_three = place_pv_and_storage(ctx, case)
@@ -828,7 +871,8 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
         "state": ctx.state, "season": ctx.season, "design": design, "feeder": ctx.feeder, "case": case_key,
         "design_day": ctx.date, "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign,
         "feeder_kind": ctx.kind, "pv_source": ctx.pv_source, "notes": ctx.notes(),
-        "inputs": {**doe.flatten_case(case), "disjoint_sets": bool(case["disjoint_sets"])},
+        "inputs": {**doe.flatten_case(case), "disjoint_sets": bool(case["disjoint_sets"]),
+                   "design_point": int(case["design_point"]), "placement_replicate": int(case["placement_replicate"])},
         "seeds": {k: int(case[k]) for k in doe.SEED_KEYS.values()},
         "realised": {
             "n_customers": len(cust), "n_residential": int((cust["class"] == "res").sum()),

@@ -9,13 +9,22 @@ per-cent loadings, circuit losses, and the feeder-head element's phase powers. T
   reverse-flow intervals;
 * voltage (ANSI C84.1, ``common.config.ANSI_RANGE_A/B``): minimum and maximum over all energised
   nodes; at the customers' service nodes, node-intervals below / above Range A and B and the
-  customers affected;
+  customers affected, and the longest run of consecutive intervals any customer spends below
+  Range A (``ansi_a_under_max_consecutive_intervals``: a customer is below when any of its energised
+  nodes is; counted on the periodic day, so an evening run that reaches midnight goes on at 00:00,
+  as the moving averages do: the design day stands for a spell of similar days, and a cut at
+  midnight would split one sustained violation in two; the undervoltage criterion of
+  ``common.config.FAILURE_CRITERIA`` compares it with its number of intervals);
 * thermal: line loading = |I| / NormAmps (the engine's per-cent of normal rating; a line with no
   rating of its own, left at the engine's default 400 A, is "unrated": counted, and left out of the
   loading and overload metrics), transformer
   loading = |S| at winding 1 / its kVA rating; the worst of each with its element,
-  element-intervals above 100 %, and moving-average overloads over ``THERMAL`` windows (2 h
-  transformers, 1 h lines; the day treated as periodic);
+  element-intervals above 100 %, moving-average overloads over the ``THERMAL`` windows and
+  thresholds (``common.config.FAILURE_CRITERIA``: 2 h above 100 % of nameplate for transformers,
+  1 h above 100 % of NormAmps for lines; the day treated as periodic:
+  ``transformer_ma_overload_intervals``, ``line_ma_overload_intervals``), and transformer
+  element-intervals above the emergency limit (``THERMAL["transformer"]["emergency_pct"]``, 150 %,
+  instantaneous: ``transformer_emergency_intervals``);
 * devices: EV energy requested, delivered (a charger below its ``vminpu`` draws less than its
   setting, exactly as OpenDSS's constant-power load model does: :func:`constant_power_factor`) and
   unserved; PV energy; storage charge and discharge, the fleet's state of charge; the storage
@@ -88,6 +97,32 @@ def voltage_violations(v_pu: np.ndarray, node_customer: np.ndarray, band: tuple[
             "customers_affected": int(len(np.unique(node_customer[any_node]))) if any_node.any() else 0}
 
 
+def max_consecutive_below(v_pu: np.ndarray, node_customer: np.ndarray, limit_pu: float, periodic: bool = True) -> int:
+    """The longest run of consecutive intervals [count] any customer spends below ``limit_pu``.
+
+    ``v_pu``: (steps, nodes) voltages of the customers' service nodes; ``node_customer``: the customer
+    index of each node. A customer is below in an interval when any of its energised nodes (above
+    ``config.ENERGISED_PU``) is. ``periodic``: the day wraps around (a run at the end of the day goes
+    on at its start); the result is then at most ``steps``.
+    """
+    v = np.asarray(v_pu, dtype=float)
+    if v.size == 0:
+        return 0
+    low = (v > ENERGISED_PU) & (v < limit_pu)
+    customers, inverse = np.unique(np.asarray(node_customer), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(customers)))
+    below = np.logical_or.reduceat(low[:, order], starts, axis=1)  # (steps, customers)
+    if periodic:
+        below = np.concatenate([below, below], axis=0)
+    run = np.zeros(below.shape[1], dtype=int)
+    longest = 0
+    for row in below:
+        run = np.where(row, run + 1, 0)
+        longest = max(longest, int(run.max()))
+    return min(longest, len(v))
+
+
 def moving_average_circular(x: np.ndarray, window: int) -> np.ndarray:
     """Moving average over ``window`` intervals ending at each interval, on a periodic day."""
     x = np.asarray(x, dtype=float)
@@ -100,18 +135,26 @@ def moving_average_circular(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def loading_metrics(pct: np.ndarray, names: list[str], window_h: float, threshold_pct: float,
-                    overload_pct: float) -> dict[str, Any]:
-    """Worst loading and overload counts of a group of elements, ``pct``: (steps, elements) [%]."""
+                    overload_pct: float, emergency_pct: float | None = None) -> dict[str, Any]:
+    """Worst loading and overload counts of a group of elements, ``pct``: (steps, elements) [%].
+
+    Element-intervals above ``overload_pct`` (instantaneous), whose circular moving average over
+    ``window_h`` is above ``threshold_pct`` (``ma_overload_intervals``) and, when ``emergency_pct`` is
+    given, above that emergency limit (instantaneous: ``emergency_intervals``)."""
     if pct.size == 0:
-        return {"worst_pct": 0.0, "worst_element": "", "overloaded_intervals": 0, "overloaded_elements": 0,
-                "ma_overload_intervals": 0}
+        empty = {"worst_pct": 0.0, "worst_element": "", "overloaded_intervals": 0, "overloaded_elements": 0,
+                 "ma_overload_intervals": 0}
+        return empty if emergency_pct is None else {**empty, "emergency_intervals": 0}
     pct = np.where(np.isfinite(pct), pct, 0.0)  # an element with no rating is not loaded against one
     worst = np.unravel_index(int(np.argmax(pct)), pct.shape)
     ma = moving_average_circular(pct, int(round(window_h / DT_H)))
-    return {"worst_pct": float(pct[worst]), "worst_element": names[worst[1]],
-            "overloaded_intervals": int((pct > overload_pct).sum()),
-            "overloaded_elements": int((pct > overload_pct).any(axis=0).sum()),
-            "ma_overload_intervals": int((ma > threshold_pct).sum())}
+    out = {"worst_pct": float(pct[worst]), "worst_element": names[worst[1]],
+           "overloaded_intervals": int((pct > overload_pct).sum()),
+           "overloaded_elements": int((pct > overload_pct).any(axis=0).sum()),
+           "ma_overload_intervals": int((ma > threshold_pct).sum())}
+    if emergency_pct is not None:
+        out["emergency_intervals"] = int((pct > emergency_pct).sum())
+    return out
 
 
 def nonfinite_steps(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -447,7 +490,8 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
     lines = loading_metrics(day.line_pct.astype(float), circuit.line_names, config.THERMAL["line"]["window_h"],
                             config.THERMAL["line"]["threshold_pct"], config.THERMAL["overload_pct"])
     xfs = loading_metrics(day.xf_pct.astype(float), circuit.xf_names, config.THERMAL["transformer"]["window_h"],
-                          config.THERMAL["transformer"]["threshold_pct"], config.THERMAL["overload_pct"])
+                          config.THERMAL["transformer"]["threshold_pct"], config.THERMAL["overload_pct"],
+                          emergency_pct=config.THERMAL["transformer"]["emergency_pct"])
     energy_kwh = float(p3.sum() * DT_H)
     losses_kwh = float(day.losses_kw.sum() * DT_H)
     peak = float(p3.max())
@@ -462,6 +506,8 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
         "v_max_customer_pu": float(customer_v.max()),
         "ansi_a_under_node_intervals": a["under_node_intervals"], "ansi_a_over_node_intervals": a["over_node_intervals"],
         "ansi_a_violation_node_intervals": a["node_intervals"], "ansi_a_customers_affected": a["customers_affected"],
+        "ansi_a_under_max_consecutive_intervals": max_consecutive_below(customer_v, circuit.node_customer,
+                                                                        config.ANSI_RANGE_A[0]),
         "ansi_b_under_node_intervals": b["under_node_intervals"], "ansi_b_over_node_intervals": b["over_node_intervals"],
         "ansi_b_violation_node_intervals": b["node_intervals"], "ansi_b_customers_affected": b["customers_affected"],
         "n_customers": circuit.n_customers,
@@ -473,6 +519,7 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
         "overloaded_transformer_intervals": xfs["overloaded_intervals"],
         "overloaded_transformers": xfs["overloaded_elements"],
         "transformer_ma_overload_intervals": xfs["ma_overload_intervals"],
+        "transformer_emergency_intervals": xfs["emergency_intervals"],
         "reverse_flow_intervals": int((p3 < 0).sum()),
         "peak_without_storage_kw": peak_without_kw,
         "storage_peak_reduction_kw": peak_without_kw - peak,
@@ -526,6 +573,7 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
     summary["inputs_digest"] = assignments.get("inputs_digest", "")
     summary["mixes_digest"] = assignments.get("mixes_digest", "")
     summary["shared_digest"] = assignments.get("shared_digest", "")
+    summary["metric_settings_digest"] = schema.metric_settings_digest()
     engine = dss.engine()
     table, metrics = pd.DataFrame(), {}
     try:
@@ -601,8 +649,11 @@ def write_outputs(instance_dir: Path, table: pd.DataFrame, summary: dict[str, An
 def outputs_valid(instance_dir: Path, inputs_digest: str) -> dict[str, Any] | None:
     """The summary of a finished run made from the same inputs, or None.
 
-    Finished: ``summary.json`` parses, says ``ok``, names the same ``inputs_digest`` and the SHA-256 of
-    the ``timeseries.parquet`` beside it (so a series replaced or truncated after the run is caught)."""
+    Finished: ``summary.json`` parses, says ``ok``, names the same ``inputs_digest``, was computed with
+    the current metric settings (``metric_settings_digest``) and holds every metric of
+    ``common.schema.METRICS`` (a summary of an older phase 6 lacks the newer ones), and names the
+    SHA-256 of the ``timeseries.parquet`` beside it (so a series replaced or truncated after the run is
+    caught)."""
     summary_path = Path(instance_dir) / INSTANCE_FILES["summary"]
     ts_path = Path(instance_dir) / INSTANCE_FILES["timeseries"]
     if not (summary_path.is_file() and ts_path.is_file()):
@@ -612,6 +663,10 @@ def outputs_valid(instance_dir: Path, inputs_digest: str) -> dict[str, Any] | No
     except (OSError, ValueError):
         return None
     if not isinstance(summary, dict) or summary.get("status") != "ok" or summary.get("inputs_digest") != inputs_digest:
+        return None
+    if summary.get("metric_settings_digest") != schema.metric_settings_digest():
+        return None
+    if not isinstance(summary.get("metrics"), dict) or schema.missing_metrics(summary["metrics"]):
         return None
     if not summary.get("timeseries_sha256") or summary["timeseries_sha256"] != sha256_file(ts_path):
         return None

@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 FILTER_CASE = {"shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0}, "ev_perc": 0.0, "ev_lvl2_perc": 0.5,
                "ev_split": {"controlled": 0.0, "uncontrolled": 1.0}, "storage_perc_3ph": 0.0, "pv_perc_3ph": 0.0,
-               **{k: 0 for k in doe.SEED_KEYS.values()}, "disjoint_sets": True}
+               **{k: 0 for k in doe.SEED_KEYS.values()}, "disjoint_sets": True, "design_point": 0, "placement_replicate": 0}
 
 
 # ------------------------------------------------------------------------------------------- filter

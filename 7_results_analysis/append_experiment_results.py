@@ -50,7 +50,10 @@ Description
     ``inputs_digest`` equals the one in the folder's ``scenario_assignments.json``; its
     ``shared_digest`` equals the feeder's current one (``Workspace.shared_digest``,
     rewritten by every batch of the feeder: a batch of some cases after the profiles changed makes
-    the feeder's other runs stale); every numeric
+    the feeder's other runs stale); its ``metric_settings_digest`` is that of the current planning
+    limits (``common.schema.metric_settings_digest``: a run solved under other ANSI ranges, thermal
+    limits or failure criteria is redone) and an ``ok`` run has every metric of ``common.schema.METRICS``
+    (a summary of an older phase 6 lacks the newer ones); every numeric
     metric is finite (``null`` marks an undefined one); and, for an ``ok`` run, its
     ``timeseries.parquet`` is the one it wrote (SHA-256 equal to ``timeseries_sha256``) with 96 rows
     of finite feeder-head values. An instance folder without a summary is current when its case is
@@ -70,7 +73,7 @@ Inputs (phase 6, ``6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFIL
 
 Outputs (``<data>/7_results_analysis/``)
     xlrm_results.parquet, xlrm_results.csv      state, feeder, season, design, case, design_day,
-                                                <inputs>, disjoint_sets, <realised>, <metrics>, status,
+                                                <inputs>, disjoint_sets, design_point, placement_replicate, <realised>, <metrics>, status,
                                                 message, inputs_digest
     aggregate_m2_combined.parquet (.csv)        state, circuit_folder, season, design, scenario, row_type,
                                                 hour [h], interval_start, S1 (kVA) ... S_sum_3ph (kVA),
@@ -342,6 +345,9 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if shared is not None and shared.is_file() and summary.get("shared_digest") != shared.read_text().strip():
         return (f"built on other shared inputs (daily profiles, feeder files) than the feeder's current ones "
                 f"({shared}): {REDO}")
+    if summary.get("metric_settings_digest") != schema.metric_settings_digest():
+        return (f"its metrics were computed under other planning limits (common.config ANSI ranges, THERMAL, "
+                f"FAILURE_CRITERIA: metric_settings_digest differs): {REDO}")
     metrics = summary["metrics"]
     bad = sorted(name for name, value in metrics.items()
                  if _not_finite(value) or (isinstance(value, str) and name in rio.METRICS
@@ -351,6 +357,9 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if summary["status"] == "ok":
         if not metrics:
             return f"status ok without metrics: {REDO}"
+        if schema.missing_metrics(metrics):
+            return (f"summary.json has no metric {schema.missing_metrics(metrics)[0]} (written by an older "
+                    f"phase 6): {REDO}")
         if not series_present:
             return f"status ok but {INSTANCE_FILES['timeseries']} is missing: {REDO}"
         if not summary["timeseries_sha256"]:
@@ -439,6 +448,9 @@ def run_row(summary: dict[str, Any]) -> dict[str, Any]:
     for name in rio.INPUTS:
         row[name] = float(summary["inputs"][name])
     row["disjoint_sets"] = bool(summary["inputs"].get("disjoint_sets", True))
+    # phase 0's placement replicates (common.doe): a run of a mixes file without them is one replicate
+    row["design_point"] = int(summary["inputs"].get("design_point", row["case"]))
+    row["placement_replicate"] = int(summary["inputs"].get("placement_replicate", 0))
     realised: dict[str, Any] = {}
     _flatten("", summary["realised"], realised)
     row.update(realised)
@@ -461,11 +473,11 @@ def _typed(column: pd.Series, unit: str) -> pd.Series:
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """xlrm_results from flat rows: columns in a fixed order, units' dtypes (counts Int64, text str).
 
-    Column order: run keys, design_day, inputs, disjoint_sets, realised (``REALISED`` order),
+    Column order: run keys, design_day, inputs, disjoint_sets, design_point, placement_replicate, realised (``REALISED`` order),
     metrics (``METRICS`` order; unknown names sorted at the end, logged), status, message, inputs digest.
     """
     frame = pd.DataFrame(rows)
-    head = [*rio.RUN_KEYS, "design_day", *rio.INPUTS, "disjoint_sets"]
+    head = [*rio.RUN_KEYS, "design_day", *rio.INPUTS, "disjoint_sets", *rio.PLACEMENT_COLUMNS]
     tail = ["status", "message", "inputs_digest"]
     rest = [c for c in frame.columns if c not in head and c not in tail]
     realised = [c for c in rio.ordered(rest, rio.REALISED) if c in rio.REALISED]
@@ -481,7 +493,8 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             frame[name] = _typed(frame[name], rio.METRICS[name][0])
     for name in rio.INPUTS:
         frame[name] = frame[name].astype("float64")
-    frame["case"] = frame["case"].astype("int64")
+    for name in ("case", *rio.PLACEMENT_COLUMNS):
+        frame[name] = frame[name].astype("int64")
     frame["disjoint_sets"] = frame["disjoint_sets"].astype(bool)
     for name in ("state", "feeder", "season", "design", "design_day", "status", "message", "inputs_digest"):
         frame[name] = frame[name].fillna("").astype("str")

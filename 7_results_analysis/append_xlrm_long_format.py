@@ -64,6 +64,11 @@ OTHER_COLUMNS = {
     "case": ("key", "", "case of the design; 0 is the fixed reference case"),
     "design_day": ("run", "date", "the season's design day of the feeder"),
     "disjoint_sets": ("run", "", "PV and storage hosts drawn from disjoint customer sets"),
+    "design_point": ("run", "index", "point of the design (1..n; 0 the reference case): the cases of one point "
+                                     "differ only in their placement replicate"),
+    "placement_replicate": ("X", "index", "placement replicate (0..R-1): which seeded random order of customers the "
+                                          "hosts of EVs, PV, storage and heat pumps are taken from (a nuisance "
+                                          "uncertainty, common to every case of the replicate)"),
     "status": ("run", "text", "ok, or failed (see message)"),
     "message": ("run", "text", "why the run failed"),
     "inputs_digest": ("run", "text", "digest of every input of the instance"),

@@ -36,6 +36,10 @@ effect, delta's kernel estimate too (less so once bias-corrected, which can also
 and the kernel smoothing biases delta low for an output with sharp density peaks (on Ishigami with
 4,096 runs, x2 comes out about 0.04 below its 2^16-run value; ``tests/test_gsa_estimators.py``).
 The dummy shows the size of the upward bias, not of the smoothing one.
+
+Verdicts (:func:`above_floor`, :func:`group_verdict`): an input is "above the noise floor" when its
+whole interval lies above the dummy's (``conf_low > dummy conf_high``); a (group, metric, method)
+where no input is says :data:`TOO_FEW` ("too few runs to rank inputs") instead of a ranking.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import contextlib
 import dataclasses
 import warnings
 import zlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from scipy.stats import norm
@@ -292,10 +296,49 @@ def normalise(values: np.ndarray, reference: float, n_customers: np.ndarray | fl
 
 
 # ------------------------------------------------------------------------------------------- one task
-def task_seed(master: int, group: str, metric: str, method: str) -> int:
-    """A 32-bit seed per (group, metric, method) from numpy's SeedSequence."""
-    ss = np.random.SeedSequence(entropy=master, spawn_key=stable_key(group, metric, method))
+def task_seed(master: int, group: str, metric: str, method: str, subsample: str = "") -> int:
+    """A 32-bit seed per (group, metric, method) from numpy's SeedSequence; a subsample of the group
+    (``subsample``, e.g. "N/4" of the convergence table) has its own."""
+    parts = (group, metric, method) + ((subsample,) if subsample else ())
+    ss = np.random.SeedSequence(entropy=master, spawn_key=stable_key(*parts))
     return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+# ------------------------------------------------------------------------------------------- verdicts
+#: the words of a group where no input's interval clears the dummy's
+TOO_FEW = "too few runs to rank inputs"
+#: per-input verdicts (the ``verdict`` column)
+ABOVE, AT_FLOOR, FLOOR = "above the noise floor", "not distinguishable from the dummy", "noise floor"
+
+
+def above_floor(conf_low: np.ndarray, dummy_conf_high: float) -> np.ndarray:
+    """Whether each input's interval lies wholly above the dummy's: its ``conf_low`` above the dummy's
+    ``conf_high``. Overlapping intervals mean this sample cannot tell the input from noise."""
+    return np.asarray(conf_low, dtype=float) > float(dummy_conf_high)
+
+
+def group_verdict(names: Sequence[str], index: np.ndarray, conf_low: np.ndarray, conf_high: np.ndarray,
+                  dummy_conf_high: float, *, factors: Sequence[str] = ()) -> str:
+    """One line on what a (group, metric, method) can rank.
+
+    :data:`TOO_FEW` when no design input's interval clears the dummy's; else the inputs that do, by
+    index, and whether their order is resolved (each one's interval above the next one's). ``factors``
+    (e.g. ``placement_replicate``) are named apart: placement alone above the floor ranks no input.
+    """
+    if not np.isfinite(dummy_conf_high):
+        return "no noise floor (the dummy was not estimated): not ranked"
+    index, conf_low, conf_high = (np.asarray(a, dtype=float) for a in (index, conf_low, conf_high))
+    above = above_floor(conf_low, dummy_conf_high)
+    order = sorted((j for j in range(len(names)) if above[j] and names[j] not in factors),
+                   key=lambda j: (-index[j], names[j]))
+    extra = [names[j] for j in range(len(names)) if above[j] and names[j] in factors]
+    tail = f"; {', '.join(extra)} above the noise floor" if extra else ""
+    if not order:
+        return TOO_FEW + tail
+    resolved = all(conf_low[a] > conf_high[b] for a, b in zip(order, order[1:]))
+    ranked = " > ".join(names[j] for j in order)
+    how = "" if len(order) == 1 else (" (order resolved)" if resolved else " (order not resolved: intervals overlap)")
+    return f"above the noise floor: {ranked}{how}{tail}"
 
 
 def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -303,7 +346,7 @@ def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
 
     ``task``: group, scope, state, season, feeder, metric, basis, x (n, d), y (n), names, bounds,
     n_feeders, designs, min_runs, resamples, seed (the master seed; each method's own is
-    :func:`task_seed`).
+    :func:`task_seed`), optionally subsample (a label: a subsample of the group gets its own seeds).
     """
     names, bounds = list(task["names"]), [tuple(b) for b in task["bounds"]]
     describe = {k: task[k] for k in ("group", "scope", "state", "season", "feeder", "metric")}
@@ -324,12 +367,13 @@ def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
         return rows, skips
     common = {**describe, "basis": task["basis"], "conf_level": CONF_LEVEL, "n_runs": n,
               "n_feeders": task["n_feeders"], "designs": task["designs"], "resamples": task["resamples"]}
-    dummy = np.random.default_rng(task_seed(task["seed"], task["group"], task["metric"], DUMMY)).random(n)
+    subsample = task.get("subsample", "")
+    dummy = np.random.default_rng(task_seed(task["seed"], task["group"], task["metric"], DUMMY, subsample)).random(n)
     x = np.column_stack([x, dummy])
     names, bounds = names + [DUMMY], bounds + [(0.0, 1.0)]
     modal_share = np.unique(y, return_counts=True)[1].max() / n
     for method in METHODS:
-        seed = task_seed(task["seed"], task["group"], task["metric"], method)
+        seed = task_seed(task["seed"], task["group"], task["metric"], method, subsample)
         if method == "delta":
             if n < DELTA_MIN_RUNS:
                 skip(method, f"{n} runs, fewer than the {DELTA_MIN_RUNS} delta needs")

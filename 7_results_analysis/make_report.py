@@ -7,12 +7,16 @@ Description
 
     * runs per state, season and design (ok, failed, never solved; feeders studied and left out by
       the circuit filter) and the stale runs left out;
-    * planning failures (Range A undervoltage, transformer above 100 %) per state, season, design and
-      feeder, and the list of failed runs with phase 6's messages;
+    * planning failures per criterion of ``common.config.FAILURE_CRITERIA`` (transformer overload,
+      line overload, sustained undervoltage) and their union per state, season, design and feeder,
+      and the list of failed runs with phase 6's messages;
     * the worst outcome of each headline metric per state and season, with the feeder and case;
-    * the most influential inputs per metric (pooled sensitivity groups), with intervals and the
-      dummy input's noise floor;
-    * the PRIM boxes (rule, coverage, density, mass);
+    * the sensitivity verdicts per pooled group, metric and method (and per feeder, folded): the inputs
+      whose interval lies above the dummy input's (the noise floor) with index [interval], or "too few
+      runs to rank inputs" where none does; the convergence of the rankings at N/4, N/2 and N; how much
+      placement alone moves each metric (placement replicates), or that it was not measured;
+    * the scenario-discovery boxes per criterion (PRIM with quasi-p values, or CART's densest leaf where
+      PRIM finds no significant box; feeders that fail before any adoption; reproducibility);
     * every PNG of ``plots/`` (the known ones with captions, then any other);
     * the study's settings: designs (cases per mixes file, seed, bounds, reference case), ANSI
       C84.1 ranges and thermal limits, phase 7 settings from the manifests, package versions and
@@ -23,15 +27,16 @@ Description
 
 Inputs (``<data>/7_results_analysis/``, from the other phase 7 scripts)
     xlrm_results.parquet (required), failures.csv, stale_runs.csv, circuit_summary_combined.csv, sensitivity.csv,
-    sensitivity_skipped.csv, prim_boxes.csv, manifest_*.json, plots/*.png
+    sensitivity_skipped.csv, sensitivity_convergence.csv, placement_spread.csv, prim_boxes.csv, manifest_*.json,
+    plots/*.png
     <data>/0_code_xlrm/mixes_<design>.json                                      (phase 0)
 
 Outputs
     <data>/7_results_analysis/report.html
 
 Settings read
-    common.config: DESIGNS, N_CASES, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, ANSI_RANGE_A, ANSI_RANGE_B,
-    THERMAL; common.doe.PARAMETERS, FACTORS.
+    common.config: DESIGNS, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, ANSI_RANGE_A, ANSI_RANGE_B,
+    THERMAL, FAILURE_CRITERIA; common.doe.PARAMETERS, FACTORS; the cases drawn from phase 0's manifest.
 
 Usage
     python 7_results_analysis/make_report.py [--data-dir DATA] [--state NC]
@@ -51,6 +56,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+import gsa_methods as gsa
 import results_io as rio
 from common import cli, config, doe
 from common.io import git_revision, package_versions, read_csv, write_text
@@ -64,8 +70,11 @@ FIGURES = (
     ("failure_map_", "failures", "Where feeders fail, over EV share and uncontrolled heat-pump share."),
     ("storage_peak_reduction.png", "outcomes", "Peak reduction by the batteries against the storage share."),
     ("ecdf_lhs_vs_sobol.png", "outcomes", "Outcome distributions of the LHS and Sobol designs."),
-    ("sensitivity_", "sensitivity", "Global sensitivity (pooled bars with intervals; dots: single feeders; dashed: "
-                                    "dummy input = noise floor)."),
+    ("sensitivity_", "sensitivity", "Global sensitivity (pooled bars with intervals, filled where the interval "
+                                    "lies above the dummy's, hollow where not; dots: single feeders; grey band and "
+                                    "dashed line: the dummy input's interval and index = noise floor)."),
+    ("convergence_", "sensitivity", "Convergence: each input's pooled index and interval at N/4, N/2 and N runs; "
+                                    "grey band: the dummy input's interval (noise floor)."),
     ("prim_boxes.png", "prim", "PRIM box: the input ranges that concentrate failures."),
     ("prim_trajectory.png", "prim", "PRIM peeling trajectory: coverage against density; the selected box circled."),
 )
@@ -143,13 +152,29 @@ def failure_overview(results: pd.DataFrame) -> pd.DataFrame:
     """Runs failing the planning limits per state, season, design and feeder (ok runs)."""
     ok = results[results["status"] == "ok"]
     flags = rio.planning_failures(ok)
-    frame = ok.assign(undervoltage=flags["undervoltage"].to_numpy(), overload=flags["overload"].to_numpy(),
-                      fails=flags["fails"].to_numpy())
+    names = (*rio.CRITERIA, rio.UNION)
+    frame = ok.assign(**{name: flags[name].to_numpy() for name in names})
     out = frame.groupby(["state", "season", "design", "feeder"], sort=True).agg(
-        runs=("case", "size"), **{"Range A undervoltage": ("undervoltage", "sum"),
-                                  "transformer > 100 %": ("overload", "sum"), "either": ("fails", "sum")}).reset_index()
-    out["share failing [%]"] = 100.0 * out["either"] / out["runs"]
+        runs=("case", "size"), **{name.replace("_", " "): (name, "sum") for name in names}).reset_index()
+    out = out.rename(columns={rio.UNION: "any criterion"})
+    out["share failing [%]"] = 100.0 * out["any criterion"] / out["runs"]
     return out
+
+
+def prim_table(boxes: pd.DataFrame) -> pd.DataFrame:
+    """The scenario-discovery rows for the report: group, criterion, status, method, the rule with the
+    quasi-p value of each restricted input, coverage, density, mass and reproducibility."""
+    qp_columns = [c for c in boxes.columns if c.endswith(".qp")]
+
+    def quasi_p(row: pd.Series) -> str:
+        values = [(c[:-3], row[c]) for c in qp_columns if pd.notna(row[c]) and str(row[c]) != ""]
+        return "; ".join(f"{name}: {float(v):.2g}" for name, v in values)
+
+    shown = boxes.copy()
+    shown["quasi-p"] = shown.apply(quasi_p, axis=1) if qp_columns and len(shown) else ""
+    columns = ["group", "criterion", "status", "method", "n_runs", "n_failures", "rule", "quasi-p", "coverage",
+               "density", "mass", "reproducibility_pct", "feeders_left_out", "reference"]
+    return shown[[c for c in columns if c in shown.columns]]
 
 
 #: headline outcomes of the "worst outcomes" table: (metric, "max" or "min")
@@ -176,19 +201,66 @@ def worst_outcomes(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def top_inputs(sensitivity: pd.DataFrame, n: int = 3) -> pd.DataFrame:
-    """Per pooled group, metric and method: the ``n`` inputs with the highest index, and the dummy's."""
-    pooled = sensitivity[sensitivity["scope"] == "pooled"]
+def _interval(index: float, low: float, high: float) -> str:
+    return f"{index:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def sensitivity_verdicts(sensitivity: pd.DataFrame, scope: str = "pooled") -> pd.DataFrame:
+    """Per group, metric and method of ``scope``: the runs, the verdict in words ("too few runs to rank
+    inputs" when no input's interval clears the dummy's), the inputs above the noise floor with their
+    index [interval] (highest first) and the dummy's index [interval]. A sensitivity.csv without the
+    verdict columns (an older one) gets them from ``gsa_methods`` here."""
+    part = sensitivity[sensitivity["scope"] == scope]
     rows = []
-    for (state, season, metric, method), part in pooled.groupby(["state", "season", "metric", "method"], sort=True):
-        floor = part[part["input"] == "dummy"]["index"]
-        real = part[part["input"] != "dummy"].sort_values(["index", "input"], ascending=[False, True], kind="stable")
-        row = {"state": state, "season": season, "metric": metric, "method": method, "runs": int(part["n_runs"].max())}
-        for k, r in enumerate(real.head(n).itertuples(), start=1):
-            row[f"#{k}"] = f"{r.input} {r.index:.2f} [{r.conf_low:.2f}, {r.conf_high:.2f}]"
-        row["dummy (noise floor)"] = float(floor.iloc[0]) if len(floor) else math.nan
+    keys = ["state", "season", "group", "metric", "method"]
+    for (state, season, group, metric, method), cell in part.groupby(keys, sort=True):
+        floor = cell[cell["input"] == gsa.DUMMY]
+        real = cell[cell["input"] != gsa.DUMMY]
+        dummy_high = float(floor["conf_high"].iloc[0]) if len(floor) else math.nan
+        verdict = (str(cell["group_verdict"].iloc[0]) if "group_verdict" in cell.columns else
+                   gsa.group_verdict(real["input"].tolist(), real["index"].to_numpy(float),
+                                     real["conf_low"].to_numpy(float), real["conf_high"].to_numpy(float), dummy_high,
+                                     factors=("placement_replicate",)))
+        above = real[gsa.above_floor(real["conf_low"].to_numpy(float), dummy_high)] if len(floor) else real.iloc[:0]
+        above = above.sort_values(["index", "input"], ascending=[False, True], kind="stable")
+        row = {"state": state, "season": season} | ({} if scope == "pooled" else {"feeder": group.split(" ", 2)[-1]})
+        row |= {"metric": metric, "method": method, "runs": int(cell["n_runs"].max()), "verdict": verdict,
+                "above the noise floor: index [interval]": "; ".join(
+                    f"{r.input} {_interval(r.index, r.conf_low, r.conf_high)}" for r in above.itertuples()),
+                "dummy (noise floor)": _interval(float(floor["index"].iloc[0]), float(floor["conf_low"].iloc[0]),
+                                                 dummy_high) if len(floor) else ""}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def convergence_summary(convergence: pd.DataFrame) -> pd.DataFrame:
+    """Per pooled group, metric and method: runs at N/4, N/2 and N and whether the ranking held."""
+    part = convergence[convergence["scope"] == "pooled"]
+    rows = []
+    for (state, season, metric, method), cell in part.groupby(["state", "season", "metric", "method"], sort=True):
+        row = {"state": state, "season": season, "metric": metric, "method": method}
+        for label in ("N/4", "N/2", "N"):
+            at = cell[cell["subsample"] == label]
+            row[f"runs at {label}"] = int(at["n_runs"].max()) if len(at) and at["n_runs"].notna().any() else ""
+            verdict = at["group_verdict"].dropna()
+            row[f"verdict at {label}"] = (str(verdict.iloc[0]) if len(verdict) and str(verdict.iloc[0])
+                                          else "; ".join(sorted(set(at["note"].dropna().astype(str)) - {""})))
+        row["ranking"] = str(cell["ranking_stable"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def placement_summary(spread: pd.DataFrame, scope: str = "pooled") -> pd.DataFrame:
+    """The placement spread table (placement_spread.csv) of one scope, its columns named for a reader."""
+    part = spread[spread["scope"] == scope]
+    columns = {"state": "state", "season": "season", "feeder": "feeder", "metric": "metric", "basis": "unit",
+               "replicates": "replicates", "design_points": "design points",
+               "placement_sd_median": "placement SD (median over design points)",
+               "placement_range_median": "placement range (median)", "placement_sd_max": "placement SD (largest)",
+               "design_point_sd": "SD across design points", "placement_to_design_sd": "placement / design SD"}
+    if scope == "pooled":
+        columns.pop("feeder")
+    return part[list(columns)].rename(columns=columns)
 
 
 def mixes_summary(ws) -> pd.DataFrame:
@@ -203,8 +275,12 @@ def mixes_summary(ws) -> pd.DataFrame:
         except doe.MixesError as exc:
             rows.append({"design": design, "file": path.name, "cases": "unreadable", "note": str(exc)})
             continue
-        rows.append({"design": design, "file": path.name, "cases": len(mixes),
-                     "note": f"case 0 = reference case, then {len(mixes) - 1} design cases"})
+        points = len({c["design_point"] for k, c in mixes.items() if k != "0"})
+        replicates = len({c["placement_replicate"] for c in mixes.values()})
+        rows.append({"design": design, "file": path.name, "cases": len(mixes), "design points": points,
+                     "placement replicates": replicates,
+                     "note": f"case 0 = reference case, then {points} design points x {replicates} placement "
+                             f"replicate(s)"})
     return pd.DataFrame(rows)
 
 
@@ -259,6 +335,8 @@ def build_page(ws, results: pd.DataFrame) -> str:
     circuits = _read_csv(rio.results_path(ws, "circuit_summary"))
     sensitivity = _read_csv(rio.results_path(ws, "sensitivity"))
     skipped = _read_csv(rio.results_path(ws, "sensitivity_skipped"))
+    convergence = _read_csv(rio.results_path(ws, "sensitivity_convergence"))
+    spread = _read_csv(rio.results_path(ws, "placement_spread"))
     boxes = _read_csv(rio.results_path(ws, "prim_boxes"))
     figures = figures_by_section(rio.plots_dir(ws))
     states = sorted(results["state"].unique())
@@ -300,9 +378,9 @@ def build_page(ws, results: pd.DataFrame) -> str:
                      "empty).</p>" + html_table(feeders))
 
     parts.append('<h2 id="failures">Planning failures</h2>')
-    parts.append(f"<p>A run fails when any customer node is below ANSI C84.1 Range A "
-                 f"({config.ANSI_RANGE_A[0]:g} pu) in any 15-min interval, or any transformer is above "
-                 f"{config.THERMAL['overload_pct']:g} % of its rating.</p>")
+    parts.append("<p>A run fails a planning criterion (<code>common.config.FAILURE_CRITERIA</code>, each with "
+                 "its standard): " + "; ".join(html.escape(rio.CRITERION_LABELS[c]) for c in rio.CRITERIA)
+                 + ". <i>any criterion</i> is their union.</p>")
     parts.append(html_table(failure_overview(results)))
     parts.append(figs("failures"))
     parts.append("<h3>Failed runs and feeders left out</h3>")
@@ -320,21 +398,66 @@ def build_page(ws, results: pd.DataFrame) -> str:
         parts.append(missing("sensitivity.csv", rio.PRODUCERS["sensitivity"]))
     else:
         parts.append("<p>Moment-independent indices (delta, PAWN) from the runs as given, valid on LHS and Sobol "
-                     "designs; pooled over feeders on each feeder's change against its reference case. An input whose "
-                     "index is not clearly above the dummy input's has no effect this sample can detect. "
-                     "Index [interval].</p>")
-        parts.append(html_table(top_inputs(sensitivity)))
+                     "designs; pooled over feeders on each feeder's change against its reference case. Every analysis "
+                     "also scores a dummy input, uniform noise the model never sees: its interval is the noise floor "
+                     "at this sample size. An input is <b>above the noise floor</b> when its whole interval lies above "
+                     "the dummy's; where no input is, the verdict is <b>too few runs to rank inputs</b>, and the "
+                     "figures draw hollow bars. Index [95 % interval].</p>")
+        parts.append(html_table(sensitivity_verdicts(sensitivity)))
+        feeders = sensitivity_verdicts(sensitivity, scope="feeder")
+        if len(feeders):
+            parts.append(f"<details><summary>verdicts per feeder ({len(feeders)} analyses)</summary>"
+                         f"{html_table(feeders)}</details>")
         if skipped is not None and len(skipped):
             parts.append(f"<details><summary>{len(skipped)} skipped analyses</summary>{html_table(skipped)}</details>")
+    parts.append("<h3>Convergence: do the rankings hold as runs are added?</h3>")
+    if convergence is None:
+        parts.append(missing("sensitivity_convergence.csv", rio.PRODUCERS["sensitivity"]))
+    else:
+        parts.append("<p>The same analysis on a quarter and a half of each design's points (Sobol: the first 2^k "
+                     "points of the sequence, a balanced Sobol sample; LHS: a seeded random subset, the same cases "
+                     "in every group; a design point's placement replicates stay together). A ranking is stable "
+                     "when the inputs above the noise floor, in order, are the same at N/2 and N; "
+                     "sensitivity_convergence.csv holds every index.</p>" + html_table(convergence_summary(convergence)))
+    parts.append("<h3>Placement replicates: how much placement alone moves each metric</h3>")
+    if spread is None:
+        parts.append(missing("placement_spread.csv", rio.PRODUCERS["sensitivity"]))
+    elif spread.empty or int(spread["replicates"].max()) <= 1:
+        parts.append('<p class="note">Placement noise was not measured: this study has one placement replicate '
+                     "per design point, so the runs cannot tell how much of each metric's spread is where the "
+                     "devices happened to be placed. Phase 0's <code>--replicates R</code> (R &gt; 1; "
+                     "<code>make study REPLICATES=...</code>) measures it.</p>")
+    else:
+        parts.append("<p>The runs of one design point differ only in their placement replicate (the seeded order "
+                     "of customers that hosts the devices). Per group: the SD and range across a design point's "
+                     "replicates, median over the design points, beside the SD across design points of the "
+                     "replicate means; pooled groups on the normalised metric. placement_replicate also appears "
+                     "as an input in the sensitivity tables: its index against the dummy's says whether placement "
+                     "alone moves the metric detectably.</p>" + html_table(placement_summary(spread)))
+        feeders = placement_summary(spread, scope="feeder")
+        if len(feeders):
+            parts.append(f"<details><summary>placement spread per feeder</summary>{html_table(feeders)}</details>")
     parts.append(figs("sensitivity"))
 
     parts.append('<h2 id="prim">Scenario discovery: where failures concentrate (PRIM)</h2>')
     if boxes is None:
         parts.append(missing("prim_boxes.csv", rio.PRODUCERS["prim_boxes"]))
     else:
-        shown = boxes[["group", "scope", "status", "n_runs", "n_failures", "rule", "coverage", "density", "mass"]]
-        parts.append("<p>Coverage: share of the failures inside the box; density: share of the box's runs that fail; "
-                     "mass: share of all runs inside the box.</p>" + html_table(shown))
+        parts.append("<p>Per criterion and for their union, pooled per state and season (with the feeder "
+                     "descriptors customers, head capacity and reference-case peak loading as inputs) and per "
+                     "feeder: PRIM (EMA Workbench) keeps the densest box covering most failures and drops every "
+                     "restriction whose quasi-p value is above 0.05; where no significant box remains, CART's "
+                     "densest leaf is shown instead (<i>no_box</i>, method cart). Coverage: share of the failures "
+                     "inside the box; density: share of the box's runs that fail; mass: share of all runs inside "
+                     "the box; reproducibility: how often the box's restrictions come back on random halves of the "
+                     "runs. A feeder that fails in its reference case 0 <i>fails before any adoption</i>: its "
+                     "failures are not explained by the inputs, and it is left out of the pooled group.</p>")
+        pooled = boxes[boxes["scope"] == "pooled"] if "scope" in boxes.columns else boxes
+        parts.append(html_table(prim_table(pooled)))
+        per_feeder = boxes[boxes["scope"] == "feeder"] if "scope" in boxes.columns else boxes.iloc[0:0]
+        if len(per_feeder):
+            parts.append(f"<details><summary>per feeder ({len(per_feeder)} rows)</summary>"
+                         f"{html_table(prim_table(per_feeder))}</details>")
     parts.append(figs("prim"))
     if figures.get("other"):
         parts.append("<h2>Other figures</h2>" + figs("other"))
@@ -349,19 +472,18 @@ def build_page(ws, results: pd.DataFrame) -> str:
                             "reference case 0": reference[p.name],
                             "analysed": "yes" if p.name in rio.INDEPENDENT_INPUTS else "no (dependent share)"}
                            for p in (*doe.PARAMETERS, *doe.FACTORS)])
-    parts.append(f"<p>Design seed <code>{config.DOE_SEED}</code>, {config.N_CASES} cases requested per design "
-                 "(Sobol rounded up to a power of two). The heat-pump shares sum to one and are dependent; the "
+    parts.append("<p>Sobol designs are rounded up to a power of two; the seeds belong to placement replicates "
+                 "(common random numbers: every case of a replicate takes its hosts from the same seeded orders of "
+                 "customers). Phase 0's own settings are in 0_code_xlrm/manifest.json. The heat-pump shares sum to one and are dependent; the "
                  "sensitivity analysis and PRIM use their independent coordinates hp_adoption = 1 - baseline and "
                  "hp_dm_fraction = dm / (dm + un) (undefined, shown empty, without heat pumps, as in the reference "
                  "case).</p>" + html_table(bounds))
     limits = pd.DataFrame([
         {"limit": "ANSI C84.1 Range A", "value": f"{config.ANSI_RANGE_A[0]:g}-{config.ANSI_RANGE_A[1]:g} pu"},
         {"limit": "ANSI C84.1 Range B", "value": f"{config.ANSI_RANGE_B[0]:g}-{config.ANSI_RANGE_B[1]:g} pu"},
-        {"limit": "overload", "value": f"> {config.THERMAL['overload_pct']:g} % of rating"},
-        {"limit": "transformer moving-average overload",
-         "value": f"> {config.THERMAL['transformer']['threshold_pct']:g} % over {config.THERMAL['transformer']['window_h']:g} h"},
-        {"limit": "line moving-average overload",
-         "value": f"> {config.THERMAL['line']['threshold_pct']:g} % over {config.THERMAL['line']['window_h']:g} h"}])
+        {"limit": "overload counts and worst loading", "value": f"> {config.THERMAL['overload_pct']:g} % of rating"},
+        *({"limit": rio.CRITERION_LABELS[name], "value": config.FAILURE_CRITERIA[name]["standard"]}
+          for name in rio.CRITERIA)])
     parts.append("<h3>Planning limits</h3>" + html_table(limits))
     analysis = []
     for script in ("append_experiment_results", "sensitivity_analysis", "scenario_discovery"):
@@ -379,7 +501,8 @@ def build_page(ws, results: pd.DataFrame) -> str:
 
     parts.append('<h2 id="files">Data files</h2><ul>')
     for key in ("xlrm_results", "xlrm_results_csv", "xlrm_long", "xlrm_long_csv", "variables", "aggregate",
-                "aggregate_csv", "circuit_summary", "failures", "stale_runs", "sensitivity", "sensitivity_skipped", "prim_boxes",
+                "aggregate_csv", "circuit_summary", "failures", "stale_runs", "sensitivity", "sensitivity_skipped", "sensitivity_convergence",
+                "placement_spread", "prim_boxes",
                 "prim_trajectory"):
         path = rio.results_path(ws, key)
         if path.is_file():

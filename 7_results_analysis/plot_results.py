@@ -12,8 +12,8 @@ Description
     * ``failure_map_<STATE>.png``: every case on the plane of EV share [%] x heat-pump adoption
       (``hp_adoption`` = 1 - baseline share, demand-managed and uncontrolled together) [%], two
       independent inputs of the designs, one panel per season: green where it is ok on every feeder, otherwise coloured by the
-      share of feeders that fail (any Range A undervoltage or transformer above 100 %:
-      ``results_io.planning_failures``); circles LHS, squares Sobol, star the reference case;
+      share of feeders that fail any planning criterion (``common.config.FAILURE_CRITERIA``:
+      transformer overload, line overload, sustained undervoltage; ``results_io.planning_failures``); circles LHS, squares Sobol, star the reference case;
     * ``ecdf_lhs_vs_sobol.png``: the empirical distribution of two outcomes per design, per state and
       season (feeder-head peak as % change against each feeder's reference case, and the worst
       transformer loading [%]), with the Kolmogorov-Smirnov distance between the designs
@@ -30,7 +30,7 @@ Outputs (``<data>/7_results_analysis/plots/``)
     <data>/7_results_analysis/manifest_plot_results.json
 
 Settings read
-    common.config: SEASONS, DESIGNS, THERMAL["overload_pct"]; results_io.INPUT_LABELS.
+    common.config: SEASONS, DESIGNS, FAILURE_CRITERIA (through results_io.planning_failures); results_io.INPUT_LABELS.
 
 Usage
     python 7_results_analysis/plot_results.py [--data-dir DATA] [--state NC]
@@ -204,7 +204,7 @@ def plot_failure_map(runs: pd.DataFrame, state: str):
     axes[0, 0].legend(handles=handles, fontsize=7, loc="upper right")
     if mappable is not None:
         fig.colorbar(mappable, ax=list(axes.flat), label="share of feeders that fail", shrink=0.8)
-    fig.suptitle(f"Where feeders fail: Range A undervoltage or transformer > {config.THERMAL['overload_pct']:g} %")
+    fig.suptitle("Where feeders fail any planning criterion (transformer or line overload, sustained undervoltage)")
     return fig
 
 

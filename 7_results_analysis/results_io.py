@@ -8,8 +8,9 @@ hold (role, unit, meaning) and gives the few helpers more than two scripts need:
 * :data:`METRICS`, :data:`REALISED`: the unit and meaning of every metric phase 6b writes in a
   run's ``summary.json`` (``metrics``) and of every realised count (``realised``), from
   ``common.schema`` (the one table phase 6 and phase 7 share);
-* :func:`planning_failures`: "the feeder fails" (any ANSI C84.1 Range A undervoltage at a customer,
-  or any transformer above its rating), as used by the scenario discovery, the plots and the report;
+* :data:`CRITERIA`, :func:`planning_failures`: "the feeder fails" a planning criterion of
+  ``common.config.FAILURE_CRITERIA`` (transformer overload, line overload, sustained undervoltage)
+  or any of them (``fails``), as used by the scenario discovery, the plots and the report;
 * :data:`FACTORS`, :func:`with_factors`: the independent coordinates of the heat-pump shares
   (``hp_adoption`` = 1 - baseline, X; ``hp_dm_fraction`` = dm / (dm + un), L; ``common.doe.FACTORS``),
   added to every table read from ``xlrm_results`` beside the shares, which stay;
@@ -67,6 +68,10 @@ INPUT_BY_NAME = {p.name: p for p in (*doe.PARAMETERS, *doe.FACTORS)}
 #: (a function of cube dimension shares_u1 only) and ``hp_dm_fraction`` (of shares_u2 only)
 INDEPENDENT_INPUTS = ("hp_adoption", "hp_dm_fraction", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
                       "storage_perc_3ph", "pv_perc_3ph")
+
+#: which point of the design a run is (0: the reference case) and its placement replicate (phase 0
+#: --replicates; common.doe): the cases of one design point differ only in their placements
+PLACEMENT_COLUMNS = ("design_point", "placement_replicate")
 
 #: short labels of the inputs for figures
 INPUT_LABELS = {
@@ -131,25 +136,85 @@ def defined_inputs(runs: pd.DataFrame, names: Iterable[str] = INDEPENDENT_INPUTS
 # --------------------------------------------------------------------------------------------
 # Planning failures
 # --------------------------------------------------------------------------------------------
-def planning_failures(results: pd.DataFrame, overload_pct: float = config.THERMAL["overload_pct"]) -> pd.DataFrame:
-    """Which runs fail the planning limits: columns ``undervoltage``, ``overload``, ``fails`` (bool).
+#: the planning criteria, in common.config.FAILURE_CRITERIA order (each a column of planning_failures)
+CRITERIA = tuple(config.FAILURE_CRITERIA)
+#: the union of the criteria: a run fails when it fails any of them
+UNION = "fails"
+_TX, _LINE, _UV = (config.FAILURE_CRITERIA[k] for k in ("transformer_overload", "line_overload", "undervoltage"))
+#: short labels of the criteria for tables and figures, with their thresholds
+CRITERION_LABELS = {
+    "transformer_overload": f"transformer overload ({_TX['window_h']:g}-h average > {_TX['threshold_pct']:g} % of "
+                            f"nameplate, or > {_TX['emergency_pct']:g} % in any interval)",
+    "line_overload": f"line overload ({_LINE['window_h']:g}-h average > {_LINE['threshold_pct']:g} % of NormAmps)",
+    "undervoltage": f"undervoltage (a customer below {_UV['range_pu'][0]:g} pu for "
+                    f"{_UV['min_consecutive_intervals']} or more consecutive 15-min intervals)",
+    UNION: "any planning criterion",
+}
 
-    ``undervoltage``: at least one customer node-interval below ANSI C84.1 Range A
-    (``ansi_a_under_node_intervals > 0``, Range A from ``common.config.ANSI_RANGE_A``);
-    ``overload``: a transformer above ``overload_pct`` of its rating
-    (``worst_transformer_loading_pct > overload_pct``); ``fails``: either. Runs without metrics (failed
-    solves) are neither.
+
+def criterion_threshold(name: str, criteria: dict | None = None) -> int:
+    """The count at which a criterion's metric fails: ``min_consecutive_intervals`` for a duration
+    criterion (undervoltage), 1 (any element-interval) for a count criterion (the overloads)."""
+    spec = (config.FAILURE_CRITERIA if criteria is None else criteria)[name]
+    return int(spec.get("min_consecutive_intervals", 1))
+
+
+def planning_failures(results: pd.DataFrame, criteria: dict | None = None) -> pd.DataFrame:
+    """Which runs fail each planning criterion (``common.config.FAILURE_CRITERIA``) and their union.
+
+    Columns (bool), one per criterion, then ``fails`` (any of them):
+
+    * ``transformer_overload`` (IEEE C57.91 loading guide): a transformer whose 2-h moving-average
+      loading is above 100 % of nameplate (``transformer_ma_overload_intervals >= 1``) or whose loading
+      in any 15-min interval is above the emergency limit, 150 % (``transformer_emergency_intervals >= 1``);
+    * ``line_overload`` (NormAmps, the continuous rating; conductor heating per IEEE 738): a line whose
+      1-h moving-average current is above 100 % of NormAmps (``line_ma_overload_intervals >= 1``);
+    * ``undervoltage`` (ANSI C84.1 Range A): a customer below Range A for at least
+      ``min_consecutive_intervals`` consecutive 15-min intervals, 2 by default
+      (``ansi_a_under_max_consecutive_intervals >= 2``);
+    * ``overload``: the same as ``transformer_overload``, kept under the name make_report.py reads
+      until it reads ``transformer_overload``.
+
+    The thermal thresholds are applied by phase 6 when it counts (``common.config.THERMAL``, from the
+    same table); the undervoltage duration is applied here. A run whose ``status`` is not ``ok`` (no
+    metrics) fails nothing. An ok run without a metric a criterion needs (solved before that metric
+    existed), or a table without it, is a UserError naming the metric: nothing is taken as "passes".
     """
-    under = pd.to_numeric(results["ansi_a_under_node_intervals"], errors="coerce").fillna(0).to_numpy() > 0
-    loading = pd.to_numeric(results["worst_transformer_loading_pct"], errors="coerce").to_numpy(dtype=float)
-    over = np.nan_to_num(loading, nan=-np.inf) > overload_pct
-    return pd.DataFrame({"undervoltage": under, "overload": over, "fails": under | over}, index=results.index)
+    criteria = config.FAILURE_CRITERIA if criteria is None else criteria
+    ok = (results["status"] == "ok").to_numpy() if "status" in results.columns else np.ones(len(results), dtype=bool)
+    flags = {}
+    for name, spec in criteria.items():
+        least = criterion_threshold(name, criteria)
+        failing = np.zeros(len(results), dtype=bool)
+        for metric in spec["metrics"]:
+            if metric not in results.columns:
+                raise cli.UserError(f"the results have no column {metric}, which the {name} criterion "
+                                    "(common.config.FAILURE_CRITERIA) needs: solve phase 6 again and run "
+                                    f"{PRODUCERS['xlrm_results']}")
+            values = pd.to_numeric(results[metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            missing = ok & ~np.isfinite(values)
+            if missing.any():
+                raise cli.UserError(f"{int(missing.sum())} ok run(s) have no {metric}, which the {name} criterion "
+                                    "(common.config.FAILURE_CRITERIA) needs (solved before the metric existed): "
+                                    f"solve them again with phase 6 and run {PRODUCERS['xlrm_results']}")
+            failing |= ok & (np.nan_to_num(values, nan=-np.inf) >= least)
+        flags[name] = failing
+    table = pd.DataFrame(flags, index=results.index)
+    table[UNION] = table[list(criteria)].any(axis=1) if criteria else False
+    return table
 
 
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
+#: outputs of sensitivity_analysis.py not (yet) in common.paths.RESULT_FILES: key -> file name
+SENSITIVITY_FILES = {"sensitivity_convergence": "sensitivity_convergence.csv",
+                     "placement_spread": "placement_spread.csv"}
+
+
 def results_path(ws: Workspace, key: str) -> Path:
+    if key in SENSITIVITY_FILES:
+        return ws.results_dir / SENSITIVITY_FILES[key]
     return ws.result(key)
 
 

@@ -106,6 +106,7 @@ def generate(data: Path, n_runs: int, seed: int = 11) -> int:
                     metrics["peak_kw"] = float(columns["P_3ph (kW)"].max())
                     summary = {"state": "NC", "season": season, "design": design, "feeder": feeder, "case": str(case),
                                "design_day": str(start.date()), "inputs": {**inputs, "disjoint_sets": True},
+                               "metric_settings_digest": schema.metric_settings_digest(),
                                "realised": {"n_customers": 500, "n_residential": 450, "n_three_phase": 20,
                                             "customers_per_variant": {"baseline": 300, "dm": 100, "un": 100},
                                             "n_evs": 120, "n_evs_level2": 100, "n_evs_controlled": 60,

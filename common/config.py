@@ -62,11 +62,23 @@ OEDI_SOURCE = "https://oedi-data-lake.s3.amazonaws.com"
 #: The release each customer class is matched against, per state. The sample pipeline and its
 #: tests run on these; another release of the table below is chosen here or, for phase 1c, with
 #: ``--release`` (e.g. ``--release 2024/comstock_amy2018_release_2``).
+#: Both classes use the same weather year, AMY 2018, the year of SMART-DS's 2018 feeders and load
+#: profiles: a feeder sums residential and commercial curves, and two weather years in one sum make
+#: an artificial residential-commercial coincidence (a cold TMY3 morning under a mild 2018 one).
+#: ResStock 2024 release 2 is published with both TMY3 and AMY2018 weather and the same upgrade ids;
+#: ComStock 2024 release 1 is AMY2018 only. Phases 1c, 1b and 2 (find_max_day_curve.py, on the
+#: releases of feeder_buildings.csv) refuse a pairing of two weather years (``weather`` of
+#: EULP_RELEASES) unless ALLOW_MIXED_WEATHER is True (``common.eulp.check_one_weather_year``).
 EULP_RELEASE = {
-    "NC": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
-    "TX": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
-    "CA": {"res": "2024/resstock_tmy3_release_2", "com": "2024/comstock_amy2018_release_1"},
+    "NC": {"res": "2024/resstock_amy2018_release_2", "com": "2024/comstock_amy2018_release_1"},
+    "TX": {"res": "2024/resstock_amy2018_release_2", "com": "2024/comstock_amy2018_release_1"},
+    "CA": {"res": "2024/resstock_amy2018_release_2", "com": "2024/comstock_amy2018_release_1"},
 }
+#: True allows a state's residential and commercial releases (EULP_RELEASE, or phase 1c's
+#: ``--release``) to have different weather years, e.g. ResStock TMY3 with ComStock AMY2018 (the
+#: earlier default); every phase that pairs them then logs a warning naming both releases.
+#: False (default): such a pairing is refused with one line naming both releases.
+ALLOW_MIXED_WEATHER = False
 
 #: Layout of every supported release (formats.md section 2): one row each, no string surgery in
 #: the code. ``timeseries``: path of one building's 15-min file below the release folder, formatted
@@ -77,6 +89,9 @@ EULP_RELEASE = {
 #: ``metadata_baseline`` / ``metadata_upgrade``: the baseline and per-upgrade metadata files,
 #: formatted with upgrade, state and county. ``upgrades``: id -> meaning, as published with the
 #: release; only ids documented in formats.md are listed, and a comment says where ids are unknown.
+#: ``weather``: the weather year of the release's simulations (``TMY3``, a typical year assembled
+#: from several years' months; ``AMY2018``, the actual weather of 2018; ``AMY2012``), as in the
+#: release's name.
 _TIMESERIES_BY_STATE = ("timeseries_individual_buildings/by_state/upgrade={upgrade}/state={state}/"
                         "{bldg_id}-{upgrade}.parquet")
 _BY_STATE_AND_COUNTY = "metadata_and_annual_results/by_state_and_county/full/parquet/state={state}/county={county}/"
@@ -93,6 +108,7 @@ _COMSTOCK_2024_HEAT_PUMPS = {
 _COMSTOCK_2025 = {
     "stock": "comstock",
     "class": "com",
+    "weather": "AMY2018",
     "partition": "by_state",
     "timeseries": _TIMESERIES_BY_STATE,
     "metadata_partition": "by_state_and_county",
@@ -105,6 +121,7 @@ EULP_RELEASES = {
     "2024/resstock_tmy3_release_2": {
         "stock": "resstock",
         "class": "res",
+        "weather": "TMY3",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "national",
@@ -123,6 +140,7 @@ EULP_RELEASES = {
     "2024/resstock_amy2018_release_2": {
         "stock": "resstock",
         "class": "res",
+        "weather": "AMY2018",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "national",
@@ -141,6 +159,7 @@ EULP_RELEASES = {
     "2022/resstock_amy2018_release_1": {
         "stock": "resstock",
         "class": "res",
+        "weather": "AMY2018",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "national",
@@ -157,6 +176,7 @@ EULP_RELEASES = {
     "2021/resstock_amy2018_release_1": {
         "stock": "resstock",
         "class": "res",
+        "weather": "AMY2018",
         "partition": "by_county",
         "timeseries": "timeseries_individual_buildings/by_county/upgrade={upgrade}/county={county}/{bldg_id}-{upgrade}.parquet",
         "metadata_partition": "national",
@@ -174,6 +194,7 @@ EULP_RELEASES = {
     "2025/resstock_amy2018_release_1": {
         "stock": "resstock",
         "class": "res",
+        "weather": "AMY2018",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "by_state",
@@ -185,6 +206,7 @@ EULP_RELEASES = {
     "2025/resstock_amy2012_release_1": {
         "stock": "resstock",
         "class": "res",
+        "weather": "AMY2012",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "by_state",
@@ -196,6 +218,7 @@ EULP_RELEASES = {
     "2024/comstock_amy2018_release_1": {
         "stock": "comstock",
         "class": "com",
+        "weather": "AMY2018",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "national",
@@ -215,6 +238,7 @@ EULP_RELEASES = {
     "2024/comstock_amy2018_release_2": {
         "stock": "comstock",
         "class": "com",
+        "weather": "AMY2018",
         "partition": "by_state",
         "timeseries": _TIMESERIES_BY_STATE,
         "metadata_partition": "by_state_and_county",
@@ -294,6 +318,16 @@ EULP_HVAC_KWH = (
 # --------------------------------------------------------------------------------------------
 #: months searched for each season's design day (the day of the highest 15-min feeder peak)
 SEASON_MONTHS = {"summer": (6, 7, 8), "winter": (12, 1, 2)}
+#: How phase 2 picks each feeder's design day per season (DESIGN_DAY_RULES): ``highest_variant``,
+#: the day of the highest 15-min peak of the three all-variant feeder curves (every building
+#: baseline, every building demand-managed, every building with uncontrolled heat pumps), so that
+#: the day studied is the worst one of the variant that loads the feeder most; ``baseline``, the
+#: day of the baseline curve's peak (the earlier rule), which can miss it: on the sample, winter,
+#: the highest variant peak on the baseline's day is 11 % (NC udt1021) and 12 % (TX p1udt4106)
+#: below the highest one (the uncontrolled heat pumps' peak, on another day). design_days.csv
+#: records every variant's peak day and peak either way (find_max_day_curve.py --design-day-rule).
+DESIGN_DAY_RULE = "highest_variant"
+DESIGN_DAY_RULES = ("highest_variant", "baseline")
 INTERVALS_PER_DAY = 96
 INTERVAL_H = 0.25
 
@@ -308,6 +342,16 @@ LOAD_SHIFT = {
     "summer": {"window_hours": ((15, 19),), "shed_fraction": 0.5, "pre_hours": 3.0,
                "rebound_hours": 3.0, "pre_share": 0.6, "energy_penalty": 0.0},
 }
+#: Staggered demand management (phase 4): every building's windows, with their pre-heat and rebound
+#: periods, move by the building's own offset, drawn uniformly on the ``step_h`` grid in
+#: [-spread_h, +spread_h] from ``seed`` and the building (numpy SeedSequence; the same offset in every
+#: season and on every feeder). One clock for every building makes the pre-heat of all of them coincide
+#: just before the window, a new feeder peak; utilities dispatch load-shift programmes in groups with
+#: staggered start and end times so that the groups' pre-heat and rebound (snap-back) do not coincide.
+#: The +/- 2 h spread in 15-min steps is an assumption (it keeps every shifted window inside the
+#: utilities' wider peak periods), not a value from a programme. ``spread_h`` 0 gives the earlier
+#: behaviour: one shared clock.
+LOAD_SHIFT_STAGGER = {"spread_h": 2.0, "step_h": 0.25, "seed": 20240317}
 
 #: kVAr/kW (phase 3): below this kW the ratio is not measured and DEFAULT_POWER_FACTOR is used;
 #: the same power factor applies when a profile has no load_data file.
@@ -348,8 +392,19 @@ SELECT_SEED = 20240601
 # --------------------------------------------------------------------------------------------
 # Design of experiments (phase 0): see common/doe.py for the parameter table
 # --------------------------------------------------------------------------------------------
-N_CASES = 16
+#: points per design of `make run`: 32, because 16 points of a 7-dimensional scrambled Sobol design always hold a
+#: column pair correlated near |r| = 0.75 (DOE_MAX_ABS_CORR below), and 2 x 32 runs per feeder and season are the
+#: fewest at which the sample's winter-peak driver (hp_adoption) stands above the dummy on every NC feeder
+N_CASES = 32
 DOE_SEED = 123
+#: placement replicates per design point (phase 0 --replicates): 1 measures no placement noise; 2 or more
+#: repeat every point with independent host orders, so the analysis can say how much placement alone moves
+#: each metric
+PLACEMENT_REPLICATES = 1
+#: largest |Pearson correlation| between two columns of a design's unit cube that phase 0 accepts without a
+#: warning: above it the design confounds the two inputs' effects (at 16 points a 7-dimensional scrambled
+#: Sobol design always has a pair near 0.75; at 32 points the median largest |r| is about 0.2, at 64 about 0.1)
+DOE_MAX_ABS_CORR = 0.3
 #: bounds of the linearly sampled inputs [fraction]; the heat-pump shares span the whole simplex
 DOE_BOUNDS = {
     "ev_perc": (0.05, 0.80),              # residential customers with an EV
@@ -445,10 +500,59 @@ GENERIC_FEEDER = {
 # --------------------------------------------------------------------------------------------
 ANSI_RANGE_A = (0.95, 1.05)
 ANSI_RANGE_B = (0.90, 1.0583)
-#: moving-average overload: window [h] and threshold [% of normal rating]
+#: When a run "fails" a planning limit (phase 6 counts, phase 7 flags: ``results_io.planning_failures``,
+#: scenario discovery, plots, report). One row per criterion: its thresholds, the phase 6 metrics it reads
+#: and the reason. Phase 6 counts the thermal ones at these thresholds (changing one means solving phase 6
+#: again); the undervoltage duration is applied by phase 7 to the longest run phase 6 records (changing it
+#: needs phase 7 only). A run fails the union ``fails`` when it fails any criterion.
+FAILURE_CRITERIA = {
+    # IEEE C57.91 (loading guide for mineral-oil-immersed transformers): loading above nameplate is allowed
+    # for as long as the top-oil and hot-spot temperatures stay within limits, and those follow the load
+    # with the oil's thermal time constant, about 2-3 h for distribution transformers. A planner therefore
+    # compares the load averaged over a window of that order with the nameplate (normal life expectancy
+    # loading): 2-h moving average above 100 %. A short peak well above nameplate is also a failure
+    # whatever the average: instantaneous (one 15-min interval) above the emergency limit, 150 % by default
+    # (assumption: a typical utility short-time emergency rating of distribution transformers, below the
+    # guide's 180 C short-time hot-spot limit at normal ambient and preload).
+    "transformer_overload": {
+        "window_h": 2.0,
+        "threshold_pct": 100.0,        # of nameplate kVA, on the window's moving average
+        "emergency_pct": 150.0,        # of nameplate kVA, any single 15-min interval
+        "metrics": ("transformer_ma_overload_intervals", "transformer_emergency_intervals"),
+        "standard": "IEEE C57.91 (transformer loading guide)",
+    },
+    # NormAmps is the conductor's normal (continuous) rating; overhead conductors heat with time constants of
+    # minutes to tens of minutes (IEEE 738) and cables more slowly, so a current averaged over 1 h above the
+    # normal rating is a sustained overload, while a shorter excursion stays within the emergency rating
+    # (EmergAmps). Lines without a rating of their own (OpenDSS's default 400 A) are left out (phase 6).
+    "line_overload": {
+        "window_h": 1.0,
+        "threshold_pct": 100.0,        # of NormAmps, on the window's moving average
+        "metrics": ("line_ma_overload_intervals",),
+        "standard": "NormAmps (continuous rating), 1-h average (conductor heating: IEEE 738)",
+    },
+    # ANSI C84.1: supply systems are designed so that most service voltages are within Range A
+    # (ANSI_RANGE_A) and voltages outside it are infrequent (in Range B, corrected within a reasonable
+    # time); the standard sets no duration. One 15-min interval is the resolution of the load profiles (a
+    # customer's peak interval moves by an interval between equally plausible profiles), so a single
+    # interval below Range A is within the model's noise; two consecutive intervals (30 min) are a
+    # sustained condition a planner acts on (assumption: 2; 1 gives the earlier "any interval" rule).
+    # A customer is below Range A in an interval when any of its energised service nodes is; the longest
+    # run is counted on the periodic design day, like the thermal moving averages (phase 6).
+    "undervoltage": {
+        "range_pu": ANSI_RANGE_A,
+        "min_consecutive_intervals": 2,
+        "metrics": ("ansi_a_under_max_consecutive_intervals",),
+        "standard": "ANSI C84.1 Range A (service voltage)",
+    },
+}
+#: moving-average windows [h] and thresholds [% of normal rating] phase 6 counts overloads with (from
+#: FAILURE_CRITERIA: one source), the transformer emergency limit, and the instantaneous limit of the
+#: overloaded_* counts and worst loadings [% of rating]
 THERMAL = {
-    "transformer": {"window_h": 2.0, "threshold_pct": 120.0},
-    "line": {"window_h": 1.0, "threshold_pct": 100.0},
+    "transformer": {key: FAILURE_CRITERIA["transformer_overload"][key]
+                    for key in ("window_h", "threshold_pct", "emergency_pct")},
+    "line": {key: FAILURE_CRITERIA["line_overload"][key] for key in ("window_h", "threshold_pct")},
     "overload_pct": 100.0,
 }
 #: circuit filter: a feeder whose design-day peak solve leaves this band is left out

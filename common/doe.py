@@ -15,12 +15,20 @@ of the same point, :data:`FACTORS`, each a monotone function of ONE cube dimensi
   enrolment of the heat pumps), undefined (NaN) where there is no heat pump (``dm + un = 0``, e.g.
   the reference case "0"); analyses leave such runs out.
 
-Seeds are drawn per design, case and purpose from ``numpy.random.SeedSequence`` (never Python's
-salted ``hash()``), so PV, storage, EV hosts, EV sessions and heat-pump assignments of one case are
-independent streams, and the same inputs always give the same seeds.
+Common random numbers: the seeds belong to a *placement replicate*, not to a case. Every case of
+replicate ``r`` (in every design) carries the same seeds per purpose (heat-pump variants, EV hosts,
+EV sessions, storage, PV), drawn from ``numpy.random.SeedSequence`` (never Python's salted
+``hash()``). Phase 6 turns each seed into one random order of a feeder's customers per purpose and a
+case takes its hosts from the head of that order, so a higher share is a superset of a lower one and
+two cases of a replicate differ only where their inputs differ (variance reduction by common random
+numbers, Law and Kelton, *Simulation Modeling and Analysis*, ch. 11). ``--replicates R`` repeats
+every design point with R independent placements; ``placement_replicate`` is then an explicit
+factor of the analysis, which measures how much placement alone moves each metric.
 
 The mixes JSON (``mixes_<design>.json``) keeps the earlier study's schema: keys ``"0".."N"``, case
-``"0"`` the fixed reference case (``common.config.REFERENCE_CASE``).
+``"0"`` the fixed reference case (``common.config.REFERENCE_CASE``, one replicate: with no device and
+no heat pump its placements do not matter), then for design point p = 1..n and replicate r = 0..R-1
+the case ``1 + (p - 1) R + r``, with ``design_point`` and ``placement_replicate`` in the case.
 """
 
 from __future__ import annotations
@@ -97,12 +105,13 @@ SEED_KEYS = {
     "storage": "storage_seed",
     "pv": "pv_seed",
 }
-#: spawn-key prefix per design; the reference case uses 0 in every design
-DESIGN_KEYS = {"reference": 0, "lhs": 1, "sobol": 2}
+#: spawn-key prefix of the placement seeds (one stream per placement replicate, shared by every case
+#: and design: common random numbers)
+PLACEMENT_SPAWN_KEY = 3
 
 #: every key a case of a mixes file must have
 CASE_KEYS = ("shares", "ev_perc", "ev_lvl2_perc", "ev_split", "storage_perc_3ph", "pv_perc_3ph",
-             *SEED_KEYS.values(), "disjoint_sets")
+             *SEED_KEYS.values(), "disjoint_sets", "design_point", "placement_replicate")
 
 
 class MixesError(ValueError):
@@ -217,30 +226,47 @@ def discrepancy(cube: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------------- seeds
-def case_seeds(master_seed: int, design: str, case: int) -> dict[str, int]:
-    """Independent 32-bit seeds for each purpose of one case, from numpy's SeedSequence."""
-    design_key = DESIGN_KEYS["reference"] if case == 0 else DESIGN_KEYS[design]
+def placement_seeds(master_seed: int, replicate: int) -> dict[str, int]:
+    """The 32-bit seed of each purpose of placement replicate ``replicate``, from numpy's SeedSequence.
+
+    Every case of the replicate, in every design, carries these seeds (common random numbers)."""
+    if replicate < 0:
+        raise ValueError("replicate must be non-negative")
     seeds = {}
     for index, (purpose, key) in enumerate(SEED_KEYS.items()):
-        ss = np.random.SeedSequence(entropy=master_seed, spawn_key=(design_key, case, index))
+        ss = np.random.SeedSequence(entropy=master_seed, spawn_key=(PLACEMENT_SPAWN_KEY, replicate, index))
         seeds[key] = int(ss.generate_state(1, dtype=np.uint32)[0])
     return seeds
 
 
+def case_key(design_point: int, replicate: int, replicates: int) -> int:
+    """The case number of a design point (1..n) and placement replicate (0..R-1); 0 is the reference."""
+    if design_point == 0:
+        return 0
+    return 1 + (design_point - 1) * replicates + replicate
+
+
 # ------------------------------------------------------------------------------------------- mixes
-def build_mixes(design: str, n_cases: int, seed: int, disjoint_sets: bool = config.DISJOINT_SETS
-                ) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
-    """The mixes dictionary of a design (case "0" the reference case) and its unit cube."""
+def build_mixes(design: str, n_cases: int, seed: int, disjoint_sets: bool = config.DISJOINT_SETS,
+                replicates: int = 1) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
+    """The mixes dictionary of a design (case "0" the reference case) and its unit cube.
+
+    Each of the design's points appears ``replicates`` times, once per placement replicate, with the
+    replicate's seeds (:func:`placement_seeds`)."""
     if n_cases < 1:
         raise ValueError("n_cases must be at least 1")
+    if replicates < 1:
+        raise ValueError("replicates must be at least 1")
     cube = SAMPLERS[design](n_cases, seed)
     mixes: dict[str, dict[str, Any]] = {}
     reference = json.loads(json.dumps(config.REFERENCE_CASE))
-    mixes["0"] = {**reference, **case_seeds(seed, design, 0), "disjoint_sets": bool(disjoint_sets),
-                  "unit_cube": None}
-    for i, (row, case) in enumerate(zip(cube, cube_to_cases(cube)), start=1):
-        mixes[str(i)] = {**case, **case_seeds(seed, design, i), "disjoint_sets": bool(disjoint_sets),
-                         "unit_cube": [float(u) for u in row]}
+    mixes["0"] = {**reference, **placement_seeds(seed, 0), "disjoint_sets": bool(disjoint_sets),
+                  "design_point": 0, "placement_replicate": 0, "unit_cube": None}
+    for point, (row, case) in enumerate(zip(cube, cube_to_cases(cube)), start=1):
+        for replicate in range(replicates):
+            mixes[str(case_key(point, replicate, replicates))] = {
+                **case, **placement_seeds(seed, replicate), "disjoint_sets": bool(disjoint_sets),
+                "design_point": point, "placement_replicate": replicate, "unit_cube": [float(u) for u in row]}
     return mixes, cube
 
 
@@ -288,6 +314,9 @@ def validate_case(case: Any, where: str) -> dict[str, Any]:
             raise MixesError(f"{where}: {key} = {json.dumps(case[key])} must be a non-negative integer")
     if not isinstance(case["disjoint_sets"], bool):
         raise MixesError(f"{where}: disjoint_sets must be true or false")
+    for key in ("design_point", "placement_replicate"):
+        if isinstance(case[key], bool) or not isinstance(case[key], int) or case[key] < 0:
+            raise MixesError(f"{where}: {key} = {json.dumps(case[key])} must be a non-negative integer")
     return case
 
 

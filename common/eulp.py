@@ -13,6 +13,7 @@ interval's START, so row ``i`` is the interval that begins ``15 i`` minutes afte
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +23,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from common import config
+
+logger = logging.getLogger(__name__)
 
 INTERVAL = pd.Timedelta(minutes=15)
 #: how a release keeps its metadata (``metadata_partition`` of ``common.config.EULP_RELEASES``)
@@ -136,6 +139,33 @@ def metadata_paths(eulp_root: Path, release: str, state: str, upgrade: int = 0) 
         raise EULPFileError(f"no EULP metadata {what} of state {state} (upgrade {upgrade}) of release {release} "
                             f"in {folder}: run {script} --state {state} --release {release} --metadata-only")
     return [release_dir / relpath for relpath in found.values()]
+
+
+def weather_year(release: str) -> str:
+    """The weather year a release was simulated with (``weather`` of EULP_RELEASES: TMY3, AMY2018...)."""
+    weather = release_layout(release).get("weather")
+    if not weather:
+        raise EULPError(f"release {release} has no weather year: give its 'weather' in common/config.py EULP_RELEASES")
+    return str(weather)
+
+
+def check_one_weather_year(releases: Iterable[str], where: str) -> str:
+    """The one weather year of the releases whose loads are summed on a feeder (a state's residential
+    and commercial releases). Releases of two or more weather years are an EULPError (one line
+    naming every release, its weather and the fix) unless ``common.config.ALLOW_MIXED_WEATHER`` is
+    True; then a warning naming them is logged and ``"mixed"`` returned. ``where``: the setting or
+    file the releases come from, named in the line."""
+    chosen = sorted(set(releases))
+    years = {release: weather_year(release) for release in chosen}
+    if len(set(years.values())) <= 1:
+        return next(iter(years.values()), "")
+    named = " and ".join(f"{release} ({years[release]})" for release in chosen)
+    if not config.ALLOW_MIXED_WEATHER:
+        raise EULPError(f"{where} pairs {named}: a feeder would sum loads of different weather years; pair "
+                        "releases of one weather year in common/config.py EULP_RELEASE (or set "
+                        "ALLOW_MIXED_WEATHER = True there to allow it)")
+    logger.warning("%s pairs %s: mixed weather years, allowed by common.config.ALLOW_MIXED_WEATHER", where, named)
+    return "mixed"
 
 
 def needs_county(release: str) -> bool:

@@ -37,8 +37,9 @@ from common.paths import Workspace, lineage_record
 logger = logging.getLogger(__name__)
 
 STEPS = config.INTERVALS_PER_DAY
-#: a variant transform: (total kW of the day, HVAC kW of the day, season) -> new total kW
-Transform = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
+#: a variant transform: (total kW of the day, HVAC kW of the day, season, the building's row of
+#: feeder_buildings.csv: class, release, bldg_id, feeder, shape...) -> new total kW
+Transform = Callable[[np.ndarray, np.ndarray, str, pd.Series], np.ndarray]
 
 #: the scripts that write each input of phases 2-5 (named in the one-line errors)
 PRODUCERS = {
@@ -292,7 +293,7 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
                 d = int(day["day_of_year"].iloc[0])
                 kw = day_slice(total, d)
                 if shift:
-                    kw = transform(kw, day_slice(hvac, d), season)
+                    kw = transform(kw, day_slice(hvac, d), season, b)
                 ratio = ratio_lookup.get((b["subregion"], b["shape"], d))
                 if ratio is None:
                     raise ProfileError(f"no kVAr/kW ratio for {b['shape']} on day {d} in {ws.kvar_ratios(state)}: "
@@ -323,3 +324,117 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
                 index["bldg_id"].nunique() if len(index) else 0, index["feeder"].nunique() if len(index) else 0,
                 ", ".join(seasons))
     return index
+
+
+# ------------------------------------------------------------------------------------------- design day of the variants
+def season_days(interval_start: pd.DatetimeIndex, months: tuple[int, ...]) -> np.ndarray:
+    """Day numbers (0-based from the series' first day) of the whole days whose intervals start in
+    ``months``."""
+    in_season = np.isin(interval_start.month, months)
+    n_days = len(interval_start) // STEPS
+    whole = in_season[:n_days * STEPS].reshape(n_days, STEPS).all(axis=1)
+    return np.nonzero(whole)[0]
+
+
+def variant_design_day(curves_kw: dict[str, np.ndarray], interval_start: pd.DatetimeIndex, months: tuple[int, ...],
+                       rule: str = config.DESIGN_DAY_RULE) -> dict:
+    """The design day of one feeder and season from its all-variant feeder curves.
+
+    ``curves_kw``: {variant: the feeder's curve [kW] with every building in that variant}, each
+    valid on the days of ``months`` (values outside them are not read). Each variant's peak day is
+    :func:`design_day` of its curve. ``rule`` (``config.DESIGN_DAY_RULES``): ``highest_variant``
+    takes the day of the highest of those peaks (a tie goes to the variant first in
+    ``config.VARIANTS``), ``baseline`` the baseline curve's day. Returns the chosen ``date``,
+    ``day_of_year``, ``peak_variant`` (whose peak day it is), ``peak_kw`` and
+    ``peak_interval_start`` (that variant's peak), ``rule``, per variant ``<v>_date`` and
+    ``<v>_peak_kw``, and ``baseline_day_peak_kw``: the highest of the variants' peaks on the
+    baseline curve's day, with ``baseline_day_error_pct`` = 100 (baseline_day_peak_kw / highest
+    variant peak - 1), what studying the baseline's day misses of the worst peak (0 or negative).
+    """
+    if rule not in config.DESIGN_DAY_RULES:
+        raise ValueError(f"design-day rule {rule!r} is not one of {', '.join(config.DESIGN_DAY_RULES)} "
+                         "(common/config.py DESIGN_DAY_RULE)")
+    variants = [v for v in config.VARIANTS if v in curves_kw] + sorted(set(curves_kw) - set(config.VARIANTS))
+    if "baseline" not in curves_kw:
+        raise ValueError("the variant curves have no baseline curve")
+    peaks = {v: design_day(curves_kw[v], interval_start, months) for v in variants}
+    if rule == "baseline":
+        chosen = "baseline"
+    else:
+        chosen = max(variants, key=lambda v: (peaks[v]["peak_kw"], -variants.index(v)))
+    highest = max(p["peak_kw"] for p in peaks.values())
+    base_day = peaks["baseline"]["day_of_year"]
+    on_base_day = max(float(day_slice(curves_kw[v], base_day).max()) for v in variants)
+    result = {"date": peaks[chosen]["date"], "day_of_year": peaks[chosen]["day_of_year"], "rule": rule,
+              "peak_variant": chosen, "peak_kw": peaks[chosen]["peak_kw"],
+              "peak_interval_start": peaks[chosen]["peak_interval_start"]}
+    for v in variants:
+        result[f"{v}_date"] = peaks[v]["date"]
+        result[f"{v}_peak_kw"] = peaks[v]["peak_kw"]
+    result["baseline_day_peak_kw"] = on_base_day
+    result["baseline_day_error_pct"] = 100.0 * (on_base_day / highest - 1.0) if highest > 0 else 0.0
+    return result
+
+
+def variant_feeder_curves(buildings: pd.DataFrame, eulp_root: Path, state: str, seasons: list[str],
+                          transform: Transform | None = None,
+                          variants: tuple[str, ...] = config.VARIANTS
+                          ) -> tuple[dict[str, dict[str, dict[str, np.ndarray]]], pd.DatetimeIndex]:
+    """Every feeder's curve [kW] with all its buildings in one variant: ``{season: {variant: {feeder:
+    curve}}}`` and the interval starts.
+
+    A feeder's curve sums, over its rows of ``feeder_buildings.csv``, ``scale`` x the building's kW
+    in the variant's upgrade (``common.eulp.variant_rule``), the sum phase 2 makes of the baseline
+    and phase 6 of the daily profiles (``scale`` x ``p_pu`` x the building's baseline annual peak).
+    Where the rule asks for a load shift (the demand-managed variant), ``transform`` (phase 4's
+    model, the one ``write_variant_profiles`` applies) is applied to every day of the season's months
+    (``SEASON_MONTHS``), each day on its own as phase 4 applies it to the design day; the other days
+    of that season's curve keep the upgrade's kW unshifted (they are not searched). Each building
+    file is read once, and its load shift computed once (with its first row: phase 4's model
+    depends on the building, not on the feeder or shape it serves).
+    """
+    hvac_columns = list(config.EULP_HVAC_KWH)
+    curves: dict[str, dict[str, dict[str, np.ndarray]]] = {s: {v: {} for v in variants} for s in seasons}
+    index: pd.DatetimeIndex | None = None
+    days: dict[str, np.ndarray] = {}
+    for (cls, bldg_id, building_type, release), group in buildings.groupby(
+            ["class", "bldg_id", "building_type", "release"], sort=True, dropna=False):
+        btype = building_type if isinstance(building_type, str) else None
+        rules = {v: eulp.variant_rule(cls, btype, v) for v in variants}
+        shifted_upgrades = {int(r["upgrade"]) for r in rules.values() if r["load_shift"]}
+        if shifted_upgrades and transform is None:
+            raise ProfileError(f"building {bldg_id} has a load-shifted variant: give phase 4's load-shift model")
+        frames: dict[int, pd.DataFrame] = {}
+        for upgrade in sorted({int(r["upgrade"]) for r in rules.values()}):
+            columns = (config.EULP_TOTAL_KWH, *hvac_columns) if upgrade in shifted_upgrades else (config.EULP_TOTAL_KWH,)
+            path = building_file(eulp_root, release, state, int(bldg_id), upgrade)
+            frame = read_building_kw(path, columns=columns)
+            if index is None:
+                index = frame.index
+                days = {s: season_days(index, config.SEASON_MONTHS[s]) for s in seasons}
+            elif len(frame.index) != len(index) or not (frame.index == index).all():
+                raise eulp.EULPError(f"{path}: its timestamps differ from the other buildings'")
+            frames[upgrade] = frame
+        # the building's kW per variant and season; a load shift is computed once per building, with
+        # its first row: phase 4's model depends on the building (class, release, bldg_id), not on the
+        # feeder or shape it serves (tests/test_design_day.py checks that it still does not)
+        first = group.iloc[0]
+        kw_of: dict[tuple[str, str], np.ndarray] = {}
+        for v, rule in rules.items():
+            frame = frames[int(rule["upgrade"])]
+            total = frame[config.EULP_TOTAL_KWH].to_numpy()
+            hvac = frame[hvac_columns].sum(axis=1).to_numpy() if rule["load_shift"] else None
+            for s in seasons:
+                if hvac is None:
+                    kw_of[(v, s)] = total
+                    continue
+                kw = total.copy()
+                for d in days[s]:
+                    kw[d * STEPS:(d + 1) * STEPS] = transform(day_slice(total, d), day_slice(hvac, d), s, first)
+                kw_of[(v, s)] = kw
+        for feeder, scale in zip(group["feeder"], group["scale"].astype(float)):
+            for (v, s), kw in kw_of.items():
+                curves[s][v][feeder] = curves[s][v].get(feeder, 0.0) + scale * kw
+    if index is None:
+        raise ProfileError("no building to sum: feeder_buildings.csv lists none")
+    return curves, index

@@ -45,7 +45,8 @@ SERIES_COLUMNS = (*TIME_COLUMNS, *HEAD_COLUMNS, *EXTRA_SERIES)
 
 #: summary.json keys every run has (``status`` one of :data:`STATUSES`)
 SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "design_day", "inputs", "realised", "inputs_digest",
-                "mixes_digest", "shared_digest", "timeseries_sha256", "status", "message", "metrics", "packages")
+                "mixes_digest", "shared_digest", "metric_settings_digest", "timeseries_sha256", "status", "message",
+                "metrics", "packages")
 STATUSES = ("ok", "failed")
 
 #: statuses of circuit_filter.csv: only ``pass`` feeders are instantiated
@@ -75,6 +76,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "ansi_a_over_node_intervals": ("count", "customer node-intervals above ANSI C84.1 Range A"),
     "ansi_a_violation_node_intervals": ("count", "customer node-intervals outside ANSI C84.1 Range A"),
     "ansi_a_customers_affected": ("count", "customers with any node outside Range A"),
+    "ansi_a_under_max_consecutive_intervals": ("count", "longest run of consecutive 15-min intervals any customer "
+                                                        "spends below ANSI C84.1 Range A (periodic design day)"),
     "ansi_b_under_node_intervals": ("count", "customer node-intervals below ANSI C84.1 Range B"),
     "ansi_b_over_node_intervals": ("count", "customer node-intervals above ANSI C84.1 Range B"),
     "ansi_b_violation_node_intervals": ("count", "customer node-intervals outside ANSI C84.1 Range B"),
@@ -84,13 +87,16 @@ METRICS: dict[str, tuple[str, str]] = {
     "overloaded_line_intervals": ("count", "line element-intervals above 100 % of NormAmps"),
     "overloaded_lines": ("count", "lines above 100 % of NormAmps at least once"),
     "line_ma_overload_intervals": ("count", "line element-intervals whose moving average exceeds the "
-                                            "THERMAL line threshold"),
+                                            "THERMAL line threshold (1 h above 100 % of NormAmps)"),
     "worst_transformer_loading_pct": ("%", "highest transformer |S| as a share of its kVA rating"),
     "worst_transformer": ("text", "the transformer with the highest loading"),
     "overloaded_transformer_intervals": ("count", "transformer element-intervals above 100 % of rating"),
     "overloaded_transformers": ("count", "transformers above 100 % of rating at least once"),
     "transformer_ma_overload_intervals": ("count", "transformer element-intervals whose moving average "
-                                                   "exceeds the THERMAL transformer threshold"),
+                                                   "exceeds the THERMAL transformer threshold (2 h above "
+                                                   "100 % of nameplate)"),
+    "transformer_emergency_intervals": ("count", "transformer element-intervals above the emergency limit "
+                                                 "(THERMAL transformer emergency_pct, 150 %; instantaneous)"),
     "reverse_flow_intervals": ("count", "15-min intervals with power flowing back into the substation"),
     "peak_without_storage_kw": ("kW", "feeder-head peak of the same day with the batteries disabled"),
     "storage_peak_reduction_kw": ("kW", "peak without storage minus peak with storage"),
@@ -140,3 +146,25 @@ REALISED: dict[str, tuple[str, str]] = {
 def is_text(unit: str) -> bool:
     """True for the unit of a value that is not a number."""
     return unit == "text"
+
+
+def metric_settings_digest() -> str:
+    """SHA-256 of the ``common.config`` settings phase 6's metrics are computed with (ANSI ranges, thermal
+    windows and limits, the failure criteria, the energised threshold, EV voltage limits): a run's summary
+    records it, so a run solved under other settings is redone by phase 6 and stale for phase 7."""
+    import hashlib
+    import json
+
+    from common import config
+
+    settings = {"ANSI_RANGE_A": config.ANSI_RANGE_A, "ANSI_RANGE_B": config.ANSI_RANGE_B,
+                "THERMAL": config.THERMAL, "FAILURE_CRITERIA": getattr(config, "FAILURE_CRITERIA", None),
+                "ENERGISED_PU": config.ENERGISED_PU, "EV_VMIN": config.EV.get("vminpu"),
+                "EV_VLOW": config.EV.get("vlowpu")}
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def missing_metrics(metrics: dict) -> list[str]:
+    """The :data:`METRICS` a run's ``metrics`` lack (a summary written by an older phase 6)."""
+    return sorted(name for name in METRICS if name not in metrics)

@@ -45,7 +45,8 @@ class Step:
     ``stage`` is the heading printed before the first step of a stage (``{state}``, ``{season}``
     and ``{design}`` are filled in). The booleans say which of the run's settings the step takes:
     ``source`` (``--source``, where phase 1c downloads from), ``smartds_root`` (``--smartds-root``),
-    ``eulp_root`` (``--eulp-root``), ``workers`` (``--workers``), ``n_cases`` (``--n-cases``);
+    ``eulp_root`` (``--eulp-root``), ``workers`` (``--workers``), ``n_cases`` (``--n-cases``),
+    ``replicates`` (``--replicates``);
     ``quiet`` passes ``-q`` always (download progress bars); ``flags`` are passed as they are.
     """
 
@@ -59,6 +60,7 @@ class Step:
     eulp_root: bool = False
     workers: bool = False
     n_cases: bool = False
+    replicates: bool = False
     quiet: bool = False
 
     @property
@@ -67,7 +69,8 @@ class Step:
         return " ".join((self.script, *self.flags))
 
     def argv(self, data_dir: str | Path, *, state: str | None = None, season: str | None = None,
-             design: str | None = None, n_cases: int | None = None, workers: int | None = None,
+             design: str | None = None, n_cases: int | None = None, replicates: int | None = None,
+             workers: int | None = None,
              source: str | Path | None = None, smartds_root: str | Path | None = None,
              eulp_root: str | Path | None = None, quiet: bool = False) -> list[str]:
         """The step's flags for one invocation. A setting left at None is not passed (the script's
@@ -81,7 +84,8 @@ class Step:
         for key in needed:
             argv += [f"--{key}", str(given[key])]
         argv += list(self.flags)
-        optional = ((self.n_cases, "--n-cases", n_cases), (self.workers, "--workers", workers),
+        optional = ((self.n_cases, "--n-cases", n_cases), (self.replicates, "--replicates", replicates),
+                    (self.workers, "--workers", workers),
                     (self.source, "--source", source), (self.smartds_root, "--smartds-root", smartds_root),
                     (self.eulp_root, "--eulp-root", eulp_root))
         for takes, flag, value in optional:
@@ -101,7 +105,8 @@ _7 = "phase 7: combined results, sensitivity, scenario discovery, plots, report"
 #: every step of a full run, in run order
 STEPS: tuple[Step, ...] = (
     Step("sample/build_sample.py", "sample", "sample: the embedded SMART-DS and EULP sample (built once)"),
-    Step("0_code_xlrm/run_mix_generator.py", "0", "phase 0: designs of experiments", n_cases=True),
+    Step("0_code_xlrm/run_mix_generator.py", "0", "phase 0: designs of experiments", n_cases=True,
+         replicates=True),
     Step("1c_eulp_downloads/download_smartds.py", "1c", _1C_META, STATE, source=True, quiet=True),
     Step("1c_eulp_downloads/download_parquets_homes.py", "1c", _1C_META, STATE, ("--metadata-only",),
          source=True, quiet=True),
@@ -152,7 +157,7 @@ def plan(data_dir: str | Path, *, states: Sequence[str] = config.STATES,
          seasons: Sequence[str] = config.SEASONS, designs: Sequence[str] = config.DESIGNS,
          steps: Sequence[Step] = STEPS, **settings: object) -> list[Invocation]:
     """Every command of a run, in order. ``settings`` are passed to :meth:`Step.argv` (n_cases,
-    workers, source, smartds_root, eulp_root, quiet)."""
+    replicates, workers, source, smartds_root, eulp_root, quiet)."""
     out: list[Invocation] = []
 
     def add(step: Step, state: str | None = None, season: str | None = None, design: str | None = None) -> None:
@@ -194,7 +199,7 @@ def _print_table() -> int:
     for step in STEPS:
         takes = [flag for flag, on in (("--source", step.source), ("--smartds-root", step.smartds_root),
                                        ("--eulp-root", step.eulp_root), ("--workers", step.workers),
-                                       ("--n-cases", step.n_cases)) if on]
+                                       ("--n-cases", step.n_cases), ("--replicates", step.replicates)) if on]
         print(f"{step.scope:9} {step.phase:6} {step.name:75} {' '.join(takes)}")
     return 0
 

@@ -9,8 +9,9 @@ Description
       state; in NC also a large ~2,000-customer feeder and a feeder with a broken connection that
       leaves a lateral isolated), ``profiles/`` (35,040-row per-unit CSVs) and ``load_data/``
       parquet for every profile used;
-    * EULP: ResStock ``2024/resstock_tmy3_release_2`` (upgrades 0, 1, 4) and ComStock
-      ``2024/comstock_amy2018_release_1`` (upgrades 0, 1, 8): metadata parquet and per-building
+    * EULP: ResStock ``2024/resstock_amy2018_release_2`` (upgrades 0, 1, 4) and ComStock
+      ``2024/comstock_amy2018_release_1`` (upgrades 0, 1, 8), both simulated with the state's one
+      "AMY 2018" weather that also drives the SMART-DS profiles: metadata parquet and per-building
       15-min parquet with interval-ending timestamps, for the three states; and ComStock
       ``2024/comstock_amy2018_release_2`` for NC only (a few buildings, upgrades 0, 1, 8), its
       metadata partitioned by state and county as that release publishes it;
@@ -54,6 +55,7 @@ Usage
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -76,10 +78,14 @@ from sample.weather import build_weather
 logger = logging.getLogger(__name__)
 
 SAMPLE_SEED = 20181231
-SAMPLE_VERSION = 5
+#: 6: the EV session statistics give a dwell time per charger level (dwell_h) instead of a departure hour
+#: 7: ResStock mirrored as 2024/resstock_amy2018_release_2 with the AMY 2018 weather of ComStock and SMART-DS
+#:    (one weather year, common.config.EULP_RELEASE), instead of resstock_tmy3_release_2 with its own weather
+SAMPLE_VERSION = 7
 STATE_INDEX = {state: i for i, state in enumerate(config.STATES)}
 
-RES_RELEASE = "2024/resstock_tmy3_release_2"
+#: the default releases (common.config.EULP_RELEASE): one weather year, AMY 2018, for both classes
+RES_RELEASE = "2024/resstock_amy2018_release_2"
 COM_RELEASE = "2024/comstock_amy2018_release_1"
 RES_UPGRADES = (0, 1, 4)
 COM_UPGRADES = (0, 1, 8)
@@ -189,8 +195,7 @@ def build_state_smartds(state: str, oedi: Path, spec: StateSample, stats: dict) 
 def build_state_eulp(state: str, oedi: Path, spec: StateSample, metadata: dict[str, list[dict]]) -> None:
     months = D.month_of_interval()
     eulp = oedi / config.EULP_PREFIX
-    # ResStock: TMY3 weather (a different year than SMART-DS's 2018, as in the real releases)
-    tmy = build_weather(state, _rng(state, 1))
+    # ResStock and ComStock: the AMY 2018 weather of SMART-DS (build_state_smartds), one weather year
     amy = build_weather(state, _rng(state, 0))
     rng = _rng(state, 4)
     base_id = 100000 * (STATE_INDEX[state] + 1)
@@ -199,7 +204,7 @@ def build_state_eulp(state: str, oedi: Path, spec: StateSample, metadata: dict[s
     county, puma = COUNTY[state]
     for start in range(0, len(homes), 20):
         batch = B.ResidentialBatch(**{k: v[start:start + 20] for k, v in homes.__dict__.items()})
-        per_upgrade = {u: B.residential_loads(batch, tmy, u) for u in RES_UPGRADES}
+        per_upgrade = {u: B.residential_loads(batch, amy, u) for u in RES_UPGRADES}
         for j in range(len(batch)):
             bldg = base_id + start + j + 1
             fuel, heat_type = B.RES_HEATING[str(batch.heating_kind[j])]
@@ -279,8 +284,10 @@ def build_sample(target: Path) -> dict:
         "version": SAMPLE_VERSION,
         "seed": SAMPLE_SEED,
         "states": list(config.STATES),
-        "releases": {"res": {"release": RES_RELEASE, "upgrades": list(RES_UPGRADES)},
-                     "com": {"release": COM_RELEASE, "upgrades": list(COM_UPGRADES)},
+        "releases": {"res": {"release": RES_RELEASE, "upgrades": list(RES_UPGRADES),
+                             "weather": config.EULP_RELEASES[RES_RELEASE]["weather"]},
+                     "com": {"release": COM_RELEASE, "upgrades": list(COM_UPGRADES),
+                             "weather": config.EULP_RELEASES[COM_RELEASE]["weather"]},
                      "partitioned": {"release": PARTITIONED_RELEASE, "state": PARTITIONED_STATE,
                                      "upgrades": list(COM_UPGRADES), "metadata_rows": partitioned}},
         "feeders": stats["feeders"],
@@ -301,12 +308,25 @@ def build_parser() -> cli.Parser:
     return parser
 
 
+def built_version(manifest: Path) -> int | None:
+    """The version recorded in an existing sample's manifest (None when unreadable)."""
+    try:
+        version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) else None
+
+
 @cli.entry
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     if ws.sample_manifest.is_file() and not args.force:
-        logger.info("sample already built: %s (use --force to rebuild)", ws.sample)
-        return 0
+        built = built_version(ws.sample_manifest)
+        if built == SAMPLE_VERSION:
+            logger.info("sample already built: %s (use --force to rebuild)", ws.sample)
+            return 0
+        logger.warning("the sample in %s is version %s, this code builds version %d (its data changed): rebuilding it; "
+                       "the phases after it redo what depends on it", ws.sample, built, SAMPLE_VERSION)
     ws.root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix=".sample-build-", dir=ws.root))

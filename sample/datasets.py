@@ -178,36 +178,46 @@ def build_partitioned_comstock(release_dir: Path, release: str, state: str, coun
 
 # ------------------------------------------------------------------------------------------- EV sessions
 #: Synthetic home-charging statistics, shaped after published residential charging behaviour
-#: (INL EV Project and NREL EVI-Pro home charging: plug-in peaks 17:00-19:00 on weekdays,
-#: unplugging 06:00-08:00; Level 1 users, often plug-in hybrids, need less energy per day).
+#: (INL EV Project, "Plugged In: How Americans Charge Their Electric Vehicles", INL/EXT-15-35584,
+#: and NREL EVI-Pro home charging: plug-in peaking 17:00-19:00 on weekdays, home sessions mostly
+#: overnight and connected far longer than they charge; Level 1 users, often plug-in hybrids, need
+#: less energy per day). The numbers are NOT fitted to those studies:
+#: * arrival: wrapped normal on the 24-h clock, as in sample version 5;
+#: * dwell (hours plugged in, drawn after the arrival; departure = arrival + dwell): normal, truncated
+#:   to 0-24 h. Its mean is the earlier sample's mean departure minus its mean arrival (L1 07:12 -
+#:   17:48 = 13.4 h, L2 07:24 - 18:18 = 13.1 h), so the typical EV still leaves at about 07:00-07:30;
+#:   its sd of 1.5 h is an assumption, narrower than the arrival's so that departures keep a morning
+#:   peak (departure sd = sqrt(arrival sd^2 + 1.5^2), 2.5 h for L1). Short evening top-ups are left
+#:   out: the energy is drawn apart from the dwell, and a short session with a whole day's energy
+#:   need would show as unserved energy that no driver would have asked for;
+#: * energy: lognormal, as in sample version 5.
 EV_DISTRIBUTIONS = {
-    # level: (arrival mean h, sd h), (departure mean h, sd h), (energy lognormal median kWh, sigma)
-    "L1": ((17.8, 2.0), (7.2, 1.1), (6.5, 0.45)),
-    "L2": ((18.3, 2.3), (7.4, 1.2), (10.5, 0.50)),
+    # level: arrival (mean h, sd h), dwell (mean h, sd h), energy (lognormal median kWh, sigma)
+    "L1": ((17.8, 2.0), (13.4, 1.5), (6.5, 0.45)),
+    "L2": ((18.3, 2.3), (13.1, 1.5), (10.5, 0.50)),
 }
 
 
 def ev_session_stats() -> pd.DataFrame:
-    """Binned distributions of arrival hour, departure hour and session energy per charger level."""
+    """Binned distributions of arrival hour, dwell time and session energy per charger level."""
     rows = []
     hours = np.arange(25)
     energy_edges = np.array([0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 25, 30, 40, 60], dtype=float)
     from scipy.stats import lognorm, norm
 
-    for level, ((a_mu, a_sd), (d_mu, d_sd), (e_med, e_sig)) in EV_DISTRIBUTIONS.items():
-        for quantity, mu, sd in (("arrival_hour", a_mu, a_sd), ("departure_hour", d_mu, d_sd)):
-            # wrapped normal on the 24-h clock
-            cdf = sum(norm.cdf(hours + shift, mu, sd) for shift in (-24, 0, 24))
-            prob = np.diff(cdf)
-            prob = prob / prob.sum()
-            rows += [{"charger_level": level, "quantity": quantity, "bin_low": float(h), "bin_high": float(h + 1),
-                      "probability": round(float(p), 6), "unit": "hour of day"} for h, p in zip(hours[:-1], prob)]
-        cdf = lognorm.cdf(energy_edges, s=e_sig, scale=e_med)
+    def binned(level: str, quantity: str, edges: np.ndarray, cdf: np.ndarray, unit: str) -> list[dict]:
         prob = np.diff(cdf)
         prob = prob / prob.sum()
-        rows += [{"charger_level": level, "quantity": "energy_kwh", "bin_low": float(lo), "bin_high": float(hi),
-                  "probability": round(float(p), 6), "unit": "kWh per day"}
-                 for lo, hi, p in zip(energy_edges[:-1], energy_edges[1:], prob)]
+        return [{"charger_level": level, "quantity": quantity, "bin_low": float(lo), "bin_high": float(hi),
+                 "probability": round(float(p), 6), "unit": unit} for lo, hi, p in zip(edges[:-1], edges[1:], prob)]
+
+    for level, ((a_mu, a_sd), (d_mu, d_sd), (e_med, e_sig)) in EV_DISTRIBUTIONS.items():
+        # wrapped normal on the 24-h clock
+        arrival = sum(norm.cdf(hours + shift, a_mu, a_sd) for shift in (-24, 0, 24))
+        rows += binned(level, "arrival_hour", hours, arrival, "hour of day")
+        rows += binned(level, "dwell_h", hours, norm.cdf(hours, d_mu, d_sd), "hours plugged in")
+        rows += binned(level, "energy_kwh", energy_edges, lognorm.cdf(energy_edges, s=e_sig, scale=e_med),
+                       "kWh per day")
     frame = pd.DataFrame(rows)
     # probabilities rounded to 6 decimals: renormalise the largest bin so every group sums to 1
     for _, idx in frame.groupby(["charger_level", "quantity"]).groups.items():
@@ -224,15 +234,22 @@ charger level (`L1` 120 V, `L2` 240 V) and quantity:
 | quantity | bins | meaning |
 |---|---|---|
 | `arrival_hour` | hours 0-23 | hour of day the EV plugs in |
-| `departure_hour` | hours 0-23 | hour of day it unplugs (the next morning when earlier than arrival) |
+| `dwell_h` | 1-h bins, 0-24 h | hours plugged in: it leaves at arrival + dwell (overnight: the next morning) |
 | `energy_kwh` | kWh ranges | energy the EV needs that day |
 
 Columns: `charger_level, quantity, bin_low, bin_high, probability, unit`; probabilities sum to 1 per
-group. Phase 6 draws a bin by its probability and a value uniformly inside it.
+group. Phase 6 draws a bin by its probability and a value uniformly inside it (arrival and dwell on
+the 15-min grid), the arrival first and then the dwell, so the EV always leaves after it arrives.
+A file with `departure_hour` rows (sample version 5 and earlier) is refused: arrival and departure
+drawn independently do not make a session; give `dwell_h` rows instead.
 
 These are synthetic distributions written by `sample/datasets.py`, shaped after published
-residential charging behaviour (INL EV Project; NREL EVI-Pro home charging): plug-in peaking at
-17:00-19:00, unplugging at 06:00-08:00, median daily energy about 6.5 kWh for Level 1 and 10.5 kWh
-for Level 2 (lognormal). Replace this file with measured statistics in the same columns for a
-real study.
+residential charging behaviour (INL EV Project, "Plugged In: How Americans Charge Their Electric
+Vehicles"; NREL EVI-Pro home charging) but not fitted to it: plug-in peaking at 17:00-19:00; an
+overnight dwell, normal with mean 13.4 h for Level 1 and 13.1 h for Level 2 (the earlier sample's
+mean departure minus its mean arrival, so the typical EV leaves at about 07:00-07:30) and sd 1.5 h
+(an assumption), truncated to 0-24 h; median daily energy about 6.5 kWh for Level 1 and 10.5 kWh
+for Level 2 (lognormal). Short top-up sessions are left out: the energy is drawn apart from the
+dwell, so a short session would carry a whole day's need. Replace this file with
+measured statistics in the same columns for a real study.
 """

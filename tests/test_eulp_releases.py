@@ -4,8 +4,8 @@ and from a local folder.
 
 The embedded sample mirrors ComStock 2024 release 2 for NC (two county partitions, three buildings,
 one of them on two rows of its county file); ResStock 2025 (one file per state) is built by the
-tests that need it. The default releases (``EULP_RELEASE``) stay the single-file ones that the
-other pipeline tests run on.
+tests that need it. The default releases (``EULP_RELEASE``: ResStock 2024 release 2 and ComStock 2024
+release 1, both AMY 2018) stay the single-file ones that the other pipeline tests run on.
 """
 
 from __future__ import annotations
@@ -83,13 +83,14 @@ def state_release_bucket(root: Path, states=("NC",)) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------- release table
 def test_release_table_rows_are_complete():
-    keys = {"stock", "class", "partition", "timeseries", "metadata_partition", "metadata_baseline",
+    keys = {"stock", "class", "weather", "partition", "timeseries", "metadata_partition", "metadata_baseline",
             "metadata_upgrade", "building_type_column", "upgrades"}
     for release, layout in config.EULP_RELEASES.items():
         assert set(layout) == keys, release
         assert layout["metadata_partition"] in eulp.METADATA_PARTITIONS, release
         assert layout["class"] == {"resstock": "res", "comstock": "com"}[layout["stock"]], release
         assert layout["upgrades"][0] == "baseline", release
+        assert layout["weather"] in ("TMY3", "AMY2018", "AMY2012"), release
 
 
 def test_new_releases_are_in_the_table():

@@ -158,3 +158,10 @@ def test_analyse_pawn_is_salib_median_ks_with_the_dummy():
     assert [r["input"] for r in found] == list(ISHIGAMI_INPUTS)
     np.testing.assert_allclose([r["index"] for r in found], expected, rtol=0, atol=1e-12)
     assert all(r["pawn_slices"] == slices for r in found)
+
+
+def test_a_subsample_has_its_own_seeds_and_the_full_sample_keeps_its_own():
+    full = gsa.task_seed(123, "NC winter pooled", "peak_kw", "delta")
+    assert gsa.task_seed(123, "NC winter pooled", "peak_kw", "delta", "") == full
+    halves = {gsa.task_seed(123, "NC winter pooled", "peak_kw", "delta", label) for label in ("N/4", "N/2")}
+    assert len(halves) == 2 and full not in halves

@@ -37,7 +37,8 @@ def test_main_writes_declared_outputs(phase0):
     for name in OUTPUTS:
         assert (phase0 / name).is_file(), name
     long = pd.read_csv(phase0 / "mixes_compare_long.csv")
-    assert list(long.columns) == ["design", "case", "parameter", "value", "unit", "role"]
+    assert list(long.columns) == ["design", "case", "design_point", "placement_replicate", "parameter", "value",
+                                  "unit", "role"]
     summary = pd.read_csv(phase0 / "lhs_vs_sobol_summary.csv")
     assert {"design", "parameter", "n", "mean", "std", "min", "max", "discrepancy"} <= set(summary.columns)
     assert np.isfinite(summary["discrepancy"]).all()
@@ -115,16 +116,36 @@ def test_parameters_stay_within_bounds(phase0):
                 assert low - 1e-12 <= flat[name] <= high + 1e-12, (design, key, name)
 
 
-def test_case_seeds_are_distinct_per_purpose_and_case():
-    seeds = [doe.case_seeds(123, "lhs", case) for case in range(1, 30)]
-    flat = [s for case in seeds for s in case.values()]
+def test_placement_seeds_are_distinct_per_purpose_and_replicate():
+    seeds = [doe.placement_seeds(123, r) for r in range(30)]
+    flat = [s for rep in seeds for s in rep.values()]
     assert len(set(flat)) == len(flat)
     assert set(seeds[0]) == set(doe.SEED_KEYS.values())
 
 
-def test_case_seeds_differ_between_designs_except_reference():
-    assert doe.case_seeds(123, "lhs", 3) != doe.case_seeds(123, "sobol", 3)
-    assert doe.case_seeds(123, "lhs", 0) == doe.case_seeds(123, "sobol", 0)
+def test_every_case_of_a_replicate_shares_its_seeds_in_both_designs(phase0):
+    """Common random numbers: the seeds are the replicate's, not the case's (nor the design's)."""
+    seen = set()
+    for design in config.DESIGNS:
+        for case in doe.load_mixes(phase0 / f"mixes_{design}.json").values():
+            seen.add(tuple(case[k] for k in doe.SEED_KEYS.values()))
+    assert seen == {tuple(doe.placement_seeds(config.DOE_SEED, 0).values())}
+
+
+def test_replicates_repeat_each_point_with_its_own_seeds(tmp_path):
+    assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "4", "--replicates", "3", "-q"]) == 0
+    mixes = doe.load_mixes(tmp_path / "0_code_xlrm" / "mixes_lhs.json")
+    assert len(mixes) == 1 + 4 * 3
+    for key, case in mixes.items():
+        k = int(key)
+        assert k == doe.case_key(case["design_point"], case["placement_replicate"], 3)
+        assert case[doe.SEED_KEYS["ev_hosts"]] == doe.placement_seeds(config.DOE_SEED, case["placement_replicate"])["ev_seed"]
+    point2 = [c for c in mixes.values() if c["design_point"] == 2]
+    assert sorted(c["placement_replicate"] for c in point2) == [0, 1, 2]
+    assert all(c["unit_cube"] == point2[0]["unit_cube"] for c in point2)
+    assert len({c["pv_seed"] for c in point2}) == 3
+    summary = pd.read_csv(tmp_path / "0_code_xlrm" / "lhs_vs_sobol_summary.csv")
+    assert set(summary["n"]) == {4}  # the design's own points, not their repeats
 
 
 def test_disjoint_sets_true_by_default(phase0):
@@ -250,3 +271,18 @@ def test_compare_long_holds_the_factors_with_case_zero_undefined(phase0):
     zero = factors[(factors["case"] == 0)].set_index(["design", "parameter"])["value"]
     assert (zero.xs("hp_adoption", level="parameter") == 0).all()
     assert zero.xs("hp_dm_fraction", level="parameter").isna().all()
+
+
+def test_a_confounded_design_is_flagged_and_warned(tmp_path, caplog):
+    """16 Sobol points in 7 dimensions always hold a column pair near |r| = 0.75."""
+    with caplog.at_level("WARNING"):
+        assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "16", "--design", "sobol", "-q"]) == 0
+    summary = pd.read_csv(tmp_path / "0_code_xlrm" / "lhs_vs_sobol_summary.csv")
+    assert summary["confounded"].all() and (summary["max_abs_corr"] > config.DOE_MAX_ABS_CORR).all()
+    assert any("cannot tell their effects apart" in r.getMessage() for r in caplog.records)
+
+
+def test_a_larger_design_is_not_flagged(tmp_path):
+    assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "64", "-q"]) == 0
+    summary = pd.read_csv(tmp_path / "0_code_xlrm" / "lhs_vs_sobol_summary.csv")
+    assert not summary["confounded"].any()

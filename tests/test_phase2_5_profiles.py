@@ -14,7 +14,7 @@ import pytest
 from common import config, eulp
 from common.paths import Workspace
 from common.waterfill import water_fill
-from conftest import load_script, make_workspace
+from conftest import copy_workspace, load_script, make_workspace
 from pipeline import run_phase1b, run_profiles, sample_eulp_root
 
 scale = load_script("2_profiles_heat_pumps/scale_feeder_curves.py")
@@ -180,6 +180,115 @@ def test_load_shift_that_cannot_fit_under_the_ceiling_spreads_over_the_day():
     out = dm.load_shift(total, hvac, settings)
     assert out.sum() == pytest.approx(total.sum())
     assert out.max() < total.max()
+
+
+# ------------------------------------------------------------------------------------------- staggered DM
+def _cold_morning_building(i: int) -> tuple[np.ndarray, np.ndarray]:
+    """A heat-pump home on a cold day: HVAC peaking at 06:30, a little different per building."""
+    h = np.arange(96) / 4
+    hvac = 2.0 + 3.0 * np.exp(-0.5 * ((h - 6.5 - 0.05 * (i % 5)) / 1.5) ** 2)
+    return 1.0 + 0.1 * (i % 3) + hvac, hvac
+
+
+STAGGER = {"spread_h": 2.0, "step_h": 0.25, "seed": 7}
+
+
+def test_window_offsets_are_seeded_per_building_on_the_grid():
+    keys = [dm.building_key("res", "2024/resstock_tmy3_release_2", i) for i in range(400)]
+    offsets = np.array([dm.window_offset_h(k, STAGGER) for k in keys])
+    assert np.abs(offsets).max() <= 2.0 and np.allclose(offsets * 4, np.round(offsets * 4))
+    assert len(np.unique(offsets)) == 17  # every 15-min step of -2..+2 h is used
+    assert [dm.window_offset_h(k, STAGGER) for k in reversed(keys)] == list(offsets[::-1])  # order-free
+    other_seed = np.array([dm.window_offset_h(k, {**STAGGER, "seed": 8}) for k in keys])
+    assert (other_seed != offsets).mean() > 0.8  # another seed, other offsets
+    assert dm.window_offset_h(keys[0], {**STAGGER, "spread_h": 0.0}) == 0.0
+
+
+@pytest.mark.parametrize("bad", [{"step_h": 0.1}, {"spread_h": 0.3}, {"spread_h": -1.0}, {"spread": 1.0}])
+def test_stagger_setting_off_the_grid_is_refused(bad):
+    from common import cli
+
+    with pytest.raises(cli.UserError, match="LOAD_SHIFT_STAGGER"):
+        dm.stagger_steps({**STAGGER, **bad})
+
+
+def test_staggered_load_shift_conserves_each_buildings_energy():
+    settings = config.LOAD_SHIFT["winter"]
+    for i in range(30):
+        total, hvac = _cold_morning_building(i)
+        offset = dm.window_offset_h(dm.building_key("res", "r", i), STAGGER)
+        out = dm.load_shift(total, hvac, dm.shifted(settings, offset))
+        assert out.sum() == pytest.approx(total.sum(), rel=1e-12)
+        assert out.max() <= total.max() + 1e-9
+
+
+def test_staggering_lowers_the_synchronised_feeder_peak():
+    settings = config.LOAD_SHIFT["winter"]
+    days = [_cold_morning_building(i) for i in range(60)]
+    uncontrolled = sum(total for total, _ in days)
+    one_clock = sum(dm.load_shift(total, hvac, settings) for total, hvac in days)
+    staggered = sum(dm.load_shift(total, hvac, dm.shifted(settings, dm.window_offset_h(dm.building_key("res", "r", i),
+                                                                                            STAGGER)))
+                    for i, (total, hvac) in enumerate(days))
+    assert staggered.sum() == pytest.approx(one_clock.sum(), rel=1e-12)
+    # one clock: the pre-heat of every building lands in the same hours before the window
+    assert 12 <= int(np.argmax(one_clock)) < 24  # 03:00-06:00, before the 06:00 window
+    assert staggered.max() < 0.9 * one_clock.max() < 0.95 * uncontrolled.max()
+
+
+def test_offsets_table_lists_every_buildings_offset_and_windows(nc):
+    ws = Workspace(nc)
+    table = pd.read_csv(dm.offsets_path(ws, STATE))
+    buildings = pd.read_csv(ws.feeder_buildings(STATE)).drop_duplicates(["class", "release", "bldg_id"])
+    assert len(table) == len(buildings)
+    for _, row in table.iterrows():
+        offset = dm.window_offset_h(dm.building_key(row["class"], row["release"], row["bldg_id"]))
+        assert row["offset_h"] == offset
+        start, end = config.LOAD_SHIFT["summer"]["window_hours"][0]
+        assert row["windows_summer"] == f"{dm._clock(start + offset)}-{dm._clock(end + offset)}"
+    assert table["offset_h"].nunique() > 5
+    assert profiles_check(ws, dm.offsets_path(ws, STATE))
+
+
+def profiles_check(ws: Workspace, path: Path) -> bool:
+    from common import profiles
+
+    return bool(profiles.check_current(ws, path, profiles.PRODUCERS["dm"]))
+
+
+def test_staggered_dm_keeps_every_buildings_energy_on_the_sample(nc):
+    ws = Workspace(nc)
+    for season in config.SEASONS:
+        tables = {v: pd.read_parquet(ws.daily_profile_table(STATE, v, season)) for v in ("dm", "un")}
+        energy = {v: table.groupby(["feeder", "shape"])["p_pu"].sum() for v, table in tables.items()}
+        assert len(energy["dm"]) > 50
+        np.testing.assert_allclose(energy["dm"].to_numpy(), energy["un"].reindex(energy["dm"].index).to_numpy(),
+                                   rtol=1e-9)
+
+
+def _winter_peaks(data: Path) -> pd.DataFrame:
+    summary = pd.read_csv(Workspace(data).variant_summary(STATE))
+    return summary[summary["season"] == "winter"].pivot_table(index="feeder", columns="variant", values="peak_kw")
+
+
+def test_staggered_dm_winter_peak_is_clearly_below_uncontrolled_and_one_clock_on_the_large_feeder(
+        nc, tmp_path, monkeypatch):
+    large = "uhs1_1247--udt5219"
+    staggered = _winter_peaks(nc)
+    assert staggered["baseline"].idxmax() == large
+    # the same phase 4 with one shared clock (spread 0, the earlier behaviour), on a copy of the workspace
+    one_clock = copy_workspace(nc, tmp_path / "one_clock")
+    monkeypatch.setitem(config.LOAD_SHIFT_STAGGER, "spread_h", 0.0)
+    assert dm.main(["--data-dir", str(one_clock), "--state", STATE, "-q",
+                    "--eulp-root", str(sample_eulp_root(one_clock))]) == 0
+    assert set(pd.read_csv(dm.offsets_path(Workspace(one_clock), STATE))["offset_h"]) == {0.0}
+    assert plots.main(["--data-dir", str(one_clock), "--state", STATE, "-q"]) == 0
+    synchronised = _winter_peaks(one_clock)
+    assert synchronised.at[large, "un"] == staggered.at[large, "un"]
+    # sample v5 (ResStock TMY3): one clock 18,157 kW, staggered 15,717 kW, uncontrolled 18,637 kW
+    assert staggered.at[large, "dm"] < 0.9 * synchronised.at[large, "dm"]
+    assert staggered.at[large, "dm"] < 0.9 * staggered.at[large, "un"]
+    assert (staggered["dm"] < 0.9 * staggered["un"]).all()
 
 
 def test_water_fill_fills_the_lowest_intervals_first():

@@ -108,13 +108,93 @@ def test_assignments_record_inputs_seeds_counts_and_hosts(instances):
     ws = Workspace(instances)
     mixes = doe.load_mixes(ws.mixes("lhs"))
     a = json.loads((ws.instance_dir("NC", "winter", "lhs", MEDIUM, "3") / "scenario_assignments.json").read_text())
-    assert a["inputs"] == {**doe.flatten_case(mixes["3"]), "disjoint_sets": True}
+    assert a["inputs"] == {**doe.flatten_case(mixes["3"]), "disjoint_sets": True, "design_point": 3,
+                           "placement_replicate": 0}
     assert a["seeds"]["ev_session_seed"] == mixes["3"]["ev_session_seed"]
     realised = a["realised"]
     assert sum(realised["customers_per_variant"].values()) == realised["n_customers"]
     assert len(a["hosts"]["ev"]) == realised["n_evs"]
     assert realised["n_evs"] == ci.round_half_up(mixes["3"]["ev_perc"] * realised["n_residential"])
     assert sum(len(v) for v in a["hosts"]["variants"].values()) == realised["n_customers"]
+
+
+# ------------------------------------------------------------------------------------------- common random numbers
+@pytest.fixture(scope="module")
+def medium_context(prepared_nc):
+    return ci.load_context(Workspace(prepared_nc), "NC", "winter", MEDIUM)
+
+
+def _case(**changes):
+    case = {"shares": {"baseline": 0.6, "dm": 0.2, "un": 0.2}, "ev_perc": 0.3, "ev_lvl2_perc": 0.7,
+            "ev_split": {"controlled": 0.5, "uncontrolled": 0.5}, "storage_perc_3ph": 0.1, "pv_perc_3ph": 0.1,
+            **doe.placement_seeds(config.DOE_SEED, 0), "disjoint_sets": True, "design_point": 1,
+            "placement_replicate": 0}
+    return {**case, **changes}
+
+
+def _adopters(plan) -> set[int]:
+    return set(np.nonzero(plan.variant_of != "baseline")[0].tolist())
+
+
+def test_higher_shares_take_a_superset_of_the_hosts(medium_context):
+    low = ci.plan_case(medium_context, _case())
+    high = ci.plan_case(medium_context, _case(shares={"baseline": 0.3, "dm": 0.35, "un": 0.35}, ev_perc=0.6,
+                                              ev_lvl2_perc=0.9, storage_perc_3ph=0.2))
+    assert len(high.ev_hosts) > len(low.ev_hosts) and set(low.ev_hosts) < set(high.ev_hosts)
+    assert len(high.sto_kw) > len(low.sto_kw) and set(low.sto_kw) < set(high.sto_kw)
+    assert _adopters(low) < _adopters(high)
+    level2_low = {h for h, lv in zip(low.ev_hosts, low.levels) if lv == "L2"}
+    level2_high = {h for h, lv in zip(high.ev_hosts, high.levels) if lv == "L2"}
+    assert level2_low <= level2_high
+
+
+def test_a_customer_keeps_its_ev_session_leg_and_devices_across_cases(medium_context):
+    low = ci.plan_case(medium_context, _case())
+    high = ci.plan_case(medium_context, _case(ev_perc=0.6, pv_perc_3ph=0.2))
+    at = {h: j for j, h in enumerate(high.ev_hosts)}
+    for j, host in enumerate(low.ev_hosts):
+        k = at[host]
+        assert low.levels[j] == high.levels[k] and low.legs[j] == high.legs[k]
+        for field in ("charger_kw", "arrival_step", "dwell_steps", "need_kwh"):
+            assert getattr(low.sessions, field)[j] == getattr(high.sessions, field)[k], (host, field)
+    assert set(low.pv_kw) < set(high.pv_kw)
+    assert all(high.pv_kw[h] == kw for h, kw in low.pv_kw.items())
+
+
+def test_cases_differing_in_one_input_differ_only_there(medium_context):
+    """Common random numbers: raising the storage share leaves the heat pumps, EVs and PV untouched."""
+    low = ci.plan_case(medium_context, _case(storage_perc_3ph=0.05))
+    high = ci.plan_case(medium_context, _case(storage_perc_3ph=0.2))
+    assert (low.variant_of == high.variant_of).all()
+    assert low.ev_hosts == high.ev_hosts and (low.controlled == high.controlled).all()
+    np.testing.assert_array_equal(low.sessions.need_kwh, high.sessions.need_kwh)
+    assert low.pv_kw == high.pv_kw
+    np.testing.assert_array_equal(low.base_kw, high.base_kw)
+
+
+def test_more_demand_management_turns_the_same_adopters_managed(medium_context):
+    low = ci.plan_case(medium_context, _case(shares={"baseline": 0.5, "dm": 0.1, "un": 0.4}))
+    high = ci.plan_case(medium_context, _case(shares={"baseline": 0.5, "dm": 0.4, "un": 0.1}))
+    assert _adopters(low) == _adopters(high)
+    managed = lambda plan: set(np.nonzero(plan.variant_of == "dm")[0].tolist())  # noqa: E731
+    assert managed(low) < managed(high)
+
+
+def test_placement_replicates_draw_other_hosts(medium_context):
+    first = ci.plan_case(medium_context, _case())
+    other = ci.plan_case(medium_context, _case(**doe.placement_seeds(config.DOE_SEED, 1), placement_replicate=1))
+    assert len(first.ev_hosts) == len(other.ev_hosts) and first.ev_hosts != other.ev_hosts
+    assert _adopters(first) != _adopters(other)
+
+
+def test_customer_order_depends_on_the_feeder_not_on_the_population_order():
+    names = [f"c{i}" for i in range(50)]
+    order = ci.customer_order(7, "feeder_a", names)
+    assert sorted(order) == sorted(names)
+    assert order == ci.customer_order(7, "feeder_a", list(reversed(names)))
+    assert order != ci.customer_order(7, "feeder_b", names)
+    assert ci.head_of(order, 10) == sorted(order[:10])
+    assert set(ci.head_of(order, 10)) < set(ci.head_of(order, 20))
 
 
 def test_pv_and_storage_hosts_are_disjoint_by_default(instances):

@@ -128,6 +128,22 @@ def test_single_run_script_writes_the_same_outputs(batch, tmp_path):
     assert json.loads((folder / "summary.json").read_text())["metrics"] == before
 
 
+def test_a_summary_of_other_planning_limits_or_missing_metrics_is_solved_again(batch, tmp_path):
+    """A run solved under other limits (or by an older phase 6 without the newer metrics) is not finished."""
+    folder = Workspace(batch).instance_dir("NC", "summer", "lhs", SMALL, "1")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert pf.outputs_valid(folder, summary["inputs_digest"]) is not None
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("summary.json", "timeseries.parquet"):
+        (copy / name).write_bytes((folder / name).read_bytes())
+    write_json(copy / "summary.json", {**summary, "metric_settings_digest": "0" * 64})
+    assert pf.outputs_valid(copy, summary["inputs_digest"]) is None
+    metrics = {k: v for k, v in summary["metrics"].items() if k != "transformer_emergency_intervals"}
+    write_json(copy / "summary.json", {**summary, "metrics": metrics})
+    assert pf.outputs_valid(copy, summary["inputs_digest"]) is None
+
+
 def test_single_run_without_instance_exits_2(tmp_path, capsys):
     assert single.main(["--instance", str(tmp_path)]) == 2
     assert "instantiate_circuits_and_runs_APPLYFILTER.py" in capsys.readouterr().err
@@ -144,6 +160,52 @@ def test_dask_local_cluster_gives_the_pool_results(prepared_nc, tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         assert _run(dask_data, *args, "--scheduler", cluster.scheduler_address, season="winter") == 0
+    pool = _outputs(Workspace(pool_data).design_dir("NC", "winter", "lhs"))
+    dask = _outputs(Workspace(dask_data).design_dir("NC", "winter", "lhs"))
+    assert len(pool) == 4 and pool == dask
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_workers(address: str, n: int, timeout_s: float = 60.0) -> None:
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        client.wait_for_workers(n, timeout=timeout_s)
+
+
+def test_separately_started_dask_cluster_gives_the_pool_results(prepared_nc, tmp_path):
+    """README's cluster route exactly: `dask scheduler` and `dask worker` started as their own processes,
+    from another folder, with no phase folder on their path (a LocalCluster's workers would inherit it)."""
+    pool_data = copy_workspace(prepared_nc, tmp_path / "pool")
+    dask_data = copy_workspace(prepared_nc, tmp_path / "dask")
+    args = ["--feeders", SMALL, "--cases", "0-3"]
+    assert _run(pool_data, *args, "--workers", "2", season="winter") == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = address.rsplit(":", 1)[1]
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", port, "--no-dashboard"], cwd=elsewhere, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
+                               "--nthreads", "1", "--no-dashboard"], cwd=elsewhere, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_workers(address, 2)
+        assert _run(dask_data, *args, "--scheduler", address, season="winter") == 0
+    finally:
+        for process in (worker, scheduler):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (worker, scheduler):
+            process.wait(timeout=30)
     pool = _outputs(Workspace(pool_data).design_dir("NC", "winter", "lhs"))
     dask = _outputs(Workspace(dask_data).design_dir("NC", "winter", "lhs"))
     assert len(pool) == 4 and pool == dask

@@ -213,32 +213,83 @@ def test_sensitivity_outputs_are_finite_for_both_methods(study):
         assert (rio.plots_dir(Workspace(study)) / f"sensitivity_{metric}.png").is_file()
 
 
+def test_sensitivity_rows_carry_the_dummy_interval_and_a_verdict(study):
+    table = pd.read_csv(_results(study, "sensitivity"), keep_default_na=False)
+    for _, part in table.groupby(["group", "metric", "method"]):
+        dummy = part[part["input"] == "dummy"].iloc[0]
+        assert (part["dummy_conf_high"] == dummy["conf_high"]).all() and part["group_verdict"].nunique() == 1
+        real = part[part["input"] != "dummy"]
+        above = real["conf_low"] > dummy["conf_high"]
+        assert (real["verdict"] == np.where(above, "above the noise floor", "not distinguishable from the dummy")).all()
+        assert (part["group_verdict"].iloc[0] == "too few runs to rank inputs") == (not above.any())
+
+
+def test_convergence_table_has_each_index_at_quarter_half_and_all_runs(study):
+    convergence = pd.read_csv(_results(study, "sensitivity_convergence"))
+    table = pd.read_csv(_results(study, "sensitivity"))
+    assert set(convergence["subsample"]) == {"N/4", "N/2", "N"}
+    full = convergence[convergence["subsample"] == "N"].merge(table, on=["group", "metric", "method", "input"])
+    assert len(full) == len(table)
+    np.testing.assert_array_equal(full["index_x"], full["index_y"])
+    pooled = convergence[(convergence["group"] == "NC winter pooled") & (convergence["metric"] == "peak_kw")
+                         & (convergence["method"] == "delta")]
+    runs = pooled.groupby("subsample")["n_runs"].max()
+    assert runs["N/4"] < runs["N/2"] < runs["N"] and pooled["ranking_stable"].nunique() == 1
+    quarter = pooled[pooled["subsample"] == "N/4"]  # 3 LHS + 4 Sobol points on each of 2 feeders
+    assert quarter["index"].isna().all() and quarter["note"].str.contains("fewer than --min-runs").all()
+
+
+def test_placement_spread_says_placement_noise_was_not_measured_with_one_replicate(study):
+    spread = pd.read_csv(_results(study, "placement_spread"), keep_default_na=False)
+    assert (spread["replicates"] == 1).all() and spread["note"].str.startswith("placement noise not measured").all()
+    assert "Placement noise was not measured" in _results(study, "report").read_text()
+
+
 def test_sensitivity_skips_constant_metrics_with_a_reason(study):
     skipped = pd.read_csv(_results(study, "sensitivity_skipped"), keep_default_na=False)
     constant = skipped[skipped["metric"] == "ansi_a_violation_node_intervals"]
     assert len(constant) and constant["reason"].str.contains("constant").all()
 
 
-def test_prim_finds_the_winter_overloads_and_records_the_rest(study):
+def test_prim_runs_per_criterion_and_records_every_group(study):
     boxes = pd.read_csv(_results(study, "prim_boxes"), keep_default_na=False)
-    assert set(boxes["group"]) >= {"NC summer", "NC winter", "NC all seasons"}
-    assert set(boxes["status"]) <= {"box", "no_failures", "all_failures", "too_few_runs"}
-    found = boxes[boxes["status"] == "box"]
-    assert "NC winter" in set(found["group"])
+    discovery = PHASE7["scenario_discovery"]
+    assert set(boxes["group"]) >= {"NC summer", "NC winter", f"NC winter {SMALL}", f"NC winter {MEDIUM}"}
+    assert set(boxes["criterion"]) == set(discovery.CRITERIA)
+    assert (boxes.groupby(["group", "criterion"]).size() >= 1).all() and len(boxes.groupby(["group", "criterion"])) \
+        == len(set(boxes["group"])) * len(discovery.CRITERIA)
+    assert set(boxes["status"]) <= set(discovery.STATUSES)
+    assert set(boxes["scope"]) == {"pooled", "feeder"}
+    found = boxes[boxes["status"].isin(["box", "no_box"]) & (boxes["coverage"] != "")]
     stats = found[["coverage", "density", "mass"]].astype(float).to_numpy()
     assert np.isfinite(stats).all() and ((stats > 0) & (stats <= 1)).all()
     small = boxes[boxes["group"] == f"NC winter {SMALL}"]
-    assert small["status"].item() == "no_failures"
+    assert set(small["status"]) == {"no_failures"}
     steps = pd.read_csv(_results(study, "prim_trajectory"))
-    assert (steps.groupby(["group", "box"])["selected"].sum() == 1).all()
+    assert (steps.groupby(["group", "criterion", "box"])["selected"].sum() == 1).all()
     assert np.isfinite(steps[["coverage", "density", "mass"]].to_numpy()).all()
+
+
+def test_prim_boxes_restrict_only_inputs_with_quasi_p_at_most_005(study):
+    """Issue #13 item 6: no box of the small run restricts an input whose quasi-p value is above 0.05, and
+    every restricted input has one (n_restricted: the inputs whose limits lie inside the group's range)."""
+    boxes = pd.read_csv(_results(study, "prim_boxes"))
+    discovery = PHASE7["scenario_discovery"]
+    for _, box in boxes[boxes["status"] == "box"].iterrows():
+        searched = box["inputs"].split(";")
+        qp = {n: box[f"{n}.qp"] for n in searched if np.isfinite(box[f"{n}.qp"])}
+        assert qp and max(qp.values()) <= 0.05, (box["group"], box["criterion"], qp)
+        assert box["n_restricted"] == len(qp)
+        assert set(qp) <= set(discovery.ALL_INPUTS)
+    assert (boxes[boxes["status"] != "box"][[f"{n}.qp" for n in discovery.ALL_INPUTS]].isna().all().all())
 
 
 def test_every_declared_plot_is_a_png(study):
     plots = rio.plots_dir(Workspace(study))
     expected = {"peak_distribution_NC.png", "failure_map_NC.png", "storage_peak_reduction.png",
                 "ecdf_lhs_vs_sobol.png", "prim_boxes.png", "prim_trajectory.png",
-                *(f"sensitivity_{m}.png" for m in rio.HEADLINE_METRICS)}
+                *(f"sensitivity_{m}.png" for m in rio.HEADLINE_METRICS),
+                *(f"convergence_{m}.png" for m in rio.HEADLINE_METRICS)}
     assert {p.name for p in plots.glob("*.png")} == expected
     assert all((plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in expected)
 
@@ -252,7 +303,8 @@ def test_manifests_sit_beside_the_outputs(study):
 def test_report_embeds_every_plot_and_names_the_settings(study):
     page = _results(study, "report").read_text()
     assert page.count("data:image/png;base64,") == len(list(rio.plots_dir(Workspace(study)).glob("*.png")))
-    for text in ("Range A", "mixes_lhs.json", "SALib", "NC winter", "coverage", str(config.DOE_SEED)):
+    for text in ("Range A", "mixes_lhs.json", "SALib", "NC winter", "coverage", str(config.DOE_SEED),
+                 "too few runs to rank inputs", "Convergence", "sensitivity_convergence.csv"):
         assert text in page, text
     assert "http://" not in page and "https://" not in page and "<script" not in page
 

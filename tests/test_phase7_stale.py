@@ -93,6 +93,7 @@ def write_run(ws: Workspace, feeder: str, case: str, *, status: str = "ok", mixe
                "design_day": "2018-01-17", "inputs": {**doe.flatten_case(mixes[case]), "disjoint_sets": True},
                "realised": {"n_customers": 10, "customers_per_variant": {"baseline": 5, "dm": 3, "un": 2}, "n_evs": 2},
                "inputs_digest": digest, "mixes_digest": sha256_file(mixes_path), "timeseries_sha256": sha,
+               "metric_settings_digest": schema.metric_settings_digest(),
                "status": status, "message": "" if status == "ok" else "3 of 96 steps did not converge",
                "metrics": _metrics(table, int(case)) if status == "ok" else {}, "packages": {"numpy": "x"}}
     write_json(folder / "summary.json", summary)

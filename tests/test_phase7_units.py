@@ -1,4 +1,4 @@
-"""Phase 7 pure functions: result tables, the summary row, PRIM, delta/PAWN helpers, report cells.
+"""Phase 7 pure functions: result tables, the summary row, PRIM rules, delta/PAWN helpers, report cells.
 
 No workspace needed: every test builds its own small arrays. The end-to-end tests on the sample
 are in ``test_phase7_pipeline.py``.
@@ -23,7 +23,6 @@ discovery = load_script("7_results_analysis/scenario_discovery.py")
 plots = load_script("7_results_analysis/plot_results.py")
 report = load_script("7_results_analysis/make_report.py")
 import gsa_methods as gsa  # noqa: E402  (phase 7 folder put on sys.path by load_script)
-import prim_peeling as prim  # noqa: E402
 import results_io as rio  # noqa: E402
 
 
@@ -34,9 +33,11 @@ def _summary(**overrides) -> dict:
             "realised": {"n_customers": 10, "customers_per_variant": {"baseline": 5, "dm": 3, "un": 2}, "n_evs": 4,
                          "pv_kw": 12.5, "storage_shortfall": ""},
             "status": "ok", "message": "",
-            "metrics": {"peak_kw": 100.0, "peak_time": "17:45", "n_customers": 10, "ansi_a_under_node_intervals": 2,
+            "metrics": {**{name: ("x" if unit == "text" else 1) for name, (unit, _) in schema.METRICS.items()},
+                        "peak_kw": 100.0, "peak_time": "17:45", "n_customers": 10, "ansi_a_under_node_intervals": 2,
                         "worst_transformer_loading_pct": 90.0},
-            "inputs_digest": "abc", "mixes_digest": "m" * 64, "timeseries_sha256": "t" * 64, "packages": {}}
+            "inputs_digest": "abc", "mixes_digest": "m" * 64, "timeseries_sha256": "t" * 64, "packages": {},
+            "metric_settings_digest": schema.metric_settings_digest()}
     base.update(overrides)
     return base
 
@@ -131,73 +132,8 @@ def test_long_table_roles_units_and_text_values():
     assert not long["variable"].duplicated().any()
 
 
-def test_planning_failures_flags_undervoltage_overload_and_missing():
-    frame = pd.DataFrame({"ansi_a_under_node_intervals": pd.array([0, 3, 0, pd.NA], dtype="Int64"),
-                          "worst_transformer_loading_pct": [99.0, 50.0, 100.5, np.nan]})
-    flags = rio.planning_failures(frame)
-    assert flags["undervoltage"].tolist() == [False, True, False, False]
-    assert flags["overload"].tolist() == [False, False, True, False]
-    assert flags["fails"].tolist() == [False, True, True, False]
-
-
 # ------------------------------------------------------------------------------------------- PRIM
-def _planted(n: int, seed: int, decimals: int | None = None):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 4))
-    if decimals is not None:
-        x = np.round(x, decimals)
-    y = ((x[:, 0] > 0.6) & (x[:, 1] < 0.5)) | (rng.random(n) < 0.05)
-    return x, y
-
-
-def test_tie_aware_quantile_moves_off_ties():
-    values = np.array([0.0, 1.0, 1.0, 1.0, 2.0])
-    assert prim.tie_aware_quantile(values, 0.9) == pytest.approx(1.5)
-    assert prim.tie_aware_quantile(values, 0.1) == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize("n, seed, decimals", [(60, 0, None), (300, 1, None), (80, 2, 1)])
-def test_peel_and_paste_matches_the_prim_package(n, seed, decimals):
-    package = pytest.importorskip("prim")
-    x, y = _planted(n, seed, decimals)
-    box = package.Prim(pd.DataFrame(x, columns=list("abcd")), y, threshold=0.5, threshold_type=">").find_box()
-    expected = box.peeling_trajectory[["coverage", "density", "mass", "res dim"]].to_numpy(dtype=float)
-    steps = prim.peel_and_paste(x, y)
-    got = np.array([[s.coverage, s.density, s.mass, s.n_restricted] for s in steps])
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-
-
-def test_find_boxes_recovers_a_planted_box():
-    x, y = _planted(500, 3)
-    box = prim.find_boxes(x, y, ["a", "b", "c", "d"], min_coverage=0.8)[0]
-    assert box.restricted_names() == ["a", "b"]
-    assert box.step.limits[0, 0] == pytest.approx(0.6, abs=0.05) and box.step.limits[1, 1] == pytest.approx(0.5, abs=0.05)
-    assert box.step.density > 0.8 and box.step.coverage >= 0.8
-    assert set(box.quasi_p) == {"a", "b"} and max(box.quasi_p.values()) < 1e-3
-
-
-def test_select_step_takes_the_densest_box_above_the_coverage():
-    steps = [prim.Step("start", np.zeros((1, 2)), np.arange(10), 5, 1.0, 0.5, 1.0, 0),
-             prim.Step("peel", np.zeros((1, 2)), np.arange(8), 5, 0.9, 0.6, 0.8, 1),
-             prim.Step("peel", np.zeros((1, 2)), np.arange(4), 3, 0.6, 0.75, 0.4, 1)]
-    assert prim.select_step(steps, 0.8) == 1
-    assert prim.select_step(steps, 0.5) == 2
-
-
-def test_discover_records_groups_without_a_box():
-    runs = pd.DataFrame({**{n: np.linspace(0, 0.2, 12) for n in rio.INDEPENDENT_INPUTS},
-                         "ansi_a_under_node_intervals": 0, "worst_transformer_loading_pct": 50.0})
-    settings = {"min_runs": 10, "min_coverage": 0.8, "max_boxes": 1, "peel_alpha": 0.05, "paste_alpha": 0.05,
-                "mass_min": 0.05}
-    none, _ = discovery.discover("season", "NC", "summer", "", runs, **settings)
-    assert none[0]["status"] == "no_failures"
-    every, _ = discovery.discover("season", "NC", "winter", "", runs.assign(worst_transformer_loading_pct=120.0),
-                                  **settings)
-    assert every[0]["status"] == "all_failures"
-    few, _ = discovery.discover("season", "NC", "winter", "", runs.head(5), **settings)
-    assert few[0]["status"] == "too_few_runs"
-
-
+# (the failure criteria: tests/test_phase7_criteria.py; EMA's PRIM and the boxes: tests/test_phase7_prim.py)
 def test_box_rule_names_only_restricted_inputs():
     init = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
     limits = np.array([[0.4, 1.0], [0.0, 1.0], [0.1, 0.5]])
@@ -346,6 +282,8 @@ def test_stale_reason_is_empty_for_a_current_run():
     ({"metrics": {}}, "status ok without metrics"),
     ({"timeseries_sha256": ""}, "timeseries_sha256 is empty"),
     ({"mixes_digest": None}, "no mixes_digest"),
+    ({"metric_settings_digest": "0" * 64}, "computed under other planning limits"),
+    ({"metrics": {"peak_kw": 100.0}}, "has no metric"),
 ])
 def test_stale_reason_names_the_first_failing_check(change, expected):
     feeder = change.pop("feeder", "s--f1")

@@ -16,8 +16,8 @@ from sample import build_sample as BS
 from sample import datasets as D
 
 EULP = Path(config.EULP_PREFIX)
-RES = "2024/resstock_tmy3_release_2"
-COM = "2024/comstock_amy2018_release_1"
+RES = BS.RES_RELEASE
+COM = BS.COM_RELEASE
 
 
 def _subregion(sample_root: Path, state: str) -> Path:
@@ -279,6 +279,16 @@ def test_existing_sample_is_not_rebuilt(tmp_path, sample_root):
     before = (sample_root / "sample_manifest.json").stat().st_mtime_ns
     assert BS.main(["--data-dir", str(data), "-q"]) == 0
     assert (sample_root / "sample_manifest.json").stat().st_mtime_ns == before
+
+
+def test_a_sample_of_an_older_version_is_rebuilt(tmp_path):
+    data = tmp_path / "data"
+    (data / "sample").mkdir(parents=True)
+    (data / "sample" / "sample_manifest.json").write_text(json.dumps({"version": BS.SAMPLE_VERSION - 1}))
+    (data / "sample" / "left_over.txt").write_text("from the older sample")
+    assert BS.main(["--data-dir", str(data), "-q"]) == 0
+    assert json.loads((data / "sample" / "sample_manifest.json").read_text())["version"] == BS.SAMPLE_VERSION
+    assert not (data / "sample" / "left_over.txt").exists()
 
 
 def test_parquet_files_have_single_row_group_footer(sample_root):

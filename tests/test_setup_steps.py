@@ -62,14 +62,15 @@ def test_plan_runs_state_steps_per_state_and_phase6_per_season_and_design():
 
 
 def test_plan_passes_settings_only_to_the_steps_that_take_them():
-    commands = plan("/d", states=["NC"], seasons=["winter"], designs=["lhs"], n_cases=4, workers=3,
+    commands = plan("/d", states=["NC"], seasons=["winter"], designs=["lhs"], n_cases=4, replicates=2, workers=3,
                     source="/bucket")
     with_source = {c.step.name for c in commands if "--source" in c.argv}
     assert with_source == {s.name for s in STEPS if s.source}
     with_workers = [c.step.script for c in commands if "--workers" in c.argv]
     assert with_workers == ["6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py",
                             "7_results_analysis/sensitivity_analysis.py"]
-    assert [c.argv for c in commands if "--n-cases" in c.argv] == [("--data-dir", "/d", "--n-cases", "4")]
+    assert [c.argv for c in commands if "--n-cases" in c.argv] == [("--data-dir", "/d", "--n-cases", "4",
+                                                                     "--replicates", "2")]
 
 
 def test_step_argv_refuses_a_state_step_without_a_state():
@@ -143,9 +144,17 @@ def test_make_run_calls_the_runner_and_names_no_phase_script(tmp_path):
     assert result.returncode == 0, result.stderr
     run_line = next(line for line in result.stdout.splitlines() if "run_pipeline.py" in line)
     assert "--states NC TX --seasons winter --designs lhs" in run_line
-    assert "--n-cases 4 --workers 1 --source data/sample/oedi" in result.stdout
+    assert "--n-cases 4 --replicates 1 --workers 1 --source data/sample/oedi" in result.stdout
     assert not [step.script for step in STEPS if step.script in result.stdout]
     assert "the report (open in a browser)" in result.stdout
+
+
+def test_make_study_runs_the_pipeline_with_the_study_settings_in_its_own_workspace(tmp_path):
+    result = subprocess.run(["make", "-n", "-C", str(REPO), "study", f"VENV={tmp_path / 'venv'}",
+                             "STUDY_STATES=NC", "STUDY_SEASONS=winter"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "N_CASES=256" in result.stdout and "REPLICATES=2" in result.stdout
+    assert "DATA=\"data/study\"" in result.stdout or 'DATA="data/study"' in result.stdout
 
 
 def test_plan_defaults_to_every_configured_state():
