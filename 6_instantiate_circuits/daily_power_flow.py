@@ -3,10 +3,22 @@
 :func:`simulate` compiles an instance's ``Master.dss`` with opendssdirect (no directory change),
 solves the 96 x 15-min day one step at a time with a convergence check at every step, and reads
 whole arrays at each step: node voltages (pu), power-delivery elements' terminal powers and their
-per-cent loadings, circuit losses, and the feeder-head element's phase powers. Then it computes:
+per-cent loadings, circuit losses, the three-phase buses' voltage unbalance factor, and the feeder-head
+element's phase powers and currents. Then it computes:
 
-* feeder head: peak kW and its time, energy kWh, losses kWh and %, imbalance (S_sum - S_3ph),
-  reverse-flow intervals;
+* feeder head: peak kW and its time, energy kWh, losses kWh and %, reverse-flow intervals, and the
+  phase current unbalance, NEMA MG 1 definition (the largest deviation of a phase current from the mean
+  of the three, over that mean [%]: ``head_current_unbalance_max_pct``, :func:`current_unbalance_pct`);
+  the earlier workflow's "imbalance" ``S_sum_3ph - S_3ph`` is kept under its honest name
+  (``s_phase_sum_minus_total_max_kva`` / ``_mean_kva``): it is zero whenever the phases share a power
+  factor, however unequal their loads, so it is not an unbalance measure;
+* voltage unbalance: the voltage unbalance factor VUF = |V2| / |V1| [%] (negative- over positive-sequence
+  voltage, Fortescue transform of the bus's phase-to-neutral phasors; the same as from the phase-to-phase
+  voltages, which carry no zero sequence: :func:`voltage_unbalance_factor_pct`) at every three-phase bus
+  (nodes 1, 2 and 3, all energised) and interval: its maximum and the bus-intervals above the planning
+  level and the limit of ``common.config.VOLTAGE_UNBALANCE_PCT`` (ANSI C84.1 Annex D: supply systems
+  should limit the unbalance at the service to 3 %; utilities plan to 2 %: ``vuf_over_2pct_bus_intervals``,
+  ``vuf_over_3pct_bus_intervals``);
 * voltage (ANSI C84.1, ``common.config.ANSI_RANGE_A/B``): minimum and maximum over all energised
   nodes; at the customers' service nodes, node-intervals below / above Range A and B and the
   customers affected, and the longest run of consecutive intervals any customer spends below
@@ -15,10 +27,16 @@ per-cent loadings, circuit losses, and the feeder-head element's phase powers. T
   as the moving averages do: the design day stands for a spell of similar days, and a cut at
   midnight would split one sustained violation in two; the undervoltage criterion of
   ``common.config.FAILURE_CRITERIA`` compares it with its number of intervals);
-* thermal: line loading = |I| / NormAmps (the engine's per-cent of normal rating; a line with no
-  rating of its own, left at the engine's default 400 A, is "unrated": counted, and left out of the
-  loading and overload metrics), transformer
-  loading = |S| at winding 1 / its kVA rating; the worst of each with its element,
+* thermal: line loading = the highest current of its phase conductors / NormAmps (OpenDSS rates a line
+  per conductor: NormAmps is each conductor's rating; a line with no rating of its own, left at the
+  engine's default 400 A, is "unrated": counted, and left out of the loading and overload metrics);
+  transformer loading = the highest of, in each interval: |S| at winding 1 / its kVA rating (the total),
+  each winding of a single-phase transformer against its kVA, except the two 120 V legs of a split-phase
+  centre-tap service transformer (SMART-DS: one phase, three windings, windings 2 and 3 on the same
+  secondary bus), each against half the transformer's rating, and each phase of each winding of a
+  three-phase transformer (that phase conductor's |S| against kVA / 3): a service transformer whose legs
+  carry 150 % and 30 % of their half ratings is 150 % loaded, not 90 % (:func:`transformer_columns`);
+  the worst of each with its element,
   element-intervals above 100 %, moving-average overloads over the ``THERMAL`` windows and
   thresholds (``common.config.FAILURE_CRITERIA``: 2 h above 100 % of nameplate for transformers,
   1 h above 100 % of NormAmps for lines; the day treated as periodic:
@@ -95,6 +113,47 @@ def voltage_violations(v_pu: np.ndarray, node_customer: np.ndarray, band: tuple[
     return {"under_node_intervals": int(low.sum()), "over_node_intervals": int(high.sum()),
             "node_intervals": int((low | high).sum()),
             "customers_affected": int(len(np.unique(node_customer[any_node]))) if any_node.any() else 0}
+
+
+#: the Fortescue operator a = 1 at 120 degrees
+_A = np.exp(2j * np.pi / 3)
+
+
+def voltage_unbalance_factor_pct(v_abc: np.ndarray) -> np.ndarray:
+    """The voltage unbalance factor VUF = 100 |V2| / |V1| [%] of three phase phasors ``v_abc`` (..., 3),
+    complex, in phase order a, b, c (nodes 1, 2, 3; b lagging a by 120 degrees in a positive-sequence
+    supply): V1 = (Va + a Vb + a^2 Vc) / 3, V2 = (Va + a^2 Vb + a Vc) / 3 (Fortescue). Phase-to-neutral and
+    phase-to-phase phasors give the same VUF (the difference only removes the zero sequence). 0 where V1
+    is 0. This is the "true" definition of IEC 61000-4-30 and IEEE 1159; ANSI C84.1 Annex D (at most 3 % at
+    the service) states its limit on the phase-to-phase voltages' largest deviation from their average,
+    which for small unbalance is 0.87-1 times VUF."""
+    v = np.asarray(v_abc, dtype=complex)
+    v1 = np.abs(v[..., 0] + _A * v[..., 1] + _A * _A * v[..., 2])
+    v2 = np.abs(v[..., 0] + _A * _A * v[..., 1] + _A * v[..., 2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(v1 > 0, 100.0 * v2 / v1, 0.0)
+
+
+def voltage_unbalance_metrics(vuf_pct: np.ndarray, planning_pct: float, limit_pct: float) -> dict[str, Any]:
+    """Highest VUF [%] and bus-intervals above ``planning_pct`` and ``limit_pct``, from (steps, buses) VUF of
+    the three-phase buses, NaN where a bus is not energised (not counted). The maximum is None without any
+    energised three-phase bus."""
+    v = np.asarray(vuf_pct, dtype=float)
+    counted = np.isfinite(v)
+    v = np.where(counted, v, -np.inf)
+    return {"vuf_max_pct": float(v.max()) if counted.any() else None,
+            "vuf_over_planning_bus_intervals": int((v > planning_pct).sum()),
+            "vuf_over_limit_bus_intervals": int((v > limit_pct).sum())}
+
+
+def current_unbalance_pct(amps: np.ndarray) -> np.ndarray:
+    """Phase current unbalance [%] of (steps, 3) phase current magnitudes, NEMA MG 1 definition: 100 x the
+    largest deviation of a phase current from the mean of the three, over that mean. NaN where the mean is
+    0 (no current: undefined)."""
+    i = np.asarray(amps, dtype=float)
+    mean = i.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mean > 0, 100.0 * np.abs(i - mean[:, None]).max(axis=1) / mean, np.nan)
 
 
 def max_consecutive_below(v_pu: np.ndarray, node_customer: np.ndarray, limit_pu: float, periodic: bool = True) -> int:
@@ -264,14 +323,52 @@ def _solve_without(engine: Any, circuit: "_Circuit", k: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------- circuit
+@dataclass(frozen=True)
+class TransformerWindings:
+    """What :func:`transformer_columns` needs of one transformer: phases, its windings' kVA ratings and the
+    bus (without nodes) of each winding, and the number of conductors per terminal (phases + 1)."""
+
+    phases: int
+    kva: tuple[float, ...]
+    buses: tuple[str, ...]
+    conductors: int
+
+    @property
+    def centre_tap(self) -> bool:
+        """A split-phase centre-tap service transformer (SMART-DS): one phase, three windings, windings 2
+        and 3 the two 120 V halves of the secondary, on the same bus."""
+        return self.phases == 1 and len(self.kva) == 3 and self.buses[1] == self.buses[2]
+
+
+def transformer_columns(t: TransformerWindings) -> list[tuple[list[int], float]]:
+    """The loadings a transformer is checked on, as (conductors of its terminals to sum, rating [kVA]);
+    conductor ``c`` of winding ``w`` (1-based) is ``(w - 1) * t.conductors + c``. The first is always the
+    total: winding 1, every conductor, against winding 1's kVA. A single-phase transformer adds each other
+    winding (the terminal's conductors summed: its power whatever the reference) against its kVA, except the
+    two legs of a centre-tap transformer, each against half of winding 1's kVA (a 120 V leg carries half
+    the rating at full load). A multi-phase transformer adds each phase conductor of each winding (its |S|
+    to ground) against the winding's kVA / phases. The transformer's loading is the highest of these."""
+    columns = [(list(range(t.conductors)), t.kva[0])]
+    for w in range(1, len(t.kva) + 1):
+        first = (w - 1) * t.conductors
+        if t.phases == 1:
+            if w > 1:
+                rating = t.kva[0] / 2 if t.centre_tap else t.kva[w - 1]
+                columns.append((list(range(first, first + t.conductors)), rating))
+        else:
+            columns.extend(([first + c], t.kva[w - 1] / t.phases) for c in range(t.phases))
+    return columns
+
+
 class _Circuit:
     """Index arrays of one compiled instance for the whole-array reads.
 
     Each step reads two arrays: the solution's complex node voltages (``YNodeVArray``, in
     ``YNodeOrder``) and every power-delivery element's terminal powers (``PDElements.AllPowers``).
-    From them: node voltages in pu (by each node's base, learnt once), transformer |S| at winding
-    1, line currents |S| / |V| of each terminal-1 conductor, and losses (the sum of every PD
-    element's terminal powers).
+    From them: node voltages in pu (by each node's base, learnt once), the voltage unbalance factor of
+    every three-phase bus, transformer loadings per winding, phase and leg (:func:`transformer_columns`),
+    line currents |S| / |V| of each terminal-1 conductor, and losses (the sum of every PD element's
+    terminal powers).
     """
 
     def __init__(self, engine: Any, assignments: dict[str, Any]):
@@ -295,20 +392,47 @@ class _Circuit:
         self.line_names = [layout.names[i] for i in self.line_idx]
         self.xf_idx = np.nonzero(layout.is_transformer)[0]
         self.xf_names = [layout.names[i] for i in self.xf_idx]
-        kva = {}
+        windings = {}
         if engine.Transformers.First():
             while True:
-                engine.Transformers.Wdg(1)
-                kva[f"transformer.{engine.Transformers.Name().lower()}"] = engine.Transformers.kVA()
+                kva = []
+                for w in range(1, engine.Transformers.NumWindings() + 1):
+                    engine.Transformers.Wdg(w)
+                    kva.append(float(engine.Transformers.kVA()))
+                windings[f"transformer.{engine.Transformers.Name().lower()}"] = TransformerWindings(
+                    phases=int(engine.CktElement.NumPhases()), kva=tuple(kva),
+                    buses=tuple(dss.bus_name(b).lower() for b in engine.CktElement.BusNames()),
+                    conductors=int(engine.CktElement.NumConductors()))
                 if not engine.Transformers.Next():
                     break
-        self.xf_kva = np.array([kva[n.lower()] for n in self.xf_names], dtype=float)
+        # transformer loading columns: conductors summed (xf_col_conductors, segments xf_col_segments), each
+        # against its rating xf_col_kva; an element's columns start at xf_element_columns
+        conductors, col_seg, col_kva, element_cols = [], [], [], []
+        for i, name in zip(self.xf_idx, self.xf_names):
+            element_cols.append(len(col_seg))
+            for cols, rating in transformer_columns(windings[name.lower()]):
+                col_seg.append(len(conductors))
+                conductors.extend(int(layout.start[i]) + c for c in cols)
+                col_kva.append(rating)
+        self.xf_col_conductors = np.array(conductors, dtype=int)
+        self.xf_col_segments = np.array(col_seg, dtype=int)
+        self.xf_col_kva = np.array(col_kva, dtype=float)
+        self.xf_element_columns = np.array(element_cols, dtype=int)
+        self.n_centre_tap = sum(windings[n.lower()].centre_tap for n in self.xf_names)
+        # three-phase buses: YNodeOrder indices of nodes 1, 2, 3 (buses in order of first appearance)
+        bus_nodes: dict[str, dict[int, int]] = {}
+        for i, name in enumerate(y_names):
+            bus, _, node = name.rpartition(".")
+            if node.isdigit():
+                bus_nodes.setdefault(bus, {})[int(node)] = i
+        self.bus3 = np.array([[nodes[1], nodes[2], nodes[3]] for nodes in bus_nodes.values()
+                              if all(n in nodes for n in (1, 2, 3))], dtype=int).reshape(-1, 3)
         self.line_amps = np.full(len(self.line_idx), np.nan)  # NormAmps, learnt at the first step
         unrated = {name.lower() for name in assignments.get("unrated_lines", [])}
         self.line_rated = np.array([name.lower() not in unrated for name in self.line_names], dtype=bool)
         self.n_unrated = int((~self.line_rated).sum())
-        # terminal-1 conductors of transformers (summed) and lines (with their node, for |I| = |S| / |V|)
-        wanted = set(self.line_idx.tolist()) | set(self.xf_idx.tolist())
+        # terminal-1 conductors of lines, with their node (for |I| = |S| / |V|)
+        wanted = set(self.line_idx.tolist())
         conductor_node = np.full(int(layout.start[-1] + layout.n_terminals[-1] * layout.n_conductors[-1])
                                  if len(layout.names) else 0, -1, dtype=int)
         if engine.PDElements.First():
@@ -323,12 +447,6 @@ class _Circuit:
                 i += 1
                 if not engine.PDElements.Next():
                     break
-        idx, seg = [], []
-        for i in self.xf_idx:
-            seg.append(len(idx))
-            idx.extend(range(layout.start[i], layout.start[i] + layout.n_conductors[i]))
-        self.xf_terminal = np.array(idx, dtype=int)
-        self.xf_segments = np.array(seg, dtype=int)
         idx, seg, nodes = [], [], []
         for i in self.line_idx:
             seg.append(len(idx))
@@ -353,6 +471,8 @@ class _Circuit:
                          for ev in assignments["hosts"]["ev"]}
         self.head = assignments["head_element"]
         self.head_sign = float(assignments.get("head_sign", 1.0))
+        engine.Circuit.SetActiveElement(self.head)
+        self.head_phases = int(engine.CktElement.NumPhases())
         self.storage = [s["element"] for s in assignments["hosts"]["storage"]]
         self.pv = [p["element"] for p in assignments["hosts"]["pv"]]
 
@@ -378,6 +498,12 @@ class _Circuit:
         phases = self.engine.CktElement.NumPhases()
         return self.head_sign * powers[:min(3, phases)]
 
+    def head_phase_amps(self) -> np.ndarray:
+        """Current magnitudes [A] of the head element's terminal-1 phase conductors (at most 3)."""
+        self.engine.Circuit.SetActiveElement(self.head)
+        phases = self.engine.CktElement.NumPhases()
+        return np.asarray(self.engine.CktElement.CurrentsMagAng(), dtype=float)[0:2 * min(3, phases):2]
+
 
 # ------------------------------------------------------------------------------------------- simulate
 class DivergedSolution(RuntimeError):
@@ -390,8 +516,10 @@ class Day:
 
     v: np.ndarray            # (96, nodes) node voltages [pu], YNodeOrder
     line_pct: np.ndarray     # (96, lines) loading [% of NormAmps]; NaN where a line has no rating
-    xf_pct: np.ndarray       # (96, transformers) |S| at winding 1 / kVA [%]
+    xf_pct: np.ndarray       # (96, transformers) loading [%]: the highest of total, winding, phase, leg
     head: np.ndarray         # (96, 3) feeder-head phase powers [kVA], complex
+    head_amps: np.ndarray    # (96, head phases) feeder-head phase currents [A]
+    vuf_pct: np.ndarray      # (96, three-phase buses) |V2| / |V1| [%], NaN where a bus is not energised
     losses_kw: np.ndarray    # (96,)
     storage_kw: np.ndarray   # (96,) fleet output, + discharging
     storage_soc: np.ndarray  # (96,) fleet state of charge [-], NaN without storage
@@ -406,15 +534,21 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
     day = Day(v=np.zeros((STEPS, circuit.n_nodes), dtype=np.float32),
               line_pct=np.zeros((STEPS, len(circuit.line_idx)), dtype=np.float32),
               xf_pct=np.zeros((STEPS, len(circuit.xf_idx)), dtype=np.float32),
-              head=np.zeros((STEPS, 3), dtype=complex), losses_kw=np.zeros(STEPS), storage_kw=np.zeros(STEPS),
+              head=np.zeros((STEPS, 3), dtype=complex), head_amps=np.zeros((STEPS, 3)),
+              vuf_pct=np.zeros((STEPS, len(circuit.bus3)), dtype=np.float32),
+              losses_kw=np.zeros(STEPS), storage_kw=np.zeros(STEPS),
               storage_soc=np.full(STEPS, np.nan), pv_kw=np.zeros(STEPS), converged=np.zeros(STEPS, dtype=bool))
     sto_kwh_rated = np.array([s["kwh"] for s in assignments["hosts"]["storage"]], dtype=float)
 
     def read(k: int) -> None:
         if k == 0 and getattr(circuit, "_bases_pending", False):
             circuit.learn_bases()
-        volts = np.abs(dss.complex_array(engine.Circuit.YNodeVArray()))
+        phasors = dss.complex_array(engine.Circuit.YNodeVArray())
+        volts = np.abs(phasors)
         day.v[k] = volts / circuit.base_v
+        if len(circuit.bus3):
+            energised = (day.v[k][circuit.bus3] > ENERGISED_PU).all(axis=1)
+            day.vuf_pct[k] = np.where(energised, voltage_unbalance_factor_pct(phasors[circuit.bus3]), np.nan)
         powers = dss.complex_array(engine.PDElements.AllPowers())
         if len(circuit.line_idx):
             node_v = np.where(circuit.line_nodes >= 0, volts[np.maximum(circuit.line_nodes, 0)], np.nan)
@@ -430,10 +564,12 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
             day.line_pct[k] = np.where(circuit.line_rated, np.where(currents > 0, 100.0 * currents / circuit.line_amps,
                                                                     0.0), np.nan)
         if len(circuit.xf_idx):
-            s1 = np.add.reduceat(powers[circuit.xf_terminal], circuit.xf_segments)
-            day.xf_pct[k] = 100.0 * np.abs(s1) / circuit.xf_kva
+            s = np.add.reduceat(powers[circuit.xf_col_conductors], circuit.xf_col_segments)
+            day.xf_pct[k] = np.maximum.reduceat(100.0 * np.abs(s) / circuit.xf_col_kva, circuit.xf_element_columns)
         h = circuit.head_phase_powers()
         day.head[k, :len(h)] = h
+        amps = circuit.head_phase_amps()
+        day.head_amps[k, :len(amps)] = amps
         day.losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
         if circuit.storage:
             day.storage_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.storage)
@@ -477,7 +613,7 @@ def ev_delivered_kw(engine: Any, circuit: _Circuit, assignments: dict[str, Any],
     return ev_kw
 
 
-def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.ndarray, ev_kw: np.ndarray,
+def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, s_sum_minus_total_kva: np.ndarray, ev_kw: np.ndarray,
                 ev_requested_kwh: float, peak_without_kw: float) -> dict[str, Any]:
     """The planning metrics of a solved day (pure: arrays in, numbers out; the module docstring says
     what each means and which standard it follows). Undefined ones (losses % of a feeder that exports
@@ -492,6 +628,9 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
     xfs = loading_metrics(day.xf_pct.astype(float), circuit.xf_names, config.THERMAL["transformer"]["window_h"],
                           config.THERMAL["transformer"]["threshold_pct"], config.THERMAL["overload_pct"],
                           emergency_pct=config.THERMAL["transformer"]["emergency_pct"])
+    vuf = voltage_unbalance_metrics(day.vuf_pct, config.VOLTAGE_UNBALANCE_PCT["planning_pct"],
+                                    config.VOLTAGE_UNBALANCE_PCT["limit_pct"])
+    head_unbalance = current_unbalance_pct(day.head_amps) if circuit.head_phases >= 3 else np.array([np.nan])
     energy_kwh = float(p3.sum() * DT_H)
     losses_kwh = float(day.losses_kw.sum() * DT_H)
     peak = float(p3.max())
@@ -499,7 +638,12 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, imbalance_kva: np.n
     metrics = {
         "peak_kw": peak, "peak_time": _clock(int(np.argmax(p3))), "energy_kwh": energy_kwh,
         "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else None,
-        "imbalance_max_kva": float(imbalance_kva.max()), "imbalance_mean_kva": float(imbalance_kva.mean()),
+        "s_phase_sum_minus_total_max_kva": float(s_sum_minus_total_kva.max()),
+        "s_phase_sum_minus_total_mean_kva": float(s_sum_minus_total_kva.mean()),
+        "vuf_max_pct": vuf["vuf_max_pct"], "vuf_over_2pct_bus_intervals": vuf["vuf_over_planning_bus_intervals"],
+        "vuf_over_3pct_bus_intervals": vuf["vuf_over_limit_bus_intervals"],
+        "head_current_unbalance_max_pct": float(np.nanmax(head_unbalance)) if np.isfinite(head_unbalance).any()
+        else None,
         "v_min_pu": float(v[energised].min()), "v_max_pu": float(v[energised].max()),
         "v_min_customer_pu": float(customer_v[customer_v > ENERGISED_PU].min())
         if (customer_v > ENERGISED_PU).any() else None,
@@ -590,8 +734,8 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
                                                              circuit, deadline)
             else:  # each step is independent: only the discharging intervals that could top the peak
                 peak_without = peak_without_storage(p3, day.storage_kw, lambda k: _solve_without(engine, circuit, k))
-        imbalance = head["S_sum_3ph (kVA)"].to_numpy() - head["S_3ph (kVA)"].to_numpy()
-        metrics = day_metrics(day, circuit, p3, imbalance, ev_kw, float(assignments["realised"]["ev_need_kwh"]),
+        s_sum_minus_total = head["S_sum_3ph (kVA)"].to_numpy() - head["S_3ph (kVA)"].to_numpy()
+        metrics = day_metrics(day, circuit, p3, s_sum_minus_total, ev_kw, float(assignments["realised"]["ev_need_kwh"]),
                               peak_without)
         n_bad = metrics["non_converged_steps"]
         status = "ok" if n_bad == 0 else "failed"

@@ -11,7 +11,7 @@ Description
       ``interval_start``, plus EV, PV and storage power, the fleet's state of charge, losses,
       the lowest and highest node voltage and the step's convergence;
     * ``summary.json``: the case's inputs, realised counts, and the metrics of
-      ``daily_power_flow.py`` (peak, energy, losses, imbalance, ANSI Range A/B violations and
+      ``daily_power_flow.py`` (peak, energy, losses, voltage and current unbalance, ANSI Range A/B violations and
       customers affected, worst line and transformer loading and overloads, reverse flow, storage
       peak reduction, EV energy delivered and unserved, non-converged steps), status (``ok`` /
       ``failed`` with the OpenDSS message), runtime and package versions.

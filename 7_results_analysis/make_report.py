@@ -180,7 +180,9 @@ def prim_table(boxes: pd.DataFrame) -> pd.DataFrame:
 #: headline outcomes of the "worst outcomes" table: (metric, "max" or "min")
 WORST = (("peak_kw", "max"), ("worst_transformer_loading_pct", "max"), ("v_min_customer_pu", "min"),
          ("ansi_a_violation_node_intervals", "max"), ("ansi_a_customers_affected", "max"),
-         ("worst_line_loading_pct", "max"), ("losses_pct", "max"), ("ev_energy_unserved_kwh", "max"))
+         ("worst_line_loading_pct", "max"), ("losses_pct", "max"), ("ev_energy_unserved_kwh", "max"),
+         ("vuf_max_pct", "max"), ("head_current_unbalance_max_pct", "max"),
+         ("transformer_ma_overload_intervals", "max"), ("ansi_a_under_max_consecutive_intervals", "max"))
 
 
 def worst_outcomes(results: pd.DataFrame) -> pd.DataFrame:

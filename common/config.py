@@ -498,8 +498,20 @@ GENERIC_FEEDER = {
 # --------------------------------------------------------------------------------------------
 # Planning limits (phase 6b), formats.md section 4
 # --------------------------------------------------------------------------------------------
+#: ANSI C84.1 service voltage ranges [pu of the nominal service voltage], on a 120 V base:
+#: Range A 114-126 V (0.95-1.05), Range B 110-127 V (110/120 = 0.9167, 127/120 = 1.0583). A voltage exactly
+#: at a limit is inside the range.
 ANSI_RANGE_A = (0.95, 1.05)
-ANSI_RANGE_B = (0.90, 1.0583)
+ANSI_RANGE_B = (0.9167, 1.0583)
+#: Voltage unbalance factor VUF = |V2| / |V1| [%] that phase 6 counts bus-intervals above, at every
+#: three-phase bus: ANSI C84.1 Annex D recommends that supply systems limit the voltage unbalance at the
+#: service to 3 % (``limit_pct``; the annex states it as the largest deviation of the three phase-to-phase
+#: voltages from their average over that average, which for small unbalance lies between 0.87 and 1 times
+#: VUF, so counting VUF is slightly conservative), and
+#: utilities plan their systems to 2 % (``planning_pct``; also the compatibility level of IEC 61000-2-2 for
+#: the negative-sequence voltage). The metric names carry these values (``vuf_over_2pct_bus_intervals``,
+#: ``vuf_over_3pct_bus_intervals``): change them together.
+VOLTAGE_UNBALANCE_PCT = {"planning_pct": 2.0, "limit_pct": 3.0}
 #: When a run "fails" a planning limit (phase 6 counts, phase 7 flags: ``results_io.planning_failures``,
 #: scenario discovery, plots, report). One row per criterion: its thresholds, the phase 6 metrics it reads
 #: and the reason. Phase 6 counts the thermal ones at these thresholds (changing one means solving phase 6

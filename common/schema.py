@@ -17,7 +17,8 @@ from __future__ import annotations
 
 #: Feeder-head columns of a run's timeseries.parquet (the earlier workflow's m2 monitor schema):
 #: apparent power [kVA] and angle [deg] per phase, active [kW] and reactive [kVAr] power per phase,
-#: their three-phase sums, |sum of S| and sum of |S| (the imbalance is the difference of the two).
+#: their three-phase sums, |sum of S| and sum of |S| (their difference is not an unbalance measure: see
+#: METRICS ``s_phase_sum_minus_total_max_kva``).
 #: A list, so that ``frame[HEAD_COLUMNS]`` selects the columns.
 HEAD_COLUMNS = ["S1 (kVA)", "Ang1", "S2 (kVA)", "Ang2", "S3 (kVA)", "Ang3", "P1 (kW)", "Q1 (kVAr)", "P2 (kW)",
                 "Q2 (kVAr)", "P3 (kW)", "Q3 (kVAr)", "P_3ph (kW)", "Q_3ph (kVAr)", "S_3ph (kVA)", "S_sum_3ph (kVA)"]
@@ -66,8 +67,20 @@ METRICS: dict[str, tuple[str, str]] = {
     "energy_kwh": ("kWh", "feeder-head energy of the design day"),
     "losses_kwh": ("kWh", "circuit losses of the day"),
     "losses_pct": ("%", "losses as a share of the feeder-head energy"),
-    "imbalance_max_kva": ("kVA", "largest S_sum_3ph - S_3ph at the head (phase imbalance)"),
-    "imbalance_mean_kva": ("kVA", "mean S_sum_3ph - S_3ph at the head"),
+    "s_phase_sum_minus_total_max_kva": ("kVA", "largest S_sum_3ph - S_3ph at the head (sum of the phases' |S| "
+                                                "minus |sum of S|; zero whenever the phases share a power factor, "
+                                                "however unequal their loads: not an unbalance measure, kept for "
+                                                "compatibility with the earlier workflow's 'imbalance')"),
+    "s_phase_sum_minus_total_mean_kva": ("kVA", "mean S_sum_3ph - S_3ph at the head (see the max)"),
+    "vuf_max_pct": ("%", "highest voltage unbalance factor |V2| / |V1| of any energised three-phase bus in any "
+                         "interval (null without a three-phase bus)"),
+    "vuf_over_2pct_bus_intervals": ("count", "three-phase bus-intervals with VUF above 2 % (the planning level; "
+                                             "common.config.VOLTAGE_UNBALANCE_PCT)"),
+    "vuf_over_3pct_bus_intervals": ("count", "three-phase bus-intervals with VUF above 3 % (ANSI C84.1 Annex D: "
+                                             "at most 3 % at the service)"),
+    "head_current_unbalance_max_pct": ("%", "highest phase current unbalance at the feeder head, NEMA MG 1: largest "
+                                            "deviation of a phase current from the mean of the three over the mean "
+                                            "(null for a head of fewer than three phases)"),
     "v_min_pu": ("pu", "lowest voltage of any energised node"),
     "v_max_pu": ("pu", "highest voltage of any energised node"),
     "v_min_customer_pu": ("pu", "lowest voltage at a customer service node"),
@@ -82,13 +95,16 @@ METRICS: dict[str, tuple[str, str]] = {
     "ansi_b_over_node_intervals": ("count", "customer node-intervals above ANSI C84.1 Range B"),
     "ansi_b_violation_node_intervals": ("count", "customer node-intervals outside ANSI C84.1 Range B"),
     "ansi_b_customers_affected": ("count", "customers with any node outside Range B"),
-    "worst_line_loading_pct": ("%", "highest line current as a share of NormAmps"),
+    "worst_line_loading_pct": ("%", "highest current of any phase conductor of a line as a share of NormAmps"),
     "worst_line": ("text", "the line with the highest loading"),
     "overloaded_line_intervals": ("count", "line element-intervals above 100 % of NormAmps"),
     "overloaded_lines": ("count", "lines above 100 % of NormAmps at least once"),
     "line_ma_overload_intervals": ("count", "line element-intervals whose moving average exceeds the "
                                             "THERMAL line threshold (1 h above 100 % of NormAmps)"),
-    "worst_transformer_loading_pct": ("%", "highest transformer |S| as a share of its kVA rating"),
+    "worst_transformer_loading_pct": ("%", "highest transformer loading: per winding and phase (three-phase: each "
+                                           "phase's |S| against kVA / 3; split-phase centre-tap: each 120 V leg "
+                                           "against half the kVA rating), and in total (|S| at winding 1 against "
+                                           "kVA)"),
     "worst_transformer": ("text", "the transformer with the highest loading"),
     "overloaded_transformer_intervals": ("count", "transformer element-intervals above 100 % of rating"),
     "overloaded_transformers": ("count", "transformers above 100 % of rating at least once"),
@@ -150,8 +166,9 @@ def is_text(unit: str) -> bool:
 
 def metric_settings_digest() -> str:
     """SHA-256 of the ``common.config`` settings phase 6's metrics are computed with (ANSI ranges, thermal
-    windows and limits, the failure criteria, the energised threshold, EV voltage limits): a run's summary
-    records it, so a run solved under other settings is redone by phase 6 and stale for phase 7."""
+    windows and limits, the failure criteria, the energised threshold, EV voltage limits, the voltage unbalance
+    levels): a run's summary records it, so a run solved under other settings is redone by phase 6 and stale
+    for phase 7."""
     import hashlib
     import json
 
@@ -160,7 +177,8 @@ def metric_settings_digest() -> str:
     settings = {"ANSI_RANGE_A": config.ANSI_RANGE_A, "ANSI_RANGE_B": config.ANSI_RANGE_B,
                 "THERMAL": config.THERMAL, "FAILURE_CRITERIA": getattr(config, "FAILURE_CRITERIA", None),
                 "ENERGISED_PU": config.ENERGISED_PU, "EV_VMIN": config.EV.get("vminpu"),
-                "EV_VLOW": config.EV.get("vlowpu")}
+                "EV_VLOW": config.EV.get("vlowpu"),
+                "VOLTAGE_UNBALANCE_PCT": config.VOLTAGE_UNBALANCE_PCT}
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

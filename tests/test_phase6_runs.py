@@ -63,8 +63,9 @@ def test_every_instance_is_solved_with_declared_outputs(batch):
                                      "losses_kw", "v_min_pu", "v_max_pu", "converged"]:
         assert column in table.columns
     summary = json.loads((folder / "summary.json").read_text())
-    for key in ("peak_kw", "peak_time", "energy_kwh", "losses_kwh", "losses_pct", "imbalance_max_kva", "v_min_pu",
-                "v_max_pu", "ansi_a_violation_node_intervals", "ansi_a_customers_affected",
+    for key in ("peak_kw", "peak_time", "energy_kwh", "losses_kwh", "losses_pct", "s_phase_sum_minus_total_max_kva",
+                "vuf_max_pct", "vuf_over_2pct_bus_intervals", "vuf_over_3pct_bus_intervals",
+                "head_current_unbalance_max_pct", "v_min_pu", "v_max_pu", "ansi_a_violation_node_intervals", "ansi_a_customers_affected",
                 "ansi_b_violation_node_intervals", "ansi_b_customers_affected", "worst_line_loading_pct",
                 "worst_transformer_loading_pct", "overloaded_transformer_intervals", "transformer_ma_overload_intervals",
                 "line_ma_overload_intervals", "reverse_flow_intervals", "storage_peak_reduction_kw",
