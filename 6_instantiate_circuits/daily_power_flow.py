@@ -123,15 +123,18 @@ def voltage_unbalance_factor_pct(v_abc: np.ndarray) -> np.ndarray:
     """The voltage unbalance factor VUF = 100 |V2| / |V1| [%] of three phase phasors ``v_abc`` (..., 3),
     complex, in phase order a, b, c (nodes 1, 2, 3; b lagging a by 120 degrees in a positive-sequence
     supply): V1 = (Va + a Vb + a^2 Vc) / 3, V2 = (Va + a^2 Vb + a Vc) / 3 (Fortescue). Phase-to-neutral and
-    phase-to-phase phasors give the same VUF (the difference only removes the zero sequence). 0 where V1
-    is 0. This is the "true" definition of IEC 61000-4-30 and IEEE 1159; ANSI C84.1 Annex D (at most 3 % at
+    phase-to-phase phasors give the same VUF (the difference only removes the zero sequence). A bus whose
+    nodes carry the phases in the other rotation (c lagging a: nodes rolled 1-3-2) has its sequences
+    swapped, so the ratio is taken as the smaller of |V1|, |V2| over the larger (the same VUF for either
+    rotation, never above 100 %); 0 where both are 0. This is the "true" definition of IEC 61000-4-30 and IEEE 1159; ANSI C84.1 Annex D (at most 3 % at
     the service) states its limit on the phase-to-phase voltages' largest deviation from their average,
     which for small unbalance is 0.87-1 times VUF."""
     v = np.asarray(v_abc, dtype=complex)
     v1 = np.abs(v[..., 0] + _A * v[..., 1] + _A * _A * v[..., 2])
     v2 = np.abs(v[..., 0] + _A * _A * v[..., 1] + _A * v[..., 2])
+    low, high = np.minimum(v1, v2), np.maximum(v1, v2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(v1 > 0, 100.0 * v2 / v1, 0.0)
+        return np.where(high > 0, 100.0 * low / high, 0.0)
 
 
 def voltage_unbalance_metrics(vuf_pct: np.ndarray, planning_pct: float, limit_pct: float) -> dict[str, Any]:

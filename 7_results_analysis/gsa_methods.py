@@ -30,7 +30,14 @@ Inputs may be dependent (the heat-pump shares lie on a simplex): both measures s
 measure the input's effect including what it shares with the inputs it depends on.
 
 Each analysis adds a :data:`DUMMY` input (uniform, seeded, unused by the model): an input whose
-index is not clearly above the dummy's cannot be told from sampling noise with this many runs.
+index is not clearly above the dummy's cannot be told from sampling noise with this many runs. The
+dummy is drawn once per design point, so that it repeats across the feeders of a pooled group and the
+placement replicates exactly as the real inputs do, and both bootstraps resample whole design points
+(:func:`bootstrap_rows`): with a dummy drawn per run and runs resampled one by one, an input with no
+effect inherits the chance association of a few design points confirmed on every feeder and replicate,
+while the dummy's floor sits too low (a review measured 2-6 of 6 no-effect inputs "above the floor" with
+32 points x 3 feeders x 2 replicates; 0 with the dummy and bootstrap per design point, test
+``test_no_effect_inputs_stay_at_the_floor_when_points_repeat``).
 Small samples also bias both measures: PAWN's KS distances stay well above 0 for an input with no
 effect, delta's kernel estimate too (less so once bias-corrected, which can also take it below 0),
 and the kernel smoothing biases delta low for an output with sharp density peaks (on Ishigami with
@@ -156,14 +163,39 @@ class DeltaResult:
         return self.index + self.half_width
 
 
+def bootstrap_rows(n: int, resamples: int, rng: np.random.Generator, clusters: np.ndarray | None = None
+                   ) -> list[np.ndarray]:
+    """Row indices of ``resamples`` bootstrap resamples of ``n`` runs, each of ``n`` rows.
+
+    Without ``clusters`` the runs are resampled with replacement. With ``clusters`` (one label per run:
+    its design point) whole clusters are drawn with replacement until ``n`` rows are reached (the last
+    one cut to fit): the runs of one design point (its feeders in a pooled group, its placement
+    replicates) share their inputs and are not independent, so they are resampled together (the
+    cluster bootstrap; Davison and Hinkley 1997, section 3.8)."""
+    if clusters is None:
+        return list(rng.integers(0, n, size=(resamples, n)))
+    labels, members = np.unique(np.asarray(clusters), return_inverse=True)
+    groups = [np.nonzero(members == k)[0] for k in range(len(labels))]
+    out = []
+    for _ in range(resamples):
+        taken, total = [], 0
+        while total < n:
+            group = groups[int(rng.integers(0, len(groups)))]
+            taken.append(group)
+            total += len(group)
+        out.append(np.concatenate(taken)[:n])
+    return out
+
+
 def delta_indices(x: np.ndarray, y: np.ndarray, *, resamples: int, seed: int,
-                  conf_level: float = CONF_LEVEL) -> DeltaResult:
+                  conf_level: float = CONF_LEVEL, clusters: np.ndarray | None = None) -> DeltaResult:
     """delta per input (Borgonovo 2007) from given data, bias-corrected, with a bootstrap interval.
 
     * estimate: SALib's kernel estimator (``calc_delta``) on the runs as given (equal to
       :func:`delta_full_sample`, a test keeps them so);
-    * bootstrap: ``resamples`` resamples of the runs with replacement (the same rows for every input),
-      each estimated the same way on the full sample's output grid and partition;
+    * bootstrap: ``resamples`` resamples of the runs with replacement (the same rows for every input;
+      whole design points with ``clusters``, :func:`bootstrap_rows`), each estimated the same way on the
+      full sample's output grid and partition;
     * index: Plischke et al. (2013, eqn 30) bias correction, ``estimate - (mean(bootstrap) - estimate)``:
       the estimator is biased upwards at small samples (a no-effect input scores well above 0), and the
       bootstrap shows by how much;
@@ -192,7 +224,7 @@ def delta_indices(x: np.ndarray, y: np.ndarray, *, resamples: int, seed: int,
         raise ValueError(f"resamples {resamples}: need at least 2 for a bootstrap SD")
     partition = delta_partition(n)
     y_grid = np.linspace(y.min(), y.max(), 100)
-    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    rows = bootstrap_rows(n, resamples, np.random.default_rng(seed), clusters)
     estimate = np.full(d, np.nan)
     bootstrap = np.full((resamples, d), np.nan)
     notes = [""] * d
@@ -242,8 +274,10 @@ def pawn_median(x: np.ndarray, y: np.ndarray, slices: int) -> np.ndarray:
 
 
 def pawn_indices(x: np.ndarray, y: np.ndarray, names: list[str], bounds: list[tuple[float, float]], *,
-                 resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """PAWN median per input (SALib) with its re-centred bootstrap interval; returns index, low, high, S."""
+                 resamples: int, seed: int, clusters: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """PAWN median per input (SALib) with its re-centred bootstrap interval (whole design points resampled
+    with ``clusters``: :func:`bootstrap_rows`); returns index, low, high, S."""
     from SALib.analyze import pawn
 
     x = np.asarray(x, dtype=float)
@@ -251,10 +285,8 @@ def pawn_indices(x: np.ndarray, y: np.ndarray, names: list[str], bounds: list[tu
     slices = pawn_slices(len(y))
     with _salib_context(int(seed) % (2**31 - 2) + 1):
         index = np.asarray(pawn.analyze(problem(names, bounds), x, y, S=slices)["median"], dtype=float)
-    rng = np.random.default_rng(seed)
     boot = np.empty((resamples, x.shape[1]))
-    for b in range(resamples):
-        rows = rng.integers(0, len(y), size=len(y))
+    for b, rows in enumerate(bootstrap_rows(len(y), resamples, np.random.default_rng(seed), clusters)):
         boot[b] = pawn_median(x[rows], y[rows], slices)
     tail = 100 * (1 - CONF_LEVEL) / 2
     with warnings.catch_warnings():
@@ -354,6 +386,16 @@ def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
     finite = np.isfinite(y)
     x, y = x[finite], y[finite]
     n = len(y)
+    # a run's design point (design and point): the runs of one point repeat its inputs on every feeder of a
+    # pooled group and in every placement replicate, so the dummy repeats with them and the bootstrap
+    # resamples them together; without the columns every run is its own point
+    if "run_design" in task and "run_point" in task:
+        points = np.char.add(np.char.add(np.asarray(task["run_design"], dtype=str)[finite], "/"),
+                             np.asarray(task["run_point"]).astype(str)[finite])
+    else:
+        points = np.arange(n)
+    labels, point_of = np.unique(points, return_inverse=True)
+    clusters = point_of if len(labels) < n else None  # every run its own point: the plain bootstrap
     rows, skips = [], []
 
     def skip(method: str, reason: str, name: str = "") -> None:
@@ -368,7 +410,9 @@ def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
     common = {**describe, "basis": task["basis"], "conf_level": CONF_LEVEL, "n_runs": n,
               "n_feeders": task["n_feeders"], "designs": task["designs"], "resamples": task["resamples"]}
     subsample = task.get("subsample", "")
-    dummy = np.random.default_rng(task_seed(task["seed"], task["group"], task["metric"], DUMMY, subsample)).random(n)
+    # the dummy is drawn per design point (labels in sorted order), like the inputs it stands beside
+    dummy = np.random.default_rng(task_seed(task["seed"], task["group"], task["metric"], DUMMY, subsample)
+                                  ).random(len(labels))[point_of]
     x = np.column_stack([x, dummy])
     names, bounds = names + [DUMMY], bounds + [(0.0, 1.0)]
     modal_share = np.unique(y, return_counts=True)[1].max() / n
@@ -382,10 +426,11 @@ def analyse(task: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
                 skip(method, f"{100 * modal_share:.0f} % of the runs share one value: delta's density estimate "
                              "needs a continuous output (PAWN does not)")
                 continue
-            result = delta_indices(x, y, resamples=task["resamples"], seed=seed)
+            result = delta_indices(x, y, resamples=task["resamples"], seed=seed, clusters=clusters)
             index, low, high, notes, slices = result.index, result.low, result.high, result.notes, np.nan
         else:
-            index, low, high, slices = pawn_indices(x, y, names, bounds, resamples=task["resamples"], seed=seed)
+            index, low, high, slices = pawn_indices(x, y, names, bounds, resamples=task["resamples"], seed=seed,
+                                                    clusters=clusters)
             notes = [""] * len(names)
         for j, name in enumerate(names):
             if not (np.isfinite(index[j]) and np.isfinite(low[j]) and np.isfinite(high[j])):

@@ -257,6 +257,7 @@ def placement_summary(spread: pd.DataFrame, scope: str = "pooled") -> pd.DataFra
     part = spread[spread["scope"] == scope]
     columns = {"state": "state", "season": "season", "feeder": "feeder", "metric": "metric", "basis": "unit",
                "replicates": "replicates", "design_points": "design points",
+               "placement_sd": "placement SD (pooled over design points)",
                "placement_sd_median": "placement SD (median over design points)",
                "placement_range_median": "placement range (median)", "placement_sd_max": "placement SD (largest)",
                "design_point_sd": "SD across design points", "placement_to_design_sd": "placement / design SD"}
@@ -452,7 +453,8 @@ def build_page(ws, results: pd.DataFrame) -> str:
                      "densest leaf is shown instead (<i>no_box</i>, method cart). Coverage: share of the failures "
                      "inside the box; density: share of the box's runs that fail; mass: share of all runs inside "
                      "the box; reproducibility: how often the box's restrictions come back on random halves of the "
-                     "runs. A feeder that fails in its reference case 0 <i>fails before any adoption</i>: its "
+                     "runs. Quasi-p values treat the runs as independent; in a pooled group (and with placement "
+                     "replicates) a design point's runs repeat its inputs, so there they are optimistic. A feeder that fails in its reference case 0 <i>fails before any adoption</i>: its "
                      "failures are not explained by the inputs, and it is left out of the pooled group.</p>")
         pooled = boxes[boxes["scope"] == "pooled"] if "scope" in boxes.columns else boxes
         parts.append(html_table(prim_table(pooled)))

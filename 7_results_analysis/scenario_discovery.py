@@ -39,7 +39,10 @@ Description
     box's density when one limit of an input is lifted, Bryant and Lempert 2010) are read per restricted
     input, the larger of its two limits'; while the largest is above ``--significance`` (0.05), that
     restriction is dropped (``PrimBox.drop_restriction``: a new step on the trajectory, phase ``drop``)
-    and the values are read again. The box left restricts only inputs with quasi-p <= 0.05; it is
+    and the values are read again. The binomial test treats the runs as independent: in a pooled group
+    and with placement replicates a design point's runs repeat its inputs on several feeders and
+    replicates, so there the quasi-p values are optimistic (README: read a pooled restriction near 0.05
+    as not shown). The box left restricts only inputs with quasi-p <= 0.05; it is
     resampled (``PrimBox.resample``: PRIM again on ``--resamples`` random halves of the runs) and each
     input's reproducibility is the share of the resamples whose box of similar coverage
     (``repro_coverage``) or density (``repro_density``) restricts it too [%]. ``reproducibility_pct``

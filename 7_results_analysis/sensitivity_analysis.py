@@ -134,7 +134,7 @@ CONVERGENCE_COLUMNS = ("group", "scope", "state", "season", "feeder", "metric", 
                        "fraction", "n_runs", "index", "conf_low", "conf_high", "dummy_index", "dummy_conf_low",
                        "dummy_conf_high", "verdict", "rank", "group_verdict", "ranking_stable", "note")
 SPREAD_COLUMNS = ("group", "scope", "state", "season", "feeder", "metric", "basis", "replicates", "design_points",
-                  "n_runs", "placement_sd_median", "placement_range_median", "placement_sd_max", "design_point_sd",
+                  "n_runs", "placement_sd", "placement_sd_median", "placement_range_median", "placement_sd_max", "design_point_sd",
                   "placement_to_design_sd", "note")
 POOLED = "pooled"
 #: environment of the worker processes: one BLAS thread each (the work is many small solves)
@@ -403,10 +403,13 @@ def placement_spread(tasks: list[dict[str, Any]]) -> pd.DataFrame:
     """How much placement alone moves each metric, per group: the runs of one design point differ only in
     their placement replicate.
 
-    Per task: the SD (ddof 1) and range across a design point's replicates, their median over the design
-    points (and the largest SD), beside the SD across design points of the replicate means
-    (``design_point_sd``), in the group's unit (pooled: the normalised metric). With one replicate the
-    placement columns are empty and ``note`` says it was not measured."""
+    Per task: ``placement_sd``, the pooled within-point SD (the square root of the mean over the design
+    points of the variance, ddof 1, across a point's replicates: unbiased for the placement variance,
+    where the median of two-replicate SDs is about 0.67 of it), then the median and largest SD and the
+    median range across a point's replicates, beside the SD across design points of the replicate means
+    (``design_point_sd``, which still holds placement variance / R), in the group's unit (pooled: the
+    normalised metric); ``placement_to_design_sd`` = placement_sd / design_point_sd. With one replicate
+    the placement columns are empty and ``note`` says it was not measured."""
     rows = []
     for t in tasks:
         frame = pd.DataFrame({"feeder": t["run_feeder"], "design": t["run_design"], "point": t["run_point"],
@@ -416,7 +419,8 @@ def placement_spread(tasks: list[dict[str, Any]]) -> pd.DataFrame:
         means = per_point.mean()
         row = {**{k: t[k] for k in ("group", "scope", "state", "season", "feeder", "metric", "basis")},
                "replicates": int(frame["replicate"].nunique()), "design_points": len(means), "n_runs": len(frame),
-               "placement_sd_median": np.nan, "placement_range_median": np.nan, "placement_sd_max": np.nan,
+               "placement_sd": np.nan, "placement_sd_median": np.nan, "placement_range_median": np.nan,
+               "placement_sd_max": np.nan,
                "design_point_sd": float(means.std(ddof=1)) if len(means) > 1 else np.nan,
                "placement_to_design_sd": np.nan, "note": NOT_MEASURED}
         counts = per_point.size()
@@ -424,11 +428,13 @@ def placement_spread(tasks: list[dict[str, Any]]) -> pd.DataFrame:
         if row["replicates"] > 1 and len(multi):
             sd = per_point.std(ddof=1).loc[multi]
             spread = (per_point.max() - per_point.min()).loc[multi]
-            row.update(placement_sd_median=float(sd.median()), placement_range_median=float(spread.median()),
+            variance = per_point.var(ddof=1).loc[multi]
+            row.update(placement_sd=float(np.sqrt(variance.mean())), placement_sd_median=float(sd.median()),
+                       placement_range_median=float(spread.median()),
                        placement_sd_max=float(sd.max()),
                        note=f"{len(multi)} design point(s) with 2 or more replicates")
             if row["design_point_sd"] > 0:
-                row["placement_to_design_sd"] = row["placement_sd_median"] / row["design_point_sd"]
+                row["placement_to_design_sd"] = row["placement_sd"] / row["design_point_sd"]
         rows.append(row)
     return _frame(rows, SPREAD_COLUMNS)
 

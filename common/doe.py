@@ -26,8 +26,10 @@ every design point with R independent placements; ``placement_replicate`` is the
 factor of the analysis, which measures how much placement alone moves each metric.
 
 The mixes JSON (``mixes_<design>.json``) keeps the earlier study's schema: keys ``"0".."N"``, case
-``"0"`` the fixed reference case (``common.config.REFERENCE_CASE``, one replicate: with no device and
-no heat pump its placements do not matter), then for design point p = 1..n and replicate r = 0..R-1
+``"0"`` the fixed reference case (``common.config.REFERENCE_CASE``, one replicate: replicate 0's
+placements; it has no heat pump but 10 % EVs and 5 % storage and PV, so on a small feeder its metrics,
+which normalise the pooled analysis and decide "fails before any adoption", are those of one placement),
+then for design point p = 1..n and replicate r = 0..R-1
 the case ``1 + (p - 1) R + r``, with ``design_point`` and ``placement_replicate`` in the case.
 """
 

@@ -166,16 +166,17 @@ def is_text(unit: str) -> bool:
 
 def metric_settings_digest() -> str:
     """SHA-256 of the ``common.config`` settings phase 6's metrics are computed with (ANSI ranges, thermal
-    windows and limits, the failure criteria, the energised threshold, EV voltage limits, the voltage unbalance
-    levels): a run's summary records it, so a run solved under other settings is redone by phase 6 and stale
-    for phase 7."""
+    windows, thresholds and emergency limit, the energised threshold, EV voltage limits, the voltage
+    unbalance levels): a run's summary records it, so a run solved under other settings is redone by phase 6
+    and stale for phase 7. What only phase 7 applies (the undervoltage duration ``min_consecutive_intervals``,
+    the criteria's descriptions) is left out: changing it needs phase 7 only."""
     import hashlib
     import json
 
     from common import config
 
     settings = {"ANSI_RANGE_A": config.ANSI_RANGE_A, "ANSI_RANGE_B": config.ANSI_RANGE_B,
-                "THERMAL": config.THERMAL, "FAILURE_CRITERIA": getattr(config, "FAILURE_CRITERIA", None),
+                "THERMAL": config.THERMAL,
                 "ENERGISED_PU": config.ENERGISED_PU, "EV_VMIN": config.EV.get("vminpu"),
                 "EV_VLOW": config.EV.get("vlowpu"),
                 "VOLTAGE_UNBALANCE_PCT": config.VOLTAGE_UNBALANCE_PCT}

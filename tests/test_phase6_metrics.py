@@ -173,3 +173,12 @@ New Load.a bus1=cust.1 phases=1 kV=0.277 kW=20 pf=1 model=1 vminpu=0.7 daily=day
     assert m["worst_line"] == "Line.service"
     assert m["worst_line_loading_pct"] == pytest.approx(amps.max(), rel=1e-5)  # NormAmps 100: amps = per cent
     assert amps.max() > 60.0 and amps.mean() < 30.0
+
+
+def test_vuf_is_the_same_for_a_bus_with_its_phases_rolled():
+    a = np.exp(2j * np.pi / 3)
+    abc = np.array([1.0, 0.98 * a * a, 1.01 * a])       # positive sequence, slightly unbalanced
+    rolled = abc[[0, 2, 1]]                               # nodes 1-3-2: the other rotation
+    np.testing.assert_allclose(pf.voltage_unbalance_factor_pct(rolled), pf.voltage_unbalance_factor_pct(abc),
+                               rtol=1e-12)
+    assert 0 < float(pf.voltage_unbalance_factor_pct(abc)) < 3

@@ -223,3 +223,17 @@ def test_feeder_without_an_ok_reference_run_is_kept_and_says_so():
     groups = _groups(results)
     head, _, _, _ = groups[("NC winter fa", "transformer_overload")]
     assert head["reference"] == "missing" and "status" not in head
+
+
+def test_metric_settings_digest_follows_phase6_limits_not_phase7_duration(monkeypatch):
+    """Changing the undervoltage duration needs phase 7 only; changing a thermal limit needs phase 6 again."""
+    from common import schema
+
+    before = schema.metric_settings_digest()
+    criteria = {**config.FAILURE_CRITERIA, "undervoltage": {**config.FAILURE_CRITERIA["undervoltage"],
+                                                            "min_consecutive_intervals": 4}}
+    monkeypatch.setattr(config, "FAILURE_CRITERIA", criteria)
+    assert schema.metric_settings_digest() == before
+    monkeypatch.setattr(config, "THERMAL", {**config.THERMAL, "transformer": {**config.THERMAL["transformer"],
+                                                                              "threshold_pct": 110.0}})
+    assert schema.metric_settings_digest() != before

@@ -110,6 +110,8 @@ def test_placement_spread_is_the_median_sd_across_replicates_beside_the_design_p
     sds = [np.std([10, 12], ddof=1), np.std([20, 26], ddof=1), np.std([30, 31], ddof=1)]
     assert row["replicates"] == 2 and row["design_points"] == 3
     assert row["placement_sd_median"] == pytest.approx(np.median(sds))
+    assert row["placement_sd"] == pytest.approx(np.sqrt(np.mean(np.square(sds))))
+    assert row["placement_to_design_sd"] == pytest.approx(row["placement_sd"] / row["design_point_sd"])
     assert row["placement_range_median"] == pytest.approx(2.0) and row["placement_sd_max"] == pytest.approx(max(sds))
     assert row["design_point_sd"] == pytest.approx(np.std([11.0, 23.0, 30.5], ddof=1))
 
@@ -183,3 +185,26 @@ def test_heat_pump_adoption_drives_the_winter_peak_on_every_nc_feeder(nc_winter)
     floor = feeders[feeders["input"] == gsa.DUMMY].set_index("feeder")
     gaps = {f: (float(hp.at[f, "index"]), float(floor.at[f, "conf_high"])) for f in sorted(studied)}
     assert all(index > high for index, high in gaps.values()), gaps
+
+
+def test_no_effect_inputs_stay_at_the_floor_when_points_repeat():
+    """32 design points repeated on 3 feeders x 2 replicates (a pooled group): the dummy is drawn per design
+    point and the bootstrap resamples whole points, so inputs without effect do not clear the floor while
+    the one that drives the output does (drawn per run, 2-6 of 6 no-effect inputs cleared it)."""
+    rng = np.random.default_rng(1)
+    n, copies = 32, 6
+    cleared = {"delta": 0, "pawn": 0}
+    for trial in range(3):
+        x = np.vstack([rng.random((n, 7))] * copies)
+        y = x[:, 0] + rng.normal(0, 0.02, len(x))
+        task = {"group": f"g{trial}", "scope": "pooled", "state": "NC", "season": "winter", "feeder": "",
+                "metric": "peak_kw", "basis": "", "x": x, "y": y, "names": [f"x{i}" for i in range(7)],
+                "bounds": [(0.0, 1.0)] * 7, "n_feeders": 3, "designs": "lhs", "min_runs": 20, "resamples": 60,
+                "seed": 7, "run_design": np.full(len(y), "lhs"), "run_point": np.tile(np.arange(1, n + 1), copies)}
+        rows, _ = gsa.analyse(task)
+        for method in cleared:
+            by_input = {r["input"]: r for r in rows if r["method"] == method}
+            floor = by_input[gsa.DUMMY]["conf_high"]
+            assert by_input["x0"]["conf_low"] > floor
+            cleared[method] += sum(by_input[f"x{i}"]["conf_low"] > floor for i in range(1, 7))
+    assert cleared["delta"] == 0 and cleared["pawn"] <= 1, cleared
