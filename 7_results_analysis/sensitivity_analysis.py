@@ -274,15 +274,21 @@ def subsample_mask(design: np.ndarray, point: np.ndarray, fraction: float, sizes
     return keep
 
 
+#: what a task knows of each run, and what of it the analysis itself needs: a run's design point (design,
+#: point), so that the dummy repeats and the bootstrap resamples with the point (gsa_methods.analyse)
+RUN_KEYS = ("run_design", "run_point", "run_replicate", "run_feeder")
+ANALYSED_RUN_KEYS = ("run_design", "run_point")
+
+
 def convergence_tasks(tasks: list[dict[str, Any]], sizes: dict[str, int], seed: int) -> list[dict[str, Any]]:
     """The subsample tasks (N/4, N/2) of every task: the same analysis on fewer design points."""
     out = []
-    run_keys = ("run_design", "run_point", "run_replicate", "run_feeder")
     for task in tasks:
         for label, fraction in SUBSAMPLES[:-1]:
             mask = subsample_mask(task["run_design"], task["run_point"], fraction, sizes, seed)
-            sub = {k: v for k, v in task.items() if k not in run_keys}
-            out.append({**sub, "x": task["x"][mask], "y": task["y"][mask], "subsample": label})
+            sub = {k: v for k, v in task.items() if k not in RUN_KEYS}
+            out.append({**sub, "x": task["x"][mask], "y": task["y"][mask], "subsample": label,
+                        **{k: task[k][mask] for k in ANALYSED_RUN_KEYS}})
     return out
 
 
@@ -290,8 +296,7 @@ def _outcomes(tasks: list[dict[str, Any]], workers: int) -> list[tuple[list, lis
     if workers > 1 and len(tasks) > 1:
         # fresh interpreters with single-threaded BLAS: forked workers inherit OpenBLAS's thread pool,
         # and several multi-threaded pools on few cores slow each other down many times over
-        run_keys = ("run_design", "run_point", "run_replicate", "run_feeder")
-        light = [{k: v for k, v in t.items() if k not in run_keys} for t in tasks]
+        light = [{k: v for k, v in t.items() if k not in RUN_KEYS or k in ANALYSED_RUN_KEYS} for t in tasks]
         with _environment(BLAS_THREADS_ENV), ProcessPoolExecutor(max_workers=workers,
                                                                  mp_context=get_context("spawn")) as pool:
             return list(pool.map(gsa.analyse, light, chunksize=1))

@@ -208,3 +208,33 @@ def test_no_effect_inputs_stay_at_the_floor_when_points_repeat():
             assert by_input["x0"]["conf_low"] > floor
             cleared[method] += sum(by_input[f"x{i}"]["conf_low"] > floor for i in range(1, 7))
     assert cleared["delta"] == 0 and cleared["pawn"] <= 1, cleared
+
+
+def _repeated_task():
+    rng = np.random.default_rng(3)
+    n, copies = 32, 4
+    x = np.vstack([rng.random((n, 7))] * copies)
+    y = x[:, 0] + rng.normal(0, 0.02, len(x))
+    return {"group": "g", "scope": "pooled", "state": "NC", "season": "winter", "feeder": "", "metric": "peak_kw",
+            "basis": "", "x": x, "y": y, "names": [f"x{i}" for i in range(7)], "bounds": [(0.0, 1.0)] * 7,
+            "n_feeders": 2, "designs": "lhs", "min_runs": 20, "resamples": 20, "seed": 7,
+            "run_design": np.full(len(y), "lhs"), "run_point": np.tile(np.arange(1, n + 1), copies),
+            "run_replicate": np.repeat([0, 1, 0, 1], n), "run_feeder": np.repeat(["a", "a", "b", "b"], n)}
+
+
+def test_the_worker_pool_gets_each_run_s_design_point():
+    """The pool path strips the bulky run columns but keeps the design point the dummy and bootstrap use."""
+    task = _repeated_task()
+    direct = gsa.analyse(task)[0]
+    pooled = SA._outcomes([task, _repeated_task()], workers=2)[0][0]
+    assert [r["index"] for r in pooled] == [r["index"] for r in direct]
+    assert [r["conf_high"] for r in pooled] == [r["conf_high"] for r in direct]
+
+
+def test_convergence_subsamples_keep_the_design_point_of_their_runs():
+    task = _repeated_task()
+    subs = SA.convergence_tasks([task], {"lhs": 32}, seed=5)
+    for sub in subs:
+        assert len(sub["run_point"]) == len(sub["y"]) == len(sub["x"])
+        points = sub["run_point"]
+        assert all((points == p).sum() == 4 for p in np.unique(points))  # every copy of a point kept together
