@@ -119,6 +119,11 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def folded(summary: str, frame: pd.DataFrame, *, max_rows: int | None = None) -> str:
+    """A table folded under a one-line summary (``<details>``): opens on a click, no script."""
+    return f"<details><summary>{summary}</summary>{html_table(frame, max_rows=max_rows)}</details>"
+
+
 def html_table(frame: pd.DataFrame, *, max_rows: int | None = None) -> str:
     """An HTML table of ``frame`` (``DataFrame.to_html``, every cell escaped), cells formatted by :func:`fmt`."""
     if frame is None or frame.empty:
@@ -370,8 +375,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
         parts.append(f'<p class="note">{len(stale)} stale run(s) left out of every table: made from inputs that '
                      "are no longer the study's (an earlier design, a feeder the circuit filter now rejects, changed "
                      "inputs or outputs). Phase 6 redoes them; <code>append_experiment_results.py --clean-stale</code> "
-                     f"removes their folders.</p><details><summary>stale runs</summary>{html_table(stale, max_rows=200)}"
-                     "</details>")
+                     "removes their folders.</p>" + folded("stale runs", stale, max_rows=200))
     if circuits is not None and len(circuits):
         feeders = circuits.drop_duplicates(["state", "circuit_folder"])[
             ["state", "circuit_folder", "n_loads", "n_customers", "head_element", "head_kv_ll", "head_norm_amps",
@@ -409,10 +413,9 @@ def build_page(ws, results: pd.DataFrame) -> str:
         parts.append(html_table(sensitivity_verdicts(sensitivity)))
         feeders = sensitivity_verdicts(sensitivity, scope="feeder")
         if len(feeders):
-            parts.append(f"<details><summary>verdicts per feeder ({len(feeders)} analyses)</summary>"
-                         f"{html_table(feeders)}</details>")
+            parts.append(folded(f"verdicts per feeder ({len(feeders)} analyses)", feeders))
         if skipped is not None and len(skipped):
-            parts.append(f"<details><summary>{len(skipped)} skipped analyses</summary>{html_table(skipped)}</details>")
+            parts.append(folded(f"{len(skipped)} skipped analyses", skipped))
     parts.append("<h3>Convergence: do the rankings hold as runs are added?</h3>")
     if convergence is None:
         parts.append(missing("sensitivity_convergence.csv", rio.PRODUCERS["sensitivity"]))
@@ -439,7 +442,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
                      "alone moves the metric detectably.</p>" + html_table(placement_summary(spread)))
         feeders = placement_summary(spread, scope="feeder")
         if len(feeders):
-            parts.append(f"<details><summary>placement spread per feeder</summary>{html_table(feeders)}</details>")
+            parts.append(folded("placement spread per feeder", feeders))
     parts.append(figs("sensitivity"))
 
     parts.append('<h2 id="prim">Scenario discovery: where failures concentrate (PRIM)</h2>')
@@ -460,8 +463,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
         parts.append(html_table(prim_table(pooled)))
         per_feeder = boxes[boxes["scope"] == "feeder"] if "scope" in boxes.columns else boxes.iloc[0:0]
         if len(per_feeder):
-            parts.append(f"<details><summary>per feeder ({len(per_feeder)} rows)</summary>"
-                         f"{html_table(prim_table(per_feeder))}</details>")
+            parts.append(folded(f"per feeder ({len(per_feeder)} rows)", prim_table(per_feeder)))
     parts.append(figs("prim"))
     if figures.get("other"):
         parts.append("<h2>Other figures</h2>" + figs("other"))
