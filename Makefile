@@ -3,16 +3,27 @@
 #
 # make run      install, then run every step on the embedded sample in order (run_pipeline.py walks the
 #               step table in common/steps.py: the sample, phases 0, 1c, 1b, 1c, 2-5, 6, 7)
-# make study    the study profile: the same pipeline with STUDY_N_CASES (256) cases per design and
+#               in the cross layout: SCENARIOS (8) scenarios per design over the uncertainties X x the four
+#               named policies of common.config.POLICIES (32 cases per design, as the joint design had), or
+#               POLICIES=N sampled policies; LAYOUT=joint (or giving N_CASES=N) runs the joint design instead
+# make study    the study profile: the same pipeline with STUDY_SCENARIOS (64) scenarios x the named policies
+#               (256 cases per design; STUDY_LAYOUT=joint: STUDY_N_CASES (256) joint cases) and
 #               STUDY_REPLICATES (2) placement replicates per design point, on the sample feeders of
 #               STUDY_STATES and STUDY_SEASONS (default every state and season), in its own workspace
 #               STUDY_DATA (default $(DATA)/study, with its own sample), so the quick run stays as it is
 # make test     the test suite
 # make install  only the virtual environment
-# Variables:    DATA (workspace, default ./data), STATES, SEASONS, DESIGNS, N_CASES, REPLICATES (placement
+# Variables:    DATA (workspace, default ./data), STATES, SEASONS, DESIGNS, LAYOUT (cross or joint), SCENARIOS,
+#               POLICIES (cross layout; empty: the named policies), N_CASES (joint layout), REPLICATES (placement
 #               replicates per design point, default 1), WORKERS, SOURCE, PYTHON (the interpreter to make
-#               .venv with), VENV (default .venv); for make study STUDY_DATA, STUDY_N_CASES, STUDY_REPLICATES,
-#               STUDY_STATES, STUDY_SEASONS (e.g. make study STUDY_STATES=NC STUDY_SEASONS=winter)
+#               .venv with), VENV (default .venv); for make study STUDY_DATA, STUDY_LAYOUT, STUDY_SCENARIOS,
+#               STUDY_N_CASES, STUDY_REPLICATES, STUDY_STATES, STUDY_SEASONS (e.g. make study STUDY_STATES=NC
+#               STUDY_SEASONS=winter)
+#
+# Why make run's cross layout with 8 scenarios x 4 named policies: the same 32 cases per design (the same
+# phase 6 time) as the joint design's 32 points, and every feeder and season then has 16 scenarios (8 LHS +
+# 8 Sobol) per policy, enough for a satisficing share and a PRIM search of the most robust policy's failures
+# (scenario_discovery's 10-run floor); the study's 64 x 4 gives 128 scenarios per policy and feeder.
 #
 # Why make run's 32 cases per design: 16 points of a 7-dimensional Sobol design always hold a column pair
 # correlated near |r| = 0.75 (phase 0 warns), and 2 x 32 runs per feeder and season are the fewest at which
@@ -42,10 +53,20 @@ STATES  ?= NC TX CA
 SEASONS ?= summer winter
 DESIGNS ?= lhs sobol
 N_CASES ?= 32
+SCENARIOS ?= 8
+POLICIES ?=
+# giving N_CASES (command line or environment) asks for the joint design, unless LAYOUT is given too
+ifeq ($(origin N_CASES),file)
+LAYOUT ?= cross
+else
+LAYOUT ?= joint
+endif
 REPLICATES ?= 1
 WORKERS ?= 2
 STUDY_DATA       ?= $(DATA)/study
 STUDY_N_CASES    ?= 256
+STUDY_LAYOUT     ?= cross
+STUDY_SCENARIOS  ?= 64
 STUDY_REPLICATES ?= 2
 STUDY_STATES     ?= $(STATES)
 STUDY_SEASONS    ?= $(SEASONS)
@@ -57,6 +78,8 @@ INSTALLED := $(VENV)/.installed
 SAMPLE    := $(DATA)/sample/sample_manifest.json
 DD        := --data-dir $(DATA)
 SRC       := $(if $(SOURCE),--source $(SOURCE),)
+DOE       := $(if $(filter cross,$(LAYOUT)),--layout cross --scenarios $(SCENARIOS)$(if $(POLICIES), --policies \
+             $(POLICIES),),--layout $(LAYOUT) --n-cases $(N_CASES))
 
 .PHONY: run study test install sample clean-results FORCE
 
@@ -79,21 +102,21 @@ $(SAMPLE): $(INSTALLED)
 
 run: $(INSTALLED)
 	$(PY) run_pipeline.py $(DD) --states $(STATES) --seasons $(SEASONS) --designs $(DESIGNS) \
-	    --n-cases $(N_CASES) --replicates $(REPLICATES) --workers $(WORKERS) $(SRC)
+	    $(DOE) --replicates $(REPLICATES) --workers $(WORKERS) $(SRC)
 	@echo
 	@echo "Done. Results are in $(DATA)/:"
 	@echo "  designs of experiments and plots:  $(DATA)/0_code_xlrm/"
 	@echo "  feeder/building matches:           $(DATA)/1b_smartds_eulp_match/<STATE>/"
 	@echo "  design-day profiles and plots:     $(DATA)/2_profiles_heat_pumps/<STATE>/plots/"
 	@echo "  circuit instances and runs:        $(DATA)/6_instantiate_circuits/<STATE>/<season>/<design>/"
-	@echo "  combined results, sensitivity, PRIM, plots: $(DATA)/7_results_analysis/"
+	@echo "  combined results, sensitivity, PRIM, robustness, plots: $(DATA)/7_results_analysis/"
 	@echo "  the report (open in a browser):    $(abspath $(DATA))/7_results_analysis/report.html"
 
 # the study profile: make run again with the study's settings in the study's workspace (SOURCE, unless
 # set, follows DATA to the study's own sample)
 study: $(INSTALLED)
-	$(MAKE) --no-print-directory run DATA="$(STUDY_DATA)" N_CASES=$(STUDY_N_CASES) REPLICATES=$(STUDY_REPLICATES) \
-	    STATES="$(STUDY_STATES)" SEASONS="$(STUDY_SEASONS)"
+	$(MAKE) --no-print-directory run DATA="$(STUDY_DATA)" LAYOUT=$(STUDY_LAYOUT) SCENARIOS=$(STUDY_SCENARIOS) \
+	    N_CASES=$(STUDY_N_CASES) REPLICATES=$(STUDY_REPLICATES) STATES="$(STUDY_STATES)" SEASONS="$(STUDY_SEASONS)"
 
 test: $(INSTALLED)
 	$(PY) -m pytest -q

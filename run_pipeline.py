@@ -19,6 +19,7 @@ Settings read
 Usage
     python run_pipeline.py --data-dir data --states NC --seasons winter --designs lhs --n-cases 4 --replicates 2 \\
         --workers 2 --source data/sample/oedi
+    python run_pipeline.py --data-dir data --layout cross --scenarios 8 ...   scenarios x named policies
     python run_pipeline.py --dry-run ...      print the commands, run nothing
 """
 
@@ -30,7 +31,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from common import cli, config
+from common import cli, config, doe
 from common.paths import REPO_ROOT
 from common.steps import plan
 
@@ -50,6 +51,13 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--replicates", type=cli.positive_int, default=None,
                         help="placement replicates per design point of phase 0 (default: the script's, "
                              "common.config.PLACEMENT_REPLICATES)")
+    parser.add_argument("--layout", choices=doe.LAYOUTS, default=None,
+                        help="phase 0's experiment layout: joint (X and L sampled together, --n-cases) or cross "
+                             "(--scenarios x policies; default: the script's, common.config.LAYOUT)")
+    parser.add_argument("--scenarios", type=cli.positive_int, default=None,
+                        help="cross layout: scenarios per design (default: the script's, common.config.CROSS_SCENARIOS)")
+    parser.add_argument("--policies", type=cli.positive_int, default=None,
+                        help="cross layout: sampled policies (default: the named ones of common.config.POLICIES)")
     parser.add_argument("--workers", type=cli.positive_int, default=None,
                         help="worker processes of phase 6 and the sensitivity analysis (default: theirs)")
     parser.add_argument("--source", default=None,
@@ -73,7 +81,8 @@ def _status(returncode: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     commands = plan(ws.root, states=args.states, seasons=args.seasons, designs=args.designs,
-                    n_cases=args.n_cases, replicates=args.replicates, workers=args.workers, source=args.source,
+                    n_cases=args.n_cases, replicates=args.replicates, layout=args.layout, scenarios=args.scenarios,
+                    policies=args.policies, workers=args.workers, source=args.source,
                     smartds_root=args.smartds_root, eulp_root=args.eulp_root, quiet=args.quiet)
     heading = None
     for number, command in enumerate(commands, start=1):

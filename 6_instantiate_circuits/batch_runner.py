@@ -13,6 +13,13 @@ they are recorded as failed; workers exit when the driver dies. Timings go to th
 ``timings.csv``, never into results, so that results are byte-identical across reruns and worker
 counts.
 
+With ``task["upgrades"]`` (``--upgrades`` of the phase 6 driver; off by default) an ok run that violates a
+planning limit is then upgraded (``upgrade_circuit.run_upgrade``: thermal and voltage upgrades and their cost,
+``upgrades.json``, the ``upgraded/`` variant and the ``upgrades`` block of ``summary.json``); a run without a
+violation gets cost 0 without another solve, and a run already upgraded from the same run, settings and cost
+tables is left as it is. An upgrade that fails is recorded in that block (status ``failed``), never the run's
+power-flow result.
+
 Workers keep each feeder's shared context (customers, profiles, PV shape ...) in memory, so a
 feeder's context is read once per worker, not once per case. Results are the same whichever
 executor runs them: every input of a run is in its instance folder and the shared files.
@@ -34,6 +41,7 @@ import pandas as pd
 
 import circuit_instance
 import daily_power_flow
+import upgrade_circuit
 from common import config, intake
 from common.io import InputError, clean_temporaries
 from common.paths import Workspace
@@ -42,6 +50,18 @@ logger = logging.getLogger(__name__)
 
 #: per-process cache of feeder contexts: (data dir, state, season, feeder, ev stats) -> context
 _CONTEXTS: dict[tuple, Any] = {}
+#: per-process cache of the upgrade unit-cost tables: folder -> (its files' digest, tables)
+_COST_TABLES: dict[str, Any] = {}
+
+
+def _cost_tables(folder: str) -> Any:
+    """The unit-cost tables of ``folder``, read once per process (again when a file changed)."""
+    tables = upgrade_circuit.load_cost_tables(Path(folder))
+    cached = _COST_TABLES.get(folder)
+    if cached is not None and cached.digest == tables.digest:
+        return cached
+    _COST_TABLES[folder] = tables
+    return tables
 
 
 def _context(task: dict[str, Any]) -> Any:
@@ -111,7 +131,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         if not task.get("simulate"):
             return _record(task, "instantiated", timings={"instance_s": round(build_s, 4)})
         stage = "run"
-        if not task.get("force"):
+        if not task.get("force") and not task.get("upgrades"):
             previous = daily_power_flow.outputs_valid(instance_dir, digest)
             if previous is not None:
                 daily_power_flow.update_mixes_digest(instance_dir, previous, task.get("mixes_digest", ""))
@@ -119,8 +139,38 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                                timings={"instance_s": round(build_s, 4),
                                         "runtime_s": round(time.perf_counter() - started, 4)})
         deadline = time.monotonic() + float(task.get("timeout_s", config.RUN_TIMEOUT_S))
-        table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline)
-        summary = daily_power_flow.write_outputs(instance_dir, table, summary)
+        previous = None if task.get("force") else daily_power_flow.outputs_valid(instance_dir, digest)
+        if previous is not None:  # solved already (only reached with upgrades to do: see above)
+            daily_power_flow.update_mixes_digest(instance_dir, previous, task.get("mixes_digest", ""))
+            summary, simulate_s, solved = previous, 0.0, False
+        else:
+            table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline)
+            upgrade_circuit.remove_outputs(instance_dir)  # an earlier solve's upgrades no longer apply
+            summary = daily_power_flow.write_outputs(instance_dir, table, summary)
+            solved = True
+        upgrade_s = None
+        if task.get("upgrades") and summary["status"] == "ok":
+            started_upgrade = time.perf_counter()
+            try:
+                block, _, upgrade_skipped = upgrade_circuit.run_upgrade(
+                    instance_dir, _cost_tables(task["cost_tables"]),
+                    deadline=time.monotonic() + float(task.get("timeout_s", config.RUN_TIMEOUT_S)),
+                    force=bool(task.get("force")))
+            except Exception as exc:  # noqa: BLE001 - a failed upgrade never undoes the run's power flow: recorded
+                logger.debug("upgrade of %s case %s failed", task["feeder"], task["case_key"], exc_info=True)
+                known = isinstance(exc, InputError)
+                block = upgrade_circuit.record_failure(
+                    instance_dir, f"upgrade: {'' if known else type(exc).__name__ + ': '}{exc}")
+                upgrade_skipped = False
+            upgrade_s = round(time.perf_counter() - started_upgrade, 4)
+            level = logging.ERROR if block["status"] == "failed" else logging.DEBUG
+            logger.log(level, "%s case %s: upgrades %s%s, cost %s USD%s", task["feeder"], task["case_key"],
+                       block["status"], f" ({block['message']})" if block.get("message") else "", block["cost_usd"],
+                       " (already done)" if upgrade_skipped else "")
+            if not solved:
+                return _record(task, "ok", skipped=True, peak_kw=summary["metrics"].get("peak_kw"),
+                               timings={"instance_s": round(build_s, 4), "upgrade_s": upgrade_s,
+                                        "runtime_s": round(time.perf_counter() - started, 4)})
     except Exception as exc:  # noqa: BLE001 - one broken run must not stop the batch: record it whatever it is
         known = isinstance(exc, (circuit_instance.InstanceError, InputError))
         message = f"{stage}: {'' if known else type(exc).__name__ + ': '}{exc}"
@@ -129,6 +179,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         return _record(task, "failed", message, timings={"runtime_s": round(time.perf_counter() - started, 4)})
     return _record(task, summary["status"], summary["message"], peak_kw=summary["metrics"].get("peak_kw"),
                    timings={"instance_s": round(build_s, 4), "simulate_s": simulate_s,
+                            **({"upgrade_s": upgrade_s} if upgrade_s is not None else {}),
                             "runtime_s": round(time.perf_counter() - started, 4)})
 
 
@@ -264,7 +315,8 @@ def _by_value_modules() -> Iterable[Any]:
     import pv_generation
     import storage_dispatch
 
-    return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, pv_generation, storage_dispatch)
+    return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, pv_generation, storage_dispatch,
+            upgrade_circuit)
 
 
 class SchedulerError(RuntimeError):

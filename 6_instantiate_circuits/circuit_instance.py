@@ -8,7 +8,9 @@ variant, pointing at the daily files of phases 2, 4 and 5 by relative path) and 
 
 :func:`build_instance` turns a case of a mixes file into an instance folder holding
 ``Master.dss`` and only the case's own files (``Loads.dss`` with each customer's variant,
-``EVs.dss``, ``PV.dss``, ``Storage.dss``) plus ``scenario_assignments.json``; ``Master.dss``
+``EVs.dss``, ``PV.dss`` with the three-phase and rooftop arrays (and, with
+``ROOFTOP_PV["inverter_control"] = "volt_var"``, their IEEE 1547 Category B InvControls), ``Storage.dss``
+with the three-phase fleet and the home batteries, each on its own dispatch shape) plus ``scenario_assignments.json``; ``Master.dss``
 redirects to the feeder's base files (the phase 1b copy) and to the shared files by relative path.
 Compiled alone and solved with ``solve mode=daily stepsize=15m number=96`` it reproduces the day.
 
@@ -16,7 +18,9 @@ Randomness, common random numbers and nested placements: the case's seeds are it
 replicate's (``common.doe.placement_seeds``: the same in every case of the replicate). Each seed and
 the feeder's name give one random order of the feeder's (sorted) customers per purpose
 (:func:`customer_order`): heat-pump adopters, the demand-managed ones among them, EV hosts, their
-charger levels, managed-charging enrolment, Level-1 legs and sessions, PV hosts and storage hosts.
+charger levels, managed-charging enrolment, Level-1 legs and sessions, PV hosts and storage hosts
+(three-phase customers), rooftop PV hosts and home-battery hosts (residential customers that are not
+three-phase: :func:`place_rooftop`).
 A case takes its hosts from the head of the order, so within a replicate a higher share is a superset
 of a lower one (more EVs add hosts, never reshuffle them; a customer keeps its EV session, charger
 level, leg, PV and battery in every case that gives it one) and two cases differ only where their
@@ -114,7 +118,8 @@ def _rel(target: Path, start: Path) -> str:
 
 
 #: sub-stream of each per-customer draw, after the seed and the feeder (one stream per purpose)
-_STREAMS = {"order": 0, "rank": 1, "level": 2, "leg": 3, "session_L1": 4, "session_L2": 5}
+_STREAMS = {"order": 0, "rank": 1, "level": 2, "leg": 3, "session_L1": 4, "session_L2": 5, "pv_res": 6,
+            "storage_res": 7}
 
 
 def customer_rng(seed: int, feeder: str, stream: str) -> np.random.Generator:
@@ -266,6 +271,27 @@ class FeederContext:
         return f"{shape}__{variant}"
 
 
+#: intervals of a whole (non-leap) year of 15-min values: a profile with fewer gives no annual energy
+YEAR_STEPS = 365 * STEPS
+
+
+def customer_annual_kwh(customers: pd.DataFrame, stats: pd.DataFrame) -> np.ndarray:
+    """Each customer's annual energy [kWh/yr] from its own SMART-DS yearly profile: the profile's annual
+    energy over its annual peak (phase 1b's monthly statistics: sum of mean kW x points x 15 min, over the
+    highest monthly peak) times the customer's annual peak kW (Loads.dss). NaN where the profile covers
+    less than a whole year (no annual energy to size from)."""
+    stats = stats.copy()
+    stats["kwh"] = stats["mean_kw"].astype(float) * stats["n_points"].astype(float) * DT_H
+    by_shape = stats.groupby(["subregion", "shape"]).agg(kwh=("kwh", "sum"), peak_kw=("peak_kw", "max"),
+                                                         points=("n_points", "sum"),
+                                                         profile_points=("profile_points", "max"))
+    whole = (by_shape["points"] >= YEAR_STEPS) & (by_shape["points"] == by_shape["profile_points"]) & \
+        (by_shape["peak_kw"] > 0)
+    hours_at_peak = (by_shape["kwh"] / by_shape["peak_kw"]).where(whole)  # annual kWh per kW of annual peak
+    keys = pd.MultiIndex.from_arrays([customers["subregion"], customers["shape"]])
+    return customers["peak_kw"].to_numpy(dtype=float) * hours_at_peak.reindex(keys).to_numpy(dtype=float)
+
+
 def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_path: Path | None = None) -> FeederContext:
     """Read the feeder's shared inputs (phases 1b, 2, 4, 5) and check every daily file exists."""
     feeder_dir = ws.feeder_dir(state, feeder)
@@ -275,6 +301,9 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
     customers = customers[customers["feeder"] == feeder].sort_values("customer").reset_index(drop=True)
     if customers.empty:
         raise InstanceError(f"feeder {feeder!r} has no customer in {ws.customers(state)}")
+    stats = read_parquet(ws.profile_stats(state), "1b_smartds_eulp_match/review_parquet_matches.py",
+                         required=("subregion", "shape", "mean_kw", "peak_kw", "n_points", "profile_points"))
+    customers["annual_kwh"] = customer_annual_kwh(customers, stats)
     days = read_csv(ws.design_days(state), profiles.PRODUCERS["design_days"], required=profiles.DESIGN_DAY_COLUMNS)
     day = days[(days["feeder"] == feeder) & (days["season"] == season)]
     if day.empty:
@@ -404,6 +433,19 @@ def generic_design_day(loads: list[dict[str, Any]], shapes: dict[str, tuple[np.n
                                              f"({len(full)} of a whole year; calendar {year})")
 
 
+def generic_annual_kwh(members: list[dict[str, Any]], shapes: dict[str, tuple[np.ndarray, str]]) -> float:
+    """A generic feeder's customer's annual energy [kWh/yr]: each of its loads' kW x the sum of its yearly
+    shape's first year of 15-min values x 15 min; NaN unless every load has a yearly shape of a whole year
+    (a daily shape says nothing of the year)."""
+    total = 0.0
+    for member in members:
+        values, kind = shapes.get(member["own_shape"], (None, ""))
+        if kind != "yearly" or values is None or len(values) < YEAR_STEPS:
+            return math.nan
+        total += float(member["kw"]) * float(np.sum(values[:YEAR_STEPS])) * DT_H
+    return total
+
+
 def cut_day(values: np.ndarray, kind: str, day_of_year: int) -> np.ndarray:
     """The 96 values of a shape on the design day: a daily shape's day, a yearly shape's day
     ``day_of_year`` (a shape shorter than a year repeats, as OpenDSS repeats it)."""
@@ -469,7 +511,8 @@ def load_generic_context(ws: Workspace, state: str, season: str, taken: intake.I
     for c in customers:
         rows.append({"feeder": name, **{k: c[k] for k in ("customer", "loads", "bus", "nodes", "kv", "peak_kw",
                                                         "peak_kvar", "three_phase", "service")},
-                     "class": "res" if c["peak_kw"] <= limit else "com", "shape": c["members"][0]["shape"]})
+                     "class": "res" if c["peak_kw"] <= limit else "com", "shape": c["members"][0]["shape"],
+                     "annual_kwh": generic_annual_kwh(c["members"], own)})
     customers = pd.DataFrame(rows).sort_values("customer").reset_index(drop=True)
     shapes = sorted(customers["shape"].unique())
     matrix = np.array([profiles_of[s] for s in shapes])
@@ -679,6 +722,22 @@ class Plan:
     fleet: Any                           # storage_dispatch.Fleet
     dispatch: Any                        # storage_dispatch.Dispatch
     lp_peak_kw: float
+    rooftop: Any = None                  # Rooftop: residential rooftop PV and home batteries
+
+
+@dataclass
+class Rooftop:
+    """Residential rooftop PV and home batteries of a case (hosts sorted; no files)."""
+
+    pv_kw: dict[str, float]              # host -> array [kW DC]
+    pv_annual_kwh: dict[str, float]      # host -> the home's annual energy it is sized from [kWh/yr]
+    n_pv_wanted: int                     # hosts the share asks for (the head of the order)
+    pv_unsized: list[str]                # hosts without a whole year of profile: no array (recorded)
+    sto_hosts: list[str]
+    unit: Any                            # storage_dispatch.Fleet of one home battery
+    dispatch: Any                        # storage_dispatch.HomeDispatch, rows in sto_hosts order
+    pv_total: np.ndarray                 # (96,) rooftop PV output [kW]
+    sto_total: np.ndarray                # (96,) home batteries' power [kW], + discharge
 
 
 def assign_variants(customers: list[str], shares: dict[str, float], seed: int, feeder: str
@@ -686,8 +745,15 @@ def assign_variants(customers: list[str], shares: dict[str, float], seed: int, f
     """Heat-pump variant of each customer (in ``customers``' order): largest-remainder counts of
     ``shares``; the adopters (demand-managed or uncontrolled) are the head of the feeder's adoption order
     and the demand-managed ones the adopters first in a second order (nested: more adoption adds
-    adopters, a higher demand-managed fraction turns more of the same adopters into demand-managed)."""
-    counts = largest_remainder(shares, len(customers))
+    adopters, a higher demand-managed fraction turns more of the same adopters into demand-managed).
+
+    The counts come in two steps, adopters first (``dm + un`` against ``baseline``), then the demand-managed
+    among them: the number of adopters depends on the adoption share alone, so two cases of one scenario
+    under different demand-management levers (the cross layout) have the same adopters."""
+    adopt = largest_remainder({"baseline": shares["baseline"], "adopt": shares["dm"] + shares["un"]},
+                              len(customers))["adopt"]
+    split = largest_remainder({"dm": shares["dm"], "un": shares["un"]}, adopt)
+    counts = {"baseline": len(customers) - adopt, "dm": split["dm"], "un": split["un"]}
     adopting = set(head_of(customer_order(seed, feeder, customers), counts["dm"] + counts["un"]))
     managed = set(head_of([c for c in customer_order(seed, feeder, customers, "rank") if c in adopting],
                           counts["dm"]))
@@ -737,17 +803,15 @@ def draw_evs(ctx: FeederContext, case: dict[str, Any]):
 
 
 def place_pv_and_storage(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], int, int]:
-    """PV hosts with their Pmpp and storage hosts with their kW (three-phase customers; residential PV
-    behind a flag; disjoint sets when the case asks), the storage hosts wanted and the three-phase count.
+    """PV hosts with their Pmpp and storage hosts with their kW (three-phase customers; disjoint sets when
+    the case asks), the storage hosts wanted and the three-phase count.
 
     PV hosts are the head of the PV pool's order and storage hosts the head of the three-phase customers'
     storage order (skipping PV hosts when the sets are disjoint): nested in each share."""
     cust = ctx.customers
     peak_of = dict(zip(cust["customer"], cust["peak_kw"].astype(float)))
     three = sorted(cust["customer"][cust["three_phase"]].tolist())
-    pv_pool = sorted(set(three) | (set(cust["customer"][cust["class"] == "res"]) if config.PV["residential_hosts"]
-                                   else set()))
-    pv_hosts = head_of(customer_order(case["pv_seed"], ctx.feeder, pv_pool),
+    pv_hosts = head_of(customer_order(case["pv_seed"], ctx.feeder, three),
                        round_half_up(case["pv_perc_3ph"] * len(three)))
     taken = set(pv_hosts) if case["disjoint_sets"] else set()
     n_sto_wanted = round_half_up(case["storage_perc_3ph"] * len(three))
@@ -758,33 +822,98 @@ def place_pv_and_storage(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict
     return pv_kw, sto_kw, n_sto_wanted, len(three)
 
 
+def rooftop_pool(ctx: FeederContext) -> list[str]:
+    """Customers that can host rooftop PV and home batteries: residential and not three-phase (the
+    three-phase customers are the pool of the three-phase PV and storage), sorted."""
+    cust = ctx.customers
+    return sorted(cust["customer"][(cust["class"] == "res") & ~cust["three_phase"].astype(bool)].tolist())
+
+
+def place_rooftop(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], int,
+                                                                        list[str], list[str]]:
+    """Rooftop PV hosts with their arrays [kW DC] and annual energies, the hosts wanted, those without an
+    annual energy (no array), and the home-battery hosts.
+
+    PV hosts are the head of the pool's own order (the PV seed's ``pv_res`` stream) and battery hosts the
+    head of another (the storage seed's ``storage_res`` stream), each ``round(share x pool)`` long: nested
+    in each share and independent of the other (a home may have both). Arrays:
+    ``pv_generation.rooftop_pv_kw`` of the home's annual energy."""
+    pool = rooftop_pool(ctx)
+    n_pv = round_half_up(case["pv_perc_res"] * len(pool))
+    pv_hosts = head_of(customer_order(case["pv_seed"], ctx.feeder, pool, "pv_res"), n_pv)
+    annual_of = dict(zip(ctx.customers["customer"], ctx.customers["annual_kwh"].astype(float)))
+    annual = np.array([annual_of[c] for c in pv_hosts], dtype=float)
+    sizes = pv_generation.rooftop_pv_kw(annual, ctx.state)
+    pv_kw = {c: float(kw) for c, kw in zip(pv_hosts, sizes) if math.isfinite(kw) and kw > 0}
+    unsized = [c for c in pv_hosts if c not in pv_kw]
+    sto_hosts = head_of(customer_order(case["storage_seed"], ctx.feeder, pool, "storage_res"),
+                        round_half_up(case["storage_perc_res"] * len(pool)))
+    return pv_kw, {c: annual_of[c] for c in pv_kw}, n_pv, unsized, sto_hosts
+
+
+def customer_day_kw(ctx: FeederContext, variant_of: np.ndarray, names: list[str]) -> np.ndarray:
+    """(len(names), 96) design-day load [kW] of the customers ``names``: annual peak x their variant's
+    per-unit profile."""
+    row = {c: i for i, c in enumerate(ctx.customers["customer"])}
+    idx = np.array([row[c] for c in names], dtype=int)
+    if not len(idx):
+        return np.zeros((0, STEPS))
+    shape_idx = ctx.customers["shape"].map(ctx.shape_index).to_numpy()[idx]
+    peak_kw = ctx.customers["peak_kw"].to_numpy(dtype=float)[idx]
+    return np.array([peak_kw[k] * ctx.p_pu[variant_of[i]][shape_idx[k]] for k, i in enumerate(idx)])
+
+
+def plan_rooftop(ctx: FeederContext, case: dict[str, Any], variant_of: np.ndarray, ev_hosts: list[str],
+                 ev_power: np.ndarray) -> Rooftop:
+    """Rooftop PV and home batteries of a case: the arrays (:func:`place_rooftop`) on the PV shape, and each
+    battery dispatched on its home's own net load (its load in its variant, its EV's schedule, minus its
+    own array) by ``common.config.HOME_STORAGE["dispatch"]`` (``storage_dispatch.home_dispatch``)."""
+    pv_kw, annual, n_wanted, unsized, sto_hosts = place_rooftop(ctx, case)
+    pv_total = sum(pv_kw.values()) * ctx.pv_pu if pv_kw else np.zeros(STEPS)
+    ev_of = {h: ev_power[j] for j, h in enumerate(ev_hosts)}
+    net = customer_day_kw(ctx, variant_of, sto_hosts)
+    for k, host in enumerate(sto_hosts):
+        net[k] += ev_of.get(host, 0.0) - pv_kw.get(host, 0.0) * ctx.pv_pu
+    try:
+        unit, dispatch = storage_dispatch.home_dispatch(net, config.HOME_STORAGE)
+    except ValueError as exc:
+        raise InstanceError(str(exc)) from None
+    sto_total = dispatch.power_kw.sum(axis=0) if sto_hosts else np.zeros(STEPS)
+    return Rooftop(pv_kw=pv_kw, pv_annual_kwh=annual, n_pv_wanted=n_wanted, pv_unsized=unsized, sto_hosts=sto_hosts,
+                   unit=unit, dispatch=dispatch, pv_total=pv_total, sto_total=sto_total)
+
+
 def plan_case(ctx: FeederContext, case: dict[str, Any]) -> Plan:
     """Every device of a case and its day: heat-pump variants, EVs (managed ones filling the valleys of
-    everything else), PV, and the storage fleet's peak-shaving dispatch with its LP yardstick."""
+    everything else), three-phase and rooftop PV, home batteries on their homes' own net loads
+    (:func:`plan_rooftop`), and the three-phase storage fleet's peak-shaving dispatch of the rest with its
+    LP yardstick."""
     shares = case["shares"] if ctx.applies_variants else {"baseline": 1.0, "dm": 0.0, "un": 0.0}
     variant_of, counts = assign_variants(ctx.customers["customer"].tolist(), shares, case["heating_seed"], ctx.feeder)
     base_kw = customer_load_kw(ctx, variant_of)
     ev_hosts, levels, legs, controlled, sessions, ev_power = draw_evs(ctx, case)
     pv_kw, sto_kw, n_sto_wanted, n_three = place_pv_and_storage(ctx, case)
-    pv_total = sum(pv_kw.values()) * ctx.pv_pu if pv_kw else np.zeros(STEPS)
+    pv_res_kw = sum(place_rooftop(ctx, case)[0].values())
+    pv_total = (sum(pv_kw.values()) + pv_res_kw) * ctx.pv_pu if pv_kw or pv_res_kw else np.zeros(STEPS)
     ctrl_idx = np.nonzero(controlled)[0]
     if len(ctrl_idx):
         unc_total = ev_power[~controlled].sum(axis=0)
         sub = ev_charging.Sessions(*(getattr(sessions, f)[ctrl_idx] for f in
                                      ("level", "charger_kw", "arrival_step", "dwell_steps", "need_kwh", "energy_kwh")))
         ev_power[ctrl_idx] = ev_charging.controlled_schedule(sub, base_kw + unc_total - pv_total, start=ev_power[ctrl_idx])
+    rooftop = plan_rooftop(ctx, case, variant_of, ev_hosts, ev_power)
     st = ctx.storage
     fleet = storage_dispatch.Fleet(power_kw=float(sum(sto_kw.values())),
                                    energy_kwh=float(sum(sto_kw.values())) * st["duration_h"],
                                    eff_charge=st["eff_charge"], eff_discharge=st["eff_discharge"], reserve=st["reserve"])
-    forecast = base_kw + ev_power.sum(axis=0) - pv_total
+    forecast = base_kw + ev_power.sum(axis=0) - pv_total - rooftop.sto_total
     dispatch = storage_dispatch.peak_shaving(forecast, fleet, st["peak_target_factor"])
     lp_peak = (storage_dispatch.lp_min_peak(forecast, fleet, st["peak_target_factor"])[0] if sto_kw
                else float(forecast.max()))
     return Plan(variant_of=variant_of, counts=counts, base_kw=base_kw, ev_hosts=ev_hosts, levels=levels, legs=legs,
                 controlled=controlled, sessions=sessions, ev_power=ev_power, pv_kw=pv_kw, pv_total=pv_total,
                 sto_kw=sto_kw, n_sto_wanted=n_sto_wanted, n_three_phase=n_three, fleet=fleet, dispatch=dispatch,
-                lp_peak_kw=lp_peak)
+                lp_peak_kw=lp_peak, rooftop=rooftop)
 
 
 def render_files(ctx: FeederContext, plan: Plan, design: str, case_key: str, instance_dir: Path) -> dict[str, str]:
@@ -816,12 +945,29 @@ def render_files(ctx: FeederContext, plan: Plan, design: str, case_key: str, ins
         pv_lines.append(f"New PVSystem.pv_{host} bus1={bus1} phases={phases} kV={_fmt(kv)} "
                         f"kVA={_fmt(kw * config.PV['kva_factor'])} Pmpp={_fmt(kw)} irradiance=1 pf=1 "
                         f"%cutin=0.1 %cutout=0.1 daily=pv_{ctx.season}")
+    roof = plan.rooftop
+    rooftop_kva = config.ROOFTOP_PV["kva_factor"]
+    arrays = []
+    for host, kw in roof.pv_kw.items():
+        bus1, phases, kv = _connection(rec[host], "L2")  # 240 V across both legs of a split-phase service
+        arrays.append((f"PVSystem.pvres_{host}", bus1, phases, kv))
+        pv_lines.append(f"New PVSystem.pvres_{host} bus1={bus1} phases={phases} kV={_fmt(kv)} "
+                        f"kVA={_fmt(kw * rooftop_kva)} Pmpp={_fmt(kw)} irradiance=1 pf=1 "
+                        f"%cutin=0.1 %cutout=0.1 daily=pv_{ctx.season}")
+    control = config.ROOFTOP_PV["inverter_control"]
+    if control not in config.PV_INVERTER_CONTROLS:
+        raise InstanceError(f"common.config.ROOFTOP_PV inverter_control = {control!r}: use one of "
+                            f"{', '.join(config.PV_INVERTER_CONTROLS)}")
+    if control == "volt_var":
+        pv_lines += pv_generation.volt_var_commands(arrays)
     if pv_lines:
         files["PV.dss"] = "\n".join(pv_lines) + "\n"
+    sto_lines = []
     if plan.sto_kw:
         st, dispatch = ctx.storage, plan.dispatch
-        lines = [f"New Loadshape.storage_dispatch npts={STEPS} interval={DT_H} "
-                 f"mult={_shape_values(dispatch.power_kw / plan.fleet.power_kw)}"]
+        lines = sto_lines
+        lines.append(f"New Loadshape.storage_dispatch npts={STEPS} interval={DT_H} "
+                     f"mult={_shape_values(dispatch.power_kw / plan.fleet.power_kw)}")
         for host, kw in plan.sto_kw.items():
             bus1, phases, kv = _connection(rec[host])
             lines.append(
@@ -830,7 +976,20 @@ def render_files(ctx: FeederContext, plan: Plan, design: str, case_key: str, ins
                 f"%stored={_fmt(100 * dispatch.soc_start)} %reserve={_fmt(100 * st['reserve'])} "
                 f"%EffCharge={_fmt(100 * st['eff_charge'])} %EffDischarge={_fmt(100 * st['eff_discharge'])} "
                 f"%IdlingkW=0 dispmode=follow daily=storage_dispatch")
-        files["Storage.dss"] = "\n".join(lines) + "\n"
+    home, unit = config.HOME_STORAGE, roof.unit
+    for k, host in enumerate(roof.sto_hosts):
+        bus1, phases, kv = _connection(rec[host], "L2")
+        name = f"bat_{host}"
+        sto_lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} "
+                         f"mult={_shape_values(roof.dispatch.power_kw[k] / unit.power_kw)}")
+        sto_lines.append(
+            f"New Storage.{name} bus1={bus1} phases={phases} kV={_fmt(kv)} kWrated={_fmt(unit.power_kw)} "
+            f"kWhrated={_fmt(unit.energy_kwh)} kVA={_fmt(unit.power_kw * home['kva_factor'])} "
+            f"%stored={_fmt(100 * roof.dispatch.soc_start[k])} %reserve={_fmt(100 * unit.reserve)} "
+            f"%EffCharge={_fmt(100 * unit.eff_charge)} %EffDischarge={_fmt(100 * unit.eff_discharge)} "
+            f"%IdlingkW=0 dispmode=follow daily={name}")
+    if sto_lines:
+        files["Storage.dss"] = "\n".join(sto_lines) + "\n"
     master = [f"! Circuit instance {ctx.state} / {ctx.season} / {design} / {ctx.feeder} / case {case_key}",
               f"! design day {ctx.date}; compile, then: solve mode=daily stepsize=15m number=96"]
     master += [line.format(rel=_rel(path, instance_dir)) if path is not None else line
@@ -865,6 +1024,16 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
                    "pmpp_kw": round(kw, 4)} for host, kw in plan.pv_kw.items()]
     sto_records = [{"customer": host, "element": f"Storage.sto_{host}", "bus1": _connection(rec[host])[0],
                     "kw": round(kw, 4), "kwh": round(kw * ctx.storage["duration_h"], 4)} for host, kw in plan.sto_kw.items()]
+    roof = plan.rooftop
+    pv_res_records = [{"customer": host, "element": f"PVSystem.pvres_{host}", "bus1": _connection(rec[host], "L2")[0],
+                       "annual_kwh": round(roof.pv_annual_kwh[host], 2), "pmpp_kw": round(kw, 4)}
+                      for host, kw in roof.pv_kw.items()]
+    sto_res_records = [{"customer": host, "element": f"Storage.bat_{host}", "bus1": _connection(rec[host], "L2")[0],
+                        "kw": round(roof.unit.power_kw, 4), "kwh": round(roof.unit.energy_kwh, 4),
+                        "soc_start": round(float(roof.dispatch.soc_start[k]), 6),
+                        "discharged_kwh": round(float(np.clip(roof.dispatch.power_kw[k], 0, None).sum() * DT_H), 4),
+                        "charged_kwh": round(float(np.clip(-roof.dispatch.power_kw[k], 0, None).sum() * DT_H), 4)}
+                       for k, host in enumerate(roof.sto_hosts)]
     n_sto = len(plan.sto_kw)
     headroom = dispatch.peak_before_kw - plan.lp_peak_kw
     return {
@@ -889,6 +1058,17 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
             "storage_kwh": round(plan.fleet.energy_kwh, 4),
             "storage_shortfall": f"{plan.n_sto_wanted - n_sto} hosts short: too few three-phase customers "
                                  "left after PV" if n_sto < plan.n_sto_wanted else "",
+            "n_rooftop_pool": len(rooftop_pool(ctx)),
+            "n_pv_res": len(roof.pv_kw), "n_pv_res_wanted": roof.n_pv_wanted,
+            "pv_res_kw": round(float(sum(roof.pv_kw.values())), 4),
+            "pv_res_shortfall": (f"{len(roof.pv_unsized)} hosts without rooftop PV: their profile covers less than "
+                                 f"a whole year, so their annual energy is unknown (first: {roof.pv_unsized[0]})"
+                                 if roof.pv_unsized else ""),
+            "pv_res_inverter_control": config.ROOFTOP_PV["inverter_control"],
+            "n_storage_res": len(roof.sto_hosts),
+            "storage_res_kw": round(len(roof.sto_hosts) * roof.unit.power_kw, 4),
+            "storage_res_kwh": round(len(roof.sto_hosts) * roof.unit.energy_kwh, 4),
+            "storage_res_dispatch": config.HOME_STORAGE["dispatch"],
         },
         "storage_plan": {
             "forecast_peak_kw": round(dispatch.peak_before_kw, 4), "planned_peak_kw": round(dispatch.peak_after_kw, 4),
@@ -900,10 +1080,12 @@ def assignments_record(ctx: FeederContext, plan: Plan, design: str, case_key: st
         "forecast_kw": {"customers": [round(float(x), 3) for x in plan.base_kw],
                         "ev": [round(float(x), 3) for x in plan.ev_power.sum(axis=0)],
                         "pv": [round(float(x), 3) for x in plan.pv_total],
-                        "storage": [round(float(x), 3) for x in dispatch.power_kw]},
+                        "storage": [round(float(x), 3) for x in dispatch.power_kw],
+                        "storage_res": [round(float(x), 3) for x in roof.sto_total]},
         "hosts": {
             "variants": {v: [c for c, var in zip(names, plan.variant_of) if var == v] for v in config.VARIANTS},
             "ev": ev_records, "pv": pv_records, "storage": sto_records,
+            "pv_res": pv_res_records, "storage_res": sto_res_records,
         },
         "service_nodes": [[c, service_nodes(rec[c])] for c in names],
         "unrated_lines": ctx.unrated_lines,

@@ -6,6 +6,11 @@ whole arrays at each step: node voltages (pu), power-delivery elements' terminal
 per-cent loadings, circuit losses, the three-phase buses' voltage unbalance factor, and the feeder-head
 element's phase powers and currents. Then it computes:
 
+* reverse flow: intervals with the feeder head's three-phase power towards the substation, the same per
+  phase (``head_reverse_flow_intervals_phase1..3``), and at every service transformer (last winding at most
+  ``common.config.SERVICE_TRANSFORMER_MAX_KV``: active power at winding 1 towards the primary): how many see
+  it in any interval and the transformer-intervals (``REVERSE_FLOW_TOLERANCE_KW`` apart from zero);
+  overvoltage as customer-intervals above ANSI Range A and Range B (a customer counted once per interval);
 * feeder head: peak kW and its time, energy kWh, losses kWh and %, reverse-flow intervals, and the
   phase current unbalance, NEMA MG 1 definition (the largest deviation of a phase current from the mean
   of the three, over that mean [%]: ``head_current_unbalance_max_pct``, :func:`current_unbalance_pct`);
@@ -45,7 +50,8 @@ element's phase powers and currents. Then it computes:
   instantaneous: ``transformer_emergency_intervals``);
 * devices: EV energy requested, delivered (a charger below its ``vminpu`` draws less than its
   setting, exactly as OpenDSS's constant-power load model does: :func:`constant_power_factor`) and
-  unserved; PV energy; storage charge and discharge, the fleet's state of charge; the storage
+  unserved; PV energy (three-phase and rooftop arrays); storage charge and discharge (the three-phase
+  fleet and the home batteries), their state of charge; the storage
   peak reduction against the same case without storage (the batteries disabled: the whole day
   re-solved from the same control state on a feeder with regulators or capacitors, else only the
   intervals where they discharged, idle intervals being identical);
@@ -157,6 +163,20 @@ def current_unbalance_pct(amps: np.ndarray) -> np.ndarray:
     mean = i.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(mean > 0, 100.0 * np.abs(i - mean[:, None]).max(axis=1) / mean, np.nan)
+
+
+def customer_intervals_above(v_pu: np.ndarray, node_customer: np.ndarray, limit_pu: float) -> int:
+    """Customer-intervals [count] with any energised service node above ``limit_pu``: each customer counts
+    once per interval, however many of its nodes are above. ``v_pu``: (steps, nodes) voltages of the
+    customers' service nodes; ``node_customer``: the customer index of each node."""
+    v = np.asarray(v_pu, dtype=float)
+    if v.size == 0:
+        return 0
+    high = (v > ENERGISED_PU) & (v > limit_pu)
+    customers, inverse = np.unique(np.asarray(node_customer), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(customers)))
+    return int(np.logical_or.reduceat(high[:, order], starts, axis=1).sum())
 
 
 def max_consecutive_below(v_pu: np.ndarray, node_customer: np.ndarray, limit_pu: float, periodic: bool = True) -> int:
@@ -335,6 +355,12 @@ class TransformerWindings:
     kva: tuple[float, ...]
     buses: tuple[str, ...]
     conductors: int
+    kv: tuple[float, ...] = ()  # each winding's rated kV
+
+    @property
+    def service(self) -> bool:
+        """A service transformer: its last winding at a utilization voltage (``SERVICE_TRANSFORMER_MAX_KV``)."""
+        return bool(self.kv) and self.kv[-1] <= config.SERVICE_TRANSFORMER_MAX_KV
 
     @property
     def centre_tap(self) -> bool:
@@ -398,14 +424,15 @@ class _Circuit:
         windings = {}
         if engine.Transformers.First():
             while True:
-                kva = []
+                kva, kv = [], []
                 for w in range(1, engine.Transformers.NumWindings() + 1):
                     engine.Transformers.Wdg(w)
                     kva.append(float(engine.Transformers.kVA()))
+                    kv.append(float(engine.Transformers.kV()))
                 windings[f"transformer.{engine.Transformers.Name().lower()}"] = TransformerWindings(
                     phases=int(engine.CktElement.NumPhases()), kva=tuple(kva),
                     buses=tuple(dss.bus_name(b).lower() for b in engine.CktElement.BusNames()),
-                    conductors=int(engine.CktElement.NumConductors()))
+                    conductors=int(engine.CktElement.NumConductors()), kv=tuple(kv))
                 if not engine.Transformers.Next():
                     break
         # transformer loading columns: conductors summed (xf_col_conductors, segments xf_col_segments), each
@@ -422,6 +449,16 @@ class _Circuit:
         self.xf_col_kva = np.array(col_kva, dtype=float)
         self.xf_element_columns = np.array(element_cols, dtype=int)
         self.n_centre_tap = sum(windings[n.lower()].centre_tap for n in self.xf_names)
+        # service transformers: the conductors of winding 1 (their active powers summed: the power into the
+        # transformer from the primary; negative = reverse flow)
+        svc_conductors, svc_seg = [], []
+        for i, name in zip(self.xf_idx, self.xf_names):
+            t = windings[name.lower()]
+            if t.service:
+                svc_seg.append(len(svc_conductors))
+                svc_conductors.extend(int(layout.start[i]) + c for c in range(t.conductors))
+        self.svc_conductors = np.array(svc_conductors, dtype=int)
+        self.svc_segments = np.array(svc_seg, dtype=int)
         # three-phase buses: YNodeOrder indices of nodes 1, 2, 3 (buses in order of first appearance)
         bus_nodes: dict[str, dict[int, int]] = {}
         for i, name in enumerate(y_names):
@@ -476,8 +513,11 @@ class _Circuit:
         self.head_sign = float(assignments.get("head_sign", 1.0))
         engine.Circuit.SetActiveElement(self.head)
         self.head_phases = int(engine.CktElement.NumPhases())
-        self.storage = [s["element"] for s in assignments["hosts"]["storage"]]
-        self.pv = [p["element"] for p in assignments["hosts"]["pv"]]
+        # every battery (three-phase fleet and home batteries) and every array (three-phase and rooftop)
+        hosts = assignments["hosts"]
+        self.storage_hosts = hosts["storage"] + hosts.get("storage_res", [])  # an older instance has none
+        self.storage = [s["element"] for s in self.storage_hosts]
+        self.pv = [p["element"] for p in hosts["pv"] + hosts.get("pv_res", [])]
 
     def learn_bases(self) -> None:
         """Node bases from the engine after a solve (nodes the initial read could not see)."""
@@ -526,9 +566,11 @@ class Day:
     losses_kw: np.ndarray    # (96,)
     storage_kw: np.ndarray   # (96,) fleet output, + discharging
     storage_soc: np.ndarray  # (96,) fleet state of charge [-], NaN without storage
+    storage_mode: np.ndarray  # (96,) +1 where any battery discharges, -1 where some charge and none discharges
     pv_kw: np.ndarray        # (96,)
     converged: np.ndarray    # (96,) bool
     warnings: list = None    # (step, message) of control-iteration warnings at converged steps
+    svc_p_kw: np.ndarray = None  # (96, service transformers) active power into winding 1 [kW]
 
 
 def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadline: float | None) -> Day:
@@ -540,8 +582,9 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
               head=np.zeros((STEPS, 3), dtype=complex), head_amps=np.zeros((STEPS, 3)),
               vuf_pct=np.zeros((STEPS, len(circuit.bus3)), dtype=np.float32),
               losses_kw=np.zeros(STEPS), storage_kw=np.zeros(STEPS),
-              storage_soc=np.full(STEPS, np.nan), pv_kw=np.zeros(STEPS), converged=np.zeros(STEPS, dtype=bool))
-    sto_kwh_rated = np.array([s["kwh"] for s in assignments["hosts"]["storage"]], dtype=float)
+              storage_soc=np.full(STEPS, np.nan), storage_mode=np.zeros(STEPS), pv_kw=np.zeros(STEPS),
+              converged=np.zeros(STEPS, dtype=bool), svc_p_kw=np.zeros((STEPS, len(circuit.svc_segments))))
+    sto_kwh_rated = np.array([s["kwh"] for s in circuit.storage_hosts], dtype=float)
 
     def read(k: int) -> None:
         if k == 0 and getattr(circuit, "_bases_pending", False):
@@ -574,8 +617,12 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
         amps = circuit.head_phase_amps()
         day.head_amps[k, :len(amps)] = amps
         day.losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
+        if len(circuit.svc_segments):
+            day.svc_p_kw[k] = np.add.reduceat(powers[circuit.svc_conductors].real, circuit.svc_segments)
         if circuit.storage:
-            day.storage_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.storage)
+            units = -np.array([circuit.element_power_kw(e) for e in circuit.storage])
+            day.storage_kw[k] = units.sum()
+            day.storage_mode[k] = 1.0 if (units > 1e-6).any() else (-1.0 if (units < -1e-6).any() else 0.0)
             soc = []
             for e in circuit.storage:
                 engine.Storages.Name(e.split(".", 1)[1])
@@ -638,6 +685,7 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, s_sum_minus_total_k
     losses_kwh = float(day.losses_kw.sum() * DT_H)
     peak = float(p3.max())
     sto = day.storage_kw
+    tol = config.REVERSE_FLOW_TOLERANCE_KW
     metrics = {
         "peak_kw": peak, "peak_time": _clock(int(np.argmax(p3))), "energy_kwh": energy_kwh,
         "losses_kwh": losses_kwh, "losses_pct": 100.0 * losses_kwh / energy_kwh if energy_kwh > 0 else None,
@@ -668,6 +716,14 @@ def day_metrics(day: Day, circuit: _Circuit, p3: np.ndarray, s_sum_minus_total_k
         "transformer_ma_overload_intervals": xfs["ma_overload_intervals"],
         "transformer_emergency_intervals": xfs["emergency_intervals"],
         "reverse_flow_intervals": int((p3 < 0).sum()),
+        **{f"head_reverse_flow_intervals_phase{i + 1}": int((day.head[:, i].real < -tol).sum()) for i in range(3)},
+        "n_service_transformers": int(day.svc_p_kw.shape[1]),
+        "service_transformers_reverse_flow": int((day.svc_p_kw < -tol).any(axis=0).sum()),
+        "service_transformer_reverse_flow_intervals": int((day.svc_p_kw < -tol).sum()),
+        "ansi_a_over_customer_intervals": customer_intervals_above(customer_v, circuit.node_customer,
+                                                                   config.ANSI_RANGE_A[1]),
+        "ansi_b_over_customer_intervals": customer_intervals_above(customer_v, circuit.node_customer,
+                                                                   config.ANSI_RANGE_B[1]),
         "peak_without_storage_kw": peak_without_kw,
         "storage_peak_reduction_kw": peak_without_kw - peak,
         "storage_peak_reduction_pct": 100.0 * (peak_without_kw - peak) / peak_without_kw if peak_without_kw > 0 else 0.0,
@@ -736,7 +792,9 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
                 peak_without = full_day_peak_without_storage(engine, instance_dir / INSTANCE_FILES["master"],
                                                              circuit, deadline)
             else:  # each step is independent: only the discharging intervals that could top the peak
-                peak_without = peak_without_storage(p3, day.storage_kw, lambda k: _solve_without(engine, circuit, k))
+                # classified per interval by every battery, not their sum: a home battery charging beside a
+                # discharging fleet must not hide the discharge
+                peak_without = peak_without_storage(p3, day.storage_mode, lambda k: _solve_without(engine, circuit, k))
         s_sum_minus_total = head["S_sum_3ph (kVA)"].to_numpy() - head["S_3ph (kVA)"].to_numpy()
         metrics = day_metrics(day, circuit, p3, s_sum_minus_total, ev_kw, float(assignments["realised"]["ev_need_kwh"]),
                               peak_without)

@@ -18,6 +18,11 @@ Description
     with a time limit per run, a progress bar, a batch log and an index of the runs. A re-run skips
     finished runs (same inputs, complete outputs) and redoes missing and failed ones.
 
+    With ``--upgrades`` (needs ``--run``; off by default), each ok run that violates a planning limit is then
+    upgraded and priced (``upgrade_circuit.py``: thermal and voltage upgrades, NREL DISCO's method and unit
+    costs, ``common.config.UPGRADES``); a run without a violation costs 0 and is not solved again. The cost
+    tables are checked before anything is solved (one line naming the file and column when one is unusable).
+
 Inputs
     <data>/0_code_xlrm/mixes_<design>.json                                      (phase 0)
     <data>/1b_smartds_eulp_match/<STATE>/feeders/, customers.parquet            (phase 1b)
@@ -36,15 +41,16 @@ Outputs (``<data>/6_instantiate_circuits/<STATE>/``)
     _feeders/<name>/                             with --feeder-dir: the feeder, its master stripped
     <season>/<design>/<feeder>/<case>/           Master.dss, Loads.dss, EVs.dss, PV.dss, Storage.dss,
                                                  scenario_assignments.json; with --run also
-                                                 timeseries.parquet, summary.json
+                                                 timeseries.parquet, summary.json; with --upgrades
+                                                 also upgrades.json, upgraded/ and summary.json's upgrades
     <season>/<design>/runs.csv, batch.log        the batch's index and log
 
 Settings read
-    common.config: SKIP_CIRCUITS, FILTER_VOLTAGE_BAND, EV, PV, STORAGE, RUN_TIMEOUT_S, SITES
+    common.config: SKIP_CIRCUITS, FILTER_VOLTAGE_BAND, EV, PV, STORAGE, RUN_TIMEOUT_S, SITES, UPGRADES
 
 Usage
     python 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --state NC --season winter
-        --design lhs [--feeders F1,F2] [--cases 1-8,12] [--run] [--workers 2 | --scheduler tcp://HOST:PORT]
+        --design lhs [--feeders F1,F2] [--cases 1-8,12] [--run [--upgrades]] [--workers 2 | --scheduler tcp://HOST:PORT]
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ import pandas as pd
 import batch_runner
 import circuit_instance
 import ev_charging
+import upgrade_circuit
 from common import cli, config, doe, dss, intake, profiles
 from common.io import exclusive_step, read_csv, sha256_file, write_csv
 from common.paths import Workspace
@@ -70,6 +77,7 @@ logger = logging.getLogger(__name__)
 
 FILTER_CASE = {"shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0}, "ev_perc": 0.0, "ev_lvl2_perc": 0.5,
                "ev_split": {"controlled": 0.0, "uncontrolled": 1.0}, "storage_perc_3ph": 0.0, "pv_perc_3ph": 0.0,
+               "pv_perc_res": 0.0, "storage_perc_res": 0.0,
                **{k: 0 for k in doe.SEED_KEYS.values()}, "disjoint_sets": True, "design_point": 0, "placement_replicate": 0}
 
 
@@ -193,6 +201,9 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--timeout", type=cli.positive_float, default=config.RUN_TIMEOUT_S,
                         help=f"time limit per run [s] (default {config.RUN_TIMEOUT_S:g})")
     parser.add_argument("--force", action="store_true", help="solve again even where valid outputs exist")
+    parser.add_argument("--upgrades", action="store_true",
+                        help="with --run: upgrade and price every run that violates a planning limit "
+                             "(upgrade_circuit.py, common.config.UPGRADES; off by default)")
     parser.add_argument("--ev-stats", default=None, help="EV session statistics CSV (default: the sample's)")
     parser.add_argument("--feeder-dir", default=None,
                         help="study any OpenDSS feeder instead of the state's SMART-DS feeders: the master file itself "
@@ -236,6 +247,12 @@ def _batch(args: Any, ws: Workspace) -> int:
             batch_runner.check_scheduler_address(args.scheduler)
         except batch_runner.SchedulerError as exc:
             raise cli.UserError(str(exc)) from None
+    cost_tables = None
+    if args.upgrades:  # unusable cost tables fail before anything is solved
+        if not args.run:
+            raise cli.UserError("--upgrades upgrades solved runs: give --run as well")
+        cost_tables = upgrade_circuit.cost_tables_dir(ws, None)
+        upgrade_circuit.load_cost_tables(cost_tables)
     design_dir = ws.design_dir(state, season, design)
     if design_dir.is_dir() and not os.access(design_dir, os.W_OK):  # say so before solving, not after
         raise cli.UserError(f"{design_dir} is not writable: change its permissions or use another --data-dir")
@@ -304,7 +321,8 @@ def _batch(args: Any, ws: Workspace) -> int:
                   "case_key": key, "case": mixes[key], "simulate": args.run, "force": args.force,
                   "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None,
                   "mixes_digest": mixes_digest, "shared_digest": digests[feeder],
-                  "feeder_dir": str(generic.folder) if generic is not None else None}
+                  "feeder_dir": str(generic.folder) if generic is not None else None,
+                  **({"upgrades": True, "cost_tables": str(cost_tables)} if cost_tables is not None else {})}
                  for feeder in passing for key in cases]
         what = "runs" if args.run else "instances"
         logger.info("%s %s %s: %d %s (%d feeders x %d cases) on %s", state, season, design, len(tasks), what,
@@ -344,7 +362,8 @@ def _batch(args: Any, ws: Workspace) -> int:
         cli.record(__file__, ws.design_dir(state, season, design), args, cases=cases, feeders=passing,
                    mixes_sha256=mixes_digest, mixes_provenance=provenance,
                    ev=config.EV, pv=config.PV, storage=config.STORAGE, ansi_range_a=config.ANSI_RANGE_A,
-                   ansi_range_b=config.ANSI_RANGE_B, thermal=config.THERMAL)
+                   ansi_range_b=config.ANSI_RANGE_B, thermal=config.THERMAL,
+                   **({"upgrades": config.UPGRADES, "cost_tables": str(cost_tables)} if cost_tables is not None else {}))
         return 1 if len(failed) == len(current) else 0
     finally:
         logging.getLogger().removeHandler(handler)

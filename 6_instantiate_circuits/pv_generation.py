@@ -16,6 +16,10 @@ SMART-DS solar scenarios ship their own PV: ``PVSystems.dss`` with ``irradiance=
 ``yearly=`` solar load shape whose file (per unit, one value per 15 min) ``LoadShapes.dss``
 names. When the feeder has one and ``PV["use_smartds_solar"]`` is set, :func:`smartds_solar_shape`
 cuts the design day from it instead, so the study's PV follows the dataset's own solar profile.
+
+Residential rooftop arrays (``common.config.ROOFTOP_PV``) follow the same shape; :func:`rooftop_pv_kw`
+sizes them from the home's annual energy, and :func:`volt_var_commands` writes the IEEE 1547-2018
+Category B volt-var control (``common.config.VOLT_VAR``) when ``inverter_control`` is ``volt_var``.
 """
 
 from __future__ import annotations
@@ -86,3 +90,36 @@ def smartds_solar_shape(feeder_dir: Path, day_of_year: int) -> tuple[np.ndarray,
     if len(values) < (day_of_year + 1) * STEPS:
         raise ValueError(f"{path}: {len(values)} values do not reach day {day_of_year} of the year")
     return np.clip(values[day_of_year * STEPS:(day_of_year + 1) * STEPS], 0.0, None), shape
+
+
+# ------------------------------------------------------------------------------------------- rooftop PV
+def rooftop_pv_kw(annual_kwh: np.ndarray, state: str, rooftop: dict = config.ROOFTOP_PV) -> np.ndarray:
+    """Rooftop array [kW DC] of homes whose annual energy is ``annual_kwh`` [kWh/yr]: the array that
+    produces ``offset_ratio`` of it at the state's specific yield [kWh/kWp/yr], capped at ``max_kw``. NaN
+    (annual energy unknown) stays NaN: no size is made up."""
+    annual_kwh = np.asarray(annual_kwh, dtype=float)
+    yield_kwh_per_kw = float(rooftop["specific_yield_kwh_per_kwp"][state])
+    return np.minimum(rooftop["offset_ratio"] * annual_kwh / yield_kwh_per_kw, rooftop["max_kw"])
+
+
+#: name of the IEEE 1547-2018 Category B volt-var curve in an instance
+VOLT_VAR_CURVE = "vv_ieee1547_cat_b"
+
+
+def volt_var_commands(arrays: list[tuple[str, str, int, float]], curve: dict = config.VOLT_VAR) -> list[str]:
+    """OpenDSS lines of the volt-var control of rooftop arrays ``(element, bus1, phases, kV)``: the
+    XYcurve (voltage [pu] -> reactive power [pu of the inverter kVA], + injection) and one InvControl per
+    array (``RefReactivePower=VARMAX``: the curve's values are per unit of the kvar limit, the inverter's
+    kVA). An array across two nodes with one phase (240 V across the legs of a split-phase service)
+    monitors that voltage (``monBus`` with its own base: the InvControl would otherwise see each conductor's
+    voltage to ground, 120 V, as 0.5 pu)."""
+    if not arrays:
+        return []
+    lines = [f"New XYcurve.{VOLT_VAR_CURVE} npts={len(curve['v_pu'])} "
+             f"Xarray=[{' '.join(f'{v:g}' for v in curve['v_pu'])}] Yarray=[{' '.join(f'{q:g}' for q in curve['q_pu'])}]"]
+    for element, bus1, phases, kv in arrays:
+        nodes = [n for n in bus1.split(".")[1:] if n]
+        monitor = (f" monBus=[{bus1}] MonBusesVbase=[{kv * 1000:g}]" if phases == 1 and len(nodes) == 2 else "")
+        lines.append(f"New InvControl.vv_{element.split('.', 1)[1]} DERList=[{element}] mode=VOLTVAR "
+                     f"vvc_curve1={VOLT_VAR_CURVE} voltage_curvex_ref=rated RefReactivePower=VARMAX{monitor}")
+    return lines

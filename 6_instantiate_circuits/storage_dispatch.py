@@ -17,6 +17,11 @@ shaves the feeder-head load ``L`` [kW] forecast from the instance (customer load
 :func:`lp_min_peak` solves the best any dispatch of the same fleet can do under the same limits
 (power, energy, efficiencies, reserve, periodic state of charge, the same floor) with
 ``scipy.optimize.linprog`` (HiGHS), the yardstick against which the dispatch is judged.
+
+Home batteries (one unit per home, ``common.config.HOME_STORAGE``) are dispatched on each home's own net
+load: :func:`self_consumption` (charge from the home's PV surplus only, discharge to cover its own net
+load only, so battery energy is never exported; periodic day) or :func:`home_peak_shaving` (the
+peak-shaving rule above on the home's own day).
 """
 
 from __future__ import annotations
@@ -220,3 +225,92 @@ def lp_min_peak(load_kw: np.ndarray, fleet: Fleet, target_factor: float = config
         raise RuntimeError(f"storage LP did not solve: {result.message}")
     x = result.x
     return float(x[iz]), x[id_:id_ + n] - x[ic:ic + n]
+
+
+# ------------------------------------------------------------------------------------------- home batteries
+@dataclass
+class HomeDispatch:
+    """The day of a group of home batteries, one row per home (every home the same unit)."""
+
+    power_kw: np.ndarray     # (homes, steps) battery power [kW], positive = discharge
+    soc_start: np.ndarray    # (homes,) state of charge at 00:00 [fraction of the kWh rating]
+    soc: np.ndarray          # (homes, steps) state of charge at the end of each interval [fraction]
+
+
+def _self_consumption_day(net_kw: np.ndarray, unit: Fleet, start_kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One day of self-consumption from ``start_kwh`` [kWh stored] per home: (power [kW], stored [kWh] at the
+    end of each interval). Charge = min(P, the home's PV surplus, room), discharge = min(P, the home's net
+    load, what the stored energy above the reserve can give)."""
+    n, steps = net_kw.shape
+    power = np.zeros((n, steps))
+    stored = np.zeros((n, steps))
+    e = np.asarray(start_kwh, dtype=float).copy()
+    low, high = unit.reserve * unit.energy_kwh, unit.energy_kwh
+    for t in range(steps):
+        surplus = np.clip(-net_kw[:, t], 0.0, None)
+        deficit = np.clip(net_kw[:, t], 0.0, None)
+        charge = np.minimum.reduce([np.full(n, unit.power_kw), surplus,
+                                    np.clip(high - e, 0.0, None) / (unit.eff_charge * DT_H)])
+        discharge = np.minimum.reduce([np.full(n, unit.power_kw), deficit,
+                                       np.clip(e - low, 0.0, None) * unit.eff_discharge / DT_H])
+        e = np.clip(e + unit.eff_charge * charge * DT_H - discharge * DT_H / unit.eff_discharge, low, high)
+        power[:, t] = discharge - charge
+        stored[:, t] = e
+    return power, stored
+
+
+def self_consumption(net_kw: np.ndarray, unit: Fleet, iterations: int = 60) -> HomeDispatch:
+    """Self-consumption dispatch of one battery ``unit`` per home on the homes' own net loads ``net_kw``
+    (homes, steps) [kW] (load + own EV - own rooftop PV; negative = PV surplus).
+
+    The battery charges only from the home's PV surplus (never from the grid, never more than the
+    surplus) and discharges only to cover the home's own net load (never more, so it never exports
+    battery energy), within its power rating and between ``reserve`` and 100 % of its kWh rating, with the
+    charge and discharge efficiencies. The day is periodic: the state of charge at 00:00 is the one the
+    day ends with (bisection: the end-minus-start change is non-increasing in the start)."""
+    net_kw = np.atleast_2d(np.asarray(net_kw, dtype=float))
+    n = len(net_kw)
+    if n == 0 or unit.power_kw <= 0 or unit.energy_kwh <= 0:
+        return HomeDispatch(np.zeros_like(net_kw), np.full(n, unit.reserve), np.full(net_kw.shape, unit.reserve))
+    lo = np.full(n, unit.reserve * unit.energy_kwh)
+    hi = np.full(n, unit.energy_kwh)
+
+    def change(start):
+        return _self_consumption_day(net_kw, unit, start)[1][:, -1] - start
+
+    at_low, at_high = change(lo), change(hi)
+    fixed_low, fixed_high = at_low <= 1e-12, at_high >= -1e-12
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        up = change(mid) > 0  # the day gains energy from here: the periodic start is higher
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    start = np.where(fixed_low, unit.reserve * unit.energy_kwh, np.where(fixed_high, unit.energy_kwh, 0.5 * (lo + hi)))
+    power, stored = _self_consumption_day(net_kw, unit, start)
+    return HomeDispatch(power_kw=power, soc_start=start / unit.energy_kwh, soc=stored / unit.energy_kwh)
+
+
+def home_peak_shaving(net_kw: np.ndarray, unit: Fleet, target_factor: float) -> HomeDispatch:
+    """Peak shaving of each home's own net-load peak (:func:`peak_shaving` on that home's day, one unit)."""
+    net_kw = np.atleast_2d(np.asarray(net_kw, dtype=float))
+    days = [peak_shaving(row, unit, target_factor) for row in net_kw]
+    if not days:
+        return HomeDispatch(np.zeros_like(net_kw), np.zeros(0), np.zeros_like(net_kw))
+    return HomeDispatch(power_kw=np.array([d.power_kw for d in days]), soc_start=np.array([d.soc_start for d in days]),
+                        soc=np.array([d.soc for d in days]))
+
+
+#: dispatch rule of each name of ``common.config.HOME_STORAGE["dispatch"]``
+HOME_DISPATCH = {"self_consumption": lambda net, unit, settings: self_consumption(net, unit),
+                 "peak_shaving": lambda net, unit, settings: home_peak_shaving(net, unit,
+                                                                               settings["peak_target_factor"])}
+
+
+def home_dispatch(net_kw: np.ndarray, settings: dict) -> tuple[Fleet, HomeDispatch]:
+    """The unit of ``settings`` (``common.config.HOME_STORAGE``) and its dispatch on each home's net load."""
+    if settings["dispatch"] not in HOME_DISPATCH:
+        raise ValueError(f"common.config.HOME_STORAGE dispatch = {settings['dispatch']!r}: use one of "
+                         f"{', '.join(HOME_DISPATCH)}")
+    unit = Fleet(power_kw=float(settings["kw"]), energy_kwh=float(settings["kwh"]),
+                 eff_charge=float(settings["eff_charge"]), eff_discharge=float(settings["eff_discharge"]),
+                 reserve=float(settings["reserve"]))
+    return unit, HOME_DISPATCH[settings["dispatch"]](net_kw, unit, settings)

@@ -73,7 +73,8 @@ Inputs (phase 6, ``6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFIL
 
 Outputs (``<data>/7_results_analysis/``)
     xlrm_results.parquet, xlrm_results.csv      state, feeder, season, design, case, design_day,
-                                                <inputs>, disjoint_sets, design_point, placement_replicate, <realised>, <metrics>, status,
+                                                <inputs>, disjoint_sets, design_point, placement_replicate,
+                                                (cross layout: scenario, policy, policy_name), <realised>, <metrics>, status,
                                                 message, inputs_digest
     aggregate_m2_combined.parquet (.csv)        state, circuit_folder, season, design, scenario, row_type,
                                                 hour [h], interval_start, S1 (kVA) ... S_sum_3ph (kVA),
@@ -82,6 +83,8 @@ Outputs (``<data>/7_results_analysis/``)
     circuit_summary_combined.csv                state, circuit_folder, season, design, scenario, status,
                                                 n_loads, n_customers, n_evs, n_storage, n_pv, pv_kw,
                                                 storage_kw, storage_kwh, ev_charger_kw_total,
+                                                n_pv_res, pv_res_kw, n_storage_res, storage_res_kw,
+                                                storage_res_kwh (rooftop PV, home batteries),
                                                 substation_xfmr_kva, head_capacity_kva, head_element,
                                                 head_kv_ll, head_norm_amps
     failures.csv                                state, season, design, feeder, case, source
@@ -240,6 +243,8 @@ class Current:
     mixes_digest: dict[str, str] = field(default_factory=dict)
     mixes_cases: dict[str, frozenset[str]] = field(default_factory=dict)
     mixes_name: dict[str, str] = field(default_factory=dict)
+    #: per design, case -> (scenario, policy, policy_name) of a cross layout's mixes file (empty: joint)
+    layout: dict[str, dict[int, tuple[int, int, str]]] = field(default_factory=dict)
     #: (state, season, feeder) -> (status, reason) of circuit_filter.csv
     filter: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     #: the workspace, for each feeder's current shared digest (phase 6's ``Workspace.shared_digest``)
@@ -265,9 +270,11 @@ class Current:
         return ""
 
 
-def read_mixes(ws: Workspace, design: str) -> tuple[str, frozenset[str]]:
+def read_mixes(ws: Workspace, design: str, layout: dict[int, tuple[int, int, str]] | None = None
+               ) -> tuple[str, frozenset[str]]:
     """SHA-256 of the bytes of the current mixes file of ``design`` and its case keys; a missing or
-    unusable file is an InputError (runs cannot be judged without it)."""
+    unusable file is an InputError (runs cannot be judged without it). ``layout``, when given, receives
+    the cross layout's scenario and policy of each case (``results_io.layout_of_mixes``)."""
     path = ws.mixes(design)
     if not path.is_file():
         raise InputError(f"missing input {path}: the phase 6 runs of design {design} are judged against it; run "
@@ -276,6 +283,12 @@ def read_mixes(ws: Workspace, design: str) -> tuple[str, frozenset[str]]:
         mixes = doe.load_mixes(path)
     except doe.MixesError as exc:
         raise InputError(str(exc)) from None
+    if layout is not None:
+        try:
+            doe.validate_layout(mixes, str(path))
+        except doe.MixesError as exc:
+            raise InputError(str(exc)) from None
+        layout.update(rio.layout_of_mixes(mixes))
     return sha256_file(path), frozenset(str(k) for k in mixes)
 
 
@@ -296,7 +309,8 @@ def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str
     """The current mixes files of the designs that have runs and the circuit filters of the states."""
     current = Current(ws=ws)
     for design in sorted({r.design for r in runs}):
-        current.mixes_digest[design], current.mixes_cases[design] = read_mixes(ws, design)
+        current.layout[design] = {}
+        current.mixes_digest[design], current.mixes_cases[design] = read_mixes(ws, design, current.layout[design])
         current.mixes_name[design] = ws.mixes(design).name
     for state, table in sorted(filters.items()):
         if table is None:
@@ -457,6 +471,7 @@ def run_row(summary: dict[str, Any]) -> dict[str, Any]:
     for name, value in summary["metrics"].items():
         if name not in rio.NOT_OUTCOMES and name not in realised:
             row[name] = value
+    row.update(rio.upgrade_columns(summary.get("upgrades")))  # the upgrade step's cost, when it ran (issue 17)
     row.update({"status": summary["status"], "message": summary.get("message", "") or "",
                 "inputs_digest": summary.get("inputs_digest", "")})
     return row
@@ -481,16 +496,17 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     tail = ["status", "message", "inputs_digest"]
     rest = [c for c in frame.columns if c not in head and c not in tail]
     realised = [c for c in rio.ordered(rest, rio.REALISED) if c in rio.REALISED]
-    metrics = rio.ordered([c for c in rest if c not in rio.REALISED], rio.METRICS)
-    unknown = [c for c in metrics if c not in rio.METRICS]
+    described = {**rio.METRICS, **rio.UPGRADE_METRICS}
+    metrics = rio.ordered([c for c in rest if c not in rio.REALISED], described)
+    unknown = [c for c in metrics if c not in described]
     if unknown:
         logger.warning("metrics without a unit in results_io.METRICS (kept, unit unknown): %s", ", ".join(unknown))
     frame = frame[head + realised + metrics + tail].copy()
     for name in realised:
         frame[name] = _typed(frame[name], rio.REALISED[name][0])
     for name in metrics:
-        if name in rio.METRICS:
-            frame[name] = _typed(frame[name], rio.METRICS[name][0])
+        if name in described:
+            frame[name] = _typed(frame[name], described[name][0])
     for name in rio.INPUTS:
         frame[name] = frame[name].astype("float64")
     for name in ("case", *rio.PLACEMENT_COLUMNS):
@@ -768,16 +784,21 @@ def circuit_table(runs: list[RunFolder], summaries: dict[RunFolder, dict[str, An
                      "n_storage": realised.get("n_storage"), "n_pv": realised.get("n_pv"),
                      "pv_kw": realised.get("pv_kw"), "storage_kw": realised.get("storage_kw"),
                      "storage_kwh": realised.get("storage_kwh"),
-                     "ev_charger_kw_total": realised.get("ev_charger_kw_total")} |
+                     "ev_charger_kw_total": realised.get("ev_charger_kw_total"),
+                     "n_pv_res": realised.get("n_pv_res"), "pv_res_kw": realised.get("pv_res_kw"),
+                     "n_storage_res": realised.get("n_storage_res"), "storage_res_kw": realised.get("storage_res_kw"),
+                     "storage_res_kwh": realised.get("storage_res_kwh")} |
                     {k: circuits[key][k] for k in ("substation_xfmr_kva", "head_capacity_kva", "head_element",
                                                    "head_kv_ll", "head_norm_amps")})
     columns = ["state", "circuit_folder", "season", "design", "scenario", "status", "n_loads", "n_customers", "n_evs",
                "n_storage", "n_pv", "pv_kw", "storage_kw", "storage_kwh", "ev_charger_kw_total",
+               "n_pv_res", "pv_res_kw", "n_storage_res", "storage_res_kw", "storage_res_kwh",
                "substation_xfmr_kva", "head_capacity_kva", "head_element", "head_kv_ll", "head_norm_amps"]
     table = pd.DataFrame(rows, columns=columns)
-    for c in ("n_loads", "n_customers", "n_evs", "n_storage", "n_pv"):
+    for c in ("n_loads", "n_customers", "n_evs", "n_storage", "n_pv", "n_pv_res", "n_storage_res"):
         table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
-    for c in ("pv_kw", "storage_kw", "storage_kwh", "ev_charger_kw_total", "substation_xfmr_kva", "head_capacity_kva",
+    for c in ("pv_kw", "storage_kw", "storage_kwh", "ev_charger_kw_total", "pv_res_kw", "storage_res_kw",
+              "storage_res_kwh", "substation_xfmr_kva", "head_capacity_kva",
               "head_kv_ll", "head_norm_amps"):
         table[c] = pd.to_numeric(table[c], errors="coerce").astype("float64")
     return table
@@ -942,6 +963,7 @@ def combine(args: argparse.Namespace, ws: Workspace, states: list[str], runs: li
                             f"{rio.results_path(ws, 'stale_runs')}"
                             f"{f'; {removed} folders removed' if args.clean_stale else ''}): {REDO}")
     results = results_frame([run_row(summaries[r]) for r in merged])
+    results = rio.with_layout(results, current.layout)  # scenario and policy ids of a cross layout
     failures = failures_frame(results, unsolved_runs(ws, merged + unsolved, solved, current), filtered_feeders(filters))
     circuits = circuit_table(merged, summaries)
 

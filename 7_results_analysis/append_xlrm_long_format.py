@@ -72,6 +72,7 @@ OTHER_COLUMNS = {
     "status": ("run", "text", "ok, or failed (see message)"),
     "message": ("run", "text", "why the run failed"),
     "inputs_digest": ("run", "text", "digest of every input of the instance"),
+    **rio.LAYOUT_COLUMNS,  # scenario (X), policy (L), policy_name of a cross layout
 }
 
 
@@ -87,6 +88,8 @@ def variables_table(columns: Sequence[str]) -> pd.DataFrame:
             rows.append(("realised", name, *rio.REALISED[name]))
         elif name in rio.METRICS:
             rows.append(("M", name, *rio.METRICS[name]))
+        elif name in rio.UPGRADE_METRICS:
+            rows.append(("M", name, *rio.UPGRADE_METRICS[name]))
         elif name in OTHER_COLUMNS:
             rows.append((OTHER_COLUMNS[name][0], name, OTHER_COLUMNS[name][1], OTHER_COLUMNS[name][2]))
         else:

@@ -17,6 +17,9 @@ Description
       placement alone moves each metric (placement replicates), or that it was not measured;
     * the scenario-discovery boxes per criterion (PRIM with quasi-p values, or CART's densest leaf where
       PRIM finds no significant box; feeders that fail before any adoption; reproducibility);
+    * with a cross layout (policies x scenarios), the robustness of the policies: in words per feeder and
+      season which policy is most robust, in how many futures it fails and what those futures share (its
+      vulnerability box), or why no ranking can be made; the table and the two figures;
     * every PNG of ``plots/`` (the known ones with captions, then any other);
     * the study's settings: designs (cases per mixes file, seed, bounds, reference case), ANSI
       C84.1 ranges and thermal limits, phase 7 settings from the manifests, package versions and
@@ -27,7 +30,8 @@ Description
 
 Inputs (``<data>/7_results_analysis/``, from the other phase 7 scripts)
     xlrm_results.parquet (required), failures.csv, stale_runs.csv, circuit_summary_combined.csv, sensitivity.csv,
-    sensitivity_skipped.csv, sensitivity_convergence.csv, placement_spread.csv, prim_boxes.csv, manifest_*.json,
+    sensitivity_skipped.csv, sensitivity_convergence.csv, placement_spread.csv, prim_boxes.csv, robustness.csv,
+    vulnerability.csv, manifest_*.json,
     plots/*.png
     <data>/0_code_xlrm/mixes_<design>.json                                      (phase 0)
 
@@ -77,6 +81,11 @@ FIGURES = (
                                     "grey band: the dummy input's interval (noise floor)."),
     ("prim_boxes.png", "prim", "PRIM box: the input ranges that concentrate failures."),
     ("prim_trajectory.png", "prim", "PRIM peeling trajectory: coverage against density; the selected box circled."),
+    ("robustness_policies.png", "robustness", "Policies across the scenarios: share of runs meeting every limit "
+                                              "(Wilson interval) and 90th-percentile outcomes (bootstrap interval "
+                                              "over scenarios) per feeder and policy; star: most robust."),
+    ("robustness_regret.png", "robustness", "Regret per feeder and policy: 90th percentile (bar) and maximum "
+                                            "(triangle) of the outcome minus the best policy's in the same scenario."),
 )
 PACKAGES = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib", "SALib", "opendssdirect.py", "dss-python", "pvlib")
 STYLE = """
@@ -292,6 +301,26 @@ def mixes_summary(ws) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confounding_note(ws) -> str:
+    """One paragraph naming every design whose phase 0 check found two columns correlated above
+    common.config.DOE_MAX_ABS_CORR ("" when none did or phase 0's summary is absent): in that design the
+    two inputs' effects cannot be told apart, whatever the indices below say."""
+    path = ws.lhs_vs_sobol_summary
+    if not path.is_file():
+        return ""
+    table = read_csv(path, "0_code_xlrm/run_mix_generator.py", required=("design", "max_abs_corr", "max_abs_corr_pair"))
+    flagged = table.drop_duplicates("design")
+    flagged = flagged[flagged["max_abs_corr"].astype(float) > config.DOE_MAX_ABS_CORR]
+    if flagged.empty:
+        return ""
+    items = "; ".join(f"{row.design.upper()}: {row.max_abs_corr_pair} at |r| = {float(row.max_abs_corr):.2f}"
+                      for row in flagged.itertuples())
+    return (f'<p class="warn"><b>Confounded inputs.</b> Phase 0 found columns correlated above |r| = '
+            f"{config.DOE_MAX_ABS_CORR:g} ({html.escape(items)}): within that design the analysis cannot tell "
+            "the pair's effects apart, so an index of either may carry the other's effect. Draw more cases or "
+            "scenarios (about four per dimension) before reading those two.</p>")
+
+
 def _read_csv(path: Path) -> pd.DataFrame | None:
     """An optional phase 7 table: None when absent; an unreadable one is an InputError naming it."""
     if not path.exists():
@@ -335,6 +364,76 @@ def figures_by_section(plots: Path) -> dict[str, list[tuple[Path, str]]]:
     return out
 
 
+# ------------------------------------------------------------------------------------------- robustness
+def robustness_sentences(robustness: pd.DataFrame, vulnerability: pd.DataFrame | None) -> list[str]:
+    """One sentence per (state, season, feeder) of robustness.csv: the most robust policy, its satisficing
+    share and regret, in how many futures it fails and what they share (vulnerability.csv), or why the
+    policies cannot be ranked."""
+    out = []
+    vuln = {} if vulnerability is None else {(r["state"], r["season"], r["feeder"]): r
+                                             for _, r in vulnerability.iterrows()}
+    for (state, season, feeder), part in robustness.groupby(["state", "season", "feeder"], sort=True):
+        part = part.sort_values("rank")
+        top = part.iloc[0]
+        where = f"{state} {season}, {feeder}"
+        verdict = str(top["verdict"])
+        if not bool(top["most_robust"]):
+            out.append(f"{where}: {verdict} ({int(top['n_scenarios'])} scenarios per policy). The lowest "
+                       f"90th-percentile peak regret is {top['policy_name']}'s ({fmt(top['peak_kw.regret_p90'])} kW).")
+            continue
+        failing = int(round((1 - float(top["satisficing"])) * int(top["n_runs"])))
+        text = (f"{where}: the most robust policy is {top['policy_name']}: it meets every limit in "
+                f"{fmt(100 * float(top['satisficing']))} % of {int(top['n_runs'])} runs (Wilson 95 % "
+                f"{fmt(100 * float(top['satisficing_low']))}-{fmt(100 * float(top['satisficing_high']))} %), "
+                f"90th-percentile peak regret {fmt(top['peak_kw.regret_p90'])} kW (maximum "
+                f"{fmt(top['peak_kw.regret_max'])} kW), and fails in {failing} of them")
+        if len(part) > 1:
+            second = part.iloc[1]
+            text += f"; runner-up {second['policy_name']} ({fmt(100 * float(second['satisficing']))} %)"
+        text += f". {verdict[0].upper() + verdict[1:]}."
+        box = vuln.get((state, season, feeder))
+        if failing and box is not None:
+            status = str(box["status"])
+            if status == "box":
+                text += (f" Those futures share {box['rule']} (PRIM: coverage {fmt(box['coverage'])}, density "
+                         f"{fmt(box['density'])}, every restriction with quasi-p <= 0.05).")
+            elif status == "no_box" and isinstance(box.get("rule"), str):
+                text += f" PRIM finds no significant box in them; {box['rule']}."
+            else:
+                text += f" Scenario discovery on them: {str(box.get('rule', status))}."
+        if str(top.get("reference", "")) == "fails":
+            text += " The feeder already fails in its reference case 0 (before any adoption)."
+        out.append(text)
+    return out
+
+
+def robustness_section(ws, results: pd.DataFrame) -> str:
+    """The report's robustness section (see :func:`robustness_sentences`), or a line saying why it is empty."""
+    head = '<h2 id="robustness">Policies across futures: robustness, regret and vulnerability</h2>'
+    if not rio.is_cross(results):
+        return head + ('<p class="note">These results come from the joint layout (uncertainties and levers sampled '
+                       "together), which cannot rank policies: run phase 0 with <code>--layout cross</code> "
+                       "(<code>make run</code> does) for policies x scenarios.</p>")
+    robustness = _read_csv(rio.results_path(ws, "robustness"))
+    if robustness is None:
+        return head + (f'<p class="note">No robustness.csv yet: run <code>{html.escape(rio.PRODUCERS["robustness"])}'
+                       "</code>.</p>")
+    states = set(results["state"])
+    robustness = robustness[robustness["state"].isin(states)]
+    vulnerability = _read_csv(rio.results_path(ws, "vulnerability"))
+    sentences = robustness_sentences(robustness, vulnerability)
+    intro = ("<p>Each policy of phase 0's cross layout is run in every scenario (future). Satisficing: the share of "
+             "runs meeting every planning limit, with its Wilson interval; regret: the policy's outcome minus the "
+             "best policy's in the same scenario and placement. The most robust policy has the highest satisficing "
+             "share (ties: the lowest 90th-percentile peak regret); its failing futures are searched with PRIM over "
+             "the uncertainties.</p>")
+    table = robustness[["state", "season", "feeder", "rank", "policy_name", "n_scenarios", "satisficing",
+                        "satisficing_low", "satisficing_high", "peak_kw.p90", "peak_kw.regret_p90",
+                        "peak_kw.regret_max", "worst_transformer_loading_pct.p90", "most_robust"]]
+    return (head + intro + "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+            + html_table(table))
+
+
 # ------------------------------------------------------------------------------------------- page
 def build_page(ws, results: pd.DataFrame) -> str:
     folder = ws.results_dir
@@ -362,7 +461,8 @@ def build_page(ws, results: pd.DataFrame) -> str:
     parts = [f"<h1>Distribution planning study: results for {html.escape(', '.join(states))}</h1>",
              "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in (
                  ("runs", "Runs"), ("failures", "Failures"), ("outcomes", "Outcomes"), ("sensitivity", "Sensitivity"),
-                 ("prim", "Scenario discovery"), ("settings", "Settings"), ("files", "Files"))) + "</nav>"]
+                 ("prim", "Scenario discovery"), ("robustness", "Robustness"), ("settings", "Settings"),
+                 ("files", "Files"))) + "</nav>"]
     kpis = [("runs", len(results)), ("ok", len(ok)), ("failed solves", int((results["status"] != "ok").sum())),
             ("runs failing a planning limit", int(flags["fails"].sum())),
             ("feeders", int(results[["state", "feeder"]].drop_duplicates().shape[0]))]
@@ -410,6 +510,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
                      "at this sample size. An input is <b>above the noise floor</b> when its whole interval lies above "
                      "the dummy's; where no input is, the verdict is <b>too few runs to rank inputs</b>, and the "
                      "figures draw hollow bars. Index [95 % interval].</p>")
+        parts.append(confounding_note(ws))
         parts.append(html_table(sensitivity_verdicts(sensitivity)))
         feeders = sensitivity_verdicts(sensitivity, scope="feeder")
         if len(feeders):
@@ -465,6 +566,9 @@ def build_page(ws, results: pd.DataFrame) -> str:
         if len(per_feeder):
             parts.append(folded(f"per feeder ({len(per_feeder)} rows)", prim_table(per_feeder)))
     parts.append(figs("prim"))
+
+    parts.append(robustness_section(ws, results))
+    parts.append(figs("robustness"))
     if figures.get("other"):
         parts.append("<h2>Other figures</h2>" + figs("other"))
 
@@ -509,7 +613,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
     for key in ("xlrm_results", "xlrm_results_csv", "xlrm_long", "xlrm_long_csv", "variables", "aggregate",
                 "aggregate_csv", "circuit_summary", "failures", "stale_runs", "sensitivity", "sensitivity_skipped", "sensitivity_convergence",
                 "placement_spread", "prim_boxes",
-                "prim_trajectory"):
+                "prim_trajectory", "robustness", "regret", "vulnerability"):
         path = rio.results_path(ws, key)
         if path.is_file():
             parts.append(f'<li><a href="{html.escape(path.name)}">{html.escape(path.name)}</a> '

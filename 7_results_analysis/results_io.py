@@ -67,7 +67,7 @@ INPUT_BY_NAME = {p.name: p for p in (*doe.PARAMETERS, *doe.FACTORS)}
 #: uniform design), so the shares are replaced by their independent coordinates ``hp_adoption``
 #: (a function of cube dimension shares_u1 only) and ``hp_dm_fraction`` (of shares_u2 only)
 INDEPENDENT_INPUTS = ("hp_adoption", "hp_dm_fraction", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
-                      "storage_perc_3ph", "pv_perc_3ph")
+                      "storage_perc_3ph", "pv_perc_3ph", "pv_perc_res", "storage_perc_res")
 
 #: which point of the design a run is (0: the reference case) and its placement replicate (phase 0
 #: --replicates; common.doe): the cases of one design point differ only in their placements
@@ -85,6 +85,8 @@ INPUT_LABELS = {
     "ev_split.controlled": "managed-charging share of EVs",
     "storage_perc_3ph": "storage share of 3-phase customers",
     "pv_perc_3ph": "PV share of 3-phase customers",
+    "pv_perc_res": "rooftop PV share of residential customers",
+    "storage_perc_res": "home-battery share of residential customers",
 }
 
 #: the run files' schema, shared with phase 6 (common.schema): feeder-head columns, metrics, realised counts
@@ -93,6 +95,38 @@ METRICS = schema.METRICS
 REALISED = schema.REALISED
 NOT_OUTCOMES = schema.NOT_OUTCOMES
 is_text = schema.is_text
+
+#: the upgrade step's outcomes (6_instantiate_circuits/upgrade_circuit.py, phase 6 ``--upgrades``; issue 17), from
+#: the ``upgrades`` block of a run's summary.json (:func:`upgrade_columns`): columns of xlrm_results only when some
+#: run has that block; empty (never 0) where the step did not run or failed. A cost threshold for the
+#: sensitivity and PRIM analyses: ``common.config.UPGRADES["cost_threshold_usd"]``.
+UPGRADE_METRICS: dict[str, tuple[str, str]] = {
+    "upgrade_cost_usd": ("USD", "cost of the thermal and voltage upgrades that remove the run's violations (NREL "
+                                "DISCO's method and generic unit costs; 0: no violation)"),
+    "upgrade_cost_transformers_usd": ("USD", "of which transformer replacements and parallel units"),
+    "upgrade_cost_lines_usd": ("USD", "of which reconductored lines and parallel circuits"),
+    "upgrade_cost_voltage_usd": ("USD", "of which capacitor / regulator control changes and new regulators"),
+    "upgrade_transformers": ("count", "transformers upgraded"),
+    "upgrade_lines": ("count", "lines upgraded"),
+    "upgrade_voltage_actions": ("count", "control changes and new regulators"),
+    "upgrade_unsolved": ("count", "violations the upgrades did not remove (elements, and customers outside Range A "
+                                  "as one item)"),
+    "upgrade_status": ("text", "upgraded, not needed, or failed (with the reason in summary.json)"),
+}
+
+
+def upgrade_columns(block: dict | None) -> dict[str, object]:
+    """The :data:`UPGRADE_METRICS` of a summary's ``upgrades`` block ({} without one; costs None when it failed)."""
+    if not isinstance(block, dict):
+        return {}
+    return {"upgrade_cost_usd": block.get("cost_usd"),
+            "upgrade_cost_transformers_usd": block.get("cost_transformers_usd"),
+            "upgrade_cost_lines_usd": block.get("cost_lines_usd"),
+            "upgrade_cost_voltage_usd": block.get("cost_voltage_usd"),
+            "upgrade_transformers": block.get("n_transformer_upgrades"), "upgrade_lines": block.get("n_line_upgrades"),
+            "upgrade_voltage_actions": block.get("n_voltage_upgrades"), "upgrade_unsolved": block.get("n_unsolved"),
+            "upgrade_status": block.get("status", "")}
+
 
 #: the four outcomes the sensitivity analysis and the report lead with
 HEADLINE_METRICS = ("peak_kw", "ansi_a_violation_node_intervals", "worst_transformer_loading_pct", "losses_pct")
@@ -215,6 +249,8 @@ SENSITIVITY_FILES = {"sensitivity_convergence": "sensitivity_convergence.csv",
 def results_path(ws: Workspace, key: str) -> Path:
     if key in SENSITIVITY_FILES:
         return ws.results_dir / SENSITIVITY_FILES[key]
+    if key in ROBUSTNESS_FILES:
+        return ws.results_dir / ROBUSTNESS_FILES[key]
     return ws.result(key)
 
 
@@ -262,3 +298,50 @@ def add_state_filter(parser) -> None:
     parser.add_argument("--state", nargs="+", choices=config.STATES, default=None,
                         metavar="{" + ",".join(config.STATES) + "}",
                         help="state(s) to include (default: every state with results)")
+
+
+# --------------------------------------------------------------------------------------------
+# Experiment layout (phase 0 --layout; common.doe "layouts")
+# --------------------------------------------------------------------------------------------
+#: columns of xlrm_results from a cross layout's mixes file (absent for a joint layout), with their role
+#: in the long table, unit and meaning
+LAYOUT_COLUMNS = {
+    "scenario": ("X", "index", "scenario of the cross layout (1..S within a design; 0 the reference case): the "
+                               "future, the values of the uncertainties X, the same under every policy"),
+    "policy": ("L", "index", "policy of the cross layout (1..P, the same policy in every design; 0 the reference "
+                             "case): the values of the levers L"),
+    "policy_name": ("run", "text", "name of the policy (common.config.POLICIES, or 'policy <p>' when sampled)"),
+}
+ROBUSTNESS_FILES = {"robustness": "robustness.csv", "regret": "regret.csv", "vulnerability": "vulnerability.csv"}
+PRODUCERS.setdefault("robustness", "7_results_analysis/robustness_analysis.py")
+
+
+def layout_of_mixes(mixes: dict[str, dict]) -> dict[int, tuple[int, int, str]]:
+    """case -> (scenario, policy, policy_name) of a cross layout's mixes (as ``doe.load_mixes`` returns
+    them); empty for a joint layout."""
+    return {int(k): (int(c["scenario"]), int(c["policy"]), str(c["policy_name"])) for k, c in mixes.items()
+            if doe.case_layout(c) == "cross"}
+
+
+def with_layout(results: pd.DataFrame, layouts: dict[str, dict[int, tuple[int, int, str]]]) -> pd.DataFrame:
+    """``results`` with ``scenario``, ``policy`` (Int64) and ``policy_name`` right after the placement
+    columns, from each design's cross-layout mixes (``layouts``: design -> :func:`layout_of_mixes`);
+    unchanged when no design has a cross layout (a joint study keeps its columns). A run of a joint
+    design beside a cross one gets empty ids."""
+    if not any(layouts.values()):
+        return results
+    frame = results.drop(columns=[c for c in LAYOUT_COLUMNS if c in results.columns])
+    found = [layouts.get(d, {}).get(int(c)) for d, c in zip(frame["design"], frame["case"])]
+    at = frame.columns.get_loc(PLACEMENT_COLUMNS[-1]) + 1
+    frame.insert(at, "scenario", pd.array([f[0] if f else None for f in found], dtype="Int64"))
+    frame.insert(at + 1, "policy", pd.array([f[1] if f else None for f in found], dtype="Int64"))
+    frame.insert(at + 2, "policy_name", pd.Series([f[2] if f else "" for f in found], index=frame.index, dtype="str"))
+    return frame
+
+
+def is_cross(results: pd.DataFrame) -> bool:
+    """Whether the results hold a cross layout: scenario and policy ids on some run besides the reference."""
+    if not all(c in results.columns for c in ("scenario", "policy")):
+        return False
+    policy = pd.to_numeric(results["policy"], errors="coerce")
+    return bool((policy.fillna(0) > 0).any())

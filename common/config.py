@@ -392,9 +392,10 @@ SELECT_SEED = 20240601
 # --------------------------------------------------------------------------------------------
 # Design of experiments (phase 0): see common/doe.py for the parameter table
 # --------------------------------------------------------------------------------------------
-#: points per design of `make run`: 32, because 16 points of a 7-dimensional scrambled Sobol design always hold a
-#: column pair correlated near |r| = 0.75 (DOE_MAX_ABS_CORR below), and 2 x 32 runs per feeder and season are the
-#: fewest at which the sample's winter-peak driver (hp_adoption) stands above the dummy on every NC feeder
+#: points per design of the joint layout (`make run LAYOUT=joint`): 32, because smaller designs of the 9
+#: dimensions hold a column pair correlated above DOE_MAX_ABS_CORR below (32 is about 4 points per
+#: dimension), and 2 x 32 runs per feeder and season are the fewest at which the sample's winter-peak driver
+#: (hp_adoption) stands above the dummy on every NC feeder
 N_CASES = 32
 DOE_SEED = 123
 #: placement replicates per design point (phase 0 --replicates): 1 measures no placement noise; 2 or more
@@ -402,8 +403,10 @@ DOE_SEED = 123
 #: each metric
 PLACEMENT_REPLICATES = 1
 #: largest |Pearson correlation| between two columns of a design's unit cube that phase 0 accepts without a
-#: warning: above it the design confounds the two inputs' effects (at 16 points a 7-dimensional scrambled
-#: Sobol design always has a pair near 0.75; at 32 points the median largest |r| is about 0.2, at 64 about 0.1)
+#: warning: above it the design confounds the two inputs' effects (9 dimensions: at 32 points the least
+#: correlated of 64 Sobol scrambles, common.doe.least_correlated_sobol, reaches about 0.19 and the Latin
+#: hypercube about 0.1; at 16 points neither gets below 0.5; the cross layout's 6 uncertainty dimensions need
+#: about 32 scenarios)
 DOE_MAX_ABS_CORR = 0.3
 #: bounds of the linearly sampled inputs [fraction]; the heat-pump shares span the whole simplex
 DOE_BOUNDS = {
@@ -412,6 +415,18 @@ DOE_BOUNDS = {
     "ev_split.controlled": (0.20, 0.80),  # EVs in managed charging
     "storage_perc_3ph": (0.0, 0.20),      # three-phase customers with a battery
     "pv_perc_3ph": (0.0, 0.20),           # three-phase customers with PV
+    # residential customers with rooftop PV (X): 0-60 %. US residential PV reached a few % of homes
+    # nationally and 15-30 % in the most penetrated ZIP codes of California, Arizona and Hawaii by the
+    # mid-2020s (LBNL Tracking the Sun; utility interconnection queues); 60 % is the planners' "high
+    # adoption" stress case of hosting-capacity studies (assumption), where reverse flow and voltage rise
+    # show on most feeders
+    "pv_perc_res": (0.0, 0.60),
+    # residential customers with a home battery in a utility programme (L): 0-40 %. Battery attachment
+    # to new residential PV is 10-60 % depending on the market (LBNL Tracking the Sun: about 60 % in
+    # California under net billing, under 15 % in most other states); a utility's bring-your-own-battery
+    # or battery-subsidy programme is the lever that moves it. 40 % of all homes is the upper end
+    # (assumption: a programme enrolling about two thirds of the homes of a 60 %-PV feeder)
+    "storage_perc_res": (0.0, 0.40),
 }
 #: Reference case "0", kept from the earlier study so that results stay comparable.
 REFERENCE_CASE = {
@@ -421,6 +436,41 @@ REFERENCE_CASE = {
     "ev_split": {"controlled": 0.5, "uncontrolled": 0.5},
     "storage_perc_3ph": 0.05,
     "pv_perc_3ph": 0.05,
+    # the earlier study had no rooftop PV and no home batteries: case "0" keeps that meaning
+    "pv_perc_res": 0.0,
+    "storage_perc_res": 0.0,
+}
+#: Phase 0's experiment layout (``--layout``): "joint" samples X and L together (N_CASES points per design);
+#: "cross" crosses CROSS_SCENARIOS scenarios over the X dimensions with the policies below (or sampled ones)
+LAYOUT = "joint"
+#: scenarios per design of a cross layout (``--scenarios``; Sobol rounds up to a power of two)
+CROSS_SCENARIOS = 8
+#: Named policies of phase 0's cross layout (``--layout cross`` without ``--policies N``): each sets every
+#: lever (an L input of common.doe.PARAMETERS / FACTORS; a lever left out is an error naming it, so a new
+#: lever is decided for every policy) to a fraction, with its reason. Order = policy ids 1..P.
+POLICIES = {
+    "no programme": {
+        "levers": {"hp_dm_fraction": 0.0, "ev_split.controlled": 0.0, "storage_perc_3ph": 0.0,
+                   "storage_perc_res": 0.0},
+        "reason": "the utility does nothing: no heat pump in demand management, no managed charging, no "
+                  "storage; the baseline every lever is judged against"},
+    "managed charging 80 %": {
+        "levers": {"hp_dm_fraction": 0.0, "ev_split.controlled": 0.8, "storage_perc_3ph": 0.0,
+                   "storage_perc_res": 0.0},
+        "reason": "a managed-charging programme alone, at the top of the joint design's range (80 % of EVs "
+                  "enrolled: programmes with default enrolment and an opt-out reach about that)"},
+    "storage 20 %": {
+        "levers": {"hp_dm_fraction": 0.0, "ev_split.controlled": 0.0, "storage_perc_3ph": 0.2,
+                   "storage_perc_res": 0.2},
+        "reason": "batteries alone: peak-shaving ones at 20 % of three-phase customers (the top of the joint "
+                  "design's range) and a home-battery programme reaching 20 % of residential customers (half "
+                  "its range)"},
+    "all levers": {
+        "levers": {"hp_dm_fraction": 1.0, "ev_split.controlled": 0.8, "storage_perc_3ph": 0.2,
+                   "storage_perc_res": 0.4},
+        "reason": "every lever at the top of its design range: every heat pump demand-managed, 80 % managed "
+                  "charging, storage at 20 % of three-phase and 40 % of residential customers; the most the "
+                  "study lets a utility do"},
 }
 DISJOINT_SETS = True
 
@@ -448,8 +498,7 @@ EV = {
     "scheduler_passes": 1,
 }
 PV = {
-    #: PV hosts are three-phase customers; set True to add residential rooftop PV hosts
-    "residential_hosts": False,
+    #: three-phase PV hosts (dimension pv_perc_3ph); residential rooftop PV is ROOFTOP_PV below
     "size_factor": 0.30,        # x host annual peak kW
     "min_kw": 10.0,
     "kva_factor": 1.1,          # inverter kVA / Pmpp
@@ -463,6 +512,62 @@ PV = {
     #: a SMART-DS solar scenario's own solar shape (PVSystems.dss) replaces the pvlib day when present
     "use_smartds_solar": True,
 }
+#: Residential rooftop PV (dimension ``pv_perc_res``, phase 6). Hosts are residential customers that are
+#: not three-phase (the three-phase PV hosts are a separate pool), drawn from their own seeded order.
+#: A host's array [kW DC] = min(max_kw, offset_ratio x the customer's annual energy [kWh/yr] /
+#: specific_yield [kWh per kW DC and year]); the annual energy is the customer's own, from its SMART-DS
+#: yearly profile (phase 1b's ``profile_monthly_stats.parquet``: the profile's annual kWh over its annual
+#: peak, times the customer's annual peak kW); a customer without a whole year of profile gets no array,
+#: and the instance records how many (``pv_res_shortfall``), never a default size. Connected like a
+#: Level-2 charger (240 V across both legs of a split-phase service).
+ROOFTOP_PV = {
+    #: share of the home's annual energy the array is sized to produce (assumption: installers size to
+    #: 80-100 % of the past year's bills under net metering; 0.8 leaves room for shading and roof limits)
+    "offset_ratio": 0.8,
+    #: annual AC energy per kW DC [kWh/kWp/yr] of a fixed roof array, 20 deg tilt, south, 14 % losses
+    #: (NREL PVWatts at the SITES, rounded; assumption): Greensboro about 1,300, Austin 1,450, San
+    #: Francisco 1,450
+    "specific_yield_kwh_per_kwp": {"NC": 1300.0, "TX": 1450.0, "CA": 1450.0},
+    #: largest array [kW DC] (assumption: the upper end of US residential systems, median about 7 kW DC
+    #: (LBNL Tracking the Sun), and the 10-kW limit of many utilities' simplified residential
+    #: interconnection); keeps a large all-electric home from a commercial-size array
+    "max_kw": 10.0,
+    #: inverter kVA / kW DC: 1.1 lets the inverter give IEEE 1547-2018 Category B's 44 % reactive power at
+    #: rated active power (sqrt(1 + 0.44^2) = 1.09)
+    "kva_factor": 1.1,
+    #: inverter control: "unity_pf" (default: pf = 1, what most installed residential inverters run) or
+    #: "volt_var" (IEEE 1547-2018 Category B default volt-var curve, VOLT_VAR below, one OpenDSS InvControl
+    #: per array, monitoring the array's own service voltage: 240 V across the legs)
+    "inverter_control": "unity_pf",
+}
+#: IEEE 1547-2018 Table 8, Category B default volt-var settings (V_ref = 1 pu): reactive power [pu of the
+#: inverter's kVA, + injection] at the voltages [pu]; flat outside V1 and V4 (OpenDSS XYcurve, extended to
+#: 0.5 and 1.5 pu so the curve covers every voltage)
+VOLT_VAR = {"v_pu": (0.5, 0.92, 0.98, 1.02, 1.08, 1.5), "q_pu": (0.44, 0.44, 0.0, 0.0, -0.44, -0.44)}
+#: Home batteries (dimension ``storage_perc_res``, phase 6): residential customers that are not three-phase,
+#: drawn from their own seeded order, separate from the three-phase fleet (STORAGE). Each battery sits on its
+#: home's service (240 V across both legs of a split-phase service) and is dispatched on the home's own net
+#: load (its load, its EV, minus its rooftop PV) by ``dispatch``:
+#: "self_consumption" (default): charge only from the home's PV surplus, discharge only to cover the home's
+#: own net load (never exporting battery energy); "peak_shaving": shave the home's own net-load peak
+#: (``storage_dispatch.peak_shaving`` on that home, charging in its own valleys, never below
+#: ``peak_target_factor`` x its peak).
+HOME_STORAGE = {
+    "kw": 5.0,                  # continuous power (a Tesla Powerwall 2 class unit: 5 kW / 13.5 kWh)
+    "kwh": 13.5,                # usable-capacity class of the same unit [kWh]
+    "kva_factor": 1.0,          # inverter kVA / kW
+    "eff_charge": 0.95,         # one-way efficiencies: about 90 % round trip (manufacturers' data sheets)
+    "eff_discharge": 0.95,
+    "reserve": 0.20,            # lowest state of charge kept for backup (assumption, as STORAGE)
+    "dispatch": "self_consumption",
+    #: peak_shaving only: never shave below this x the home's own peak net load (assumption: half the
+    #: peak keeps the battery from flattening the whole day and from exporting)
+    "peak_target_factor": 0.5,
+}
+#: the dispatch rules of HOME_STORAGE["dispatch"]
+HOME_STORAGE_DISPATCHES = ("self_consumption", "peak_shaving")
+#: the inverter controls of ROOFTOP_PV["inverter_control"]
+PV_INVERTER_CONTROLS = ("unity_pf", "volt_var")
 STORAGE = {
     "size_factor": 0.75,        # kW rating x host annual peak kW
     "min_kw": 5.0,
@@ -503,6 +608,13 @@ GENERIC_FEEDER = {
 #: at a limit is inside the range.
 ANSI_RANGE_A = (0.95, 1.05)
 ANSI_RANGE_B = (0.9167, 1.0583)
+#: reverse flow (phase 6): a service transformer is one whose last winding is at a utilization voltage, at
+#: most this [kV] (ANSI C84.1's low-voltage class, up to 1 kV: 120/240 V, 208Y/120 V, 480Y/277 V); it sees
+#: reverse flow in an interval when the active power at its primary winding flows towards the primary
+#: (into the feeder), by more than REVERSE_FLOW_TOLERANCE_KW (1 W: an unloaded lossless winding reads
+#: +/- rounding noise); the same tolerance applies to each phase at the feeder head
+SERVICE_TRANSFORMER_MAX_KV = 1.0
+REVERSE_FLOW_TOLERANCE_KW = 1e-3
 #: Voltage unbalance factor VUF = |V2| / |V1| [%] that phase 6 counts bus-intervals above, at every
 #: three-phase bus: ANSI C84.1 Annex D recommends that supply systems limit the voltage unbalance at the
 #: service to 3 % (``limit_pct``; the annex states it as the largest deviation of the three phase-to-phase
@@ -582,3 +694,54 @@ RUN_TIMEOUT_S = 300.0
 DASK_CONNECT_TIMEOUT_S = 30.0
 #: a run whose pool worker died (killed, out of memory) is tried this many more times, then failed
 RUN_RETRIES_LOST_WORKER = 1
+
+# --------------------------------------------------------------------------------------------
+# Automated upgrades and their cost (phase 6, 6_instantiate_circuits/upgrade_circuit.py; issue 17)
+# --------------------------------------------------------------------------------------------
+#: The upgrade step follows NREL DISCO's automated upgrade-cost analysis and its defaults
+#: (disco/extensions/upgrade_simulation: upgrade_parameters.toml, fixed_upgrade_parameters.py, thermal and
+#: voltage upgrade functions):
+#: * a transformer or line whose loading [pu of nameplate kVA / NormAmps] exceeds ``*_upper_limit_pu`` in
+#:   any 15-min interval of the run's day is upgraded to ``*_design_pu`` of its highest loading: the
+#:   smallest catalogue size (transformers: same phases, voltages, windings and connections; lines: same
+#:   phases, voltage and placement) whose rating is at least the highest loading / design pu and at most
+#:   ``oversize_limit`` times that; else parallel units of one catalogue size (the fewest that reach it,
+#:   at most ``parallel_*_limit`` new ones; beyond that the element stays unsolved, reported). Above
+#:   ``extreme_loading_pu`` DISCO sizes for loading x 0.5 more (it avoids iterations); so does this step.
+#:   The day is solved again after each round, at most ``thermal_iterations`` rounds (DISCO's 5);
+#: * voltage: customers outside ANSI C84.1 Range A (ANSI_RANGE_A) after the thermal upgrades: the settings
+#:   of existing voltage-controlled capacitors are swept (ON / OFF [V on 120 V] widened by
+#:   ``capacitor_sweep_gap_v`` per step from ``capacitor_on_off_v``), then those of existing regulators and
+#:   LTCs (vreg in ``regulator_vreg_step_v`` steps across Range A, each band of ``regulator_bands_v``; all
+#:   regulators at once, as DISCO sweeps them), each setting one day solve, the first removing every
+#:   violation (else the best) kept; then up to ``max_new_regulators`` new regulators are placed at the
+#:   deepest primary line common to the customers still in violation, each with its vreg swept;
+#:   what remains is reported;
+#: * costs from the unit-cost tables in ``cost_tables_dir`` (None: the workspace copy of NREL DISCO's
+#:   generic database, ``Workspace.upgrade_costs_dir``, written by sample/build_sample.py from
+#:   ../shared/data/upgrade_costs; a folder of a utility's own tables of the same columns may be named
+#:   here or with ``--cost-tables``). A size without an exact row is priced at the nearest row of the
+#:   same class and recorded as such (``cost_basis`` in upgrades.json), as DISCO does.
+#: A line whose line code or geometry names neither overhead nor underground is priced as
+#: ``line_placement_default`` (assumption; recorded per line). ``cost_threshold_usd``: the cost above which
+#: phase 7 would count a run as "too costly" (assumption: for the lead's sensitivity and PRIM hooks).
+UPGRADES = {
+    "transformer_upper_limit_pu": 1.25,
+    "transformer_design_pu": 0.75,
+    "line_upper_limit_pu": 1.25,
+    "line_design_pu": 0.75,
+    "oversize_limit": 2.0,
+    "extreme_loading_pu": 2.25,
+    "parallel_transformers_limit": 4,
+    "parallel_lines_limit": 4,
+    "thermal_iterations": 5,
+    "capacitor_on_off_v": (119.5, 120.5),
+    "capacitor_sweep_gap_v": 1.0,
+    "regulator_bands_v": (1.0, 2.0),
+    "regulator_vreg_step_v": 0.5,
+    "max_new_regulators": 4,
+    "new_regulator_kva": 10000.0,
+    "line_placement_default": "overhead",
+    "cost_tables_dir": None,
+    "cost_threshold_usd": 100000.0,
+}

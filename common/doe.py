@@ -17,7 +17,8 @@ of the same point, :data:`FACTORS`, each a monotone function of ONE cube dimensi
 
 Common random numbers: the seeds belong to a *placement replicate*, not to a case. Every case of
 replicate ``r`` (in every design) carries the same seeds per purpose (heat-pump variants, EV hosts,
-EV sessions, storage, PV), drawn from ``numpy.random.SeedSequence`` (never Python's salted
+EV sessions, storage, PV; residential rooftop PV and home batteries take their own orders from the PV and
+storage seeds), drawn from ``numpy.random.SeedSequence`` (never Python's salted
 ``hash()``). Phase 6 turns each seed into one random order of a feeder's customers per purpose and a
 case takes its hosts from the head of that order, so a higher share is a superset of a lower one and
 two cases of a replicate differ only where their inputs differ (variance reduction by common random
@@ -80,6 +81,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               "three-phase customers hosting a peak-shaving battery"),
     Parameter("pv_perc_3ph", *config.DOE_BOUNDS["pv_perc_3ph"], "fraction of three-phase customers", "X",
               "three-phase customers hosting PV"),
+    Parameter("pv_perc_res", *config.DOE_BOUNDS["pv_perc_res"], "fraction of residential customers", "X",
+              "residential (not three-phase) customers with rooftop PV sized from their annual energy"),
+    Parameter("storage_perc_res", *config.DOE_BOUNDS["storage_perc_res"], "fraction of residential customers", "L",
+              "residential (not three-phase) customers with a home battery in a utility programme"),
 )
 PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
 
@@ -97,7 +102,7 @@ FACTOR_BY_NAME = {p.name: p for p in FACTORS}
 
 #: unit-cube dimensions, in order: two for the simplex, then one per linearly mapped parameter
 CUBE_DIMENSIONS = ("shares_u1", "shares_u2", "ev_perc", "ev_lvl2_perc", "ev_split.controlled",
-                   "storage_perc_3ph", "pv_perc_3ph")
+                   "storage_perc_3ph", "pv_perc_3ph", "pv_perc_res", "storage_perc_res")
 
 #: purpose of each seed of a case, in spawn order; JSON key = SEED_KEYS[purpose]
 SEED_KEYS = {
@@ -112,8 +117,8 @@ SEED_KEYS = {
 PLACEMENT_SPAWN_KEY = 3
 
 #: every key a case of a mixes file must have
-CASE_KEYS = ("shares", "ev_perc", "ev_lvl2_perc", "ev_split", "storage_perc_3ph", "pv_perc_3ph",
-             *SEED_KEYS.values(), "disjoint_sets", "design_point", "placement_replicate")
+CASE_KEYS = ("shares", "ev_perc", "ev_lvl2_perc", "ev_split", "storage_perc_3ph", "pv_perc_3ph", "pv_perc_res",
+             "storage_perc_res", *SEED_KEYS.values(), "disjoint_sets", "design_point", "placement_replicate")
 
 
 class MixesError(ValueError):
@@ -186,6 +191,8 @@ def cube_to_cases(cube: np.ndarray) -> list[dict[str, Any]]:
             "ev_split": {"controlled": controlled, "uncontrolled": 1.0 - controlled},
             "storage_perc_3ph": values["storage_perc_3ph"],
             "pv_perc_3ph": values["pv_perc_3ph"],
+            "pv_perc_res": values["pv_perc_res"],
+            "storage_perc_res": values["storage_perc_res"],
         })
     return cases
 
@@ -215,8 +222,39 @@ def sample_sobol(n: int, seed: int) -> np.ndarray:
     if (1 << m) != n:
         logger.info("Sobol design: %d cases requested, %d drawn (the next power of two; a Sobol "
                     "sequence is balanced only in powers of two)", n, 1 << m)
-    sampler = qmc.Sobol(d=len(CUBE_DIMENSIONS), scramble=True, rng=np.random.default_rng(seed))
-    return sampler.random_base2(m)
+    return least_correlated_sobol(len(CUBE_DIMENSIONS), m, seed)
+
+
+#: scrambles of a Sobol design drawn to keep the least correlated one (:func:`least_correlated_sobol`)
+SOBOL_SCRAMBLES = 64
+
+
+def _max_abs_corr(cube: np.ndarray) -> float:
+    if cube.shape[0] < 3 or cube.shape[1] < 2:
+        return 0.0
+    corr = np.corrcoef(cube.T)
+    np.fill_diagonal(corr, 0.0)
+    return float(np.nanmax(np.abs(corr)))
+
+
+def least_correlated_sobol(d: int, m: int, seed: np.random.SeedSequence | int) -> np.ndarray:
+    """``2**m`` scrambled Sobol points in ``d`` dimensions: of :data:`SOBOL_SCRAMBLES` independent Owen
+    scrambles (seeds spawned from ``seed``), the one whose largest |correlation| between two columns is
+    lowest (ties: the first).
+
+    Every scramble is an equally valid randomised net (the balance of the sequence is kept); a small
+    design's higher Sobol dimensions are strongly correlated in most scrambles (9 dimensions at 32 points:
+    the median scramble's largest |r| is 0.38, 89 % are above common.config.DOE_MAX_ABS_CORR; the best of
+    64 about 0.19), which would confound two inputs' effects. Choosing among random scrambles by a design
+    criterion is the counterpart of the Latin hypercube's discrepancy optimisation (``random-cd``)."""
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    best, best_r = None, np.inf
+    for child in sequence.spawn(SOBOL_SCRAMBLES):
+        cube = qmc.Sobol(d=d, scramble=True, rng=np.random.default_rng(child)).random_base2(m)
+        r = _max_abs_corr(cube)
+        if r < best_r:
+            best, best_r = cube, r
+    return best
 
 
 SAMPLERS = {"lhs": sample_lhs, "sobol": sample_sobol}
@@ -366,3 +404,225 @@ def load_mixes(path: Path) -> dict[str, dict[str, Any]]:
         if not key.isdigit():
             raise MixesError(f"{path}: case key {key!r} is not a case number")
     return {key: validate_case(data[key], f"{path} case {key}") for key in sorted(data, key=int)}
+
+
+# ------------------------------------------------------------------------------------------- layouts
+# Experiment layouts (phase 0 ``--layout``). ``joint`` is the design above: one sample over every cube
+# dimension, uncertainties and levers together. ``cross`` separates them (XLRM; EMA Workbench's
+# "scenarios x policies" experiments): S scenarios sampled over the X dimensions only, crossed with P
+# policies over the L dimensions (sampled, or named in ``common.config.POLICIES``), a full factorial.
+# Everything below derives the split from the roles of PARAMETERS and FACTORS: a parameter added there
+# joins the right side without a change here.
+LAYOUTS = ("joint", "cross")
+#: keys that every case of a cross layout carries besides CASE_KEYS: ``scenario`` (1..S) and ``policy``
+#: (1..P) ids and the policy's name. The reference case "0" has ``scenario`` 0 and ``policy`` 0 and the
+#: name :data:`REFERENCE_POLICY_NAME`: it is neither a scenario nor a policy of the cross, but the fixed
+#: case of common.config.REFERENCE_CASE, as in the joint layout. A joint layout's cases carry none of them.
+LAYOUT_KEYS = ("scenario", "policy", "policy_name")
+REFERENCE_POLICY_NAME = "reference case"
+#: spawn-key prefix of the sampled policies' sampler (independent of the design and of the scenarios, so
+#: that policy p is the same policy in every design's mixes file)
+POLICY_SPAWN_KEY = 5
+#: decimals the values of a cross case are rounded to, so that a named policy's lever reads as written
+#: (0, not 5.6e-17 after the linear map and back)
+CROSS_DECIMALS = 12
+
+
+def dimension_roles() -> dict[str, str]:
+    """The XLRM role (``"X"`` or ``"L"``) of every cube dimension, in CUBE_DIMENSIONS order.
+
+    A dimension that is a parameter (linearly mapped) has the parameter's role; the dimensions that
+    are not (the heat-pump simplex) have, in order, the role of the FACTORS (``hp_adoption`` is a function
+    of the first simplex dimension only, ``hp_dm_fraction`` of the second)."""
+    simplex = [d for d in CUBE_DIMENSIONS if d not in PARAMETER_BY_NAME]
+    if len(simplex) != len(FACTORS):
+        raise ValueError(f"{len(simplex)} cube dimensions are not parameters but there are {len(FACTORS)} factors")
+    factor_of = dict(zip(simplex, FACTORS))
+    return {d: (PARAMETER_BY_NAME[d].role if d in PARAMETER_BY_NAME else factor_of[d].role) for d in CUBE_DIMENSIONS}
+
+
+def lever_of_dimension() -> dict[str, Parameter]:
+    """Every L cube dimension and the input a policy sets it by: the parameter itself, or for a simplex
+    dimension its factor (a policy sets ``hp_dm_fraction``, not a cube coordinate)."""
+    simplex = [d for d in CUBE_DIMENSIONS if d not in PARAMETER_BY_NAME]
+    factor_of = dict(zip(simplex, FACTORS))
+    roles = dimension_roles()
+    return {d: PARAMETER_BY_NAME.get(d) or factor_of[d] for d in CUBE_DIMENSIONS if roles[d] == "L"}
+
+
+def split_dimensions() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Column indices of the X and of the L dimensions of the unit cube."""
+    roles = dimension_roles()
+    x = tuple(i for i, d in enumerate(CUBE_DIMENSIONS) if roles[d] == "X")
+    lever = tuple(i for i, d in enumerate(CUBE_DIMENSIONS) if roles[d] == "L")
+    return x, lever
+
+
+def lever_names() -> tuple[str, ...]:
+    """The names a policy sets, in cube order (e.g. hp_dm_fraction, ev_split.controlled, storage_perc_3ph)."""
+    return tuple(p.name for p in lever_of_dimension().values())
+
+
+def sample_unit(design: str, n: int, d: int, seed: np.random.SeedSequence | int) -> np.ndarray:
+    """``n`` points of the d-dimensional unit cube with the design's sampler: a Latin hypercube with
+    ``optimization="random-cd"`` (``lhs``) or the least correlated of several scrambled Sobol sequences,
+    rounded up to a power of two (``sobol``, :func:`least_correlated_sobol`), as :func:`sample_lhs` and
+    :func:`sample_sobol` do for the whole cube."""
+    rng = np.random.default_rng(seed)
+    if design == "lhs":
+        return qmc.LatinHypercube(d=d, optimization="random-cd", rng=rng).random(n)
+    if design == "sobol":
+        return least_correlated_sobol(d, int(math.log2(sobol_size(n))), seed)
+    raise ValueError(f"unknown design {design!r}: one of {', '.join(SAMPLERS)}")
+
+
+def named_policies(policies: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, dict[str, float]]]:
+    """The named policies of ``common.config.POLICIES`` (name, lever values), in the order written.
+
+    Every policy must set every lever (:func:`lever_names`) to a number in [0, 1] and nothing else: a
+    lever left out is an error naming it (never a silent default), so that a lever added to
+    PARAMETERS is decided for each policy."""
+    policies = config.POLICIES if policies is None else policies
+    levers = lever_names()
+    out = []
+    for name, spec in policies.items():
+        values = spec.get("levers") if isinstance(spec, dict) else None
+        if not isinstance(values, dict):
+            raise MixesError(f"common.config.POLICIES[{name!r}]: needs a 'levers' mapping of {', '.join(levers)}")
+        missing = [k for k in levers if k not in values]
+        if missing:
+            raise MixesError(f"common.config.POLICIES[{name!r}] does not set lever {missing[0]!r}: add its value "
+                             f"(levers: {', '.join(levers)})")
+        unknown = sorted(set(values) - set(levers))
+        if unknown:
+            raise MixesError(f"common.config.POLICIES[{name!r}]: {unknown[0]!r} is not a lever (an L input of "
+                             f"common.doe.PARAMETERS or FACTORS); levers: {', '.join(levers)}")
+        for k in levers:
+            v = values[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= float(v) <= 1.0):
+                raise MixesError(f"common.config.POLICIES[{name!r}]: lever {k} = {v!r} must be a number in [0, 1]")
+        out.append((str(name), {k: float(values[k]) for k in levers}))
+    if not out:
+        raise MixesError("common.config.POLICIES is empty: name at least one policy, or sample them (--policies N)")
+    return out
+
+
+def policy_coordinates(values: dict[str, float]) -> np.ndarray:
+    """The L cube coordinates of a policy's lever values (the inverse of the maps of cube_to_cases):
+    ``hp_dm_fraction = 1 - u`` for the simplex dimension, ``low + u (high - low)`` for a parameter. A
+    value outside a parameter's design bounds (e.g. no managed charging, below the joint design's 20 %)
+    gives a coordinate outside [0, 1]; the map is linear, so it still lands on the value."""
+    coords = []
+    for dim, p in lever_of_dimension().items():
+        v = float(values[p.name])
+        if dim in PARAMETER_BY_NAME:
+            coords.append((v - p.low) / (p.high - p.low))
+        else:
+            coords.append(1.0 - v)
+    return np.array(coords, dtype=float)
+
+
+def _rounded(value: Any, decimals: int = CROSS_DECIMALS) -> Any:
+    if isinstance(value, dict):
+        return {k: _rounded(v, decimals) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, decimals) + 0.0  # + 0.0: no "-0.0"
+    return value
+
+
+def policy_table(n_policies: int | None, seed: int) -> tuple[list[tuple[str, np.ndarray]], np.ndarray | None]:
+    """The policies of a cross layout: (name, L cube coordinates) each, and the sampled policies' unit
+    cube (None for the named ones). ``n_policies`` None: common.config.POLICIES; else that many policies
+    drawn by a Latin hypercube over the L dimensions (seeded from ``seed`` with POLICY_SPAWN_KEY, the
+    same in every design), named "policy <p>"."""
+    if n_policies is None:
+        return [(name, policy_coordinates(values)) for name, values in named_policies()], None
+    if n_policies < 1:
+        raise ValueError("n_policies must be at least 1")
+    _, lever = split_dimensions()
+    cube = sample_unit("lhs", n_policies, len(lever), np.random.SeedSequence(seed, spawn_key=(POLICY_SPAWN_KEY,)))
+    return [(f"policy {p}", row) for p, row in enumerate(cube, start=1)], cube
+
+
+def build_cross_mixes(design: str, n_scenarios: int, seed: int, n_policies: int | None = None,
+                      disjoint_sets: bool = config.DISJOINT_SETS, replicates: int = 1
+                      ) -> tuple[dict[str, dict[str, Any]], np.ndarray, dict[str, np.ndarray | None]]:
+    """The mixes of a cross layout: ``n_scenarios`` scenarios (the design's sampler over the X dimensions,
+    Sobol rounded up to a power of two) x the policies of :func:`policy_table`, x ``replicates``.
+
+    Design point ``(s - 1) P + p`` is scenario s under policy p; its case is ``case_key(point, r, R)``
+    as in the joint layout, so case "0" is the reference case and the keys run "0".."N". Every case of
+    scenario s has the same X values whatever the policy, and every case of replicate r the replicate's
+    placement seeds (common random numbers): two policies' instances of one scenario differ only in
+    what the policies set. Returns the mixes, the full unit cube of the design points (X columns from
+    the scenarios, L columns the policies' coordinates, outside [0, 1] for a named lever outside the
+    design bounds) and the sub-designs ``{"scenarios": cube, "policies": cube or None}`` (the
+    confounding check applies to each)."""
+    if n_scenarios < 1:
+        raise ValueError("n_scenarios must be at least 1")
+    if replicates < 1:
+        raise ValueError("replicates must be at least 1")
+    x_cols, l_cols = split_dimensions()
+    scenarios = sample_unit(design, n_scenarios, len(x_cols), seed)
+    policies, policy_cube = policy_table(n_policies, seed)
+    n_p = len(policies)
+    mixes: dict[str, dict[str, Any]] = {}
+    reference = json.loads(json.dumps(config.REFERENCE_CASE))
+    mixes["0"] = {**reference, **placement_seeds(seed, 0), "disjoint_sets": bool(disjoint_sets),
+                  "design_point": 0, "placement_replicate": 0, "unit_cube": None,
+                  "scenario": 0, "policy": 0, "policy_name": REFERENCE_POLICY_NAME}
+    rows = []
+    for s, x_row in enumerate(scenarios, start=1):
+        for p, (name, l_row) in enumerate(policies, start=1):
+            row = np.empty(len(CUBE_DIMENSIONS))
+            row[list(x_cols)] = x_row
+            row[list(l_cols)] = l_row
+            rows.append((s, p, name, row))
+    cube = np.array([r for *_, r in rows]).reshape(len(rows), len(CUBE_DIMENSIONS))
+    for point, ((s, p, name, row), case) in enumerate(zip(rows, cube_to_cases(cube)), start=1):
+        case = _rounded(case)
+        for replicate in range(replicates):
+            mixes[str(case_key(point, replicate, replicates))] = {
+                **case, **placement_seeds(seed, replicate), "disjoint_sets": bool(disjoint_sets),
+                "design_point": point, "placement_replicate": replicate,
+                "unit_cube": [round(float(u), CROSS_DECIMALS) + 0.0 for u in row],
+                "scenario": s, "policy": p, "policy_name": name}
+    assert len(mixes) == 1 + len(scenarios) * n_p * replicates
+    return mixes, cube, {"scenarios": scenarios, "policies": policy_cube}
+
+
+def case_layout(case: dict[str, Any]) -> str:
+    """``"cross"`` for a case with scenario and policy ids, else ``"joint"``."""
+    return "cross" if all(k in case for k in LAYOUT_KEYS) else "joint"
+
+
+def validate_layout(mixes: dict[str, dict[str, Any]], where: str) -> str:
+    """The layout of a mixes dictionary (as :func:`load_mixes` returns it), checked: either no case has
+    scenario/policy ids (joint) or every case has non-negative integer ids and a policy name, 0 only for
+    the reference case "0" (cross); raise MixesError naming ``where``, the case and the field."""
+    layouts = {key: case_layout(case) for key, case in mixes.items()}
+    if set(layouts.values()) == {"joint"}:
+        return "joint"
+    for key, case in mixes.items():
+        if layouts[key] != "cross":
+            field_ = next(k for k in LAYOUT_KEYS if k not in case)
+            raise MixesError(f"{where} case {key}: missing key {field_!r} while other cases have scenario and policy "
+                             "ids (regenerate with 0_code_xlrm/run_mix_generator.py)")
+        for k in ("scenario", "policy"):
+            v = case[k]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or ((v == 0) != (key == "0")):
+                raise MixesError(f"{where} case {key}: {k} = {json.dumps(v)} must be a positive integer (0 only for "
+                                 "the reference case \"0\")")
+        if not isinstance(case["policy_name"], str) or not case["policy_name"]:
+            raise MixesError(f"{where} case {key}: policy_name must be a non-empty string")
+    return "cross"
+
+
+def uncertainty_names() -> tuple[str, ...]:
+    """The independent inputs that make a scenario, in cube order: the X dimensions as the analysis names
+    them (a simplex dimension by its factor, e.g. hp_adoption; a parameter by its name). The shares
+    ``shares.un`` and ``shares.dm`` depend on the policy too and are not among them."""
+    simplex = [d for d in CUBE_DIMENSIONS if d not in PARAMETER_BY_NAME]
+    factor_of = dict(zip(simplex, FACTORS))
+    roles = dimension_roles()
+    return tuple((PARAMETER_BY_NAME.get(d) or factor_of[d]).name for d in CUBE_DIMENSIONS if roles[d] == "X")

@@ -290,6 +290,12 @@ class Workspace:
         """Per-run timings and worker memory of the last batch (a log: never part of the results)."""
         return self.design_dir(state, season, design) / "timings.csv"
 
+    @property
+    def upgrade_costs_dir(self) -> Path:
+        """The unit-cost tables of the upgrade step (``UPGRADE_COST_FILES``): NREL DISCO's generic database as
+        published, copied here by sample/build_sample.py with its source and licence (``UPGRADE_COSTS_SOURCE``)."""
+        return self.root / "upgrade_costs"
+
     # ---------------------------------------------------------------- phase 7
     @property
     def results_dir(self) -> Path:
@@ -336,12 +342,35 @@ def lineage_record(path: Path) -> Path:
     return path.with_name(f".{path.name}{LINEAGE_SUFFIX}")
 
 
+#: NREL DISCO's generic upgrade unit-cost database, one CSV per sheet, as ../shared/data/upgrade_costs publishes
+#: it (beside this repository; never copied into it): the sample builder copies it into
+#: ``Workspace.upgrade_costs_dir``
+SHARED_UPGRADE_COSTS = REPO_ROOT.parent / "shared" / "data" / "upgrade_costs"
+#: the unit-cost tables of the upgrade step: key -> file name (in ``Workspace.upgrade_costs_dir`` or a user's folder)
+UPGRADE_COST_FILES = {
+    "lines": "lines.csv",
+    "transformers": "transformers.csv",
+    "voltage_regulators": "voltage_regulators.csv",
+    "control_changes": "control_changes.csv",
+    "misc": "misc.csv",
+}
+#: the record of where the workspace's cost tables came from (source, licence, SHA-256 of each file)
+UPGRADE_COSTS_SOURCE = "SOURCE.json"
+
 #: file names inside one instance folder (phase 6)
 INSTANCE_FILES = {
     "master": "Master.dss",
     "assignments": "scenario_assignments.json",
     "timeseries": "timeseries.parquet",
     "summary": "summary.json",
+}
+#: what the upgrade step (6_instantiate_circuits/upgrade_circuit.py) writes in an instance folder: the list of
+#: upgrades with their costs, and the upgraded variant of the instance (a folder that plain OpenDSS compiles:
+#: its Master.dss redirects to the instance's, then applies upgrades.dss; a copy of the assignments beside it)
+UPGRADE_FILES = {
+    "upgrades": "upgrades.json",
+    "variant": "upgraded",
+    "commands": "upgrades.dss",
 }
 
 #: file names of phase 7's outputs, below ``<data>/7_results_analysis/``

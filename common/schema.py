@@ -48,6 +48,9 @@ SERIES_COLUMNS = (*TIME_COLUMNS, *HEAD_COLUMNS, *EXTRA_SERIES)
 SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "design_day", "inputs", "realised", "inputs_digest",
                 "mixes_digest", "shared_digest", "metric_settings_digest", "timeseries_sha256", "status", "message",
                 "metrics", "packages")
+#: summary.json keys a run has only when a step after the power flow ran on it (``upgrades``: the
+#: upgrade-cost step, 6_instantiate_circuits/upgrade_circuit.py, batch runner ``--upgrades``)
+OPTIONAL_SUMMARY_KEYS = ("upgrades",)
 STATUSES = ("ok", "failed")
 
 #: statuses of circuit_filter.csv: only ``pass`` feeders are instantiated
@@ -114,6 +117,19 @@ METRICS: dict[str, tuple[str, str]] = {
     "transformer_emergency_intervals": ("count", "transformer element-intervals above the emergency limit "
                                                  "(THERMAL transformer emergency_pct, 150 %; instantaneous)"),
     "reverse_flow_intervals": ("count", "15-min intervals with power flowing back into the substation"),
+    "head_reverse_flow_intervals_phase1": ("count", "15-min intervals with phase 1's active power at the feeder "
+                                                    "head flowing towards the substation"),
+    "head_reverse_flow_intervals_phase2": ("count", "the same for phase 2"),
+    "head_reverse_flow_intervals_phase3": ("count", "the same for phase 3"),
+    "n_service_transformers": ("count", "service transformers of the feeder (last winding at most "
+                                        "SERVICE_TRANSFORMER_MAX_KV, 1 kV)"),
+    "service_transformers_reverse_flow": ("count", "service transformers with reverse flow (active power at the "
+                                                   "primary winding towards the primary) in any interval"),
+    "service_transformer_reverse_flow_intervals": ("count", "service transformer-intervals with reverse flow"),
+    "ansi_a_over_customer_intervals": ("count", "customer-intervals with any energised service node above ANSI "
+                                                "C84.1 Range A (1.05 pu, 126 V on 120 V)"),
+    "ansi_b_over_customer_intervals": ("count", "customer-intervals with any energised service node above ANSI "
+                                                "C84.1 Range B (1.0583 pu, 127 V on 120 V)"),
     "peak_without_storage_kw": ("kW", "feeder-head peak of the same day with the batteries disabled"),
     "storage_peak_reduction_kw": ("kW", "peak without storage minus peak with storage"),
     "storage_peak_reduction_pct": ("%", "storage peak reduction as a share of the peak without storage"),
@@ -138,7 +154,7 @@ NOT_OUTCOMES = ("n_customers",)
 REALISED: dict[str, tuple[str, str]] = {
     "n_customers": ("count", "customers of the feeder"),
     "n_residential": ("count", "residential customers"),
-    "n_three_phase": ("count", "three-phase customers (PV and storage hosts)"),
+    "n_three_phase": ("count", "three-phase customers (three-phase PV and storage hosts)"),
     "customers_per_variant.baseline": ("count", "customers on their existing heating and cooling"),
     "customers_per_variant.dm": ("count", "customers with demand-managed heat pumps"),
     "customers_per_variant.un": ("count", "customers with uncontrolled heat pumps"),
@@ -153,9 +169,20 @@ REALISED: dict[str, tuple[str, str]] = {
     "pv_kw": ("kW", "PV rating (Pmpp) of all systems"),
     "n_storage": ("count", "batteries"),
     "n_storage_wanted": ("count", "batteries the storage share asked for"),
-    "storage_kw": ("kW", "battery power rating of the fleet"),
-    "storage_kwh": ("kWh", "battery energy rating of the fleet"),
+    "storage_kw": ("kW", "battery power rating of the three-phase fleet"),
+    "storage_kwh": ("kWh", "battery energy rating of the three-phase fleet"),
     "storage_shortfall": ("text", "why fewer batteries than wanted were placed, if so"),
+    "n_rooftop_pool": ("count", "residential customers that are not three-phase (rooftop PV and home-battery "
+                                "hosts)"),
+    "n_pv_res": ("count", "rooftop PV arrays"),
+    "n_pv_res_wanted": ("count", "rooftop PV hosts the share asked for"),
+    "pv_res_kw": ("kW", "rooftop PV rating (Pmpp, kW DC) of all arrays"),
+    "pv_res_shortfall": ("text", "why fewer rooftop arrays than wanted were placed, if so"),
+    "pv_res_inverter_control": ("text", "rooftop inverters' control: unity_pf or volt_var (IEEE 1547 Cat. B)"),
+    "n_storage_res": ("count", "home batteries"),
+    "storage_res_kw": ("kW", "power rating of all home batteries"),
+    "storage_res_kwh": ("kWh", "energy rating of all home batteries"),
+    "storage_res_dispatch": ("text", "home batteries' dispatch: self_consumption or peak_shaving"),
 }
 
 
@@ -167,7 +194,7 @@ def is_text(unit: str) -> bool:
 def metric_settings_digest() -> str:
     """SHA-256 of the ``common.config`` settings phase 6's metrics are computed with (ANSI ranges, thermal
     windows, thresholds and emergency limit, the energised threshold, EV voltage limits, the voltage
-    unbalance levels): a run's summary records it, so a run solved under other settings is redone by phase 6
+    unbalance levels, the service-transformer voltage and the reverse-flow tolerance): a run's summary records it, so a run solved under other settings is redone by phase 6
     and stale for phase 7. What only phase 7 applies (the undervoltage duration ``min_consecutive_intervals``,
     the criteria's descriptions) is left out: changing it needs phase 7 only."""
     import hashlib
@@ -179,7 +206,9 @@ def metric_settings_digest() -> str:
                 "THERMAL": config.THERMAL,
                 "ENERGISED_PU": config.ENERGISED_PU, "EV_VMIN": config.EV.get("vminpu"),
                 "EV_VLOW": config.EV.get("vlowpu"),
-                "VOLTAGE_UNBALANCE_PCT": config.VOLTAGE_UNBALANCE_PCT}
+                "VOLTAGE_UNBALANCE_PCT": config.VOLTAGE_UNBALANCE_PCT,
+                "SERVICE_TRANSFORMER_MAX_KV": config.SERVICE_TRANSFORMER_MAX_KV,
+                "REVERSE_FLOW_TOLERANCE_KW": config.REVERSE_FLOW_TOLERANCE_KW}
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

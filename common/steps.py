@@ -46,7 +46,8 @@ class Step:
     and ``{design}`` are filled in). The booleans say which of the run's settings the step takes:
     ``source`` (``--source``, where phase 1c downloads from), ``smartds_root`` (``--smartds-root``),
     ``eulp_root`` (``--eulp-root``), ``workers`` (``--workers``), ``n_cases`` (``--n-cases``),
-    ``replicates`` (``--replicates``);
+    ``replicates`` (``--replicates``), ``layout`` (``--layout``, ``--scenarios``, ``--policies``: phase 0's
+    experiment layout);
     ``quiet`` passes ``-q`` always (download progress bars); ``flags`` are passed as they are.
     """
 
@@ -61,6 +62,7 @@ class Step:
     workers: bool = False
     n_cases: bool = False
     replicates: bool = False
+    layout: bool = False
     quiet: bool = False
 
     @property
@@ -70,7 +72,8 @@ class Step:
 
     def argv(self, data_dir: str | Path, *, state: str | None = None, season: str | None = None,
              design: str | None = None, n_cases: int | None = None, replicates: int | None = None,
-             workers: int | None = None,
+             workers: int | None = None, layout: str | None = None, scenarios: int | None = None,
+             policies: int | None = None,
              source: str | Path | None = None, smartds_root: str | Path | None = None,
              eulp_root: str | Path | None = None, quiet: bool = False) -> list[str]:
         """The step's flags for one invocation. A setting left at None is not passed (the script's
@@ -84,7 +87,9 @@ class Step:
         for key in needed:
             argv += [f"--{key}", str(given[key])]
         argv += list(self.flags)
-        optional = ((self.n_cases, "--n-cases", n_cases), (self.replicates, "--replicates", replicates),
+        optional = ((self.layout, "--layout", layout), (self.layout, "--scenarios", scenarios),
+                    (self.layout, "--policies", policies),
+                    (self.n_cases, "--n-cases", n_cases), (self.replicates, "--replicates", replicates),
                     (self.workers, "--workers", workers),
                     (self.source, "--source", source), (self.smartds_root, "--smartds-root", smartds_root),
                     (self.eulp_root, "--eulp-root", eulp_root))
@@ -100,13 +105,13 @@ _1C_META = "{state} phase 1c: SMART-DS feeders and EULP metadata"
 _1B = "{state} phase 1b: feeders matched to EULP buildings"
 _1C_SERIES = "{state} phase 1c: the chosen buildings' time series"
 _PROFILES = "{state} phases 2-5: design days and daily profiles"
-_7 = "phase 7: combined results, sensitivity, scenario discovery, plots, report"
+_7 = "phase 7: combined results, sensitivity, scenario discovery, robustness, plots, report"
 
 #: every step of a full run, in run order
 STEPS: tuple[Step, ...] = (
     Step("sample/build_sample.py", "sample", "sample: the embedded SMART-DS and EULP sample (built once)"),
     Step("0_code_xlrm/run_mix_generator.py", "0", "phase 0: designs of experiments", n_cases=True,
-         replicates=True),
+         replicates=True, layout=True),
     Step("1c_eulp_downloads/download_smartds.py", "1c", _1C_META, STATE, source=True, quiet=True),
     Step("1c_eulp_downloads/download_parquets_homes.py", "1c", _1C_META, STATE, ("--metadata-only",),
          source=True, quiet=True),
@@ -133,6 +138,7 @@ STEPS: tuple[Step, ...] = (
     Step("7_results_analysis/append_xlrm_long_format.py", "7", _7),
     Step("7_results_analysis/sensitivity_analysis.py", "7", _7, workers=True),
     Step("7_results_analysis/scenario_discovery.py", "7", _7),
+    Step("7_results_analysis/robustness_analysis.py", "7", _7),
     Step("7_results_analysis/plot_results.py", "7", _7),
     Step("7_results_analysis/make_report.py", "7", _7),
 )
@@ -157,7 +163,7 @@ def plan(data_dir: str | Path, *, states: Sequence[str] = config.STATES,
          seasons: Sequence[str] = config.SEASONS, designs: Sequence[str] = config.DESIGNS,
          steps: Sequence[Step] = STEPS, **settings: object) -> list[Invocation]:
     """Every command of a run, in order. ``settings`` are passed to :meth:`Step.argv` (n_cases,
-    replicates, workers, source, smartds_root, eulp_root, quiet)."""
+    replicates, layout, scenarios, policies, workers, source, smartds_root, eulp_root, quiet)."""
     out: list[Invocation] = []
 
     def add(step: Step, state: str | None = None, season: str | None = None, design: str | None = None) -> None:
@@ -199,7 +205,8 @@ def _print_table() -> int:
     for step in STEPS:
         takes = [flag for flag, on in (("--source", step.source), ("--smartds-root", step.smartds_root),
                                        ("--eulp-root", step.eulp_root), ("--workers", step.workers),
-                                       ("--n-cases", step.n_cases), ("--replicates", step.replicates)) if on]
+                                       ("--n-cases", step.n_cases), ("--replicates", step.replicates),
+                                       ("--layout --scenarios --policies", step.layout)) if on]
         print(f"{step.scope:9} {step.phase:6} {step.name:75} {' '.join(takes)}")
     return 0
 

@@ -46,6 +46,10 @@ Outputs (under ``<data>/sample/``)
     ev/ev_session_stats.csv, ev/README.md
     sample_manifest.json                                          what was built, sizes, seeds
 
+Outputs (under ``<data>/upgrade_costs/``, when ../shared/data/upgrade_costs exists)
+    lines.csv, transformers.csv, voltage_regulators.csv, control_changes.csv, misc.csv, SOURCE.json
+                                  NREL DISCO's generic unit-cost tables as published (BSD-3), with their origin
+
 Settings read
     common.config: SMARTDS, EULP_RELEASES, SEASON_MONTHS
 
@@ -301,6 +305,59 @@ def build_sample(target: Path) -> dict:
     }
 
 
+#: what the workspace's copy of the upgrade unit-cost tables records of its origin (Workspace.upgrade_costs_dir)
+UPGRADE_COSTS_ORIGIN = {
+    "what": "NREL DISCO generic distribution upgrade unit-cost database (Generic_DISCO_cost_database_v2.xlsx, one "
+            "CSV per sheet), copied as published",
+    "source": "https://github.com/NREL/disco (disco/extensions/upgrade_simulation/upgrades/"
+              "Generic_DISCO_cost_database_v2.xlsx), via ../shared/data/upgrade_costs",
+    "licence": "BSD 3-Clause, Copyright (c) 2019 Alliance for Sustainable Energy, LLC",
+    "notes": "costs in USD; each row includes labour and land; a transformer added in parallel also carries the "
+             "fixed costs of misc.csv",
+}
+
+
+def copy_upgrade_costs(ws, source: Path | None = None) -> Path | None:
+    """Copy NREL DISCO's unit-cost tables (``common.paths.UPGRADE_COST_FILES``), as published, from ``source``
+    (default ``common.paths.SHARED_UPGRADE_COSTS``) into ``ws.upgrade_costs_dir`` with ``SOURCE.json`` (origin,
+    licence, SHA-256 of each file); the folder is written beside and renamed into place. Without the source
+    folder nothing is copied and None is returned (the sample itself does not need the tables; the upgrade
+    step then refuses in one line)."""
+    from common.io import sha256_file
+    from common.paths import SHARED_UPGRADE_COSTS, UPGRADE_COST_FILES, UPGRADE_COSTS_SOURCE
+
+    source = Path(source or SHARED_UPGRADE_COSTS)
+    if not all((source / name).is_file() for name in UPGRADE_COST_FILES.values()):
+        logger.info("no upgrade cost tables at %s: not copied (the upgrade step needs them)", source)
+        return None
+    target = ws.upgrade_costs_dir
+    record = {**UPGRADE_COSTS_ORIGIN, "files": {name: sha256_file(source / name)
+                                                 for name in sorted(UPGRADE_COST_FILES.values())}}
+    current = target / UPGRADE_COSTS_SOURCE
+    if current.is_file():
+        try:
+            if json.loads(current.read_text(encoding="utf-8")).get("files") == record["files"] and all(
+                    sha256_file(target / n) == h for n, h in record["files"].items() if (target / n).is_file()) and all(
+                    (target / n).is_file() for n in record["files"]):
+                return target
+        except (OSError, ValueError, AttributeError):
+            pass
+    ws.root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".upgrade-costs-", dir=ws.root))
+    try:
+        for name in record["files"]:
+            shutil.copyfile(source / name, tmp / name)
+        (tmp / UPGRADE_COSTS_SOURCE).write_text(dumps_json(record), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    logger.info("upgrade cost tables (NREL DISCO, BSD-3) copied from %s -> %s", source, target)
+    return target
+
+
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="build_sample.py")
     parser.add_argument("--force", action="store_true", help="rebuild even when a complete sample exists")
@@ -324,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         built = built_version(ws.sample_manifest)
         if built == SAMPLE_VERSION:
             logger.info("sample already built: %s (use --force to rebuild)", ws.sample)
+            copy_upgrade_costs(ws)
             return 0
         logger.warning("the sample in %s is version %s, this code builds version %d (its data changed): rebuilding it; "
                        "the phases after it redo what depends on it", ws.sample, built, SAMPLE_VERSION)
@@ -341,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(tmp)
     logger.info("sample built in %.1f s: %d files, %.1f MB -> %s", time.monotonic() - started, manifest["files"],
                 manifest["bytes"] / 1e6, ws.sample)
+    copy_upgrade_costs(ws)
     return 0
 
 

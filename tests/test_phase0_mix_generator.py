@@ -286,3 +286,18 @@ def test_a_larger_design_is_not_flagged(tmp_path):
     assert gen.main(["--data-dir", str(tmp_path), "--n-cases", "64", "-q"]) == 0
     summary = pd.read_csv(tmp_path / "0_code_xlrm" / "lhs_vs_sobol_summary.csv")
     assert not summary["confounded"].any()
+
+
+def test_sobol_design_is_the_least_correlated_of_its_scrambles():
+    from scipy.stats import qmc
+
+    chosen = doe._max_abs_corr(doe.least_correlated_sobol(9, 5, 123))
+    others = [doe._max_abs_corr(qmc.Sobol(d=9, scramble=True, rng=np.random.default_rng(child)).random_base2(5))
+              for child in np.random.SeedSequence(123).spawn(doe.SOBOL_SCRAMBLES)]
+    assert chosen == min(others) and chosen < float(np.median(others))
+
+
+def test_joint_sobol_design_of_32_points_is_not_confounded():
+    # 9 dimensions at 32 points: most single scrambles have a pair above DOE_MAX_ABS_CORR
+    cube = doe.sample_sobol(32, config.DOE_SEED)
+    assert doe._max_abs_corr(cube) <= config.DOE_MAX_ABS_CORR

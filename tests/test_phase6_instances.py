@@ -127,6 +127,7 @@ def medium_context(prepared_nc):
 def _case(**changes):
     case = {"shares": {"baseline": 0.6, "dm": 0.2, "un": 0.2}, "ev_perc": 0.3, "ev_lvl2_perc": 0.7,
             "ev_split": {"controlled": 0.5, "uncontrolled": 0.5}, "storage_perc_3ph": 0.1, "pv_perc_3ph": 0.1,
+            "pv_perc_res": 0.0, "storage_perc_res": 0.0,
             **doe.placement_seeds(config.DOE_SEED, 0), "disjoint_sets": True, "design_point": 1,
             "placement_replicate": 0}
     return {**case, **changes}
@@ -424,3 +425,13 @@ def test_smartds_solar_shape_replaces_pvlib_when_the_feeder_ships_pv(prepared_nc
     day = ctx.day_of_year
     np.testing.assert_allclose(ctx.pv_pu, solar[day * 96:(day + 1) * 96], atol=1e-6)
     assert ctx.pv_source == "SMART-DS solar shape pv_shape_1"
+
+
+def test_adopter_count_depends_on_the_adoption_share_alone():
+    # 10 customers, 35 % adoption: at a demand-managed fraction of 0.5 a one-step largest remainder gave 4
+    # adopters (6.5 / 1.75 / 1.75), at 0 it gave 3 (6.5 / 0 / 3.5); counted adopters first, both give the same
+    customers = [f"c{i}" for i in range(10)]
+    half, _ = ci.assign_variants(customers, {"baseline": 0.65, "dm": 0.175, "un": 0.175}, 7, "f")
+    none, _ = ci.assign_variants(customers, {"baseline": 0.65, "dm": 0.0, "un": 0.35}, 7, "f")
+    assert list(half != "baseline") == list(none != "baseline")
+    assert (half == "dm").sum() >= 1 and (none == "dm").sum() == 0

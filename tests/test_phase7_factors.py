@@ -77,7 +77,7 @@ def test_with_factors_keeps_the_shares_and_adds_the_factors_after_the_inputs():
     frame = rio.with_factors(_results())
     columns = list(frame.columns)
     assert {"shares.baseline", "shares.dm", "shares.un"} <= set(columns)
-    at = columns.index("pv_perc_3ph")
+    at = columns.index(rio.INPUTS[-1])  # the last input (storage_perc_res since issue 14 item 8)
     assert columns[at + 1:at + 3] == ["hp_adoption", "hp_dm_fraction"]
     np.testing.assert_allclose(frame["hp_adoption"], 1.0 - frame["shares.baseline"], rtol=0, atol=1e-15)
     assert np.isnan(frame.loc[frame["case"] == 0, "hp_dm_fraction"]).all()

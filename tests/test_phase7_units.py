@@ -315,3 +315,25 @@ def test_series_reason_rejects_missing_columns_rows_and_nonfinite_values():
     bad = np.ones(n)
     bad[7] = np.nan
     assert "'S1 (kVA)' is not finite in 1 of 96" in combine.series_reason(_table(**{"S1 (kVA)": bad}))
+
+
+def test_report_names_a_confounded_design_and_only_that_one(tmp_path):
+    from common.paths import Workspace
+
+    ws = Workspace(tmp_path)
+    ws.lhs_vs_sobol_summary.parent.mkdir(parents=True)
+    pd.DataFrame([{"design": "lhs", "max_abs_corr": 0.12, "max_abs_corr_pair": "ev_perc~pv_perc_res"},
+                  {"design": "sobol", "max_abs_corr": 0.57, "max_abs_corr_pair": "scenarios:ev_lvl2_perc~pv_perc_3ph"}]
+                 ).to_csv(ws.lhs_vs_sobol_summary, index=False)
+    note = report.confounding_note(ws)
+    assert "SOBOL: scenarios:ev_lvl2_perc~pv_perc_3ph at |r| = 0.57" in note and "LHS" not in note
+
+
+def test_report_has_no_confounding_note_for_uncorrelated_designs(tmp_path):
+    from common.paths import Workspace
+
+    ws = Workspace(tmp_path)
+    ws.lhs_vs_sobol_summary.parent.mkdir(parents=True)
+    pd.DataFrame([{"design": "lhs", "max_abs_corr": 0.12, "max_abs_corr_pair": "a~b"}]).to_csv(
+        ws.lhs_vs_sobol_summary, index=False)
+    assert report.confounding_note(ws) == ""
