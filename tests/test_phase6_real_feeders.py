@@ -30,7 +30,8 @@ def base(tmp_path_factory, sample_root) -> Path:
     assert load_script("0_code_xlrm/run_mix_generator.py").main(["--data-dir", str(data), "--n-cases", "2", "-q"]) == 0
     ws = Workspace(data)
     mixes = doe.load_mixes(ws.mixes("lhs"))
-    bare = {**mixes["1"], "ev_perc": 0.0, "pv_perc_3ph": 0.0, "storage_perc_3ph": 0.0}
+    bare = {**mixes["1"], "ev_perc": 0.0, "pv_perc_3ph": 0.0, "storage_perc_3ph": 0.0, "pv_perc_res": 0.0,
+            "storage_perc_res": 0.0}
     write_json(ws.mixes("lhs"), {"0": mixes["0"], "1": bare})
     return data
 

@@ -422,7 +422,7 @@ def test_metrics_move_the_way_physics_says(prepared_nc, tmp_path):
     ws = Workspace(data)
     mixes = doe.load_mixes(ws.mixes("lhs"))
     low = {**mixes["1"], "shares": {"baseline": 1.0, "dm": 0.0, "un": 0.0}, "ev_perc": 0.05, "pv_perc_3ph": 0.0,
-           "storage_perc_3ph": 0.0}
+           "storage_perc_3ph": 0.0, "pv_perc_res": 0.0, "storage_perc_res": 0.0}
     high = {**low, "shares": {"baseline": 0.0, "dm": 0.0, "un": 1.0}, "ev_perc": 0.8,
             "ev_split": {"controlled": 0.0, "uncontrolled": 1.0}}
     stored = {**high, "storage_perc_3ph": 0.2}

@@ -226,6 +226,7 @@ def test_batch_upgrades_every_failing_run_and_a_plain_resolve_drops_them(prepare
     data = copy_workspace(prepared_nc, tmp_path / "data")
     argv = ["--data-dir", str(data), "--state", "NC", "--season", "winter", "--design", "lhs", "--run", "-q",
             "--feeders", "uhs0_1247--udt2473", "--workers", "1"]
+    shutil.copytree(COSTS, Workspace(data).upgrade_costs_dir)  # what the sample builder does for make run
     assert apply.main([*argv, "--upgrades"]) == 0
     design_dir = Workspace(data).instance_dir("NC", "winter", "lhs", "uhs0_1247--udt2473", "1").parent
     summaries = {p.parent: json.loads(p.read_text()) for p in sorted(design_dir.rglob("summary.json"))
@@ -236,7 +237,8 @@ def test_batch_upgrades_every_failing_run_and_a_plain_resolve_drops_them(prepare
         block = summary["upgrades"]
         statuses.add(block["status"])
         if block["status"] == "not needed":
-            assert block["cost_usd"] == 0 and not (folder / "upgrades.json").exists()
+            assert block["cost_usd"] == 0 and not (folder / "upgraded").exists()
+            assert json.loads((folder / "upgrades.json").read_text())["upgrades"] == []
         else:
             assert block["status"] == "upgraded" and block["cost_usd"] > 0, block
             assert (folder / "upgrades.json").is_file() and (folder / "upgraded" / "Master.dss").is_file()
