@@ -20,6 +20,7 @@ Usage
     python run_pipeline.py --data-dir data --states NC --seasons winter --designs lhs --n-cases 4 --replicates 2 \\
         --workers 2 --source data/sample/oedi
     python run_pipeline.py --data-dir data --layout cross --scenarios 8 ...   scenarios x named policies
+    python run_pipeline.py --days 3 ...       each run on its feeder's 3 highest peak days, reporting the worst
     python run_pipeline.py --dry-run ...      print the commands, run nothing
 """
 
@@ -58,6 +59,10 @@ def build_parser() -> cli.Parser:
                         help="cross layout: scenarios per design (default: the script's, common.config.CROSS_SCENARIOS)")
     parser.add_argument("--policies", type=cli.positive_int, default=None,
                         help="cross layout: sampled policies (default: the named ones of common.config.POLICIES)")
+    parser.add_argument("--days", type=cli.positive_int, default=None,
+                        help="design days per feeder and season (phase 2's find_max_day_curve.py and phase 6): the K "
+                             "highest distinct peak days, each run reporting its worst (default: theirs, "
+                             "common.config.DESIGN_DAYS)")
     parser.add_argument("--workers", type=cli.positive_int, default=None,
                         help="worker processes of phase 6 and the sensitivity analysis (default: theirs)")
     parser.add_argument("--source", default=None,
@@ -82,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, ws = cli.start(build_parser(), argv)
     commands = plan(ws.root, states=args.states, seasons=args.seasons, designs=args.designs,
                     n_cases=args.n_cases, replicates=args.replicates, layout=args.layout, scenarios=args.scenarios,
-                    policies=args.policies, workers=args.workers, source=args.source,
+                    policies=args.policies, days=args.days, workers=args.workers, source=args.source,
                     smartds_root=args.smartds_root, eulp_root=args.eulp_root, quiet=args.quiet)
     heading = None
     for number, command in enumerate(commands, start=1):

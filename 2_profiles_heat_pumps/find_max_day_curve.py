@@ -21,6 +21,13 @@ Description
     every profile on it); every variant's peak day and peak are written beside it, and how much of
     the worst peak the baseline's day misses (``baseline_day_error_pct``).
 
+    With ``--days K`` (``DESIGN_DAYS``, default 1) the K highest DISTINCT peak days are kept
+    (``common.profiles.ranked_design_days``): rank 1 is the design day above, ranks 2..K the other days of
+    the season by the day's highest 15-min peak of the rule's curves (all three variants, or the baseline
+    for ``baseline``). Phases 3-5 then cut profiles on every one of them and phase 6 (``--days K``) solves
+    each run on each and reports its worst day. With K = 1 the outputs are those of the one-day study, byte
+    for byte (no ``rank`` column).
+
     The buildings' releases must share one weather year (``common.eulp.check_one_weather_year``;
     ``ALLOW_MIXED_WEATHER``): the feeder curve sums residential and commercial buildings.
 
@@ -35,16 +42,19 @@ Outputs (same folder; read by phases 3, 4, 5 and 6)
                                      dm_peak_kw, un_date, un_peak_kw (each variant's peak day and
                                      peak [kW] in the season), baseline_day_peak_kw (the highest
                                      variant peak on the baseline's day [kW]), baseline_day_error_pct
-                                     (100 x (baseline_day_peak_kw / highest variant peak - 1)), months
+                                     (100 x (baseline_day_peak_kw / highest variant peak - 1)), months;
+                                     with --days K > 1: K rows per feeder and season and a last column
+                                     rank (1 = the design day; date, day_of_year, peak_kw, peak_variant,
+                                     peak_interval_start are that day's, the other columns the feeder's)
     feeder_curves_baseline.parquet   feeder, interval_start, kw (the baseline curve, the whole year)
 
 Settings read
-    common.config: DESIGN_DAY_RULE, DESIGN_DAY_RULES, SEASON_MONTHS, SEASONS, VARIANTS,
+    common.config: DESIGN_DAY_RULE, DESIGN_DAY_RULES, DESIGN_DAYS, SEASON_MONTHS, SEASONS, VARIANTS,
     HEAT_PUMP_VARIANT_RULES, LOAD_SHIFT, LOAD_SHIFT_STAGGER (through phase 4's model),
     ALLOW_MIXED_WEATHER
 
 Usage
-    python 2_profiles_heat_pumps/find_max_day_curve.py --state NC [--design-day-rule baseline]
+    python 2_profiles_heat_pumps/find_max_day_curve.py --state NC [--design-day-rule baseline] [--days 3]
         [--eulp-root DIR] [--data-dir DIR]
 """
 
@@ -72,6 +82,8 @@ SCRIPT = Path(__file__).name
 design_day = profiles.design_day
 #: the design day of a feeder's variant curves (DESIGN_DAY_RULE)
 variant_design_day = profiles.variant_design_day
+#: the K highest distinct peak days of a feeder's variant curves (--days)
+ranked_design_days = profiles.ranked_design_days
 #: phase 4's script, whose load-shift model makes the demand-managed curve
 DM_SCRIPT = "4_profiles_heat_pumps_dm/make_dm_profiles.py"
 
@@ -103,6 +115,9 @@ def build_parser() -> cli.Parser:
                         help="highest_variant: the day of the highest peak of the baseline, demand-managed and "
                              "uncontrolled feeder curves; baseline: the baseline curve's peak day "
                              f"(default: common.config.DESIGN_DAY_RULE, {config.DESIGN_DAY_RULE})")
+    parser.add_argument("--days", type=cli.positive_int, default=config.DESIGN_DAYS,
+                        help="design days per feeder and season: the K highest distinct peak days of the rule's "
+                             f"curves, rank 1 the design day (default: common.config.DESIGN_DAYS, {config.DESIGN_DAYS})")
     cli.add_eulp_root(parser)
     cli.add_standard(parser)
     return parser
@@ -133,12 +148,18 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
         for season in seasons:
             months = config.SEASON_MONTHS[season]
             try:
-                day = variant_design_day({v: curves[season][v][feeder] for v in config.VARIANTS}, index, months,
-                                         args.design_day_rule)
+                ranked = ranked_design_days({v: curves[season][v][feeder] for v in config.VARIANTS}, index, months,
+                                            args.days, args.design_day_rule)
             except ValueError as exc:
                 raise cli.UserError(f"{feeder} {season}: {exc} (the EULP files' year)") from None
-            rows.append({"state": state, "feeder": feeder, "season": season, **day,
-                         "months": "-".join(str(m) for m in months)})
+            day = ranked[0]
+            for other in ranked:  # rank last; a one-day file has no rank column (the file it always was)
+                rank = other.pop("rank")
+                rows.append({"state": state, "feeder": feeder, "season": season, **other,
+                             "months": "-".join(str(m) for m in months), **({"rank": rank} if args.days > 1 else {})})
+            if args.days > 1:
+                logger.info("%s %s: %d design days %s", feeder, season, len(ranked),
+                            ", ".join(f"{r['date']} ({r['peak_kw']:.0f} kW)" for r in ranked))
             logger.info("%s %s: design day %s (%s), %s peak %.0f kW at %s; the baseline's day %s gives %.0f kW "
                         "(%+.1f %%)", feeder, season, day["date"], args.design_day_rule, day["peak_variant"],
                         day["peak_kw"], day["peak_interval_start"][11:16], day["baseline_date"],

@@ -57,8 +57,9 @@ VARIANT_COLOR = {"baseline": "tab:gray", "dm": "tab:green", "un": "tab:red"}
 
 
 def design_date(days: pd.DataFrame, feeder: str, season: str, path: Path) -> str:
-    """The date of a feeder's design day of a season (InputError naming ``path`` when absent)."""
-    day = days[(days["feeder"] == feeder) & (days["season"] == season)]
+    """The date of a feeder's design day of a season, rank 1 (the plots and variant_summary.csv show the
+    design day, not the further days of ``--days``; InputError naming ``path`` when absent)."""
+    day = days[(days["feeder"] == feeder) & (days["season"] == season) & (days["rank"] == 1)]
     if day.empty:
         raise InputError(f"{path}: no {season} design day for feeder {feeder}: run "
                          f"{profiles.PRODUCERS['design_days']} again")

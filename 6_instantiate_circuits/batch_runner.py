@@ -42,6 +42,7 @@ import pandas as pd
 import circuit_instance
 import daily_power_flow
 import upgrade_circuit
+import worst_day
 from common import config, intake
 from common.io import InputError, clean_temporaries
 from common.paths import Workspace
@@ -68,7 +69,7 @@ def _context(task: dict[str, Any]) -> Any:
     """The feeder's shared context, from this process's cache when it was made from the same shared
     inputs as the driver's (``task["shared_digest"]``); a worker that outlives a batch (Dask, or
     one Python session running several batches) never runs on an older context."""
-    key = (task["data_dir"], task["state"], task["season"], task["feeder"], task.get("ev_stats"))
+    key = (task["data_dir"], task["state"], task["season"], task["feeder"], task.get("ev_stats"), task.get("day_rank", 1))
     ctx = _CONTEXTS.get(key)
     wanted = task.get("shared_digest")
     if ctx is None or (wanted and ctx.shared_digest != wanted):
@@ -78,7 +79,8 @@ def _context(task: dict[str, Any]) -> Any:
             ctx = circuit_instance.load_generic_context(ws, task["state"], task["season"],
                                                         intake.read_intake(Path(task["feeder_dir"])), ev_stats)
         else:
-            ctx = circuit_instance.load_context(ws, task["state"], task["season"], task["feeder"], ev_stats)
+            ctx = circuit_instance.load_context(ws, task["state"], task["season"], task["feeder"], ev_stats,
+                                                rank=task.get("day_rank", 1))
         circuit_instance.attach_shared(ctx, ws)
         if wanted and ctx.shared_digest != wanted:
             raise circuit_instance.InstanceError(
@@ -117,10 +119,16 @@ def _fail_summary(instance_dir: Path, task: dict[str, Any], message: str) -> Non
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Build one instance and (with ``task["simulate"]``) solve it. Never raises: whatever goes wrong
     in one run (a bad input, an OpenDSS error, a diverged solution, a bug) is that run's failure,
-    recorded in its folder and in the returned record, and the batch goes on."""
+    recorded in its folder and in the returned record, and the batch goes on. A run of several design days
+    (``task["days"]`` > 1) runs this once per day, in ``<case>/day<k>/`` (``worst_day.run_days``)."""
+    if int(task.get("days", 1)) > 1:
+        return worst_day.run_days(task, run_task)
     started = time.perf_counter()
     ws = Workspace(Path(task["data_dir"]))
     instance_dir = ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"], task["case_key"])
+    if "day_rank" in task:  # one day of a run of several
+        instance_dir = ws.day_instance_dir(task["state"], task["season"], task["design"], task["feeder"],
+                                           task["case_key"], task["day_rank"])
     stage = "instance"
     try:
         clean_temporaries(instance_dir)
@@ -316,7 +324,7 @@ def _by_value_modules() -> Iterable[Any]:
     import storage_dispatch
 
     return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, pv_generation, storage_dispatch,
-            upgrade_circuit)
+            upgrade_circuit, worst_day)
 
 
 class SchedulerError(RuntimeError):

@@ -231,6 +231,8 @@ class FeederContext:
     generic_files: list[Path] = field(default_factory=list)  # generic: every file of the feeder's copy
     monitors: tuple[str, str] = ("m1", "m2")  # the instance's head monitors (renamed where the feeder has its own)
     unrated_lines: list[str] = field(default_factory=list)  # lines without a rating of their own
+    #: the design day's rank in design_days.csv (``--days``: 1 the design day, 2.. the further days)
+    rank: int = 1
 
     @property
     def instance_root(self) -> Path:
@@ -292,8 +294,10 @@ def customer_annual_kwh(customers: pd.DataFrame, stats: pd.DataFrame) -> np.ndar
     return customers["peak_kw"].to_numpy(dtype=float) * hours_at_peak.reindex(keys).to_numpy(dtype=float)
 
 
-def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_path: Path | None = None) -> FeederContext:
-    """Read the feeder's shared inputs (phases 1b, 2, 4, 5) and check every daily file exists."""
+def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_path: Path | None = None,
+                 rank: int = 1) -> FeederContext:
+    """Read the feeder's shared inputs (phases 1b, 2, 4, 5) on its design day of ``rank`` (design_days.csv,
+    ``--days``; 1 the design day) and check every daily file exists."""
     feeder_dir = ws.feeder_dir(state, feeder)
     if not (feeder_dir / "Master.dss").is_file():
         raise InstanceError(f"unknown feeder {feeder!r}: {feeder_dir}/Master.dss not found (phase 1b copy_circuits.py)")
@@ -305,19 +309,23 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
                          required=("subregion", "shape", "mean_kw", "peak_kw", "n_points", "profile_points"))
     customers["annual_kwh"] = customer_annual_kwh(customers, stats)
     days = read_csv(ws.design_days(state), profiles.PRODUCERS["design_days"], required=profiles.DESIGN_DAY_COLUMNS)
-    day = days[(days["feeder"] == feeder) & (days["season"] == season)]
+    ranks = pd.to_numeric(days["rank"], errors="coerce") if "rank" in days.columns else pd.Series(1, days.index)
+    day = days[(days["feeder"] == feeder) & (days["season"] == season) & (ranks == rank)]
     if day.empty:
-        raise InstanceError(f"{ws.design_days(state)}: no {season} design day for {feeder}")
+        what = "" if rank == 1 else f" of rank {rank}"
+        raise InstanceError(f"{ws.design_days(state)}: no {season} design day{what} for {feeder}"
+                            + ("" if rank == 1 else f" (run 2_profiles_heat_pumps/find_max_day_curve.py --days {rank} "
+                                                    "or more, then phases 3-5)"))
     shapes = sorted(customers["shape"].unique())
     p_pu = {}
     for variant in config.VARIANTS:
-        table_path = ws.daily_profile_table(state, variant, season)
+        table_path = ws.daily_profile_table(state, variant, season, rank)
         table = read_parquet(table_path, profiles.PRODUCERS[variant], required=("feeder", "shape", "step", "p_pu"),
                              filters=[("feeder", "==", feeder)])
         matrix = np.zeros((len(shapes), STEPS))
         for i, shape in enumerate(shapes):
             part = table[table["shape"] == shape].sort_values("step")
-            csv = ws.daily_profile(state, variant, feeder, season, shape)
+            csv = ws.daily_profile(state, variant, feeder, season, shape, rank)
             if len(part) != STEPS or not csv.is_file():
                 raise InstanceError(f"missing daily profile {csv} for shape {shape} ({variant}) of {feeder}")
             matrix[i] = part["p_pu"].to_numpy()
@@ -353,7 +361,8 @@ def load_context(ws: Workspace, state: str, season: str, feeder: str, ev_stats_p
         p_pu=p_pu, pv_pu=solar[0] if solar else pv_generation.pv_shape_pu(state, date, season),
         pv_source=f"SMART-DS solar shape {solar[1]}" if solar else "pvlib clear sky (Ineichen) + PVWatts",
         ev_stats=ev_charging.load_session_stats(ev_stats_path or ws.ev_session_stats),
-        storage={k: float(v) for k, v in config.STORAGE.items()}, shared_dir=ws.season_shared(state, season, feeder),
+        storage={k: float(v) for k, v in config.STORAGE.items()},
+        shared_dir=ws.season_shared(state, season, feeder, rank), rank=rank,
         shape_index={s: i for i, s in enumerate(shapes)},
         records={r["customer"]: r for r in customers.to_dict("records")},
         load_prefix={c: [(f"New Load.{o.name} " + " ".join(f"{k}={v}" for k, v in o.props.items()
@@ -547,7 +556,7 @@ def shared_files(ctx: FeederContext, ws: Workspace) -> dict[str, str]:
              "! Written by 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py; shared by every case."]
     for shape in ctx.shapes:
         for variant in config.VARIANTS:
-            rel = _rel(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape), ctx.shared_dir)
+            rel = _rel(ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape, ctx.rank), ctx.shared_dir)
             lines.append(f"New Loadshape.{ctx.shape_name(shape, variant)} npts={STEPS} interval={DT_H} "
                          f"mult=(file={rel}, column=1, header=yes) qmult=(file={rel}, column=2, header=yes)")
     lines.append(f"New Loadshape.pv_{ctx.season} npts={STEPS} interval={DT_H} "
@@ -632,7 +641,7 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
     else:
         for variant in config.VARIANTS:
             for i, shape in enumerate(ctx.shapes):
-                path = ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape)
+                path = ws.daily_profile(ctx.state, variant, ctx.feeder, ctx.season, shape, ctx.rank)
                 try:
                     data = path.read_bytes()
                 except OSError as exc:
@@ -641,7 +650,7 @@ def prepare_shared(ctx: FeederContext, ws: Workspace) -> None:
                 check_daily_profile(data, path, ctx.p_pu[variant][i])
                 digest.update(data)
     ctx.shared_digest = digest.hexdigest()
-    record = ws.shared_digest(ctx.state, ctx.season, ctx.feeder)  # phase 7 compares each run's with it
+    record = ws.shared_digest(ctx.state, ctx.season, ctx.feeder, ctx.rank)  # phase 7 compares each run's with it
     if not record.is_file() or record.read_text() != ctx.shared_digest + "\n":
         write_text(record, ctx.shared_digest + "\n")
 

@@ -18,6 +18,13 @@ Description
     with a time limit per run, a progress bar, a batch log and an index of the runs. A re-run skips
     finished runs (same inputs, complete outputs) and redoes missing and failed ones.
 
+    With ``--days K`` (``DESIGN_DAYS``, default 1; phase 2 must have been run with ``--days`` K or more) each
+    run is built and solved on each of its feeder's K highest distinct peak days (design_days.csv ranks
+    1..K), one instance per day in ``<case>/day<k>/``, and the run folder reports the worst day
+    (``WORST_DAY_METRIC``: the highest feeder-head peak) with ``worst_day`` and every day's peak in
+    ``summary.json`` (``worst_day.py``). The circuit filter checks the design day (rank 1); the further
+    days share its verdict and its unrated lines. Not with ``--upgrades`` nor ``--feeder-dir`` (one day).
+
     With ``--upgrades`` (needs ``--run``; off by default), each ok run that violates a planning limit is then
     upgraded and priced (``upgrade_circuit.py``: thermal and voltage upgrades, NREL DISCO's method and unit
     costs, ``common.config.UPGRADES``); a run without a violation costs 0 and is not solved again. The cost
@@ -43,14 +50,20 @@ Outputs (``<data>/6_instantiate_circuits/<STATE>/``)
                                                  scenario_assignments.json; with --run also
                                                  timeseries.parquet, summary.json; with --upgrades
                                                  also upgrades.json, upgraded/ and summary.json's upgrades
+    <season>/<design>/<feeder>/<case>/day<k>/    with --days K > 1: each day's instance and outputs; the
+                                                 case folder holds the worst day's summary (worst_day, days),
+                                                 series and assignments, Master.dss redirecting to its day
+    <season>/_shared/<feeder>__day<k>/           with --days K > 1: the shared files of day k (k >= 2)
     <season>/<design>/runs.csv, batch.log        the batch's index and log
 
 Settings read
-    common.config: SKIP_CIRCUITS, FILTER_VOLTAGE_BAND, EV, PV, STORAGE, RUN_TIMEOUT_S, SITES, UPGRADES
+    common.config: SKIP_CIRCUITS, FILTER_VOLTAGE_BAND, EV, PV, STORAGE, RUN_TIMEOUT_S, SITES, UPGRADES,
+    DESIGN_DAYS, WORST_DAY_METRIC
 
 Usage
     python 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --state NC --season winter
-        --design lhs [--feeders F1,F2] [--cases 1-8,12] [--run [--upgrades]] [--workers 2 | --scheduler tcp://HOST:PORT]
+        --design lhs [--feeders F1,F2] [--cases 1-8,12] [--run [--upgrades]] [--days 2]
+        [--workers 2 | --scheduler tcp://HOST:PORT]
 """
 
 from __future__ import annotations
@@ -134,6 +147,18 @@ def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[st
     return row
 
 
+def further_days(ws: Workspace, ctx: circuit_instance.FeederContext, days: int, ev_stats: Path | None) -> list[str]:
+    """The shared files of a feeder's design days of ranks 2..``days`` (``--days``), each in its own shared
+    folder, with the design day's unrated lines (the filter's, on the same circuit); their shared digests."""
+    out = []
+    for rank in range(2, days + 1):
+        day = circuit_instance.load_context(ws, ctx.state, ctx.season, ctx.feeder, ev_stats, rank=rank)
+        circuit_instance.prepare_shared(day, ws)
+        circuit_instance.record_unrated_lines(day, ctx.unrated_lines)
+        out.append(day.shared_digest)
+    return out
+
+
 # ------------------------------------------------------------------------------------------- helpers
 def select_cases(mixes: dict[str, dict], spec: str | None) -> list[str]:
     if not spec:
@@ -146,14 +171,24 @@ def select_cases(mixes: dict[str, dict], spec: str | None) -> list[str]:
     return [str(c) for c in wanted]
 
 
-def check_profile_lineage(ws: Workspace, state: str, season: str) -> None:
+def check_profile_lineage(ws: Workspace, state: str, season: str, days: int = 1) -> None:
     """Refuse (one line) profiles of phases 2-5 that are not the ones made from the inputs now on disk:
     a profile step that refused on new inputs leaves its previous run's files behind, and instances
     built on them would mix two studies (``common.profiles.check_current``)."""
     profiles.check_current(ws, ws.feeder_buildings(state), profiles.PRODUCERS["feeder_buildings"])
     profiles.check_current(ws, ws.design_days(state), profiles.PRODUCERS["design_days"])
+    if days > 1:  # --days K needs K design days of every feeder, and their profiles
+        table = profiles.read_design_days(ws, state)
+        have = table[table["season"] == season].groupby("feeder")["rank"].max()
+        short = have[have < days]
+        if have.empty or len(short):
+            got = int(short.iloc[0]) if len(short) else 0
+            raise cli.UserError(f"--days {days}: {ws.design_days(state)} has {got} {season} design day(s) for "
+                                f"{short.index[0] if len(short) else state}: run {profiles.PRODUCERS['design_days']} "
+                                f"--days {days}, then phases 3-5, again")
     for variant in config.VARIANTS:
-        profiles.check_current(ws, ws.daily_profile_table(state, variant, season), profiles.PRODUCERS[variant])
+        for rank in range(1, days + 1):
+            profiles.check_current(ws, ws.daily_profile_table(state, variant, season, rank), profiles.PRODUCERS[variant])
 
 
 def studied_feeders(ws: Workspace, state: str, spec: str | None) -> list[str]:
@@ -204,6 +239,10 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--upgrades", action="store_true",
                         help="with --run: upgrade and price every run that violates a planning limit "
                              "(upgrade_circuit.py, common.config.UPGRADES; off by default)")
+    parser.add_argument("--days", type=cli.positive_int, default=config.DESIGN_DAYS,
+                        help="solve every run on each of its feeder's K highest distinct peak days (phase 2 "
+                             "--days K or more) and report its worst, the highest feeder-head peak "
+                             f"(common.config.WORST_DAY_METRIC; default: common.config.DESIGN_DAYS, {config.DESIGN_DAYS})")
     parser.add_argument("--ev-stats", default=None, help="EV session statistics CSV (default: the sample's)")
     parser.add_argument("--feeder-dir", default=None,
                         help="study any OpenDSS feeder instead of the state's SMART-DS feeders: the master file itself "
@@ -251,6 +290,9 @@ def _batch(args: Any, ws: Workspace) -> int:
     if args.upgrades:  # unusable cost tables fail before anything is solved
         if not args.run:
             raise cli.UserError("--upgrades upgrades solved runs: give --run as well")
+        if args.days > 1:
+            raise cli.UserError(f"--upgrades with --days {args.days}: the upgrade step works on one design day; "
+                                "give --days 1 (or leave --upgrades out)")
         cost_tables = upgrade_circuit.cost_tables_dir(ws, None)
         upgrade_circuit.load_cost_tables(cost_tables)
     design_dir = ws.design_dir(state, season, design)
@@ -267,6 +309,9 @@ def _batch(args: Any, ws: Workspace) -> int:
     cases = select_cases(mixes, args.cases)
     ev_stats = Path(args.ev_stats).resolve() if args.ev_stats else None
     generic = None
+    if args.feeder_dir and args.days > 1:
+        raise cli.UserError(f"--feeder-dir with --days {args.days}: a feeder of --feeder-dir has one design day; "
+                            "give --days 1")
     if args.feeder_dir:  # the feeder intake: every file the engine reads, copied and verified (one line if not)
         generic = intake.take_in(Path(args.feeder_dir), ws.generic_feeders_dir(state), name=args.feeder_name)
         logger.info("feeder %s: %s taken in (%d files, %s) -> %s", generic.feeder, generic.source, len(generic.files),
@@ -275,12 +320,12 @@ def _batch(args: Any, ws: Workspace) -> int:
     elif args.feeder_name:
         raise cli.UserError("--feeder-name names a feeder of --feeder-dir: give both, or neither")
     else:
-        check_profile_lineage(ws, state, season)
+        check_profile_lineage(ws, state, season, args.days)
         feeders = studied_feeders(ws, state, args.feeders)
     handler = _log_to_file(ws.batch_log(state, season, design))
     try:
         skip = config.SKIP_CIRCUITS.get(state, {})
-        rows, passing, digests = [], [], {}
+        rows, passing, digests, day_digests = [], [], {}, {}
         for feeder in feeders:
             if feeder in skip:
                 rows.append({"state": state, "season": season, "feeder": feeder, "status": "skipped",
@@ -294,6 +339,8 @@ def _batch(args: Any, ws: Workspace) -> int:
                 circuit_instance.prepare_shared(ctx, ws)
                 digests[feeder] = ctx.shared_digest
                 row = filter_feeder(ctx, ws)
+                if args.days > 1 and row["status"] == "pass":
+                    day_digests[feeder] = [ctx.shared_digest] + further_days(ws, ctx, args.days, ev_stats)
             except circuit_instance.InstanceError as exc:
                 row = {"state": state, "season": season, "feeder": feeder, "status": "fail", "reason": str(exc)}
             except ev_charging.SessionStatsError as exc:
@@ -322,6 +369,7 @@ def _batch(args: Any, ws: Workspace) -> int:
                   "timeout_s": args.timeout, "ev_stats": str(ev_stats) if ev_stats else None,
                   "mixes_digest": mixes_digest, "shared_digest": digests[feeder],
                   "feeder_dir": str(generic.folder) if generic is not None else None,
+                  **({"days": args.days, "shared_digests": day_digests[feeder]} if args.days > 1 else {}),
                   **({"upgrades": True, "cost_tables": str(cost_tables)} if cost_tables is not None else {})}
                  for feeder in passing for key in cases]
         what = "runs" if args.run else "instances"

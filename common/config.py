@@ -328,6 +328,17 @@ SEASON_MONTHS = {"summer": (6, 7, 8), "winter": (12, 1, 2)}
 #: records every variant's peak day and peak either way (find_max_day_curve.py --design-day-rule).
 DESIGN_DAY_RULE = "highest_variant"
 DESIGN_DAY_RULES = ("highest_variant", "baseline")
+#: How many design days phases 2-6 study per feeder and season (``--days K`` of find_max_day_curve.py and
+#: of phase 6): the K highest DISTINCT peak days of the curves of DESIGN_DAY_RULE (all three variants for
+#: ``highest_variant``, the baseline curve for ``baseline``), ranked by the day's highest 15-min peak of
+#: those curves, rank 1 being the design day of the rule. 1 is the one-day study (outputs byte-identical
+#: to the study before the option existed); K > 1 adds a ``rank`` column to design_days.csv, day profiles
+#: for ranks 2..K and, in phase 6, one instance per day (``<case>/day<k>/``) with the run's worst day.
+DESIGN_DAYS = 1
+#: What makes a day a run's worst when phase 6 solves several (``--days``): the day with the highest value
+#: of this metric of ``common.schema.METRICS`` (``peak_kw``: the feeder-head peak; a tie goes to the lower
+#: rank). The run's summary.json reports that day's metrics and series, ``worst_day`` and every day's peak.
+WORST_DAY_METRIC = "peak_kw"
 INTERVALS_PER_DAY = 96
 INTERVAL_H = 0.25
 

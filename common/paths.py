@@ -57,6 +57,15 @@ def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
     return DEFAULT_DATA_DIR
 
 
+def day_suffix(rank: int) -> str:
+    """The file-name suffix of a design day's profiles: none for rank 1 (the design day, the names they
+    always had), ``_day<k>`` for rank k > 1 (``--days``)."""
+    rank = int(rank)
+    if rank < 1:
+        raise ValueError(f"design-day rank {rank} is not 1 or more")
+    return "" if rank == 1 else f"_day{rank}"
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Paths of one workspace. All methods are pure: nothing is created on disk."""
@@ -217,9 +226,10 @@ class Workspace:
     def feeder_curves(self, state: str) -> Path:
         return self.profiles_dir(state) / "feeder_curves_baseline.parquet"
 
-    def daily_profile(self, state: str, variant: str, feeder: str, season: str, shape: str) -> Path:
-        """96-row daily file of one load shape: columns p_pu, q_pu (per unit of annual peak kW)."""
-        return self.phase(VARIANT_PHASE[variant]) / state / "daily" / feeder / season / f"{shape}.csv"
+    def daily_profile(self, state: str, variant: str, feeder: str, season: str, shape: str, rank: int = 1) -> Path:
+        """96-row daily file of one load shape: columns p_pu, q_pu (per unit of annual peak kW), on the
+        feeder's design day of ``rank`` (``--days``: rank 1 is the design day, ranks 2.. in ``<season>_day<k>/``)."""
+        return self.phase(VARIANT_PHASE[variant]) / state / "daily" / feeder / (season + day_suffix(rank)) / f"{shape}.csv"
 
     def variant_dir(self, state: str, variant: str) -> Path:
         """The state folder of the phase that writes one variant's daily profiles."""
@@ -229,9 +239,9 @@ class Workspace:
         """The folder of one variant's daily files (``daily_profile``), written by its phase only."""
         return self.phase(VARIANT_PHASE[variant]) / state / "daily"
 
-    def daily_profile_table(self, state: str, variant: str, season: str) -> Path:
-        """All daily profiles of one variant and season, long format (for fast loading)."""
-        return self.phase(VARIANT_PHASE[variant]) / state / f"daily_profiles_{season}.parquet"
+    def daily_profile_table(self, state: str, variant: str, season: str, rank: int = 1) -> Path:
+        """All daily profiles of one variant, season and design-day rank, long format (for fast loading)."""
+        return self.phase(VARIANT_PHASE[variant]) / state / f"daily_profiles_{season}{day_suffix(rank)}.parquet"
 
     def scenario_controls(self, state: str, season: str) -> Path:
         return self.profiles_dir(state) / f"scenario_profiles_{season}.csv"
@@ -265,20 +275,25 @@ class Workspace:
     def circuit_filter(self, state: str) -> Path:
         return self.circuits_dir(state) / "circuit_filter.csv"
 
-    def season_shared(self, state: str, season: str, feeder: str) -> Path:
-        """Case-independent files of one feeder and season (PV shape, feeder context)."""
-        return self.circuits_dir(state) / season / "_shared" / feeder
+    def season_shared(self, state: str, season: str, feeder: str, rank: int = 1) -> Path:
+        """Case-independent files of one feeder and season (PV shape, feeder context), on its design day of
+        ``rank`` (``--days``: ranks 2.. in ``<feeder>__day<k>/``)."""
+        return self.circuits_dir(state) / season / "_shared" / (feeder + ("_" + day_suffix(rank) if rank > 1 else ""))
 
-    def shared_digest(self, state: str, season: str, feeder: str) -> Path:
+    def shared_digest(self, state: str, season: str, feeder: str, rank: int = 1) -> Path:
         """The digest of a feeder's shared inputs as the last batch found them (phase 6 writes it,
         phase 7 compares each run's ``shared_digest`` with it)."""
-        return self.season_shared(state, season, feeder) / "shared_digest.txt"
+        return self.season_shared(state, season, feeder, rank) / "shared_digest.txt"
 
     def design_dir(self, state: str, season: str, design: str) -> Path:
         return self.circuits_dir(state) / season / design
 
     def instance_dir(self, state: str, season: str, design: str, feeder: str, case: str) -> Path:
         return self.design_dir(state, season, design) / feeder / str(case)
+
+    def day_instance_dir(self, state: str, season: str, design: str, feeder: str, case: str, rank: int) -> Path:
+        """The instance of one design day of a run solved on several (``--days`` > 1): ``<case>/day<k>/``."""
+        return self.instance_dir(state, season, design, feeder, case) / f"day{int(rank)}"
 
     def batch_log(self, state: str, season: str, design: str) -> Path:
         return self.design_dir(state, season, design) / "batch.log"

@@ -202,6 +202,17 @@ def read_design_days(ws: Workspace, state: str, inputs: Inputs | None = None) ->
     if unknown:
         raise InputError(f"{path}: season {unknown[0]!r} is not one of {', '.join(config.SEASONS)}: {fix}")
     frame["day_of_year"] = day.astype(int)
+    if "rank" in frame.columns:  # --days K > 1: K rows per feeder and season, ranks 1..K
+        rank = pd.to_numeric(frame["rank"], errors="coerce")
+        if not (rank.notna() & (rank == rank.round()) & (rank >= 1)).all():
+            raise InputError(f"{path}: rank {frame['rank'][~(rank >= 1)].iloc[0]!r} is not a whole number >= 1: {fix}")
+        frame["rank"] = rank.astype(int)
+    else:  # a one-day file (--days 1, and every file written before the option): each row is rank 1
+        frame["rank"] = 1
+    twice = frame.duplicated(["feeder", "season", "rank"])
+    if twice.any():
+        row = frame[twice].iloc[0]
+        raise InputError(f"{path}: {row['feeder']} {row['season']} has rank {row['rank']} twice: {fix}")
     return _current(ws, path, "design_days", frame, inputs)
 
 
@@ -212,9 +223,9 @@ def read_kvar_ratios(ws: Workspace, state: str, inputs: Inputs | None = None) ->
 
 
 def read_daily_table(ws: Workspace, state: str, variant: str, season: str,
-                     inputs: Inputs | None = None) -> pd.DataFrame:
-    """All daily profiles of one variant and season (long format), as its phase wrote them."""
-    path = ws.daily_profile_table(state, variant, season)
+                     inputs: Inputs | None = None, rank: int = 1) -> pd.DataFrame:
+    """All daily profiles of one variant, season and design-day rank (long format), as its phase wrote them."""
+    path = ws.daily_profile_table(state, variant, season, rank)
     frame = read_parquet(path, PRODUCERS[variant], required=DAILY_TABLE_COLUMNS)
     return _current(ws, path, variant, frame, inputs)
 
@@ -285,12 +296,7 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
             ref_kw = float(b["building_peak_kw"])
             if not (ref_kw > 0):
                 raise ProfileError(f"building {bldg_id}: baseline annual peak {ref_kw} kW is not positive")
-            for season in seasons:
-                day = days[(days["feeder"] == b["feeder"]) & (days["season"] == season)]
-                if day.empty:
-                    raise ProfileError(f"no {season} design day for feeder {b['feeder']} in {ws.design_days(state)}: "
-                                       f"run {PRODUCERS['design_days']}")
-                d = int(day["day_of_year"].iloc[0])
+            for season, (rank, d) in _feeder_days(days, b["feeder"], seasons, ws.design_days(state)):
                 kw = day_slice(total, d)
                 if shift:
                     kw = transform(kw, day_slice(hvac, d), season, b)
@@ -303,27 +309,40 @@ def write_variant_profiles(ws: Workspace, state: str, variant: str, eulp_root: P
                 if not (np.isfinite(p_pu).all() and np.isfinite(q_pu).all()):
                     raise ProfileError(f"building {bldg_id} upgrade {upgrade}: NaN or inf on day {d}")
                 starts = frame.index[d * STEPS:(d + 1) * STEPS]
-                path = ws.daily_profile(state, variant, b["feeder"], season, b["shape"])
+                path = ws.daily_profile(state, variant, b["feeder"], season, b["shape"], rank)
                 files.append((path, format_daily(p_pu, q_pu, starts)))
                 rows.append({"feeder": b["feeder"], "season": season, "shape": b["shape"], "class": cls,
                              "bldg_id": int(bldg_id), "variant": variant, "upgrade": upgrade, "load_shift": shift,
-                             "day_of_year": d, "file": str(path.relative_to(ws.root))})
-                table.append(pd.DataFrame({"feeder": b["feeder"], "season": season, "shape": b["shape"],
-                                           "step": np.arange(STEPS), "interval_start": starts, "p_pu": p_pu,
-                                           "q_pu": q_pu}))
-    index = pd.DataFrame(rows).sort_values(["feeder", "season", "shape"]).reset_index(drop=True)
-    long = pd.concat(table, ignore_index=True) if table else pd.DataFrame()
+                             "day_of_year": d, "file": str(path.relative_to(ws.root)), "rank": rank})
+                table.append((rank, pd.DataFrame({"feeder": b["feeder"], "season": season, "shape": b["shape"],
+                                                  "step": np.arange(STEPS), "interval_start": starts, "p_pu": p_pu,
+                                                  "q_pu": q_pu})))
+    index = pd.DataFrame(rows).sort_values(["feeder", "season", "rank", "shape"]).reset_index(drop=True)
     for path, text in files:
         write_text(path, text)
     written = []
-    for season in seasons:
-        part = long[long["season"] == season].sort_values(["feeder", "shape", "step"]).reset_index(drop=True)
-        written.append(write_parquet(ws.daily_profile_table(state, variant, season), part))
+    for season in seasons:  # one long table per season and design-day rank (rank 1: the table it always was)
+        for rank in sorted({r for r, _ in table}) or [1]:
+            frames = [f for r, f in table if r == rank]
+            long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            part = long[long["season"] == season].sort_values(["feeder", "shape", "step"]).reset_index(drop=True) \
+                if len(long) else long
+            written.append(write_parquet(ws.daily_profile_table(state, variant, season, rank), part))
     inputs.record(written, PRODUCERS[variant])
     logger.info("%s %s: %d daily files (%d buildings, %d feeders, seasons %s)", state, variant, len(index),
                 index["bldg_id"].nunique() if len(index) else 0, index["feeder"].nunique() if len(index) else 0,
                 ", ".join(seasons))
     return index
+
+
+def _feeder_days(days: pd.DataFrame, feeder: str, seasons: list[str], source: Path):
+    """(season, (rank, day_of_year)) of every design day of a feeder, by season then rank."""
+    for season in seasons:
+        rows = day_ranks(days, feeder, season)
+        if rows.empty:
+            raise ProfileError(f"no {season} design day for feeder {feeder} in {source}: run {PRODUCERS['design_days']}")
+        for rank, d in zip(rows["rank"], rows["day_of_year"]):
+            yield season, (int(rank), int(d))
 
 
 # ------------------------------------------------------------------------------------------- design day of the variants
@@ -374,6 +393,51 @@ def variant_design_day(curves_kw: dict[str, np.ndarray], interval_start: pd.Date
     result["baseline_day_peak_kw"] = on_base_day
     result["baseline_day_error_pct"] = 100.0 * (on_base_day / highest - 1.0) if highest > 0 else 0.0
     return result
+
+
+def ranked_design_days(curves_kw: dict[str, np.ndarray], interval_start: pd.DatetimeIndex, months: tuple[int, ...],
+                       n_days: int, rule: str = config.DESIGN_DAY_RULE) -> list[dict]:
+    """The ``n_days`` highest DISTINCT peak days of one feeder and season (``--days``), best first.
+
+    Rank 1 is :func:`variant_design_day` (the design day of ``rule``, every key it returns). Ranks 2..n
+    are the other whole days of ``months`` (:func:`season_days`) in decreasing order of the day's
+    highest 15-min value over the rule's curves (every variant for ``highest_variant``, the baseline
+    curve for ``baseline``; a tie goes to the earlier day); each repeats rank 1's per-feeder columns
+    (every variant's own peak day and peak, the baseline-day error) with its own ``date``,
+    ``day_of_year``, ``peak_kw`` (that day's highest value), ``peak_variant`` (whose curve it is; a tie
+    goes to the variant first in ``config.VARIANTS``) and ``peak_interval_start``. Every row has its
+    ``rank``. ValueError when the season has fewer than ``n_days`` whole days."""
+    first = variant_design_day(curves_kw, interval_start, months, rule)
+    rows = [{**first, "rank": 1}]
+    if n_days <= 1:
+        return rows
+    ranked_by = ["baseline"] if rule == "baseline" else \
+        [v for v in config.VARIANTS if v in curves_kw] + sorted(set(curves_kw) - set(config.VARIANTS))
+    days = season_days(interval_start, months)
+    if len(days) < n_days:
+        raise ValueError(f"--days {n_days}: the season has only {len(days)} whole days in months {months}")
+    # (variant, day, interval) -> kW on the season's whole days
+    stack = np.stack([np.asarray(curves_kw[v], dtype=float)[:(days.max() + 1) * STEPS]
+                      .reshape(-1, STEPS)[days] for v in ranked_by])
+    day_peak = stack.max(axis=2)                       # (variant, day)
+    best_variant = day_peak.argmax(axis=0)            # the first variant on a tie
+    peak_kw = day_peak.max(axis=0)
+    order = sorted((d for d in range(len(days)) if int(days[d]) != first["day_of_year"]),
+                   key=lambda d: (-peak_kw[d], int(days[d])))
+    origin = interval_start[0].normalize()
+    for rank, d in enumerate(order[:n_days - 1], start=2):
+        v = int(best_variant[d])
+        step = int(np.argmax(stack[v, d]))
+        start = interval_start[int(days[d]) * STEPS + step]
+        rows.append({**first, "date": start.date().isoformat(), "day_of_year": int((start.normalize() - origin).days),
+                     "peak_variant": ranked_by[v], "peak_kw": float(peak_kw[d]), "peak_interval_start": start.isoformat(),
+                     "rank": rank})
+    return rows
+
+
+def day_ranks(days: pd.DataFrame, feeder: str, season: str) -> pd.DataFrame:
+    """The design-day rows of one feeder and season (:func:`read_design_days`), by rank (1 first)."""
+    return days[(days["feeder"] == feeder) & (days["season"] == season)].sort_values("rank", kind="stable")
 
 
 def variant_feeder_curves(buildings: pd.DataFrame, eulp_root: Path, state: str, seasons: list[str],

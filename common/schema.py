@@ -49,8 +49,9 @@ SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "design_day", "in
                 "mixes_digest", "shared_digest", "metric_settings_digest", "timeseries_sha256", "status", "message",
                 "metrics", "packages")
 #: summary.json keys a run has only when a step after the power flow ran on it (``upgrades``: the
-#: upgrade-cost step, 6_instantiate_circuits/upgrade_circuit.py, batch runner ``--upgrades``)
-OPTIONAL_SUMMARY_KEYS = ("upgrades",)
+#: upgrade-cost step, 6_instantiate_circuits/upgrade_circuit.py, batch runner ``--upgrades``), or when it
+#: was solved on several design days (``worst_day``, ``days``: phase 6 ``--days``, worst_day.py)
+OPTIONAL_SUMMARY_KEYS = ("upgrades", "worst_day", "days")
 STATUSES = ("ok", "failed")
 
 #: statuses of circuit_filter.csv: only ``pass`` feeders are instantiated

@@ -47,7 +47,8 @@ class Step:
     ``source`` (``--source``, where phase 1c downloads from), ``smartds_root`` (``--smartds-root``),
     ``eulp_root`` (``--eulp-root``), ``workers`` (``--workers``), ``n_cases`` (``--n-cases``),
     ``replicates`` (``--replicates``), ``layout`` (``--layout``, ``--scenarios``, ``--policies``: phase 0's
-    experiment layout);
+    experiment layout); ``days`` (``--days``: the design days per feeder and season of phase 2's
+    ``find_max_day_curve.py`` and of phase 6, ``common.config.DESIGN_DAYS``);
     ``quiet`` passes ``-q`` always (download progress bars); ``flags`` are passed as they are.
     """
 
@@ -63,6 +64,7 @@ class Step:
     n_cases: bool = False
     replicates: bool = False
     layout: bool = False
+    days: bool = False
     quiet: bool = False
 
     @property
@@ -73,7 +75,7 @@ class Step:
     def argv(self, data_dir: str | Path, *, state: str | None = None, season: str | None = None,
              design: str | None = None, n_cases: int | None = None, replicates: int | None = None,
              workers: int | None = None, layout: str | None = None, scenarios: int | None = None,
-             policies: int | None = None,
+             policies: int | None = None, days: int | None = None,
              source: str | Path | None = None, smartds_root: str | Path | None = None,
              eulp_root: str | Path | None = None, quiet: bool = False) -> list[str]:
         """The step's flags for one invocation. A setting left at None is not passed (the script's
@@ -90,7 +92,7 @@ class Step:
         optional = ((self.layout, "--layout", layout), (self.layout, "--scenarios", scenarios),
                     (self.layout, "--policies", policies),
                     (self.n_cases, "--n-cases", n_cases), (self.replicates, "--replicates", replicates),
-                    (self.workers, "--workers", workers),
+                    (self.workers, "--workers", workers), (self.days, "--days", days),
                     (self.source, "--source", source), (self.smartds_root, "--smartds-root", smartds_root),
                     (self.eulp_root, "--eulp-root", eulp_root))
         for takes, flag, value in optional:
@@ -126,14 +128,15 @@ STEPS: tuple[Step, ...] = (
     Step("1c_eulp_downloads/download_parquets_homes.py", "1c", _1C_SERIES, STATE, source=True, quiet=True),
     Step("1c_eulp_downloads/download_parquets_commercial.py", "1c", _1C_SERIES, STATE, source=True, quiet=True),
     Step("2_profiles_heat_pumps/scale_feeder_curves.py", "2", _PROFILES, STATE, eulp_root=True),
-    Step("2_profiles_heat_pumps/find_max_day_curve.py", "2", _PROFILES, STATE, eulp_root=True),
+    Step("2_profiles_heat_pumps/find_max_day_curve.py", "2", _PROFILES, STATE, eulp_root=True, days=True),
     Step("3_kvar_kw_prep/rev_spec_kvar_kw_ratio.py", "3", _PROFILES, STATE),
     Step("2_profiles_heat_pumps/get_scenario_csv_controls.py", "2", _PROFILES, STATE, eulp_root=True),
     Step("4_profiles_heat_pumps_dm/make_dm_profiles.py", "4", _PROFILES, STATE, eulp_root=True),
     Step("5_profiles_heat_pumps_un/make_un_profiles.py", "5", _PROFILES, STATE, eulp_root=True),
     Step("2_profiles_heat_pumps/plot_parquet_differences.py", "2", _PROFILES, STATE),
     Step("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py", "6",
-         "{state} phase 6: {season} {design} instances and power flows", CASE_SET, ("--run",), workers=True),
+         "{state} phase 6: {season} {design} instances and power flows", CASE_SET, ("--run",), workers=True,
+         days=True),
     Step("7_results_analysis/append_experiment_results.py", "7", _7),
     Step("7_results_analysis/append_xlrm_long_format.py", "7", _7),
     Step("7_results_analysis/sensitivity_analysis.py", "7", _7, workers=True),
@@ -163,7 +166,7 @@ def plan(data_dir: str | Path, *, states: Sequence[str] = config.STATES,
          seasons: Sequence[str] = config.SEASONS, designs: Sequence[str] = config.DESIGNS,
          steps: Sequence[Step] = STEPS, **settings: object) -> list[Invocation]:
     """Every command of a run, in order. ``settings`` are passed to :meth:`Step.argv` (n_cases,
-    replicates, layout, scenarios, policies, workers, source, smartds_root, eulp_root, quiet)."""
+    replicates, layout, scenarios, policies, days, workers, source, smartds_root, eulp_root, quiet)."""
     out: list[Invocation] = []
 
     def add(step: Step, state: str | None = None, season: str | None = None, design: str | None = None) -> None:
@@ -206,7 +209,8 @@ def _print_table() -> int:
         takes = [flag for flag, on in (("--source", step.source), ("--smartds-root", step.smartds_root),
                                        ("--eulp-root", step.eulp_root), ("--workers", step.workers),
                                        ("--n-cases", step.n_cases), ("--replicates", step.replicates),
-                                       ("--layout --scenarios --policies", step.layout)) if on]
+                                       ("--layout --scenarios --policies", step.layout),
+                                       ("--days", step.days)) if on]
         print(f"{step.scope:9} {step.phase:6} {step.name:75} {' '.join(takes)}")
     return 0
 
