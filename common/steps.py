@@ -47,7 +47,7 @@ class Step:
     ``source`` (``--source``, where phase 1c downloads from), ``smartds_root`` (``--smartds-root``),
     ``eulp_root`` (``--eulp-root``), ``workers`` (``--workers``), ``n_cases`` (``--n-cases``),
     ``replicates`` (``--replicates``), ``layout`` (``--layout``, ``--scenarios``, ``--policies``: phase 0's
-    experiment layout);
+    experiment layout), ``upgrades`` (``--upgrades`` when the run asks for it: phase 6's upgrade step);
     ``quiet`` passes ``-q`` always (download progress bars); ``flags`` are passed as they are.
     """
 
@@ -63,6 +63,7 @@ class Step:
     n_cases: bool = False
     replicates: bool = False
     layout: bool = False
+    upgrades: bool = False
     quiet: bool = False
 
     @property
@@ -75,9 +76,10 @@ class Step:
              workers: int | None = None, layout: str | None = None, scenarios: int | None = None,
              policies: int | None = None,
              source: str | Path | None = None, smartds_root: str | Path | None = None,
-             eulp_root: str | Path | None = None, quiet: bool = False) -> list[str]:
+             eulp_root: str | Path | None = None, upgrades: bool = False, quiet: bool = False) -> list[str]:
         """The step's flags for one invocation. A setting left at None is not passed (the script's
-        default applies); the scope's own settings (state, season, design) are required."""
+        default applies); the scope's own settings (state, season, design) are required. ``upgrades``
+        passes ``--upgrades`` to a step that takes it (off: the flag is left out)."""
         needed = {STUDY: (), STATE: ("state",), CASE_SET: ("state", "season", "design")}[self.scope]
         given = {"state": state, "season": season, "design": design}
         missing = [k for k in needed if given[k] is None]
@@ -96,6 +98,8 @@ class Step:
         for takes, flag, value in optional:
             if takes and value is not None:
                 argv += [flag, str(value)]
+        if self.upgrades and upgrades:
+            argv.append("--upgrades")
         if self.quiet or quiet:
             argv.append("-q")
         return argv
@@ -133,7 +137,8 @@ STEPS: tuple[Step, ...] = (
     Step("5_profiles_heat_pumps_un/make_un_profiles.py", "5", _PROFILES, STATE, eulp_root=True),
     Step("2_profiles_heat_pumps/plot_parquet_differences.py", "2", _PROFILES, STATE),
     Step("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py", "6",
-         "{state} phase 6: {season} {design} instances and power flows", CASE_SET, ("--run",), workers=True),
+         "{state} phase 6: {season} {design} instances and power flows", CASE_SET, ("--run",), workers=True,
+         upgrades=True),
     Step("7_results_analysis/append_experiment_results.py", "7", _7),
     Step("7_results_analysis/append_xlrm_long_format.py", "7", _7),
     Step("7_results_analysis/sensitivity_analysis.py", "7", _7, workers=True),
@@ -163,7 +168,7 @@ def plan(data_dir: str | Path, *, states: Sequence[str] = config.STATES,
          seasons: Sequence[str] = config.SEASONS, designs: Sequence[str] = config.DESIGNS,
          steps: Sequence[Step] = STEPS, **settings: object) -> list[Invocation]:
     """Every command of a run, in order. ``settings`` are passed to :meth:`Step.argv` (n_cases,
-    replicates, layout, scenarios, policies, workers, source, smartds_root, eulp_root, quiet)."""
+    replicates, layout, scenarios, policies, workers, source, smartds_root, eulp_root, upgrades, quiet)."""
     out: list[Invocation] = []
 
     def add(step: Step, state: str | None = None, season: str | None = None, design: str | None = None) -> None:
@@ -206,7 +211,8 @@ def _print_table() -> int:
         takes = [flag for flag, on in (("--source", step.source), ("--smartds-root", step.smartds_root),
                                        ("--eulp-root", step.eulp_root), ("--workers", step.workers),
                                        ("--n-cases", step.n_cases), ("--replicates", step.replicates),
-                                       ("--layout --scenarios --policies", step.layout)) if on]
+                                       ("--layout --scenarios --policies", step.layout),
+                                       ("--upgrades", step.upgrades)) if on]
         print(f"{step.scope:9} {step.phase:6} {step.name:75} {' '.join(takes)}")
     return 0
 
