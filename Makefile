@@ -10,15 +10,17 @@
 #               (256 cases per design; STUDY_LAYOUT=joint: STUDY_N_CASES (256) joint cases) and
 #               STUDY_REPLICATES (2) placement replicates per design point, on the sample feeders of
 #               STUDY_STATES and STUDY_SEASONS (default every state and season), in its own workspace
-#               STUDY_DATA (default $(DATA)/study, with its own sample), so the quick run stays as it is
+#               STUDY_DATA (default $(DATA)/study, with its own sample), so the quick run stays as it is; with
+#               phase 6's upgrade step on (STUDY_UPGRADES, default 1: every run that violates a limit is upgraded
+#               and priced, 6_instantiate_circuits/upgrade_circuit.py), so the report says what it costs to fix
 # make test     the test suite
 # make install  only the virtual environment
 # Variables:    DATA (workspace, default ./data), STATES, SEASONS, DESIGNS, LAYOUT (cross or joint), SCENARIOS,
 #               POLICIES (cross layout; empty: the named policies), N_CASES (joint layout), REPLICATES (placement
-#               replicates per design point, default 1), WORKERS, SOURCE, PYTHON (the interpreter to make
-#               .venv with), VENV (default .venv); for make study STUDY_DATA, STUDY_LAYOUT, STUDY_SCENARIOS,
-#               STUDY_N_CASES, STUDY_REPLICATES, STUDY_STATES, STUDY_SEASONS (e.g. make study STUDY_STATES=NC
-#               STUDY_SEASONS=winter)
+#               replicates per design point, default 1), DAYS (design days per run, default 1), UPGRADES (1: phase 6 --upgrades; default 0 for make run),
+#               WORKERS, SOURCE, PYTHON (the interpreter to make .venv with), VENV (default .venv); for make study
+#               STUDY_DATA, STUDY_LAYOUT, STUDY_SCENARIOS, STUDY_N_CASES, STUDY_REPLICATES, STUDY_STATES,
+#               STUDY_SEASONS, STUDY_UPGRADES (default 1; e.g. make study STUDY_STATES=NC STUDY_SEASONS=winter)
 #
 # Why make run's cross layout with 8 scenarios x 4 named policies: the same 32 cases per design (the same
 # phase 6 time) as the joint design's 32 points, and every feeder and season then has 16 scenarios (8 LHS +
@@ -62,6 +64,11 @@ else
 LAYOUT ?= joint
 endif
 REPLICATES ?= 1
+# phase 6's upgrade step (--upgrades): off in make run (it adds a few seconds per failing run on the large NC
+# feeder, about 2x its power flow), on in make study
+UPGRADES ?= 0
+# design days per feeder and season (phase 2 and 6 --days): each run on its K highest peak days, the worst reported
+DAYS ?= 1
 WORKERS ?= 2
 STUDY_DATA       ?= $(DATA)/study
 STUDY_N_CASES    ?= 256
@@ -70,6 +77,7 @@ STUDY_SCENARIOS  ?= 64
 STUDY_REPLICATES ?= 2
 STUDY_STATES     ?= $(STATES)
 STUDY_SEASONS    ?= $(SEASONS)
+STUDY_UPGRADES   ?= 1
 # where phase 1c downloads from: the embedded sample (offline); set SOURCE= to use the OEDI bucket
 SOURCE  ?= $(DATA)/sample/oedi
 
@@ -78,6 +86,7 @@ INSTALLED := $(VENV)/.installed
 SAMPLE    := $(DATA)/sample/sample_manifest.json
 DD        := --data-dir $(DATA)
 SRC       := $(if $(SOURCE),--source $(SOURCE),)
+UPG       := $(if $(filter 1 yes true on,$(UPGRADES)), --upgrades,)
 DOE       := $(if $(filter cross,$(LAYOUT)),--layout cross --scenarios $(SCENARIOS)$(if $(POLICIES), --policies \
              $(POLICIES),),--layout $(LAYOUT) --n-cases $(N_CASES))
 
@@ -102,7 +111,7 @@ $(SAMPLE): $(INSTALLED)
 
 run: $(INSTALLED)
 	$(PY) run_pipeline.py $(DD) --states $(STATES) --seasons $(SEASONS) --designs $(DESIGNS) \
-	    $(DOE) --replicates $(REPLICATES) --workers $(WORKERS) $(SRC)
+	    $(DOE) --replicates $(REPLICATES) --days $(DAYS) --workers $(WORKERS)$(UPG) $(SRC)
 	@echo
 	@echo "Done. Results are in $(DATA)/:"
 	@echo "  designs of experiments and plots:  $(DATA)/0_code_xlrm/"
@@ -116,7 +125,8 @@ run: $(INSTALLED)
 # set, follows DATA to the study's own sample)
 study: $(INSTALLED)
 	$(MAKE) --no-print-directory run DATA="$(STUDY_DATA)" LAYOUT=$(STUDY_LAYOUT) SCENARIOS=$(STUDY_SCENARIOS) \
-	    N_CASES=$(STUDY_N_CASES) REPLICATES=$(STUDY_REPLICATES) STATES="$(STUDY_STATES)" SEASONS="$(STUDY_SEASONS)"
+	    N_CASES=$(STUDY_N_CASES) REPLICATES=$(STUDY_REPLICATES) STATES="$(STUDY_STATES)" SEASONS="$(STUDY_SEASONS)" \
+	    UPGRADES=$(STUDY_UPGRADES)
 
 test: $(INSTALLED)
 	$(PY) -m pytest -q

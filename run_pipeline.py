@@ -21,6 +21,7 @@ Usage
         --workers 2 --source data/sample/oedi
     python run_pipeline.py --data-dir data --layout cross --scenarios 8 ...   scenarios x named policies
     python run_pipeline.py --days 3 ...       each run on its feeder's 3 highest peak days, reporting the worst
+    python run_pipeline.py --data-dir data --upgrades ...   phase 6 also upgrades and prices failing runs
     python run_pipeline.py --dry-run ...      print the commands, run nothing
 """
 
@@ -72,6 +73,10 @@ def build_parser() -> cli.Parser:
                         help="a SMART-DS tree on disk for phase 1b's copy_circuits.py (default: <data>/smartds)")
     parser.add_argument("--eulp-root", default=None,
                         help="an EULP tree on disk for phases 1b, 2, 4 and 5 (default: <data>/1c_eulp_downloads)")
+    parser.add_argument("--upgrades", action="store_true",
+                        help="phase 6 also upgrades and prices every run that violates a planning limit "
+                             "(6_instantiate_circuits/upgrade_circuit.py, common.config.UPGRADES; off by default, "
+                             "make study turns it on)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and run none")
     cli.add_standard(parser)
     return parser
@@ -88,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = plan(ws.root, states=args.states, seasons=args.seasons, designs=args.designs,
                     n_cases=args.n_cases, replicates=args.replicates, layout=args.layout, scenarios=args.scenarios,
                     policies=args.policies, days=args.days, workers=args.workers, source=args.source,
-                    smartds_root=args.smartds_root, eulp_root=args.eulp_root, quiet=args.quiet)
+                    smartds_root=args.smartds_root, eulp_root=args.eulp_root, upgrades=args.upgrades,
+                    quiet=args.quiet)
     heading = None
     for number, command in enumerate(commands, start=1):
         line = [sys.executable, str(REPO_ROOT / command.step.script), *command.argv]

@@ -400,11 +400,20 @@ NORMALISATION = {
                                         "Range A node-intervals per customer above the reference case"),
     "worst_transformer_loading_pct": ("difference", "percentage points above the reference case"),
     "losses_pct": ("difference", "percentage points above the reference case"),
+    # the upgrade cost (phase 6 --upgrades; issue 17) is NOT taken relative to the reference case: a cost has
+    # its own zero (nothing to fix), a % change is undefined where the reference costs 0 (most feeders), and
+    # upgrades are lumpy (the next catalogue size), so a future's cost minus the reference's is not what the
+    # future adds. Per customer of the feeder, so that feeders of 30 and 2,000 customers share one scale.
+    "upgrade_cost_usd": ("per_customer", "upgrade cost in USD per customer of the feeder (not relative to the "
+                                         "reference case)"),
 }
+#: transforms of NORMALISATION that do not read the reference case (a feeder without an ok case 0 stays in)
+WITHOUT_REFERENCE = ("per_customer",)
 
 
 def normalise(values: np.ndarray, reference: float, n_customers: np.ndarray | float, how: str) -> np.ndarray:
-    """A feeder's metric relative to its reference case (transforms of :data:`NORMALISATION`)."""
+    """A feeder's metric relative to its reference case, or per customer (transforms of :data:`NORMALISATION`;
+    ``per_customer`` ignores ``reference``)."""
     values = np.asarray(values, dtype=float)
     if how == "relative_pct":
         if not reference > 0:
@@ -414,6 +423,8 @@ def normalise(values: np.ndarray, reference: float, n_customers: np.ndarray | fl
         return values - reference
     if how == "difference_per_customer":
         return (values - reference) / np.asarray(n_customers, dtype=float)
+    if how == "per_customer":
+        return values / np.asarray(n_customers, dtype=float)
     raise ValueError(f"unknown normalisation {how!r}")
 
 

@@ -11,6 +11,11 @@ Description
       line overload, sustained undervoltage) and their union per state, season, design and feeder,
       and the list of failed runs with phase 6's messages;
     * the worst outcome of each headline metric per state and season, with the feeder and case;
+    * "What it costs to fix": where phase 6's upgrade step ran (``--upgrades``, ``make study``), the upgrade
+      cost per feeder and season (and policy in a cross layout): futures upgraded, median, 90th percentile and
+      maximum cost, its split (transformers, lines, voltage), violations left unsolved, in words, with the
+      inputs that drive it (the sensitivity rows of ``upgrade_cost_usd``) and the costly futures' PRIM box;
+      otherwise one line saying the upgrade step did not run;
     * the sensitivity verdicts per pooled group, metric and method (and per feeder, folded): the inputs
       whose interval lies above the dummy input's (the noise floor) with index [interval], or "too few
       runs to rank inputs" where none does; the convergence of the rankings at N/4, N/2 and N; how much
@@ -40,7 +45,7 @@ Outputs
 
 Settings read
     common.config: DESIGNS, DOE_SEED, DOE_BOUNDS, REFERENCE_CASE, ANSI_RANGE_A, ANSI_RANGE_B,
-    THERMAL, FAILURE_CRITERIA; common.doe.PARAMETERS, FACTORS; the cases drawn from phase 0's manifest.
+    THERMAL, FAILURE_CRITERIA, UPGRADES; common.doe.PARAMETERS, FACTORS; the cases drawn from phase 0's manifest.
 
 Usage
     python 7_results_analysis/make_report.py [--data-dir DATA] [--state NC]
@@ -74,6 +79,9 @@ FIGURES = (
     ("failure_map_", "failures", "Where feeders fail, over EV share and uncontrolled heat-pump share."),
     ("storage_peak_reduction.png", "outcomes", "Peak reduction by the batteries against the storage share."),
     ("ecdf_lhs_vs_sobol.png", "outcomes", "Outcome distributions of the LHS and Sobol designs."),
+    ("upgrade_cost_", "costs", "Upgrade cost per feeder and season (box: the futures; points: runs, coloured by "
+                               "policy in a cross layout; cross: violations left unsolved, a lower bound; diamond: "
+                               "reference case 0; dashed: the cost threshold of scenario discovery)."),
     ("sensitivity_", "sensitivity", "Global sensitivity (pooled bars with intervals, filled where the interval "
                                     "lies above the dummy's, hollow where not; dots: single feeders; grey band and "
                                     "dashed line: the dummy input's interval and index = noise floor)."),
@@ -391,6 +399,10 @@ def robustness_sentences(robustness: pd.DataFrame, vulnerability: pd.DataFrame |
             second = part.iloc[1]
             text += f"; runner-up {second['policy_name']} ({fmt(100 * float(second['satisficing']))} %)"
         text += f". {verdict[0].upper() + verdict[1:]}."
+        cost_p90 = top.get(f"{rio.COST_METRIC}.p90", math.nan)
+        if pd.notna(cost_p90):
+            text += (f" Its upgrade cost is {fmt(top[f'{rio.COST_METRIC}.median'])} USD at the median and "
+                     f"{fmt(cost_p90)} USD at the 90th percentile of its futures.")
         box = vuln.get((state, season, feeder))
         if failing and box is not None:
             status = str(box["status"])
@@ -427,11 +439,220 @@ def robustness_section(ws, results: pd.DataFrame) -> str:
              "best policy's in the same scenario and placement. The most robust policy has the highest satisficing "
              "share (ties: the lowest 90th-percentile peak regret); its failing futures are searched with PRIM over "
              "the uncertainties.</p>")
+    costs = [c for c in (f"{rio.COST_METRIC}.median", f"{rio.COST_METRIC}.p90") if c in robustness.columns]
     table = robustness[["state", "season", "feeder", "rank", "policy_name", "n_scenarios", "satisficing",
                         "satisficing_low", "satisficing_high", "peak_kw.p90", "peak_kw.regret_p90",
-                        "peak_kw.regret_max", "worst_transformer_loading_pct.p90", "most_robust"]]
+                        "peak_kw.regret_max", "worst_transformer_loading_pct.p90", *costs, "most_robust"]]
     return (head + intro + "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
             + html_table(table))
+
+
+# ------------------------------------------------------------------------------------------- what it costs to fix
+#: what the cost section says where the results hold no upgrade cost
+COST_ABSENT = "the upgrade step did not run (make study or --upgrades)"
+
+
+def _costs(part: pd.DataFrame, column: str = rio.COST_METRIC) -> np.ndarray:
+    return pd.to_numeric(part[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def cost_distribution(results: pd.DataFrame, by: Sequence[str] = ("state", "season", "feeder")) -> pd.DataFrame:
+    """The upgrade cost over the futures (ok runs, not the reference case 0) per group ``by``: runs, how many were
+    upgraded, needed nothing or whose upgrade failed, median, 90th percentile (linear interpolation) and maximum
+    of the costs [USD] (runs without a cost left out), the share of the group's total spent on transformers,
+    lines and voltage [%], the runs whose upgrades left violations unsolved (their cost is a lower bound) and,
+    per feeder without a policy, the reference case 0's cost. Empty without a cost column."""
+    if rio.COST_METRIC not in results.columns:
+        return pd.DataFrame()
+    ok = results[results["status"] == "ok"]
+    futures = ok[ok["case"] != rio.REFERENCE_CASE]
+    reference = ok[ok["case"] == rio.REFERENCE_CASE]
+    status = futures["upgrade_status"].fillna("").astype(str) if "upgrade_status" in futures.columns \
+        else pd.Series("", index=futures.index)
+    rows = []
+    for key, part in futures.groupby(list(by), sort=True):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        if "policy" in by and "policy_name" in part.columns:
+            row["policy_name"] = str(part["policy_name"].iloc[0])
+        cost = _costs(part)
+        known = np.isfinite(cost)
+        row.update({"futures": len(part), "upgraded": int((status.loc[part.index] == "upgraded").sum()),
+                    "not needed": int((status.loc[part.index] == "not needed").sum()),
+                    "upgrade failed": int((status.loc[part.index] == "failed").sum()),
+                    "without a cost": int((~known).sum())})
+        values = cost[known]
+        row["median [USD]"] = float(np.median(values)) if len(values) else math.nan
+        row["90th percentile [USD]"] = float(np.percentile(values, 90)) if len(values) else math.nan
+        row["max [USD]"] = float(values.max()) if len(values) else math.nan
+        total = float(values.sum())
+        for column, label in rio.COST_PARTS:
+            spent = float(np.nansum(_costs(part, column)[known])) if column in part.columns else math.nan
+            row[f"{label} [%]"] = 100.0 * spent / total if total > 0 else math.nan
+        unsolved = pd.to_numeric(part.get("upgrade_unsolved", pd.Series(0, index=part.index)), errors="coerce")
+        row["left unsolved"] = int((unsolved.fillna(0) > 0).sum())
+        if "policy" not in by:
+            ref = reference
+            for name in by:
+                ref = ref[ref[name] == row[name]]
+            ref_cost = _costs(ref)
+            row["reference case 0 [USD]"] = float(np.nanmean(ref_cost)) if np.isfinite(ref_cost).any() else math.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if "policy" in by and len(frame):
+        frame["policy"] = frame["policy"].astype(int)
+    return frame
+
+
+def _usd(value: float) -> str:
+    return "no cost" if not np.isfinite(value) else f"{value:,.0f} USD"
+
+
+def cost_sentences(distribution: pd.DataFrame, by_policy: pd.DataFrame | None, results: pd.DataFrame) -> list[str]:
+    """One sentence per (state, season, feeder) of :func:`cost_distribution`: how many futures need upgrades, the
+    median, 90th percentile and maximum cost, its split, what the upgrades left unsolved, the reference case's
+    cost, the 90th percentile per policy (``by_policy``, a cross layout) and how many runs fail a planning criterion
+    yet cost nothing (the upgrade step's limits are NREL DISCO's, not the planning criteria)."""
+    ok = results[(results["status"] == "ok") & (results["case"] != rio.REFERENCE_CASE)]
+    fails = rio.planning_failures(ok)[rio.UNION] if len(ok) else pd.Series(dtype=bool)
+    customers = ok.groupby(["state", "feeder"])["n_customers"].max() if "n_customers" in ok.columns else {}
+    out = []
+    for row in distribution.to_dict("records"):
+        state, season, feeder = row["state"], row["season"], row["feeder"]
+        n = int(row["futures"])
+        size = customers.get((state, feeder)) if len(customers) else None
+        named = f"{feeder} ({int(size):,} customers)" if size is not None and pd.notna(size) else feeder
+        text = f"{state} {season}, {named}: {int(row['upgraded'])} of {n} futures need upgrades"
+        if row["upgrade failed"]:
+            text += f" and {int(row['upgrade failed'])} could not be upgraded (the step failed; see summary.json)"
+        if row["without a cost"] > row["upgrade failed"]:
+            text += f"; {int(row['without a cost'] - row['upgrade failed'])} ran without the upgrade step"
+        text += (f"; the cost is {_usd(row['median [USD]'])} at the median, {_usd(row['90th percentile [USD]'])} "
+                 f"at the 90th percentile and {_usd(row['max [USD]'])} at most")
+        split = [(label, row.get(f"{label} [%]", math.nan)) for _, label in rio.COST_PARTS]
+        if any(np.isfinite(v) for _, v in split):
+            text += " (" + ", ".join(f"{label} {v:.0f} %" for label, v in split if np.isfinite(v)) + " of the total)"
+        reference = row.get("reference case 0 [USD]", math.nan)
+        if np.isfinite(reference):
+            text += f"; the reference case 0 costs {_usd(reference)}"
+        if row["left unsolved"]:
+            text += (f". In {int(row['left unsolved'])} future(s) the upgrades left violations unsolved (catalogue or "
+                     "regulator limits): there the cost is a lower bound")
+        if by_policy is not None and len(by_policy):
+            mine = by_policy[(by_policy["state"] == state) & (by_policy["season"] == season)
+                             & (by_policy["feeder"] == feeder)].sort_values("policy")
+            if len(mine):
+                text += (". 90th percentile per policy: " + "; ".join(
+                    f"{r['policy_name']} {_usd(r['90th percentile [USD]'])}" for r in mine.to_dict("records")))
+        group = ok[(ok["state"] == state) & (ok["season"] == season) & (ok["feeder"] == feeder)]
+        if len(group):
+            free = int((fails.loc[group.index] & (np.nan_to_num(_costs(group), nan=-1.0) == 0)).sum())
+            if free:
+                text += (f". {free} future(s) fail a planning criterion yet cost nothing: the upgrade step acts on "
+                         "NREL DISCO's limits (a loading above "
+                         f"{config.UPGRADES['transformer_upper_limit_pu']:g} pu in any 15-min interval, a customer "
+                         "outside Range A), not on the planning criteria's moving averages")
+        out.append(text + ".")
+    return out
+
+
+def _inputs_in_words(names: Sequence[str]) -> str:
+    return ", ".join(f"{rio.INPUT_LABELS.get(n, n)} ({n})" for n in names)
+
+
+def cost_drivers(sensitivity: pd.DataFrame | None, skipped: pd.DataFrame | None) -> list[str]:
+    """In words, from the sensitivity rows of the upgrade cost: per pooled group (USD per customer), then per
+    feeder (USD), and method, which inputs stand above the noise floor (with index [interval]), or that the runs
+    are too few to rank any, and the analyses skipped with their reason."""
+    if sensitivity is None or "metric" not in sensitivity.columns:
+        return []
+    rows = sensitivity[sensitivity["metric"] == rio.COST_METRIC]
+    out = []
+    for scope in ("pooled", "feeder"):
+        if rows.empty or not (rows["scope"] == scope).any():
+            continue
+        verdicts = sensitivity_verdicts(rows, scope=scope)
+        for r in verdicts.to_dict("records"):
+            where = (f"{r['state']} {r['season']}, pooled over feeders (USD per customer)" if scope == "pooled"
+                     else f"{r['state']} {r['season']}, {r['feeder']} (USD)")
+            method = METHOD_WORDS.get(r["method"], r["method"])
+            above = r["above the noise floor: index [interval]"]
+            if above:
+                names = [item.split(" ", 1)[0] for item in above.split("; ")]
+                text = (f"{where}, {method} over {r['runs']} runs: the cost is driven by {_inputs_in_words(names)}; "
+                        f"index [interval] {above}, against the dummy input's {r['dummy (noise floor)']}")
+                if "order not resolved" in str(r["verdict"]):
+                    text += " (their order is not resolved: the intervals overlap)"
+            else:
+                text = (f"{where}, {method} over {r['runs']} runs: no input stands above the noise floor (dummy "
+                        f"{r['dummy (noise floor)']}): too few runs to say what drives the cost")
+            out.append(text + ".")
+    if skipped is not None and len(skipped) and "metric" in skipped.columns:
+        part = skipped[(skipped["metric"] == rio.COST_METRIC)]
+        for r in part.drop_duplicates(["group", "method", "reason"]).to_dict("records"):
+            given = r["method"] if isinstance(r["method"], str) else ""
+            method = METHOD_WORDS.get(given, given) if given else "both methods"
+            out.append(f"{r['group']}: {method} not estimated for the cost: {r['reason']}.")
+    return out
+
+
+#: the sensitivity methods in words
+METHOD_WORDS = {"delta": "delta (Borgonovo)", "pawn": "PAWN"}
+
+
+def cost_prim_sentences(boxes: pd.DataFrame | None) -> list[str]:
+    """The pooled scenario-discovery rows of the cost criterion in words (where the costly futures lie)."""
+    if boxes is None or "criterion" not in boxes.columns:
+        return []
+    part = boxes[(boxes["criterion"] == rio.COST_CRITERION) & (boxes["scope"] == "pooled")]
+    out = []
+    for r in part.to_dict("records"):
+        head = (f"{r['group']}: {int(r['n_failures'])} of {int(r['n_runs'])} futures cost more than "
+                f"{rio.cost_threshold_usd():,.0f} USD")
+        status = str(r["status"])
+        if status == "box":
+            out.append(f"{head}; PRIM finds them where {r['rule']} (coverage {fmt(r['coverage'])}, density "
+                       f"{fmt(r['density'])}).")
+        else:
+            out.append(f"{head}; scenario discovery: {status.replace('_', ' ')} ({r['rule']}).")
+    return out
+
+
+def cost_section(results: pd.DataFrame, sensitivity: pd.DataFrame | None, skipped: pd.DataFrame | None,
+                 boxes: pd.DataFrame | None, figures_html: str) -> str:
+    """The report's section "What it costs to fix": the cost distribution per feeder and season (and policy in a
+    cross layout) in words and tables, what drives it, and the cost figure; or that the upgrade step did not run."""
+    head = '<h2 id="costs">What it costs to fix</h2>'
+    if not rio.has_upgrade_costs(results):
+        return head + f'<p class="note">No upgrade costs in these results: {html.escape(COST_ABSENT)}.</p>'
+    distribution = cost_distribution(results)
+    cross = rio.is_cross(results)
+    by_policy = cost_distribution(results, ("state", "season", "feeder", "policy")) if cross else None
+    intro = ("<p>Every run that violates a limit is upgraded by phase 6's upgrade step (NREL DISCO's automated "
+             "upgrade-cost method and its generic unit costs, <code>common.config.UPGRADES</code>): overloaded "
+             "transformers and lines get the smallest catalogue size or parallel units reaching the design loading, "
+             "then capacitor and regulator settings and new regulators for customers outside Range A. The cost is "
+             "over the futures (the reference case 0 apart), in USD; a future whose upgrade failed has no cost and "
+             "is left out of the percentiles. Split: the share of the group's total spent on each kind.</p>")
+    parts = [head, intro, "<ul>" + "".join(f"<li>{html.escape(s)}</li>"
+                                           for s in cost_sentences(distribution, by_policy, results)) + "</ul>",
+             html_table(distribution)]
+    if by_policy is not None and len(by_policy):
+        parts.append("<h3>Per policy</h3>" + html_table(by_policy))
+    parts.append("<h3>Which inputs drive the cost</h3>")
+    drivers = cost_drivers(sensitivity, skipped)
+    if drivers:
+        parts.append("<p>From the sensitivity analysis of <code>upgrade_cost_usd</code> (pooled over feeders as USD "
+                     "per customer of the feeder, not relative to the reference case: a cost has its own zero). An "
+                     "input drives the cost when its index interval lies above the dummy input's.</p><ul>"
+                     + "".join(f"<li>{html.escape(s)}</li>" for s in drivers) + "</ul>")
+    else:
+        parts.append(f'<p class="note">No sensitivity of the cost yet: run '
+                     f"<code>{html.escape(rio.PRODUCERS['sensitivity'])}</code>.</p>")
+    prim = cost_prim_sentences(boxes)
+    if prim:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in prim) + "</ul>")
+    parts.append(figures_html)
+    return "".join(parts)
 
 
 # ------------------------------------------------------------------------------------------- page
@@ -460,7 +681,8 @@ def build_page(ws, results: pd.DataFrame) -> str:
 
     parts = [f"<h1>Distribution planning study: results for {html.escape(', '.join(states))}</h1>",
              "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-                 ("runs", "Runs"), ("failures", "Failures"), ("outcomes", "Outcomes"), ("sensitivity", "Sensitivity"),
+                 ("runs", "Runs"), ("failures", "Failures"), ("outcomes", "Outcomes"), ("costs", "Costs"),
+                 ("sensitivity", "Sensitivity"),
                  ("prim", "Scenario discovery"), ("robustness", "Robustness"), ("settings", "Settings"),
                  ("files", "Files"))) + "</nav>"]
     kpis = [("runs", len(results)), ("ok", len(ok)), ("failed solves", int((results["status"] != "ok").sum())),
@@ -499,6 +721,8 @@ def build_page(ws, results: pd.DataFrame) -> str:
     parts.append('<h2 id="outcomes">Outcomes</h2><h3>Worst outcome per state and season</h3>')
     parts.append(html_table(worst_outcomes(results)))
     parts.append(figs("outcomes"))
+
+    parts.append(cost_section(results, sensitivity, skipped, boxes, figs("costs")))
 
     parts.append('<h2 id="sensitivity">Sensitivity: which inputs matter</h2>')
     if sensitivity is None:

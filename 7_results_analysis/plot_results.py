@@ -17,7 +17,11 @@ Description
     * ``ecdf_lhs_vs_sobol.png``: the empirical distribution of two outcomes per design, per state and
       season (feeder-head peak as % change against each feeder's reference case, and the worst
       transformer loading [%]), with the Kolmogorov-Smirnov distance between the designs
-      (``scipy.stats.ks_2samp``): how alike the two designs cover the outcomes.
+      (``scipy.stats.ks_2samp``): how alike the two designs cover the outcomes;
+    * ``upgrade_cost_<STATE>.png`` (only where phase 6's upgrade step ran, ``--upgrades``; else any earlier
+      one is removed): the upgrade cost [USD] of every run per feeder, a box and the runs as points per
+      season, coloured by policy in a cross layout, the reference case "0" as a black diamond, runs the
+      upgrades left unsolved as crosses and ``common.config.UPGRADES["cost_threshold_usd"]`` as a dashed line.
 
     The sensitivity bars and the PRIM figures are drawn by ``sensitivity_analysis.py`` and
     ``scenario_discovery.py``.
@@ -26,11 +30,13 @@ Inputs
     <data>/7_results_analysis/xlrm_results.parquet      (append_experiment_results.py)
 
 Outputs (``<data>/7_results_analysis/plots/``)
-    peak_distribution_<STATE>.png, storage_peak_reduction.png, failure_map_<STATE>.png, ecdf_lhs_vs_sobol.png
+    peak_distribution_<STATE>.png, storage_peak_reduction.png, failure_map_<STATE>.png, ecdf_lhs_vs_sobol.png,
+    upgrade_cost_<STATE>.png (with upgrade costs)
     <data>/7_results_analysis/manifest_plot_results.json
 
 Settings read
-    common.config: SEASONS, DESIGNS, FAILURE_CRITERIA (through results_io.planning_failures); results_io.INPUT_LABELS.
+    common.config: SEASONS, DESIGNS, FAILURE_CRITERIA (through results_io.planning_failures),
+    UPGRADES["cost_threshold_usd"]; results_io.INPUT_LABELS.
 
 Usage
     python 7_results_analysis/plot_results.py [--data-dir DATA] [--state NC]
@@ -237,6 +243,80 @@ def plot_ecdf(runs: pd.DataFrame):
     return fig
 
 
+POLICY_COLOURS = ("#8c8c8c", "#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd", "#dd8452")
+#: the upgrade-cost figure's file name per state
+COST_FIGURE = "upgrade_cost_{state}.png"
+
+
+def plot_upgrade_costs(runs: pd.DataFrame, state: str):
+    """The upgrade cost [USD] of every run with one, per feeder (x) and season (box and points); points coloured
+    by policy in a cross layout; runs with violations left unsolved as crosses (their cost is a lower bound);
+    the reference case as a black diamond; the cost threshold of scenario discovery as a dashed line."""
+    part = runs[(runs["state"] == state)].copy()
+    part["cost"] = pd.to_numeric(part[rio.COST_METRIC], errors="coerce").astype(float)
+    part = part[part["cost"].notna()]
+    feeders = sorted(part["feeder"].unique())
+    seasons = [s for s in config.SEASONS if (part["season"] == s).any()]
+    cross = rio.is_cross(part)
+    policies = sorted(int(p) for p in pd.to_numeric(part["policy"], errors="coerce").dropna().unique() if p > 0) \
+        if cross else []
+    colour = {p: POLICY_COLOURS[i % len(POLICY_COLOURS)] for i, p in enumerate(policies)}
+    fig, axes = figures.figure(1, 1, width=max(6.0, 1.3 * len(feeders) * max(1, len(seasons)) + 2), height=4.6)
+    ax = axes[0, 0]
+    rng = np.random.default_rng(JITTER_SEED)
+    width = 0.8 / max(1, len(seasons))
+    unsolved = pd.to_numeric(part.get("upgrade_unsolved", pd.Series(0, index=part.index)), errors="coerce").fillna(0)
+    for f, feeder in enumerate(feeders):
+        for c, season in enumerate(seasons):
+            sub = part[(part["feeder"] == feeder) & (part["season"] == season)]
+            pos = f + (c - (len(seasons) - 1) / 2) * width
+            futures = sub[sub["case"] != rio.REFERENCE_CASE]
+            values = futures["cost"].to_numpy(dtype=float) / 1e3
+            if len(values):
+                ax.boxplot(values, positions=[pos], widths=width * 0.8, showfliers=False, patch_artist=True,
+                           boxprops={"facecolor": SEASON_COLOURS.get(season, "0.7"), "alpha": 0.25},
+                           medianprops={"color": "black"})
+                x = pos + rng.uniform(-width * 0.3, width * 0.3, len(values))
+                if cross:
+                    ids = pd.to_numeric(futures["policy"], errors="coerce").fillna(0).astype(int)
+                    colours = np.array([colour.get(p, "0.5") for p in ids], dtype=object)
+                else:
+                    colours = np.full(len(values), SEASON_COLOURS.get(season, "0.5"), dtype=object)
+                left = (unsolved.loc[futures.index] > 0).to_numpy()
+                ax.scatter(x[~left], values[~left], s=12, c=list(colours[~left]), zorder=3, alpha=0.85)
+                if left.any():
+                    ax.scatter(x[left], values[left], s=26, marker="x", color="black", zorder=4)
+            ref = sub[sub["case"] == rio.REFERENCE_CASE]["cost"]
+            if len(ref):
+                ax.scatter([pos], [ref.mean() / 1e3], marker="D", color="black", s=22, zorder=5)
+    threshold = rio.cost_threshold_usd() / 1e3
+    ax.axhline(threshold, color="#b00020", ls="--", lw=1)
+    ax.set_xticks(range(len(feeders)), feeders, rotation=30 if len(feeders) > 3 else 0,
+                  ha="right" if len(feeders) > 3 else "center", fontsize=8)
+    ax.set_ylabel("upgrade cost [thousand USD]")
+    ax.set_xlabel("feeder")
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    if cross:
+        names = part.assign(p=pd.to_numeric(part["policy"], errors="coerce")).groupby("p")["policy_name"].first()
+        handles = [Line2D([], [], color=colour[p], marker="o", ls="", label=f"{p}: {names[p]}") for p in policies]
+    else:
+        handles = [Line2D([], [], color=SEASON_COLOURS.get(s, "0.5"), marker="o", ls="", label=s) for s in seasons]
+    if cross:
+        from matplotlib.patches import Patch
+
+        handles += [Patch(facecolor=SEASON_COLOURS.get(s, "0.7"), alpha=0.25, edgecolor="black", label=f"box: {s}")
+                    for s in seasons]
+    handles += [Line2D([], [], color="black", marker="D", ls="", label="reference case 0"),
+                Line2D([], [], color="black", marker="x", ls="", label="violations left unsolved (lower bound)"),
+                Line2D([], [], color="#b00020", ls="--", label=f"threshold {threshold:,.0f} thousand USD")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    ax.set_title(f"{state}: upgrade cost per run ({len(part)} runs; NREL DISCO's method and unit costs)", fontsize=10)
+    return fig
+
+
 # ------------------------------------------------------------------------------------------- CLI
 def build_parser() -> cli.Parser:
     parser = cli.build_parser(__doc__.split("\n\n")[0], prog="plot_results.py")
@@ -261,6 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             written.append(save_figure(plot_failure_map(runs, state), out / f"failure_map_{state}.png"))
         written.append(save_figure(plot_storage(runs), out / "storage_peak_reduction.png"))
         written.append(save_figure(plot_ecdf(runs), out / "ecdf_lhs_vs_sobol.png"))
+        costed = {state for state in runs["state"].unique() if rio.has_upgrade_costs(runs[runs["state"] == state])}
+        for state in sorted(costed):
+            written.append(save_figure(plot_upgrade_costs(runs, state), out / COST_FIGURE.format(state=state)))
+        for state in config.STATES:  # an earlier run's cost figure would tell of upgrades these results do not hold
+            stale = out / COST_FIGURE.format(state=state)
+            if state not in costed and stale.is_file() and (args.state is None or state in args.state):
+                stale.unlink()
+                logger.info("%s removed: no upgrade cost in these results for %s", stale.name, state)
         write_manifest(ws.results_dir, "7_results_analysis/plot_results.py", {
             "states": sorted(runs["state"].unique().tolist()), "runs_ok": len(runs),
             "figures": [p.name for p in written]}, name="manifest_plot_results.json")

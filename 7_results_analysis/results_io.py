@@ -15,7 +15,10 @@ hold (role, unit, meaning) and gives the few helpers more than two scripts need:
   (``hp_adoption`` = 1 - baseline, X; ``hp_dm_fraction`` = dm / (dm + un), L; ``common.doe.FACTORS``),
   added to every table read from ``xlrm_results`` beside the shares, which stay;
 * :func:`load_results`: ``xlrm_results.parquet`` with a clear error when it is missing or unreadable,
-  with the factors added.
+  with the factors added;
+* :data:`COST_METRIC`, :func:`has_upgrade_costs`, :func:`cost_failures`: the upgrade step's cost
+  (phase 6 ``--upgrades``) as an outcome, and its criterion "cost above
+  ``common.config.UPGRADES["cost_threshold_usd"]``" (:data:`COST_CRITERION`), only where the cost exists.
 
 Nothing here reads or writes at import time.
 """
@@ -115,6 +118,46 @@ UPGRADE_METRICS: dict[str, tuple[str, str]] = {
 }
 
 
+#: every outcome of xlrm_results with its unit and meaning: the run metrics, then the upgrade step's
+OUTCOMES_DESCRIBED: dict[str, tuple[str, str]] = {**METRICS, **UPGRADE_METRICS}
+#: the upgrade cost [USD] as an analysed outcome of phase 7 (sensitivity, scenario discovery, robustness, report)
+COST_METRIC = "upgrade_cost_usd"
+#: the cost's split, in the order the report gives it: (column, label)
+COST_PARTS = (("upgrade_cost_transformers_usd", "transformers"), ("upgrade_cost_lines_usd", "lines"),
+              ("upgrade_cost_voltage_usd", "voltage"))
+#: scenario discovery's criterion on the cost (only where xlrm_results has the cost): a run "fails" it when its
+#: upgrade cost is above ``common.config.UPGRADES["cost_threshold_usd"]``
+COST_CRITERION = "upgrade_cost_above_threshold"
+
+
+def has_upgrade_costs(results: pd.DataFrame) -> bool:
+    """Whether the upgrade step ran on some run of ``results``: the cost column holds a finite value."""
+    if COST_METRIC not in results.columns:
+        return False
+    return bool(np.isfinite(pd.to_numeric(results[COST_METRIC], errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan)).any())
+
+
+def cost_threshold_usd() -> float:
+    """The cost above which a run is "too costly" [USD]: ``common.config.UPGRADES["cost_threshold_usd"]``."""
+    return float(config.UPGRADES["cost_threshold_usd"])
+
+
+def cost_failures(results: pd.DataFrame, threshold_usd: float | None = None) -> pd.Series:
+    """Per run, whether its upgrade cost is above the threshold (``cost_threshold_usd`` by default), as a
+    nullable boolean: True above it, False at or below it, <NA> where the cost is unknown (no upgrade
+    step, a failed one, or a run that is not ``ok``); an analysis of the criterion leaves those runs out
+    rather than count them as passing. A table without the cost column is all <NA>."""
+    threshold_usd = cost_threshold_usd() if threshold_usd is None else float(threshold_usd)
+    if COST_METRIC not in results.columns:
+        return pd.Series(pd.NA, index=results.index, dtype="boolean")
+    cost = pd.to_numeric(results[COST_METRIC], errors="coerce").astype(float)
+    known = cost.notna()
+    if "status" in results.columns:
+        known &= results["status"] == "ok"
+    return pd.Series(cost > threshold_usd, index=results.index, dtype="boolean").where(known, pd.NA)
+
+
 def upgrade_columns(block: dict | None) -> dict[str, object]:
     """The :data:`UPGRADE_METRICS` of a summary's ``upgrades`` block ({} without one; costs None when it failed)."""
     if not isinstance(block, dict):
@@ -183,6 +226,8 @@ CRITERION_LABELS = {
     "undervoltage": f"undervoltage (a customer below {_UV['range_pu'][0]:g} pu for "
                     f"{_UV['min_consecutive_intervals']} or more consecutive 15-min intervals)",
     UNION: "any planning criterion",
+    COST_CRITERION: f"upgrade cost above {float(config.UPGRADES['cost_threshold_usd']):,.0f} USD "
+                    "(common.config.UPGRADES cost_threshold_usd; only where the upgrade step ran)",
 }
 
 

@@ -19,7 +19,11 @@ Description
       ``_max`` give the range of the share across replicates;
     * **percentile outcomes** of :data:`OUTCOMES` (lower is better): median and 90th percentile over the
       runs, the 90th percentile with a 95 % bootstrap percentile interval that resamples whole
-      scenarios (``BOOTSTRAP`` resamples, seeded by SeedSequence from ``--seed`` and the group);
+      scenarios (``BOOTSTRAP`` resamples, seeded by SeedSequence from ``--seed`` and the group); where
+      phase 6's upgrade step ran (``--upgrades``), ``upgrade_cost_usd`` is an outcome too
+      (:func:`outcomes_of`: its median and 90th percentile per policy, "policy A keeps the upgrade cost
+      below $X in 90 % of the futures", and its regret; runs without a cost, where the step failed, are
+      left out of its statistics), but not part of the ranking below;
     * **regret** (Savage): per scenario and placement replicate, the policy's outcome minus the best
       policy's outcome in that scenario and replicate (the same placements: common random numbers, so
       the difference is the policies' alone); its maximum and 90th percentile per policy. A scenario and
@@ -93,7 +97,14 @@ logger = logging.getLogger(__name__)
 #: outside the range, under or over)
 OUTCOMES = ("peak_kw", "worst_transformer_loading_pct", "ansi_a_customers_affected")
 OUTCOME_LABELS = {"peak_kw": "feeder-head peak [kW]", "worst_transformer_loading_pct": "worst transformer loading [%]",
-                  "ansi_a_customers_affected": "customers outside Range A"}
+                  "ansi_a_customers_affected": "customers outside Range A", rio.COST_METRIC: "upgrade cost [USD]"}
+
+
+def outcomes_of(results: pd.DataFrame) -> tuple[str, ...]:
+    """The outcomes of the percentiles and the regret: :data:`OUTCOMES`, then the upgrade cost where phase 6's
+    upgrade step ran (``results_io.has_upgrade_costs``). The ranking reads :data:`OUTCOMES` only, so the upgrade
+    step leaves the policies' order as it was (the cost is reported beside it)."""
+    return (*OUTCOMES, rio.COST_METRIC) if rio.has_upgrade_costs(results) else OUTCOMES
 #: the criteria of the satisficing shares: each planning criterion; the union is ``satisficing``
 CRITERIA = rio.CRITERIA
 Z95 = 1.959963984540054
@@ -269,7 +280,7 @@ def analyse(results: pd.DataFrame, *, min_scenarios: int = MIN_SCENARIOS, seed: 
                                   failed_solves=failed["policy"].value_counts().to_dict(), outcomes=outcomes)
         regret["fails"] = flags.loc[regret.index, rio.UNION].to_numpy()
         regret_parts.append(regret)
-        order = rank_policies(rows, outcomes)
+        order = rank_policies(rows, [o for o in outcomes if o in OUTCOMES])
         words = verdict(rows, order, min_scenarios)
         reference = references.get(key, {}).get(rio.UNION, "missing")
         for rank, i in enumerate(order, start=1):
@@ -397,19 +408,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                            f" ({len(stale)} earlier output(s) removed)" if stale else "")
             return 0
         sd.ema_modules()
+        outcomes = outcomes_of(results)
         robustness, regret, vulnerability = analyse(results, min_scenarios=args.min_scenarios, seed=args.seed,
-                                                    discovery={"resamples": args.resamples})
+                                                    discovery={"resamples": args.resamples}, outcomes=outcomes)
         if robustness.empty:
             raise cli.UserError(f"no ok run of a cross layout's policies in {rio.results_path(ws, 'xlrm_results')}: "
                                 "solve phase 6 and run append_experiment_results.py")
         write_csv(rio.results_path(ws, "robustness"), robustness)
         write_csv(rio.results_path(ws, "regret"), regret)
         write_csv(rio.results_path(ws, "vulnerability"), vulnerability)
-        save_figure(plot_policies(robustness), rio.plots_dir(ws) / FIGURES[0])
-        save_figure(plot_regret(robustness), rio.plots_dir(ws) / FIGURES[1])
+        save_figure(plot_policies(robustness, outcomes), rio.plots_dir(ws) / FIGURES[0])
+        save_figure(plot_regret(robustness, outcomes), rio.plots_dir(ws) / FIGURES[1])
         write_manifest(ws.results_dir, "7_results_analysis/robustness_analysis.py", {
             "min_scenarios": args.min_scenarios, "seed": args.seed, "resamples": args.resamples,
-            "bootstrap": BOOTSTRAP, "outcomes": list(OUTCOMES), "uncertainties": list(doe.uncertainty_names()),
+            "bootstrap": BOOTSTRAP, "outcomes": list(outcomes), "uncertainties": list(doe.uncertainty_names()),
             "groups": int(robustness[list(KEYS)].drop_duplicates().shape[0]),
             "policies": int(robustness["policy"].nunique())}, name="manifest_robustness_analysis.json")
         for _, row in robustness[robustness["rank"] == 1].iterrows():

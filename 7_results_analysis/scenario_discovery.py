@@ -5,7 +5,11 @@ Description
     ``transformer_overload`` (2-h moving average above 100 % of nameplate, or any 15-min interval above
     the 150 % emergency limit; IEEE C57.91), ``line_overload`` (1-h moving average above 100 % of
     NormAmps), ``undervoltage`` (a customer below ANSI C84.1 Range A for at least 2 consecutive
-    intervals), and ``fails``, their union. For every criterion, PRIM (the Patient Rule Induction
+    intervals), and ``fails``, their union; where phase 6's upgrade step ran (``--upgrades``: the results hold
+    ``upgrade_cost_usd``), also ``upgrade_cost_above_threshold``, a cost above
+    ``common.config.UPGRADES["cost_threshold_usd"]`` (``results_io.cost_failures``; not part of ``fails``;
+    runs without a cost, where the step failed, are left out of that criterion's groups, logged). For every
+    criterion, PRIM (the Patient Rule Induction
     Method: Friedman and Fisher 1999; for scenario discovery Bryant and Lempert 2010) searches for a
     box, a range per input, where the failing runs concentrate, in two kinds of group:
 
@@ -92,7 +96,8 @@ Outputs (``<data>/7_results_analysis/``)
     manifest_scenario_discovery.json
 
 Settings read
-    common.config: FAILURE_CRITERIA (through results_io.planning_failures), ANSI_RANGE_A;
+    common.config: FAILURE_CRITERIA (through results_io.planning_failures), ANSI_RANGE_A,
+    UPGRADES["cost_threshold_usd"] (the cost criterion, results_io.cost_failures);
     common.doe.PARAMETERS, FACTORS (design ranges of the inputs, for the plots).
 
 Usage
@@ -140,6 +145,8 @@ DESCRIPTOR_LABELS = {"feeder_n_customers": "feeder customers", "feeder_head_capa
 ALL_INPUTS = (*rio.INDEPENDENT_INPUTS, *DESCRIPTORS)
 #: the criteria PRIM runs for: each of common.config.FAILURE_CRITERIA, then their union
 CRITERIA = (*rio.CRITERIA, rio.UNION)
+#: with the upgrade cost in the results (phase 6 --upgrades): also "cost above the threshold"
+CRITERIA_WITH_COST = (*CRITERIA, rio.COST_CRITERION)
 STATUSES = ("box", "no_box", "fails_before_adoption", "no_failures", "all_failures", "too_few_runs")
 
 
@@ -199,15 +206,35 @@ def feeder_descriptors(results: pd.DataFrame, circuits: pd.DataFrame | None) -> 
     return out.reset_index()
 
 
+def criteria_of(results: pd.DataFrame) -> tuple[str, ...]:
+    """The criteria searched on ``results``: :data:`CRITERIA`, and the upgrade cost above
+    ``common.config.UPGRADES["cost_threshold_usd"]`` where the results hold a cost
+    (``results_io.has_upgrade_costs``)."""
+    return CRITERIA_WITH_COST if rio.has_upgrade_costs(results) else CRITERIA
+
+
+def criterion_flags(results: pd.DataFrame) -> pd.DataFrame:
+    """Per run and criterion of :func:`criteria_of`: whether it fails (``results_io.planning_failures``; the cost
+    criterion from ``results_io.cost_failures``, nullable: <NA> where a run has no cost)."""
+    flags = rio.planning_failures(results)
+    if rio.COST_CRITERION in criteria_of(results):
+        flags[rio.COST_CRITERION] = rio.cost_failures(results)
+    return flags
+
+
 def reference_status(results: pd.DataFrame, flags: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, str]]:
-    """(state, season, feeder) -> criterion -> ``fails`` / ``passes`` / ``missing``: does the reference
-    case 0 of the feeder (an ok run of either design) already fail the criterion?"""
+    """(state, season, feeder) -> criterion (every column of ``flags``) -> ``fails`` / ``passes`` / ``missing``:
+    does the reference case 0 of the feeder (an ok run of either design) already fail the criterion?
+    ``missing`` also where the reference run's flag is unknown (<NA>: its upgrade cost, when it has none)."""
     ok = (results["status"] == "ok") & (results["case"] == rio.REFERENCE_CASE)
     out: dict[tuple[str, str, str], dict[str, str]] = {}
     for key, part in results.groupby(["state", "season", "feeder"], sort=True):
-        ref = ok.loc[part.index]
-        out[key] = {c: ("missing" if not ref.any() else "fails" if flags.loc[part.index[ref.to_numpy()], c].any()
-                        else "passes") for c in CRITERIA}
+        ref = part.index[ok.loc[part.index].to_numpy()]
+        status = {}
+        for c in flags.columns:
+            known = flags.loc[ref, c].dropna()
+            status[c] = "missing" if known.empty else "fails" if bool(known.astype(bool).any()) else "passes"
+        out[key] = status
     return out
 
 
@@ -408,20 +435,25 @@ def discovery_runs(results: pd.DataFrame, circuits: pd.DataFrame | None) -> Iter
                                                                                            np.ndarray, list[str]]]:
     """(head, runs, y, inputs) of every group and criterion: per (state, season) the pooled group, then
     each feeder; head rows of feeders failing before any adoption come with no runs (status row)."""
-    flags = rio.planning_failures(results)
+    flags = criterion_flags(results)
     references = reference_status(results, flags)
     runs = design_runs(results)
     descriptors = feeder_descriptors(results, circuits).set_index(["state", "season", "feeder"])
     runs = runs.join(descriptors, on=["state", "season", "feeder"])
-    for (state, season), part in runs.groupby(["state", "season"], sort=True):
-        feeders = sorted(part["feeder"].unique())
-        for criterion in CRITERIA:
-            y_all = flags.loc[part.index, criterion].to_numpy()
+    for (state, season), every in runs.groupby(["state", "season"], sort=True):
+        feeders = sorted(every["feeder"].unique())
+        for criterion in flags.columns:
+            known = flags.loc[every.index, criterion].notna().to_numpy()
+            part = every[known]  # the cost criterion: only the runs with a cost (every run for the others)
+            if not known.all():
+                logger.info("%s %s %s: %d run(s) without an upgrade cost (the step failed or did not run) left out",
+                            state, season, criterion, int((~known).sum()))
+            y_all = flags.loc[part.index, criterion].to_numpy(dtype=bool)
             before = [f for f in feeders if references.get((state, season, f), {}).get(criterion) == "fails"]
             for f in feeders:
                 if references.get((state, season, f), {}).get(criterion) == "missing":
-                    logger.info("%s %s %s: no ok reference run: kept in the pooled %s group", state, season, f,
-                                criterion)
+                    logger.info("%s %s %s: no ok reference run%s: kept in the pooled %s group", state, season, f,
+                                " with a cost" if criterion == rio.COST_CRITERION else "", criterion)
             kept = ~part["feeder"].isin(before).to_numpy()
             pooled = part[kept]
             names = list(rio.INDEPENDENT_INPUTS)
@@ -444,7 +476,7 @@ def discovery_runs(results: pd.DataFrame, circuits: pd.DataFrame | None) -> Iter
                 ref = references.get((state, season, f), {}).get(criterion, "missing")
                 head = {"group": f"{state} {season} {f}", "scope": "feeder", "criterion": criterion, "state": state,
                         "season": season, "feeder": f, "reference": ref, "feeders_left_out": ""}
-                y = flags.loc[sub.index, criterion].to_numpy()
+                y = flags.loc[sub.index, criterion].to_numpy(dtype=bool)
                 if ref == "fails":
                     head = {**head, "status": "fails_before_adoption",
                             "rule": "fails before any adoption: the reference case 0 already fails this criterion, "
@@ -478,15 +510,15 @@ def _range(name: str, ranges: dict[str, tuple[float, float]]) -> tuple[float, fl
     return ranges.get(name, (0.0, 1.0))
 
 
-def plot_boxes(boxes: pd.DataFrame, ranges: dict[str, tuple[float, float]]):
-    """Per pooled group (rows) and criterion (columns), each input's range (grey) and the first box's or
-    CART leaf's range (red: PRIM, restricted, with its quasi-p value; blue: CART), with statistics.
+def plot_boxes(boxes: pd.DataFrame, ranges: dict[str, tuple[float, float]], criteria: Sequence[str] = CRITERIA):
+    """Per pooled group (rows) and criterion (columns: ``criteria``), each input's range (grey) and the first
+    box's or CART leaf's range (red: PRIM, restricted, with its quasi-p value; blue: CART), with statistics.
     ``ranges``: (low, high) of the feeder descriptors over the runs."""
     groups = list(dict.fromkeys(boxes["group"]))
-    fig, axes = figures.figure(len(groups), len(CRITERIA), width=5.0, height=0.36 * len(ALL_INPUTS) + 1.6)
+    fig, axes = figures.figure(len(groups), len(criteria), width=5.0, height=0.36 * len(ALL_INPUTS) + 1.6)
     yy = np.arange(len(ALL_INPUTS))
     for r, group in enumerate(groups):
-        for c, criterion in enumerate(CRITERIA):
+        for c, criterion in enumerate(criteria):
             ax = axes[r, c]
             part = boxes[(boxes["group"] == group) & (boxes["criterion"] == criterion)]
             ax.set_yticks(yy, [_label(n) for n in ALL_INPUTS] if c == 0 else [""] * len(ALL_INPUTS), fontsize=7)
@@ -528,13 +560,13 @@ def plot_boxes(boxes: pd.DataFrame, ranges: dict[str, tuple[float, float]]):
     return fig
 
 
-def plot_trajectory(steps: pd.DataFrame, boxes: pd.DataFrame):
-    """Per pooled group (rows) and criterion (columns): density against coverage along the first box's
-    trajectory, dropped restrictions as crosses, the box kept circled."""
+def plot_trajectory(steps: pd.DataFrame, boxes: pd.DataFrame, criteria: Sequence[str] = CRITERIA):
+    """Per pooled group (rows) and criterion (columns: ``criteria``): density against coverage along the first
+    box's trajectory, dropped restrictions as crosses, the box kept circled."""
     groups = list(dict.fromkeys(boxes["group"]))
-    fig, axes = figures.figure(len(groups), len(CRITERIA), width=3.8, height=3.2)
+    fig, axes = figures.figure(len(groups), len(criteria), width=3.8, height=3.2)
     for r, group in enumerate(groups):
-        for c, criterion in enumerate(CRITERIA):
+        for c, criterion in enumerate(criteria):
             ax = axes[r, c]
             part = steps[(steps["group"] == group) & (steps["criterion"] == criterion) & (steps["box"] == 1)] \
                 if len(steps) else steps
@@ -639,17 +671,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ["state", "season", "feeder"]), on=["state", "season", "feeder"])
         ranges = {d: (float(np.nanmin(design[d])), float(np.nanmax(design[d]))) if np.isfinite(design[d]).any()
                   else (0.0, 1.0) for d in DESCRIPTORS}
-        save_figure(plot_boxes(pooled, ranges), rio.plots_dir(ws) / "prim_boxes.png")
-        save_figure(plot_trajectory(steps[steps["scope"] == "pooled"], pooled), rio.plots_dir(ws) / "prim_trajectory.png")
+        criteria = criteria_of(results)
+        save_figure(plot_boxes(pooled, ranges, criteria), rio.plots_dir(ws) / "prim_boxes.png")
+        save_figure(plot_trajectory(steps[steps["scope"] == "pooled"], pooled, criteria),
+                    rio.plots_dir(ws) / "prim_trajectory.png")
         write_manifest(ws.results_dir, "7_results_analysis/scenario_discovery.py", {
             **settings, "states": sorted(results["state"].unique().tolist()), "inputs": list(rio.INDEPENDENT_INPUTS),
             "descriptors": list(DESCRIPTORS), "criteria": {name: {k: list(v) if isinstance(v, tuple) else v
                                                                   for k, v in spec.items()}
                                                            for name, spec in config.FAILURE_CRITERIA.items()},
+            **({"cost_criterion": {"name": rio.COST_CRITERION, "metric": rio.COST_METRIC,
+                                   "threshold_usd": rio.cost_threshold_usd()}}
+               if rio.COST_CRITERION in criteria else {}),
             "ema_workbench": metadata.version("ema_workbench"), "scikit-learn": metadata.version("scikit-learn"),
             "groups": int(boxes["group"].nunique()), "boxes": int((boxes["status"] == "box").sum())},
             name="manifest_scenario_discovery.json")
-        logger.info("%d group(s) x %d criteria, %d box(es) -> %s", boxes["group"].nunique(), len(CRITERIA),
+        logger.info("%d group(s) x %d criteria, %d box(es) -> %s", boxes["group"].nunique(), len(criteria),
                     int((boxes["status"] == "box").sum()), rio.results_path(ws, "prim_boxes"))
         return 0
 

@@ -2,7 +2,8 @@
 
 Description
     For each headline metric (``results_io.HEADLINE_METRICS``: ``peak_kw``,
-    ``ansi_a_violation_node_intervals``, ``worst_transformer_loading_pct``, ``losses_pct``) and each
+    ``ansi_a_violation_node_intervals``, ``worst_transformer_loading_pct``, ``losses_pct``, and
+    ``upgrade_cost_usd`` where phase 6's upgrade step ran, ``--upgrades``: :func:`analysed_metrics`) and each
     of the seven independent inputs (``results_io.INDEPENDENT_INPUTS``: ``hp_adoption``,
     ``hp_dm_fraction``, ``ev_perc``, ``ev_lvl2_perc``, ``ev_split.controlled``, ``storage_perc_3ph``,
     ``pv_perc_3ph``), two moment-independent measures estimated from the runs as given
@@ -33,6 +34,11 @@ Description
       (``gsa_methods.NORMALISATION``: peak as % change, transformer loading and losses as
       percentage-point differences, Range A violations as node-intervals per customer above the
       reference). A feeder without an ``ok`` reference run is left out of the pooled group (logged).
+      The upgrade cost is the exception: pooled as USD per customer of its feeder, NOT relative to the
+      reference case (a cost has its own zero, the reference often costs 0, and lumpy upgrades make a
+      difference of costs meaningless), so a feeder without a reference run stays in. A run whose
+      upgrade failed or did not run has no cost and is left out of the cost's analyses (mostly-zero
+      costs usually leave delta skipped: PAWN still runs).
 
     A group with fewer runs than ``--min-runs`` (default ``MIN_RUNS``), a metric that is constant
     over a group, or (delta only) fewer runs than ``gsa_methods.DELTA_MIN_RUNS`` or more than
@@ -142,6 +148,12 @@ BLAS_THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NU
 
 
 # ------------------------------------------------------------------------------------------- pure: groups
+def analysed_metrics(results: pd.DataFrame) -> list[str]:
+    """The metrics analysed: the headline metrics, then the upgrade cost where the upgrade step ran on some run
+    (``results_io.has_upgrade_costs``; phase 6 ``--upgrades``)."""
+    return list(rio.HEADLINE_METRICS) + ([rio.COST_METRIC] if rio.has_upgrade_costs(results) else [])
+
+
 def with_placement(results: pd.DataFrame) -> pd.DataFrame:
     """``results`` with ``design_point`` and ``placement_replicate``; a table without them (made before
     phase 0 had replicates) is one replicate: design point = case, replicate 0."""
@@ -221,11 +233,13 @@ def analysis_groups(results: pd.DataFrame, metrics: Sequence[str], seed: int = c
                 y = pd.to_numeric(part[metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 tasks.append({"group": f"{state} {season} {feeder}", "scope": "feeder", "state": state,
                               "season": season, "feeder": feeder, "metric": metric,
-                              "basis": rio.METRICS.get(metric, ("", ""))[0], "x": x, "y": y, "names": names,
+                              "basis": rio.OUTCOMES_DESCRIBED.get(metric, ("", ""))[0], "x": x, "y": y, "names": names,
                               "bounds": bounds, "n_feeders": 1, "designs": designs, **runs_of})
                 how, _ = gsa.NORMALISATION[metric]
                 ref_values = pd.to_numeric(ref[metric], errors="coerce").dropna()
-                if ref_values.empty:
+                if how in gsa.WITHOUT_REFERENCE:  # per customer (the upgrade cost): the reference case is not read
+                    ref_values = pd.Series([np.nan])
+                elif ref_values.empty:
                     skips.append({"group": f"{state} {season} {POOLED}", "scope": POOLED, "state": state,
                                   "season": season, "feeder": feeder, "metric": metric, "method": "",
                                   "input": "", "n_runs": len(part),
@@ -465,7 +479,7 @@ def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
         return frame
     method_order = {m: i for i, m in enumerate(("",) + METHODS)}
     input_order = {n: i for i, n in enumerate(("",) + rio.INDEPENDENT_INPUTS + (REPLICATE, gsa.DUMMY))}
-    metric_order = {m: i for i, m in enumerate(rio.HEADLINE_METRICS)}
+    metric_order = {m: i for i, m in enumerate((*rio.HEADLINE_METRICS, rio.COST_METRIC))}
     blank = pd.Series("", index=frame.index)
     frame["_s"] = (frame["scope"] != POOLED).astype(int)
     frame["_m"] = frame["metric"].map(metric_order).fillna(99)
@@ -494,7 +508,7 @@ def plot_metric(table: pd.DataFrame, metric: str):
     panels = sorted({(s, se) for s, se in zip(part["state"], part["season"])})
     names = _plotted_inputs(part) if len(part) else list(rio.INDEPENDENT_INPUTS)
     labels = [_label(n) for n in names]
-    unit = rio.METRICS.get(metric, ("", ""))[0]
+    unit = rio.OUTCOMES_DESCRIBED.get(metric, ("", ""))[0]
     if not panels:
         fig, axes = figures.figure(1, 1, width=8.0, height=3.0)
         axes[0, 0].text(0.5, 0.5, f"No group had enough runs to estimate the sensitivity of {metric}\n"
@@ -574,7 +588,7 @@ def plot_convergence(table: pd.DataFrame, metric: str):
     One panel per (state, season) and method; the title says whether the ranking held from N/2 to N."""
     part = table[(table["metric"] == metric) & (table["scope"] == POOLED)]
     panels = sorted({(s, se) for s, se in zip(part["state"], part["season"])})
-    unit = rio.METRICS.get(metric, ("", ""))[0]
+    unit = rio.OUTCOMES_DESCRIBED.get(metric, ("", ""))[0]
     if not panels:
         fig, axes = figures.figure(1, 1, width=8.0, height=3.0)
         axes[0, 0].text(0.5, 0.5, f"No pooled group of {metric} to show\n(see sensitivity_skipped.csv)",
@@ -647,6 +661,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             raise cli.UserError(f"{rio.results_path(ws, 'xlrm_results')}: metric {missing[0]!r} missing (no ok run?): "
                                 f"run {rio.PRODUCERS['xlrm_results']} on solved phase 6 runs")
+        metrics = analysed_metrics(results)
+        if rio.COST_METRIC in metrics:
+            logger.info("the upgrade step ran: %s analysed too (pooled as %s)", rio.COST_METRIC,
+                        gsa.NORMALISATION[rio.COST_METRIC][1])
         tasks, skips = analysis_groups(results, metrics, seed=args.seed)
         for task in tasks:
             task.update(min_runs=args.min_runs, resamples=args.resamples, seed=args.seed)
@@ -682,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "inputs": list(rio.INDEPENDENT_INPUTS) + ([REPLICATE] if replicates > 1 else []),
             "methods": list(METHODS), "min_runs": args.min_runs,
             "delta_min_runs": gsa.DELTA_MIN_RUNS, "resamples": args.resamples, "seed": args.seed,
-            "conf_level": gsa.CONF_LEVEL, "normalisation": {k: list(v) for k, v in gsa.NORMALISATION.items()},
+            "conf_level": gsa.CONF_LEVEL, "normalisation": {m: list(gsa.NORMALISATION[m]) for m in metrics},
             "placement_replicates": replicates, "convergence_subsamples": [label for label, _ in SUBSAMPLES],
             "convergence_subsampling": SUBSAMPLING, "rows": len(table), "skipped": len(skipped)},
             name="manifest_sensitivity_analysis.json")

@@ -48,7 +48,8 @@ class Step:
     ``eulp_root`` (``--eulp-root``), ``workers`` (``--workers``), ``n_cases`` (``--n-cases``),
     ``replicates`` (``--replicates``), ``layout`` (``--layout``, ``--scenarios``, ``--policies``: phase 0's
     experiment layout); ``days`` (``--days``: the design days per feeder and season of phase 2's
-    ``find_max_day_curve.py`` and of phase 6, ``common.config.DESIGN_DAYS``);
+    ``find_max_day_curve.py`` and of phase 6, ``common.config.DESIGN_DAYS``); ``upgrades`` (``--upgrades``
+    when the run asks for it: phase 6's upgrade step);
     ``quiet`` passes ``-q`` always (download progress bars); ``flags`` are passed as they are.
     """
 
@@ -65,6 +66,7 @@ class Step:
     replicates: bool = False
     layout: bool = False
     days: bool = False
+    upgrades: bool = False
     quiet: bool = False
 
     @property
@@ -77,9 +79,10 @@ class Step:
              workers: int | None = None, layout: str | None = None, scenarios: int | None = None,
              policies: int | None = None, days: int | None = None,
              source: str | Path | None = None, smartds_root: str | Path | None = None,
-             eulp_root: str | Path | None = None, quiet: bool = False) -> list[str]:
+             eulp_root: str | Path | None = None, upgrades: bool = False, quiet: bool = False) -> list[str]:
         """The step's flags for one invocation. A setting left at None is not passed (the script's
-        default applies); the scope's own settings (state, season, design) are required."""
+        default applies); the scope's own settings (state, season, design) are required. ``upgrades``
+        passes ``--upgrades`` to a step that takes it (off: the flag is left out)."""
         needed = {STUDY: (), STATE: ("state",), CASE_SET: ("state", "season", "design")}[self.scope]
         given = {"state": state, "season": season, "design": design}
         missing = [k for k in needed if given[k] is None]
@@ -98,6 +101,8 @@ class Step:
         for takes, flag, value in optional:
             if takes and value is not None:
                 argv += [flag, str(value)]
+        if self.upgrades and upgrades:
+            argv.append("--upgrades")
         if self.quiet or quiet:
             argv.append("-q")
         return argv
@@ -136,7 +141,7 @@ STEPS: tuple[Step, ...] = (
     Step("2_profiles_heat_pumps/plot_parquet_differences.py", "2", _PROFILES, STATE),
     Step("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py", "6",
          "{state} phase 6: {season} {design} instances and power flows", CASE_SET, ("--run",), workers=True,
-         days=True),
+         days=True, upgrades=True),
     Step("7_results_analysis/append_experiment_results.py", "7", _7),
     Step("7_results_analysis/append_xlrm_long_format.py", "7", _7),
     Step("7_results_analysis/sensitivity_analysis.py", "7", _7, workers=True),
@@ -166,7 +171,7 @@ def plan(data_dir: str | Path, *, states: Sequence[str] = config.STATES,
          seasons: Sequence[str] = config.SEASONS, designs: Sequence[str] = config.DESIGNS,
          steps: Sequence[Step] = STEPS, **settings: object) -> list[Invocation]:
     """Every command of a run, in order. ``settings`` are passed to :meth:`Step.argv` (n_cases,
-    replicates, layout, scenarios, policies, days, workers, source, smartds_root, eulp_root, quiet)."""
+    replicates, layout, scenarios, policies, days, workers, source, smartds_root, eulp_root, upgrades, quiet)."""
     out: list[Invocation] = []
 
     def add(step: Step, state: str | None = None, season: str | None = None, design: str | None = None) -> None:
@@ -210,7 +215,7 @@ def _print_table() -> int:
                                        ("--eulp-root", step.eulp_root), ("--workers", step.workers),
                                        ("--n-cases", step.n_cases), ("--replicates", step.replicates),
                                        ("--layout --scenarios --policies", step.layout),
-                                       ("--days", step.days)) if on]
+                                       ("--days", step.days), ("--upgrades", step.upgrades)) if on]
         print(f"{step.scope:9} {step.phase:6} {step.name:75} {' '.join(takes)}")
     return 0
 
