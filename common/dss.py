@@ -263,10 +263,20 @@ def unrated_lines(dss: Any = None) -> list[str]:
 def has_stateful_controls(dss: Any = None) -> bool:
     """Whether the compiled circuit has controls whose state carries from one step to the next
     (regulator taps, capacitor switching, inverter and storage controllers, switch controls)."""
+    return bool(stateful_control_classes(dss))
+
+
+#: element classes whose state carries from one step to the next (:func:`has_stateful_controls`)
+STATEFUL_CONTROL_CLASSES = frozenset({"regcontrol", "capcontrol", "swtcontrol", "invcontrol", "expcontrol",
+                                      "storagecontroller", "upfccontrol", "esppvcontrol", "gencontrol", "relay",
+                                      "recloser", "fuse"})
+
+
+def stateful_control_classes(dss: Any = None) -> list[str]:
+    """The classes of :data:`STATEFUL_CONTROL_CLASSES` the compiled circuit has (lower case, sorted)."""
     dss = dss or engine()
     classes = {name.split(".", 1)[0].lower() for name in dss.Circuit.AllElementNames()}
-    return bool(classes & {"regcontrol", "capcontrol", "swtcontrol", "invcontrol", "expcontrol", "storagecontroller",
-                           "upfccontrol", "esppvcontrol", "gencontrol", "relay", "recloser", "fuse"})
+    return sorted(classes & STATEFUL_CONTROL_CLASSES)
 
 
 def isolated_elements(dss: Any = None) -> dict[str, list[str]]:
