@@ -545,6 +545,9 @@ class _Circuit:
         self.storage_hosts = hosts["storage"] + hosts.get("storage_res", [])  # an older instance has none
         self.storage = [s["element"] for s in self.storage_hosts]
         self.pv = [p["element"] for p in hosts["pv"] + hosts.get("pv_res", [])]
+        self.storage_names = [e.split(".", 1)[1] for e in self.storage]
+        # arrays and batteries read in one engine call per step
+        self.device_batch = dss.ElementBatch(self.pv + self.storage, dss=engine)
 
     def learn_bases(self) -> None:
         """Node bases from the engine after a solve (nodes the initial read could not see)."""
@@ -646,17 +649,19 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
         day.losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
         if len(circuit.svc_segments):
             day.svc_p_kw[k] = np.add.reduceat(powers[circuit.svc_conductors].real, circuit.svc_segments)
+        if circuit.storage or circuit.pv:
+            device_kw = -circuit.device_batch.powers().real  # every array, then every battery: output [kW]
         if circuit.storage:
-            units = -np.array([circuit.element_power_kw(e) for e in circuit.storage])
+            units = device_kw[len(circuit.pv):]
             day.storage_kw[k] = units.sum()
             day.storage_mode[k] = 1.0 if (units > 1e-6).any() else (-1.0 if (units < -1e-6).any() else 0.0)
             soc = []
-            for e in circuit.storage:
-                engine.Storages.Name(e.split(".", 1)[1])
+            for name in circuit.storage_names:
+                engine.Storages.Name(name)
                 soc.append(engine.Storages.puSOC())
             day.storage_soc[k] = float(np.dot(soc, sto_kwh_rated) / sto_kwh_rated.sum())
         if circuit.pv:
-            day.pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
+            day.pv_kw[k] = device_kw[:len(circuit.pv)].sum()
 
     day.warnings = []
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged step overflows float32: checked below
