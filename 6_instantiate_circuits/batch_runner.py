@@ -41,6 +41,7 @@ import pandas as pd
 
 import circuit_instance
 import daily_power_flow
+import feeder_cache
 import upgrade_circuit
 import worst_day
 from common import config, intake
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 _CONTEXTS: dict[tuple, Any] = {}
 #: per-process cache of the upgrade unit-cost tables: folder -> (its files' digest, tables)
 _COST_TABLES: dict[str, Any] = {}
+#: per-process compiled feeders (``feeder_cache``): a case is applied to its feeder compiled once
+FEEDERS = feeder_cache.FeederCache(config.FEEDER_CACHE_SIZE)
 
 
 def _cost_tables(folder: str) -> Any:
@@ -152,7 +155,16 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             daily_power_flow.update_mixes_digest(instance_dir, previous, task.get("mixes_digest", ""))
             summary, simulate_s, solved = previous, 0.0, False
         else:
-            table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline)
+            prepare_started = time.perf_counter()
+            prepared, engine_path = (FEEDERS.prepare(feeder_cache.cache_key(task, ctx), ctx, instance.files,
+                                                     instance_dir)
+                                     if task.get("cache", True) else (None, "compiled: cache off"))
+            prepare_s = time.perf_counter() - prepare_started
+            if prepared is None:
+                logger.debug("%s case %s: %s", task["feeder"], task["case_key"], engine_path)
+            table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline, prepared=prepared)
+            if prepared is not None:
+                FEEDERS.after_day(feeder_cache.cache_key(task, ctx))
             upgrade_circuit.remove_outputs(instance_dir)  # an earlier solve's upgrades no longer apply
             summary = daily_power_flow.write_outputs(instance_dir, table, summary)
             solved = True
@@ -187,6 +199,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         return _record(task, "failed", message, timings={"runtime_s": round(time.perf_counter() - started, 4)})
     return _record(task, summary["status"], summary["message"], peak_kw=summary["metrics"].get("peak_kw"),
                    timings={"instance_s": round(build_s, 4), "simulate_s": simulate_s,
+                            **({"prepare_s": round(prepare_s, 4), "engine_path": engine_path} if solved else {}),
                             **({"upgrade_s": upgrade_s} if upgrade_s is not None else {}),
                             "runtime_s": round(time.perf_counter() - started, 4)})
 
@@ -235,20 +248,47 @@ def _lost_worker(task: dict[str, Any], attempts: int) -> dict[str, Any]:
     return _record(task, "failed", message)
 
 
+def chunk_tasks(tasks: list[dict[str, Any]], workers: int,
+                max_runs: int | None = None) -> list[list[int]]:
+    """Indices of ``tasks`` in chunks of one feeder (state, season, feeder), so that a worker solves a
+    feeder's cases one after another on the feeder it compiled (``feeder_cache``). A feeder's runs are
+    split evenly over the ``workers`` (every worker gets work), each chunk at most ``max_runs`` long;
+    feeders in the order of their first task, each chunk in task order. ``max_runs`` defaults to
+    ``common.config.FEEDER_CHUNK_MAX_RUNS``; 1 gives one task per chunk."""
+    max_runs = config.FEEDER_CHUNK_MAX_RUNS if max_runs is None else max_runs
+    groups: dict[tuple, list[int]] = {}
+    for i, task in enumerate(tasks):
+        groups.setdefault((task["state"], task["season"], task["feeder"]), []).append(i)
+    chunks = []
+    for indices in groups.values():
+        size = max(1, min(max_runs, -(-len(indices) // max(1, workers))))
+        chunks += [indices[j:j + size] for j in range(0, len(indices), size)]
+    return chunks
+
+
+def run_chunk(tasks: list[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+              ) -> list[dict[str, Any]]:
+    """Run a chunk of tasks one after the other in this process (default :func:`run_task` for each)."""
+    fn = fn or run_task
+    return [fn(task) for task in tasks]
+
+
 def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
              on_result: Callable[[dict[str, Any]], None] | None = None,
              in_process: bool | None = None, retries: int = config.RUN_RETRIES_LOST_WORKER,
-             fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+             fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+             chunk_runs: int | None = None) -> list[dict[str, Any]]:
     """Run tasks on a local process pool of ``workers`` processes (by default one worker runs the
-    tasks in this process instead).
+    tasks in this process instead), in chunks of one feeder (:func:`chunk_tasks`, at most ``chunk_runs``).
 
-    At most ``workers`` tasks are in the pool at once, so when a worker dies (SIGKILL, the
+    At most ``workers`` chunks are in the pool at once, so when a worker dies (SIGKILL, the
     out-of-memory killer) the runs it may have been running are known. The pool is started again
     and each of them runs again on its own: one whose worker dies while it runs alone is the cause,
     and it is tried up to ``retries`` more times, then recorded as failed; the others finish, and the
     batch goes on. Workers exit by themselves when this process dies. ``fn`` runs one task
     (default :func:`run_task`; a module-level function of the same contract).
     """
+    import functools
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -257,6 +297,8 @@ def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
     bar = _progress(len(tasks), desc)
     if in_process is None:
         in_process = workers <= 1
+    units = chunk_tasks(tasks, workers, chunk_runs)  # a unit: task indices run together by one worker
+    run_unit = functools.partial(run_chunk, fn=fn)
 
     def done(result: dict[str, Any]) -> None:
         results.append(result)
@@ -266,12 +308,23 @@ def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
 
     try:
         if in_process:
-            for task in tasks:
-                done(fn(task))
+            for unit in units:
+                for i in unit:
+                    done(fn(tasks[i]))
             return results
-        pending = list(range(len(tasks)))[::-1]  # a stack: pop() takes tasks in order
-        suspects: list[int] = []  # running when a worker died: each is run alone until it is cleared
-        deaths = [0] * len(tasks)  # times a task died while running alone (so it surely killed its worker)
+        pending = list(range(len(units)))[::-1]  # a stack: pop() takes units in order
+        suspects: list[int] = []  # single-task units running when a worker died: each runs alone until cleared
+        deaths: dict[int, int] = {}  # times a single-task unit died while running alone (it killed its worker)
+
+        def suspect(u: int) -> None:
+            """A unit whose worker died: each of its tasks becomes a unit of its own, run alone."""
+            if len(units[u]) == 1:
+                suspects.append(u)
+                return
+            for i in units[u][::-1]:
+                units.append([i])
+                suspects.append(len(units) - 1)
+
         while pending or suspects:
             with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_mp_context(),
                                      initializer=_watch_driver, initargs=(os.getpid(),)) as pool:
@@ -280,39 +333,40 @@ def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
                 while (pending or suspects or running) and not broken:
                     if suspects:
                         if not running:  # a suspect runs alone: if the pool breaks now, it is the cause
-                            i = suspects.pop()
-                            running[pool.submit(fn, tasks[i])] = i
+                            u = suspects.pop()
+                            running[pool.submit(run_unit, [tasks[i] for i in units[u]])] = u
                     else:
                         while pending and len(running) < workers:
-                            i = pending.pop()
-                            running[pool.submit(fn, tasks[i])] = i
+                            u = pending.pop()
+                            running[pool.submit(run_unit, [tasks[i] for i in units[u]])] = u
                     finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     alone = len(running) == 1
                     for future in finished:
-                        i = running.pop(future)
+                        u = running.pop(future)
                         try:
-                            done(future.result())
+                            for result in future.result():
+                                done(result)
                             continue
                         except BrokenProcessPool:
                             broken = True
-                        if not alone:
-                            logger.warning("%s case %s: a worker died while it ran; it runs again on its own",
-                                           tasks[i]["feeder"], tasks[i]["case_key"])
-                            suspects.append(i)
+                        first = tasks[units[u][0]]
+                        if not alone or len(units[u]) > 1:
+                            logger.warning("%s cases %s: a worker died while they ran; each runs again on its own",
+                                           first["feeder"], ",".join(tasks[i]["case_key"] for i in units[u]))
+                            suspect(u)
                             continue
-                        deaths[i] += 1
-                        if deaths[i] > retries:
+                        deaths[u] = deaths.get(u, 0) + 1
+                        if deaths[u] > retries:
                             logger.error("%s case %s: its worker died %d times: recorded as failed",
-                                         tasks[i]["feeder"], tasks[i]["case_key"], deaths[i])
-                            done(_lost_worker(tasks[i], deaths[i]))
+                                         first["feeder"], first["case_key"], deaths[u])
+                            done(_lost_worker(first, deaths[u]))
                         else:
-                            logger.warning("%s case %s: its worker died; trying it again", tasks[i]["feeder"],
-                                           tasks[i]["case_key"])
-                            suspects.append(i)
+                            logger.warning("%s case %s: its worker died; trying it again", first["feeder"],
+                                           first["case_key"])
+                            suspects.append(u)
                     if broken:  # every future of a broken pool fails: collect them, then start a new pool
                         for future in list(running):
-                            i = running.pop(future)
-                            suspects.append(i)
+                            suspect(running.pop(future))
     finally:
         bar.close()
     return results
@@ -323,8 +377,8 @@ def _by_value_modules() -> Iterable[Any]:
     import pv_generation
     import storage_dispatch
 
-    return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, pv_generation, storage_dispatch,
-            upgrade_circuit, worst_day)
+    return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, feeder_cache, pv_generation,
+            storage_dispatch, upgrade_circuit, worst_day)
 
 
 class SchedulerError(RuntimeError):
@@ -350,8 +404,10 @@ def check_scheduler_address(scheduler: str) -> str:
 
 def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
              on_result: Callable[[dict[str, Any]], None] | None = None,
-             connect_timeout_s: float = config.DASK_CONNECT_TIMEOUT_S) -> list[dict[str, Any]]:
-    """Run tasks on a Dask distributed cluster at ``scheduler`` (``tcp://host:port``).
+             connect_timeout_s: float = config.DASK_CONNECT_TIMEOUT_S, workers: int | None = None,
+             chunk_runs: int | None = None) -> list[dict[str, Any]]:
+    """Run tasks on a Dask distributed cluster at ``scheduler`` (``tcp://host:port``), in chunks of one
+    feeder (:func:`chunk_tasks`: ``workers``, default the cluster's worker threads, and ``chunk_runs``).
 
     The phase's own modules are shipped to the scheduler and workers by value (``common.remote``: the
     graph names only the installed ``common.remote.call``), so a cluster started on its own needs only
@@ -362,7 +418,7 @@ def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
 
     from common import remote
 
-    payload = remote.ship(run_task, _by_value_modules())
+    payload = remote.ship(run_chunk, _by_value_modules())
     results = []
     bar = _progress(len(tasks), desc)
     try:
@@ -373,23 +429,28 @@ def run_dask(tasks: list[dict[str, Any]], scheduler: str, desc: str,
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                                  "start one (dask scheduler) or fix the address tcp://HOST:PORT") from None
         with client:
+            if workers is None:
+                workers = max(1, sum(client.nthreads().values()))
+            chunks = [[tasks[i] for i in unit] for unit in chunk_tasks(tasks, workers, chunk_runs)]
             [shipped] = client.scatter([payload], broadcast=True)
-            futures = client.map(remote.call, [shipped] * len(tasks), tasks, pure=False)
+            futures = client.map(remote.call, [shipped] * len(chunks), chunks, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
             for future in dask_completed(futures):
                 try:
-                    result = future.result()
+                    chunk_results = future.result()
                 except Exception as exc:  # noqa: BLE001 - a lost worker (KilledWorker) or a cancelled task
-                    task = tasks[index[future.key]]
                     message = f"run: Dask could not run it ({type(exc).__name__}: {exc})"
-                    ws = Workspace(Path(task["data_dir"]))
-                    _fail_summary(ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"],
-                                                  task["case_key"]), task, message)
-                    result = _record(task, "failed", message)
-                results.append(result)
-                if on_result:
-                    on_result(results[-1])
-                bar.update(1)
+                    chunk_results = []
+                    for task in chunks[index[future.key]]:
+                        ws = Workspace(Path(task["data_dir"]))
+                        _fail_summary(ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"],
+                                                      task["case_key"]), task, message)
+                        chunk_results.append(_record(task, "failed", message))
+                for result in chunk_results:
+                    results.append(result)
+                    if on_result:
+                        on_result(results[-1])
+                    bar.update(1)
     finally:
         bar.close()
     return results

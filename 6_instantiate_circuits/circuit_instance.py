@@ -784,6 +784,13 @@ def customer_load_kw(ctx: FeederContext, variant_of: np.ndarray) -> np.ndarray:
     return base_kw
 
 
+def ev_pool(ctx: FeederContext) -> list[str]:
+    """The customers that may host an EV (residential, and commercial ones with ``EV["commercial_hosts"]``),
+    sorted."""
+    cust = ctx.customers
+    return sorted(cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))])
+
+
 def draw_evs(ctx: FeederContext, case: dict[str, Any]):
     """EV hosts (sorted), charger levels, Level-1 legs, managed-charging flags and sessions of a case,
     and the uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`).
@@ -792,8 +799,7 @@ def draw_evs(ctx: FeederContext, case: dict[str, Any]):
     numbers): hosts are the head of the pool's order; a host charges at Level 2 when its level draw is
     below ``ev_lvl2_perc``; the managed ones are the hosts first in the enrolment order; each customer has
     one Level-1 and one Level-2 session and one leg, and its EV takes the session of its level."""
-    cust = ctx.customers
-    pool = sorted(cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))])
+    pool = ev_pool(ctx)
     at = {c: i for i, c in enumerate(pool)}
     hosts = head_of(customer_order(case["ev_seed"], ctx.feeder, pool), round_half_up(case["ev_perc"] * len(pool)))
     idx = np.array([at[c] for c in hosts], dtype=int)

@@ -319,18 +319,23 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
     return best
 
 
-def full_day_peak_without_storage(engine: Any, master: Path, circuit: "_Circuit", deadline: float | None) -> float:
+def full_day_peak_without_storage(engine: Any, master: Path, circuit: "_Circuit", deadline: float | None,
+                                  restart: Any = None) -> float:
     """The feeder-head peak [kW] of the same day with the batteries disabled, on a circuit with stateful
-    controls (regulators, capacitors...): compiled again, so that every control starts from the same
-    state as the run with storage, and solved for the whole day."""
-    dss.compile_master(master, strip=False)
+    controls (regulators, capacitors...): compiled again (or, on a cached feeder, its controls put back in
+    their compiled state by ``restart()``), so that every control starts from the same state as the run
+    with storage, and solved for the whole day."""
+    if restart is None:
+        dss.compile_master(master, strip=False, dss=engine)
+    else:
+        restart()
     engine.Text.Command("BatchEdit Storage..* enabled=no")
     head = np.zeros(STEPS)
 
     def read(k: int) -> None:
         head[k] = float(circuit.head_phase_powers().real.sum())
 
-    converged = dss.solve_daily(read, deadline=deadline, warnings=[])
+    converged = dss.solve_daily(read, dss=engine, deadline=deadline, warnings=[])
     if not converged.all():
         raise DivergedSolution(f"the day without storage did not converge at {int((~converged).sum())} steps: the "
                                "storage peak reduction cannot be measured")
@@ -341,7 +346,7 @@ def _solve_without(engine: Any, circuit: "_Circuit", k: int) -> float:
     if not getattr(circuit, "storage_disabled", False):
         engine.Text.Command("BatchEdit Storage..* enabled=no")
         circuit.storage_disabled = True
-    dss.solve_interval(k)
+    dss.solve_interval(k, dss=engine)
     return float(circuit.head_phase_powers().real.sum())
 
 
@@ -402,6 +407,23 @@ class _Circuit:
 
     def __init__(self, engine: Any, assignments: dict[str, Any]):
         self.engine = engine
+        self._read_feeder(engine)
+        self._feeder_keys = tuple(self.__dict__)
+        self._read_case(assignments)
+
+    def for_case(self, assignments: dict[str, Any]) -> "_Circuit":
+        """The index arrays for another case on the same compiled feeder (``feeder_cache``): the feeder's
+        arrays shared, read-only; the node bases as read after the compile; the case's own parts (EV nodes,
+        batteries, arrays, customers) and what a day learns (NormAmps) fresh."""
+        other = object.__new__(_Circuit)
+        other.__dict__.update({key: self.__dict__[key] for key in self._feeder_keys})
+        other.base_v = self._compiled_base_v.copy()
+        other._read_case(assignments)
+        return other
+
+    def _read_feeder(self, engine: Any) -> None:
+        """What depends only on the compiled feeder: node order and bases, PD element layout, transformer
+        columns, three-phase buses, line conductors."""
         y_names = [n.lower() for n in engine.Circuit.YNodeOrder()]
         self.node_index = {name: i for i, name in enumerate(y_names)}
         self.n_nodes = len(y_names)
@@ -413,8 +435,8 @@ class _Circuit:
         for name, magnitude, pu in zip(bus_names, vmag, vpu):
             if pu > 0 and name in self.node_index:
                 self.base_v[self.node_index[name]] = magnitude / pu
-        if np.isnan(self.base_v).any():  # nodes not solved yet (a first solve sets every base)
-            self._bases_pending = True
+        self._bases_pending = bool(np.isnan(self.base_v).any())  # nodes not solved yet (a first solve sets every base)
+        self._compiled_base_v = self.base_v.copy()
         layout = dss.pd_layout(engine)
         self.layout = layout
         self.line_idx = np.nonzero(layout.is_line)[0]
@@ -467,10 +489,6 @@ class _Circuit:
                 bus_nodes.setdefault(bus, {})[int(node)] = i
         self.bus3 = np.array([[nodes[1], nodes[2], nodes[3]] for nodes in bus_nodes.values()
                               if all(n in nodes for n in (1, 2, 3))], dtype=int).reshape(-1, 3)
-        self.line_amps = np.full(len(self.line_idx), np.nan)  # NormAmps, learnt at the first step
-        unrated = {name.lower() for name in assignments.get("unrated_lines", [])}
-        self.line_rated = np.array([name.lower() not in unrated for name in self.line_names], dtype=bool)
-        self.n_unrated = int((~self.line_rated).sum())
         # terminal-1 conductors of lines, with their node (for |I| = |S| / |V|)
         wanted = set(self.line_idx.tolist())
         conductor_node = np.full(int(layout.start[-1] + layout.n_terminals[-1] * layout.n_conductors[-1])
@@ -496,6 +514,15 @@ class _Circuit:
         self.line_terminal = np.array(idx, dtype=int)
         self.line_segments = np.array(seg, dtype=int)
         self.line_nodes = np.array(nodes, dtype=int)
+
+    def _read_case(self, assignments: dict[str, Any]) -> None:
+        """What the case's assignments name: rated lines, customers' and EVs' nodes, the head element,
+        batteries and arrays."""
+        engine = self.engine
+        self.line_amps = np.full(len(self.line_idx), np.nan)  # NormAmps, learnt at the first step
+        unrated = {name.lower() for name in assignments.get("unrated_lines", [])}
+        self.line_rated = np.array([name.lower() not in unrated for name in self.line_names], dtype=bool)
+        self.n_unrated = int((~self.line_rated).sum())
         # customer service nodes and EV nodes, as the instance names them
         customer_nodes, node_customer = [], []
         for i, (_, cnodes) in enumerate(assignments["service_nodes"]):
@@ -518,6 +545,9 @@ class _Circuit:
         self.storage_hosts = hosts["storage"] + hosts.get("storage_res", [])  # an older instance has none
         self.storage = [s["element"] for s in self.storage_hosts]
         self.pv = [p["element"] for p in hosts["pv"] + hosts.get("pv_res", [])]
+        self.storage_names = [e.split(".", 1)[1] for e in self.storage]
+        # arrays and batteries read in one engine call per step
+        self.device_batch = dss.ElementBatch(self.pv + self.storage, dss=engine)
 
     def learn_bases(self) -> None:
         """Node bases from the engine after a solve (nodes the initial read could not see)."""
@@ -619,21 +649,23 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
         day.losses_kw[k] = powers.real.sum()  # every PD element's terminal powers add up to its losses
         if len(circuit.svc_segments):
             day.svc_p_kw[k] = np.add.reduceat(powers[circuit.svc_conductors].real, circuit.svc_segments)
+        if circuit.storage or circuit.pv:
+            device_kw = -circuit.device_batch.powers().real  # every array, then every battery: output [kW]
         if circuit.storage:
-            units = -np.array([circuit.element_power_kw(e) for e in circuit.storage])
+            units = device_kw[len(circuit.pv):]
             day.storage_kw[k] = units.sum()
             day.storage_mode[k] = 1.0 if (units > 1e-6).any() else (-1.0 if (units < -1e-6).any() else 0.0)
             soc = []
-            for e in circuit.storage:
-                engine.Storages.Name(e.split(".", 1)[1])
+            for name in circuit.storage_names:
+                engine.Storages.Name(name)
                 soc.append(engine.Storages.puSOC())
             day.storage_soc[k] = float(np.dot(soc, sto_kwh_rated) / sto_kwh_rated.sum())
         if circuit.pv:
-            day.pv_kw[k] = -sum(circuit.element_power_kw(e) for e in circuit.pv)
+            day.pv_kw[k] = device_kw[:len(circuit.pv)].sum()
 
     day.warnings = []
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged step overflows float32: checked below
-        day.converged = dss.solve_daily(read, deadline=deadline, warnings=day.warnings)
+        day.converged = dss.solve_daily(read, dss=engine, deadline=deadline, warnings=day.warnings)
     # losses are the sum of every PD element's terminal powers: non-finite if any element's is
     # (line loadings are NaN by design where a line has no rating, so they are not checked)
     bad = nonfinite_steps({"node voltages": day.v, "feeder-head power": day.head, "losses": day.losses_kw,
@@ -760,8 +792,13 @@ def series_table(day: Day, head: pd.DataFrame, ev_kw: np.ndarray, design_day: st
     return table
 
 
-def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.DataFrame, dict[str, Any], float]:
+def simulate(instance_dir: Path, deadline: float | None = None,
+             prepared: Any = None) -> tuple[pd.DataFrame, dict[str, Any], float]:
     """Solve one instance's day; returns (timeseries, summary, runtime [s]).
+
+    By default the instance's ``Master.dss`` is compiled; ``prepared`` (a ``feeder_cache.Prepared``: a
+    feeder compiled once, the case applied to it) gives the engine and the circuit's index arrays
+    instead, with the same results (``feeder_cache`` says why).
 
     OpenDSS failures, a time limit reached, non-converged steps and non-finite solutions all become
     status ``failed`` with their reason; a failed run has an empty series. The runtime is returned
@@ -777,11 +814,14 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
     summary["mixes_digest"] = assignments.get("mixes_digest", "")
     summary["shared_digest"] = assignments.get("shared_digest", "")
     summary["metric_settings_digest"] = schema.metric_settings_digest()
-    engine = dss.engine()
+    engine = prepared.engine if prepared is not None else dss.engine()
     table, metrics = pd.DataFrame(), {}
     try:
-        dss.compile_master(instance_dir / INSTANCE_FILES["master"], strip=False)
-        circuit = _Circuit(engine, assignments)
+        if prepared is None:
+            dss.compile_master(instance_dir / INSTANCE_FILES["master"], strip=False)
+            circuit = _Circuit(engine, assignments)
+        else:
+            circuit = prepared.circuit.for_case(assignments)
         day = solve_day(engine, circuit, assignments, deadline)
         head = head_table(day.head)
         p3 = head["P_3ph (kW)"].to_numpy()
@@ -790,7 +830,9 @@ def simulate(instance_dir: Path, deadline: float | None = None) -> tuple[pd.Data
         if circuit.storage:
             if dss.has_stateful_controls(engine):  # taps and switching depend on the whole day: re-solve it all
                 peak_without = full_day_peak_without_storage(engine, instance_dir / INSTANCE_FILES["master"],
-                                                             circuit, deadline)
+                                                             circuit, deadline,
+                                                             restart=prepared.restart if prepared is not None
+                                                             else None)
             else:  # each step is independent: only the discharging intervals that could top the peak
                 # classified per interval by every battery, not their sum: a home battery charging beside a
                 # discharging fleet must not hide the discharge

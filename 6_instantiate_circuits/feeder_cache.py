@@ -1,0 +1,341 @@
+"""Compile a feeder once per worker and solve many cases on it: the engine state of a case without its compile.
+
+Description
+    An instance's ``Master.dss`` (``circuit_instance.render_files``) is the feeder's base files, the shared
+    load shapes, the case's ``Loads.dss`` (every customer, on the shape of its heat-pump variant) and its
+    device files ``EVs.dss``, ``PV.dss`` and ``Storage.dss``, then the head monitors and the voltage bases.
+    Compiling it costs about as much as solving its day. A worker keeps each feeder it compiled
+    (:class:`FeederCache`, least recently used first out, ``common.config.FEEDER_CACHE_SIZE`` feeders, each in
+    its own OpenDSS context) and turns one case into the engine state by changing only what the case changes:
+
+    * the base: the case's Master.dss with the three device redirects replaced by *candidates*, every device
+      the feeder can hold, each created once, disabled, in the order the device files define them (EV loads
+      and their shapes for every customer of the EV pool, three-phase PV and storage for every three-phase
+      customer, rooftop PV and home batteries for every customer of the rooftop pool, the fleet's dispatch
+      shape), so that the enabled elements of any case keep the relative order of its own files;
+    * a case: each customer load whose variant changed is given its new daily shape (``Edit Load.x daily=``,
+      the only property a case's Loads.dss changes: the rest of every line is checked equal to the base's);
+      the devices of the previous case that this case lacks are disabled, and every line of the case's device
+      files is run as ``Edit`` of its candidate with the same properties in the same order (plus
+      ``enabled=yes``), so each device is parsed from the very text a compile would parse (battery state of
+      charge included); head monitors are reset.
+
+    The engine's controls start each day in the same state as after a compile: the daily solution is set up
+    again (``Set mode=daily`` clears the solution, which restarts from the zero-load snapshot, as after a
+    compile), the batteries' charge is the case's ``%stored``, the control queue is emptied and fuses (SMART-DS
+    feeders have them) are reset to closed; a fuse that blew during a day makes the worker drop the feeder
+    after that day (``FeederCache.after_day``). Where
+    that cannot be guaranteed the case is compiled from its files instead, and the reason is recorded
+    (``Prepared`` is not made; ``engine_path`` in the batch's ``timings.csv`` and the batch log): a feeder
+    with stateful controls of its own (regulators, capacitors, switch controls ...: their taps and states
+    move during a day), a case with an element no candidate stands for (the volt-var InvControls and their
+    XYcurve of ``ROOFTOP_PV["inverter_control"] = "volt_var"``), a base whose master or customer lines differ
+    from the case's, or an engine error while applying the case (the cached feeder is then dropped).
+
+    The instance files on disk are untouched: they stay what plain OpenDSS compiles and solves, and
+    ``tests/test_phase6_cache.py`` checks that both paths give the same metrics and series.
+
+Settings read
+    common.config: FEEDER_CACHE_SIZE
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import circuit_instance
+import daily_power_flow
+from common import config, dss
+from common.paths import INSTANCE_FILES
+
+logger = logging.getLogger(__name__)
+
+STEPS = config.INTERVALS_PER_DAY
+DT_H = config.INTERVAL_H
+#: the case's device files, in the order Master.dss redirects to them
+DEVICE_FILES = ("EVs.dss", "PV.dss", "Storage.dss")
+#: classes whose ``New`` lines a candidate stands for (circuit elements are enabled; shapes only edited)
+_ELEMENT_CLASSES = {"load", "pvsystem", "storage"}
+_SHAPE_CLASS = "loadshape"
+#: stateful controls put back in their compiled state before every case (``CompiledFeeder.restart``): a fuse
+#: that did not blow; one that blew during a day makes the worker drop the feeder after that day
+RESETTABLE_CONTROLS = {"fuse"}
+
+
+class CaseNotApplicable(RuntimeError):
+    """A case the cached feeder cannot stand for exactly: compiled from its files instead (the message says why)."""
+
+
+def _fmt(x: float) -> str:
+    return circuit_instance._fmt(x)
+
+
+def candidate_text(ctx: circuit_instance.FeederContext) -> tuple[str, set[str]]:
+    """DSS commands creating every device a case of the feeder can hold, disabled, in the order of the
+    device files (EVs, three-phase PV, rooftop PV, three-phase storage, home batteries; customers sorted, as
+    each file lists its hosts), with the same properties as the files set; and the names of the circuit
+    elements (``class.name``, lower case)."""
+    rec, zeros = ctx.records, f"({' '.join(['0'] * STEPS)})"
+    three = sorted(ctx.customers["customer"][ctx.customers["three_phase"].astype(bool)].tolist())
+    rooftop = circuit_instance.rooftop_pool(ctx)
+    lines, elements = [], set()
+
+    def shape(name: str) -> None:
+        lines.append(f"New Loadshape.{name} npts={STEPS} interval={DT_H} mult={zeros}")
+
+    def element(cls: str, name: str, props: str) -> None:
+        lines.append(f"New {cls}.{name} {props} enabled=no")
+        elements.add(f"{cls}.{name}".lower())
+
+    ev = config.EV
+    for host in circuit_instance.ev_pool(ctx):
+        bus1, phases, kv = circuit_instance._connection(rec[host], "L2")
+        shape(f"ev_{host}")
+        element("Load", f"ev_{host}", f"bus1={bus1} phases={phases} conn=wye kV={_fmt(kv)} kW=1 pf=1 model=1 "
+                f"vminpu={_fmt(ev['vminpu'])} vlowpu={_fmt(ev['vlowpu'])} vmaxpu={_fmt(ev['vmaxpu'])} daily=ev_{host}")
+    for prefix, hosts, level in (("pv", three, None), ("pvres", rooftop, "L2")):
+        for host in hosts:
+            bus1, phases, kv = circuit_instance._connection(rec[host], level)
+            element("PVSystem", f"{prefix}_{host}", f"bus1={bus1} phases={phases} kV={_fmt(kv)} kVA=1 Pmpp=1 "
+                    f"irradiance=1 pf=1 %cutin=0.1 %cutout=0.1 daily=pv_{ctx.season}")
+    shape("storage_dispatch")
+    for prefix, hosts, level in (("sto", three, None), ("bat", rooftop, "L2")):
+        for host in hosts:
+            bus1, phases, kv = circuit_instance._connection(rec[host], level)
+            daily = "storage_dispatch" if prefix == "sto" else f"{prefix}_{host}"
+            if prefix == "bat":
+                shape(daily)
+            element("Storage", f"{prefix}_{host}", f"bus1={bus1} phases={phases} kV={_fmt(kv)} kWrated=1 kWhrated=1 "
+                    "kVA=1 %stored=50 %reserve=20 %EffCharge=95 %EffDischarge=95 %IdlingkW=0 dispmode=follow "
+                    f"daily={daily}")
+    return "\n".join(lines) + "\n", elements
+
+
+def _master_key(master_text: str) -> tuple[str, ...]:
+    """The lines of a Master.dss that every case of a feeder shares (comments, which name the case, and the
+    device redirects left out)."""
+    devices = {f"redirect {name}".lower() for name in DEVICE_FILES}
+    return tuple(line for line in master_text.splitlines()
+                 if line.strip() and not line.lstrip().startswith("!") and line.strip().lower() not in devices)
+
+
+def _load_lines(text: str) -> dict[str, tuple[str, str]]:
+    """``Loads.dss`` as load -> (its line without the daily shape, the daily shape)."""
+    out = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("!"):
+            continue
+        rest, sep, daily = line.rpartition(" daily=")
+        if not sep:
+            raise CaseNotApplicable(f"Loads.dss line without a daily shape: {line[:60]}")
+        out[rest.split(None, 2)[1].lower()] = (rest, daily.strip())
+    return out
+
+
+@dataclass
+class CompiledFeeder:
+    """One feeder compiled in its own OpenDSS context, with the devices of the last case applied."""
+
+    key: tuple
+    engine: Any
+    master_key: tuple[str, ...]
+    loads: dict[str, tuple[str, str]]          # load -> (line without daily, daily shape now set)
+    elements: set[str]                         # candidate circuit elements
+    circuit: Any                               # daily_power_flow._Circuit of the compiled feeder
+    stateful: list[str]                        # stateful control classes not reset exactly: every case compiled
+    enabled: set[str] = field(default_factory=set)  # candidates the last case enabled
+
+    def restart(self) -> None:
+        """Put the controls in their compiled state: the control queue emptied, every fuse reset (closed,
+        not armed), the head monitors emptied. The solution itself restarts when the day sets its mode."""
+        self.engine.CtrlQueue.ClearQueue()
+        if self.engine.Fuses.Count():
+            self.engine.Text.Command("Reset Controls")
+        self.engine.Monitors.ResetAll()
+
+    def controls_as_compiled(self) -> bool:
+        """Whether every fuse is in its normal state (none blew during the day)."""
+        fuses = self.engine.Fuses
+        if fuses.First():
+            while True:
+                if list(fuses.State()) != list(fuses.NormalState()):
+                    return False
+                if not fuses.Next():
+                    break
+        return True
+
+    def close(self) -> None:
+        try:
+            self.engine.Text.Command("Clear")
+        except Exception:  # noqa: BLE001 - a context being dropped: nothing depends on it any more
+            logger.debug("clearing a cached feeder failed", exc_info=True)
+
+
+@dataclass
+class Prepared:
+    """A case applied to a cached feeder: what ``daily_power_flow.simulate`` needs instead of a compile."""
+
+    engine: Any
+    circuit: Any
+    restart: Any  # callable: the controls back in their compiled state (a day re-solved without storage)
+
+
+def compile_feeder(key: tuple, ctx: circuit_instance.FeederContext, files: dict[str, str],
+                   instance_dir: Path) -> CompiledFeeder:
+    """Compile the feeder's base with every candidate device (:func:`candidate_text`) in a new OpenDSS
+    context, from the master of one case (its ``Loads.dss`` inlined, its device redirects replaced by the
+    candidates). Raises DSSError when the engine refuses it."""
+    import opendssdirect
+
+    master = files[INSTANCE_FILES["master"]]
+    candidates, elements = candidate_text(ctx)
+    lines, inserted = [], False
+    for line in master.splitlines():
+        word = line.strip().lower()
+        if word == "redirect loads.dss":
+            lines.append(files["Loads.dss"])
+            continue
+        if word in {f"redirect {name}".lower() for name in DEVICE_FILES}:
+            continue
+        if not inserted and word.startswith("new monitor."):
+            lines.append(candidates)
+            inserted = True
+        lines.append(line)
+    if not inserted:
+        raise CaseNotApplicable("Master.dss has no head monitor to place the candidate devices before")
+    engine = opendssdirect.NewContext()
+    engine.Basic.AllowChangeDir(False)
+    dss.compile_text("\n".join(lines) + "\n", Path(instance_dir), name=ctx.feeder, dss=engine)
+    assignments_stub = {"service_nodes": [], "hosts": {"ev": [], "pv": [], "storage": []},
+                        "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign}
+    circuit = daily_power_flow._Circuit(engine, assignments_stub)
+    loads = _load_lines(files["Loads.dss"]) if "Loads.dss" in files else {}
+    return CompiledFeeder(key=key, engine=engine, master_key=_master_key(master), loads=loads, elements=elements,
+                          circuit=circuit, stateful=[c for c in dss.stateful_control_classes(engine)
+                                                     if c not in RESETTABLE_CONTROLS])
+
+
+def apply_case(feeder: CompiledFeeder, files: dict[str, str]) -> Prepared:
+    """Turn the cached feeder into the engine state of the case whose instance ``files`` are given (see the
+    module docstring). CaseNotApplicable when the case cannot be stood for exactly; DSSError when the engine
+    refuses a command (the feeder's state is then unknown: drop it)."""
+    if feeder.stateful:
+        raise CaseNotApplicable(f"the feeder has stateful controls ({', '.join(feeder.stateful)}) whose state a "
+                                "cached circuit cannot put back exactly")
+    if _master_key(files[INSTANCE_FILES["master"]]) != feeder.master_key:
+        raise CaseNotApplicable("the case's Master.dss differs from the cached feeder's beyond its device files")
+    commands = []
+    if feeder.loads or "Loads.dss" in files:
+        loads = _load_lines(files.get("Loads.dss", ""))
+        if loads.keys() != feeder.loads.keys():
+            raise CaseNotApplicable("the case's Loads.dss names other loads than the cached feeder's")
+        for name, (rest, daily) in loads.items():
+            base_rest, current = feeder.loads[name]
+            if rest != base_rest:
+                raise CaseNotApplicable(f"the case's {name} differs from the cached feeder's beyond its daily shape")
+            if daily != current:
+                commands.append(f"Edit {name} daily={daily}")
+    edits, wanted = [], set()
+    for name in DEVICE_FILES:
+        for line in files.get(name, "").splitlines():
+            if not line.strip() or line.lstrip().startswith("!"):
+                continue
+            parts = line.split(None, 2)
+            if len(parts) < 3 or parts[0].lower() != "new":
+                raise CaseNotApplicable(f"{name}: a line the cache does not apply: {line[:60]}")
+            cls = parts[1].split(".", 1)[0].lower()
+            target = parts[1].lower()
+            if cls in _ELEMENT_CLASSES:
+                if target not in feeder.elements:
+                    raise CaseNotApplicable(f"{name}: {parts[1]} has no candidate in the cached feeder")
+                wanted.add(target)
+                edits.append(f"Edit {parts[1]} {parts[2]} enabled=yes")
+            elif cls == _SHAPE_CLASS:
+                edits.append(f"Edit {parts[1]} {parts[2]}")
+            else:
+                raise CaseNotApplicable(f"{name}: {parts[1].split('.', 1)[0]} elements have no candidate "
+                                        "(e.g. volt-var InvControls)")
+    commands += [f"Edit {element} enabled=no" for element in sorted(feeder.enabled - wanted)]
+    commands += edits
+    # the state of the cache changes from here: a failure leaves it unknown (the caller drops the feeder)
+    feeder.enabled = set()
+    dss.run_commands("\n".join(commands), dss=feeder.engine)
+    feeder.enabled = wanted
+    for name, (rest, daily) in (_load_lines(files["Loads.dss"]).items() if "Loads.dss" in files else ()):
+        feeder.loads[name] = (rest, daily)
+    feeder.restart()
+    return Prepared(engine=feeder.engine, circuit=feeder.circuit, restart=feeder.restart)
+
+
+class FeederCache:
+    """Compiled feeders of one worker process, at most ``size``, the least recently used dropped first."""
+
+    def __init__(self, size: int = config.FEEDER_CACHE_SIZE):
+        if size < 1:
+            raise ValueError(f"common.config.FEEDER_CACHE_SIZE = {size}: keep at least one feeder")
+        self.size = size
+        self.feeders: OrderedDict[tuple, CompiledFeeder] = OrderedDict()
+        self.compiles = 0
+
+    def __len__(self) -> int:
+        return len(self.feeders)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled empty (a cache shipped to a Dask worker starts its own; OpenDSS contexts do not travel)."""
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["size"])
+
+    def drop(self, key: tuple) -> None:
+        feeder = self.feeders.pop(key, None)
+        if feeder is not None:
+            feeder.close()
+
+    def clear(self) -> None:
+        for key in list(self.feeders):
+            self.drop(key)
+
+    def prepare(self, key: tuple, ctx: circuit_instance.FeederContext, files: dict[str, str],
+                instance_dir: Path) -> tuple[Prepared | None, str]:
+        """The case of instance ``files`` applied to the feeder ``key`` (compiled first when it is not
+        cached), and how: (Prepared, "cached") or (None, "compiled: <reason>") for a case to be compiled
+        from its files."""
+        feeder = self.feeders.get(key)
+        if feeder is None:
+            while len(self.feeders) >= self.size:
+                self.drop(next(iter(self.feeders)))
+            try:
+                feeder = compile_feeder(key, ctx, files, instance_dir)
+            except (CaseNotApplicable, dss.DSSError) as exc:
+                return None, f"compiled: the feeder's base cannot be cached ({exc})"
+            self.compiles += 1
+            self.feeders[key] = feeder
+        self.feeders.move_to_end(key)
+        try:
+            return apply_case(feeder, files), "cached"
+        except CaseNotApplicable as exc:
+            return None, f"compiled: {exc}"
+        except dss.DSSError as exc:
+            self.drop(key)
+            return None, f"compiled: applying the case to the cached feeder failed ({exc})"
+
+    def after_day(self, key: tuple) -> None:
+        """After a day solved on the cached feeder ``key``: drop it when a control did not end the day in its
+        compiled state (a fuse blew), so that the next case compiles it again."""
+        feeder = self.feeders.get(key)
+        if feeder is not None and not feeder.controls_as_compiled():
+            logger.info("a fuse of %s operated: the cached feeder is compiled again for its next case", key[3])
+            self.drop(key)
+
+
+def cache_key(task: dict[str, Any], ctx: circuit_instance.FeederContext) -> tuple:
+    """What a compiled feeder depends on beyond the case: the workspace, state, season, feeder and its shared
+    inputs (digest of the base files, shapes and profiles) and, in a run of several design days, the day."""
+    return (task["data_dir"], task["state"], task["season"], task["feeder"], ctx.shared_digest,
+            task.get("feeder_dir") or "", int(task.get("day_rank", 1)))
+

@@ -1,0 +1,170 @@
+"""Phase 6: a feeder compiled once per worker (feeder_cache) gives the results of compiling every instance,
+its cache is bounded, and feeder chunks on the pool change no result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import config, doe
+from common.paths import Workspace
+from conftest import copy_workspace, load_script
+
+APPLY = "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py"
+apply = load_script(APPLY)
+import batch_runner  # noqa: E402  (the phase folder is on the path once its script is loaded)
+import circuit_instance  # noqa: E402
+import daily_power_flow as pf  # noqa: E402
+import feeder_cache  # noqa: E402
+
+#: the sample's three NC feeders that pass the filter (about 300, 900 and 2,000 customers)
+FEEDERS = ("uhs0_1247--udt1021", "uhs0_1247--udt2473", "uhs1_1247--udt5219")
+N_CASES = 12  # cases per design of the test's mixes file
+N_COMPARED = 20
+
+
+@pytest.fixture(scope="module")
+def cases_ws(prepared_nc, tmp_path_factory) -> Path:
+    """The prepared NC workspace with a mixes file of N_CASES cases per design, instantiated on the three
+    feeders for both seasons (filter and shared files written, nothing solved)."""
+    data = copy_workspace(prepared_nc, tmp_path_factory.mktemp("p6cache") / "data")
+    assert load_script("0_code_xlrm/run_mix_generator.py").main(
+        ["--data-dir", str(data), "--n-cases", str(N_CASES), "-q"]) == 0
+    for season in config.SEASONS:
+        assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", season, "--design", "lhs",
+                           "--feeders", ",".join(FEEDERS), "--workers", "1", "-q"]) == 0
+    return data
+
+
+def _context(ws: Workspace, season: str, feeder: str) -> circuit_instance.FeederContext:
+    ctx = circuit_instance.load_context(ws, "NC", season, feeder)
+    circuit_instance.attach_shared(ctx, ws)
+    return ctx
+
+
+def _instance(ws: Workspace, ctx, season: str, feeder: str, key: str, case: dict):
+    folder = ws.instance_dir("NC", season, "lhs", feeder, key)
+    instance = circuit_instance.build_instance(ctx, ws, "lhs", key, case, folder)
+    circuit_instance.write_instance(instance, ctx, folder)
+    return instance, folder
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.dss"))}
+
+
+def _assert_same_metrics(compiled: dict, cached: dict, where: str) -> None:
+    assert compiled.keys() == cached.keys(), where
+    for name, a in compiled.items():
+        b = cached[name]
+        if isinstance(a, float) or isinstance(b, float):
+            np.testing.assert_allclose(b, a, rtol=1e-9, atol=0.0, err_msg=f"{where}: {name}")
+        else:
+            assert a == b, f"{where}: {name} {a!r} != {b!r}"
+
+
+def test_cached_feeder_gives_the_compiled_instance_results(cases_ws):
+    """20 random (season, feeder, case) runs, solved in a random order on one worker's cache, against a
+    compile of each instance's own files: every metric and the head series to 1e-9 relative; the instance
+    files on disk untouched by the cached path."""
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    rng = np.random.default_rng(np.random.SeedSequence(16))
+    pool = [(s, f, k) for s in config.SEASONS for f in FEEDERS for k in sorted(mixes, key=int)]
+    picked = [pool[i] for i in rng.choice(len(pool), size=N_COMPARED, replace=False)]
+    assert len({f for _, f, _ in picked}) == 3
+    cache = feeder_cache.FeederCache(size=len(FEEDERS) * len(config.SEASONS))
+    contexts = {}
+    paths = []
+    for season, feeder, key in picked:
+        ctx = contexts.get((season, feeder)) or contexts.setdefault((season, feeder), _context(ws, season, feeder))
+        instance, folder = _instance(ws, ctx, season, feeder, key, mixes[key])
+        where = f"{season} {feeder} case {key}"
+        before = _digest(folder)
+        prepared, how = cache.prepare((season, feeder), ctx, instance.files, folder)
+        assert how == "cached" and prepared is not None, f"{where}: {how}"
+        table_b, summary_b, _ = pf.simulate(folder, prepared=prepared)
+        cache.after_day((season, feeder))
+        table_a, summary_a, _ = pf.simulate(folder)
+        assert summary_a["status"] == summary_b["status"] == "ok", where
+        _assert_same_metrics(summary_a["metrics"], summary_b["metrics"], where)
+        numeric = [c for c in table_a.columns if pd.api.types.is_numeric_dtype(table_a[c])]
+        np.testing.assert_allclose(table_b[numeric].to_numpy(float), table_a[numeric].to_numpy(float),
+                                   rtol=1e-9, atol=1e-12, err_msg=where)
+        assert table_b.columns.tolist() == table_a.columns.tolist()
+        assert _digest(folder) == before
+        paths.append(prepared is not None)
+    assert all(paths) and cache.compiles == len({(s, f) for s, f, _ in picked})
+
+
+def test_cache_keeps_at_most_its_size_dropping_the_least_recently_used(cases_ws):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    cache = feeder_cache.FeederCache(size=2)
+    order = [FEEDERS[0], FEEDERS[1], FEEDERS[0], FEEDERS[2], FEEDERS[1]]
+    sizes, kept = [], []
+    for feeder in order:
+        ctx = _context(ws, "winter", feeder)
+        instance, folder = _instance(ws, ctx, "winter", feeder, "1", mixes["1"])
+        prepared, how = cache.prepare(feeder, ctx, instance.files, folder)
+        assert how == "cached"
+        sizes.append(len(cache))
+        kept.append(list(cache.feeders))
+    assert max(sizes) == 2
+    # FEEDERS[2] pushes out FEEDERS[1] (used before FEEDERS[0]'s second case), which then comes back
+    assert kept[3] == [FEEDERS[0], FEEDERS[2]] and kept[4] == [FEEDERS[2], FEEDERS[1]]
+    assert cache.compiles == 4
+
+
+def test_a_volt_var_case_is_compiled_from_its_files_and_says_why(cases_ws, monkeypatch):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    key = next(k for k in sorted(mixes, key=int) if mixes[k]["pv_perc_res"] > 0.05)
+    monkeypatch.setitem(config.ROOFTOP_PV, "inverter_control", "volt_var")
+    ctx = _context(ws, "summer", FEEDERS[1])
+    instance, folder = _instance(ws, ctx, "summer", FEEDERS[1], key, mixes[key])
+    assert "InvControl" in instance.files["PV.dss"]
+    prepared, how = feeder_cache.FeederCache(1).prepare(FEEDERS[1], ctx, instance.files, folder)
+    assert prepared is None and how.startswith("compiled:") and "InvControl" in how
+
+
+def test_chunk_tasks_groups_each_feeder_and_splits_it_over_the_workers():
+    tasks = [{"state": "NC", "season": "winter", "feeder": f, "case_key": str(k)} for k in range(5) for f in "ab"]
+    chunks = batch_runner.chunk_tasks(tasks, workers=2, max_runs=16)
+    assert [[tasks[i]["feeder"] for i in c] for c in chunks] == [["a"] * 3, ["a"] * 2, ["b"] * 3, ["b"] * 2]
+    assert sorted(i for c in chunks for i in c) == list(range(10))
+    assert all(len(c) == 1 for c in batch_runner.chunk_tasks(tasks, workers=2, max_runs=1))
+
+
+def _outputs(design_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(design_dir)): p.read_bytes()
+            for p in sorted(design_dir.rglob("*")) if p.name in ("summary.json", "timeseries.parquet")}
+
+
+def test_chunked_cached_pool_batch_is_byte_identical_to_compiling_every_run(cases_ws, tmp_path):
+    """The same batch on 2 pool workers: in feeder chunks with the compiled-feeder cache, and one run per task
+    with every instance compiled: the same summary.json and timeseries.parquet bytes."""
+    mixes = doe.load_mixes(Workspace(cases_ws).mixes("lhs"))
+    results = {}
+    for label, chunk_runs, cache in (("chunked", None, True), ("unchunked", 1, False)):
+        data = copy_workspace(cases_ws, tmp_path / label / "data")
+        ws = Workspace(data)
+        digests = {f: (ws.shared_digest("NC", "winter", f)).read_text().strip() for f in FEEDERS[:2]}
+        tasks = [{"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": f,
+                  "case_key": k, "case": mixes[k], "simulate": True, "force": True, "timeout_s": 600,
+                  "mixes_digest": "", "shared_digest": digests[f], "cache": cache}
+                 for f in FEEDERS[:2] for k in ("1", "2", "3", "4", "5", "6")]
+        records = batch_runner.run_pool(tasks, 2, label, in_process=False, chunk_runs=chunk_runs)
+        assert all(r["status"] == "ok" for r in records), [r["message"] for r in records]
+        paths = {r["timings"]["engine_path"] for r in records}
+        assert paths == ({"cached"} if cache else {"compiled: cache off"})
+        results[label] = _outputs(ws.design_dir("NC", "winter", "lhs"))
+    assert len(results["chunked"]) == 2 * 12
+    assert results["chunked"] == results["unchunked"]
+    summary = json.loads(next(v for k, v in results["chunked"].items() if k.endswith("summary.json")))
+    assert summary["status"] == "ok"
