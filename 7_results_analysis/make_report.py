@@ -204,7 +204,11 @@ WORST = (("peak_kw", "max"), ("worst_transformer_loading_pct", "max"), ("v_min_c
          ("ansi_a_violation_node_intervals", "max"), ("ansi_a_customers_affected", "max"),
          ("worst_line_loading_pct", "max"), ("losses_pct", "max"), ("ev_energy_unserved_kwh", "max"),
          ("vuf_max_pct", "max"), ("head_current_unbalance_max_pct", "max"),
-         ("transformer_ma_overload_intervals", "max"), ("ansi_a_under_max_consecutive_intervals", "max"))
+         ("transformer_ma_overload_intervals", "max"), ("ansi_a_under_max_consecutive_intervals", "max"),
+         ("service_transformer_reverse_flow_intervals", "max"), ("ansi_a_over_customer_intervals", "max"))
+
+#: rooftop PV bands of the "rooftop PV, reverse flow and overvoltage" table (share of residential customers)
+PV_RES_BANDS = ((0.0, 0.0, "none"), (0.0, 0.2, "up to 20 %"), (0.2, 0.4, "20-40 %"), (0.4, 1.0, "over 40 %"))
 
 
 def worst_outcomes(results: pd.DataFrame) -> pd.DataFrame:
@@ -222,6 +226,40 @@ def worst_outcomes(results: pd.DataFrame) -> pd.DataFrame:
             rows.append({"state": state, "season": season, "outcome": metric, "unit": rio.METRICS[metric][0],
                          "worst": float(values[i]), "median": float(values.median()), "feeder": part.at[i, "feeder"],
                          "design": part.at[i, "design"], "case": int(part.at[i, "case"])})
+    return pd.DataFrame(rows)
+
+
+def der_outcomes(results: pd.DataFrame) -> pd.DataFrame:
+    """Per state, season and band of rooftop PV share (:data:`PV_RES_BANDS`): the ok runs, the share of them
+    with reverse flow at the feeder head on any phase in any interval, with reverse flow through any service
+    transformer, and with any customer above ANSI C84.1 Range A (1.05 pu) or Range B (1.0583 pu); the median
+    count of service transformers in reverse flow and the highest customer voltage. Empty without the
+    rooftop PV input (results of an older phase 6)."""
+    needed = ("pv_perc_res", "service_transformers_reverse_flow", "ansi_a_over_customer_intervals")
+    ok = results[results["status"] == "ok"]
+    if ok.empty or any(c not in ok.columns for c in needed):
+        return pd.DataFrame()
+    head = [c for c in ok.columns if c.startswith("head_reverse_flow_intervals_phase")]
+    rows = []
+    for (state, season), part in ok.groupby(["state", "season"], sort=True):
+        pv = pd.to_numeric(part["pv_perc_res"], errors="coerce").fillna(0.0)
+        for low, high, label in PV_RES_BANDS:
+            band = part[(pv == 0)] if high == 0 else part[(pv > low) & (pv <= high)]
+            if band.empty:
+                continue
+            number = lambda c: pd.to_numeric(band[c], errors="coerce").fillna(0.0)  # noqa: E731
+            head_any = (band[head].apply(pd.to_numeric, errors="coerce").fillna(0.0).sum(axis=1) > 0) if head else None
+            rows.append({"state": state, "season": season, "rooftop PV share": label, "runs": len(band),
+                         "head reverse flow [% of runs]": 100.0 * float(head_any.mean()) if head is not None else None,
+                         "transformer reverse flow [% of runs]":
+                             100.0 * float((number("service_transformers_reverse_flow") > 0).mean()),
+                         "transformers in reverse flow (median)": float(number("service_transformers_reverse_flow")
+                                                                        .median()),
+                         "above Range A [% of runs]": 100.0 * float((number("ansi_a_over_customer_intervals") > 0).mean()),
+                         "above Range B [% of runs]": 100.0 * float((number("ansi_b_over_customer_intervals") > 0).mean())
+                         if "ansi_b_over_customer_intervals" in band.columns else None,
+                         "highest customer voltage [pu]": float(pd.to_numeric(band["v_max_customer_pu"], errors="coerce")
+                                                                .max()) if "v_max_customer_pu" in band.columns else None})
     return pd.DataFrame(rows)
 
 
@@ -720,6 +758,14 @@ def build_page(ws, results: pd.DataFrame) -> str:
 
     parts.append('<h2 id="outcomes">Outcomes</h2><h3>Worst outcome per state and season</h3>')
     parts.append(html_table(worst_outcomes(results)))
+    der = der_outcomes(results)
+    if len(der):
+        parts.append("<h3>Rooftop PV, reverse flow and overvoltage</h3><p>Per band of the rooftop PV share "
+                     "(<code>pv_perc_res</code>): how many runs see power flowing back towards the substation at "
+                     "the feeder head (any phase, any interval) or through a service transformer, and how many put a "
+                     "customer above ANSI C84.1 Range A or B. The design day is the season's peak-load day, on "
+                     "which midday load absorbs most of the PV: reverse flow shows first at service transformers, "
+                     "and overvoltage needs a light-load day this study does not simulate.</p>" + html_table(der))
     parts.append(figs("outcomes"))
 
     parts.append(cost_section(results, sensitivity, skipped, boxes, figs("costs")))

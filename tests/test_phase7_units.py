@@ -337,3 +337,20 @@ def test_report_has_no_confounding_note_for_uncorrelated_designs(tmp_path):
     pd.DataFrame([{"design": "lhs", "max_abs_corr": 0.12, "max_abs_corr_pair": "a~b"}]).to_csv(
         ws.lhs_vs_sobol_summary, index=False)
     assert report.confounding_note(ws) == ""
+
+
+def test_report_der_table_counts_reverse_flow_and_overvoltage_per_rooftop_pv_band():
+    runs = pd.DataFrame({"state": "NC", "season": "summer", "status": "ok",
+                         "pv_perc_res": [0.0, 0.1, 0.5, 0.55],
+                         "head_reverse_flow_intervals_phase1": [0, 0, 3, 0],
+                         "head_reverse_flow_intervals_phase2": [0, 0, 0, 0],
+                         "service_transformers_reverse_flow": [0, 2, 9, 11],
+                         "ansi_a_over_customer_intervals": [0, 0, 0, 4],
+                         "ansi_b_over_customer_intervals": [0, 0, 0, 0],
+                         "v_max_customer_pu": [1.03, 1.035, 1.045, 1.052]})
+    table = report.der_outcomes(runs).set_index("rooftop PV share")
+    assert list(table.index) == ["none", "up to 20 %", "over 40 %"]
+    high = table.loc["over 40 %"]
+    assert high["runs"] == 2 and high["head reverse flow [% of runs]"] == 50.0
+    assert high["above Range A [% of runs]"] == 50.0 and high["highest customer voltage [pu]"] == 1.052
+    assert table.loc["none", "transformer reverse flow [% of runs]"] == 0.0
