@@ -17,7 +17,8 @@
 # make install  only the virtual environment
 # Variables:    DATA (workspace, default ./data), STATES, SEASONS, DESIGNS, LAYOUT (cross or joint), SCENARIOS,
 #               POLICIES (cross layout; empty: the named policies), N_CASES (joint layout), REPLICATES (placement
-#               replicates per design point, default 1), DAYS (design days per run, default 1), UPGRADES (1: phase 6 --upgrades; default 0 for make run),
+#               replicates per design point, default 1), DAYS (design days per run, default 1), UPGRADES
+#               (1: phase 6 --upgrades; default 0 for make run),
 #               WORKERS, SOURCE, PYTHON (the interpreter to make .venv with), VENV (default .venv); for make study
 #               STUDY_DATA, STUDY_LAYOUT, STUDY_SCENARIOS, STUDY_N_CASES, STUDY_REPLICATES, STUDY_STATES,
 #               STUDY_SEASONS, STUDY_UPGRADES (default 1; e.g. make study STUDY_STATES=NC STUDY_SEASONS=winter)
@@ -110,8 +111,8 @@ $(SAMPLE): $(INSTALLED)
 	$(PY) sample/build_sample.py $(DD)
 
 run: $(INSTALLED)
-	$(PY) run_pipeline.py $(DD) --states $(STATES) --seasons $(SEASONS) --designs $(DESIGNS) \
-	    $(DOE) --replicates $(REPLICATES) --days $(DAYS) --workers $(WORKERS)$(UPG) $(SRC)
+	$(PY) run_pipeline.py $(DD) --states $(STATES) --seasons $(SEASONS) --designs $(DESIGNS) --days $(DAYS) \
+	    $(DOE) --replicates $(REPLICATES) --workers $(WORKERS)$(UPG) $(SRC)
 	@echo
 	@echo "Done. Results are in $(DATA)/:"
 	@echo "  designs of experiments and plots:  $(DATA)/0_code_xlrm/"

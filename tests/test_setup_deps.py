@@ -21,9 +21,16 @@ SKIP_DIRS = {".venv", "data", "build", ".git", "__pycache__", ".pytest_cache"}
 PROJECT = canonicalize_name("dss-xlrm")
 
 
+def _in_virtual_env(path: Path) -> bool:
+    """Inside a virtual environment under the checkout, whatever its name (``make ... VENV=venv``)."""
+    return any((REPO / parent / "pyvenv.cfg").is_file() for parent in path.relative_to(REPO).parents
+               if parent != Path("."))
+
+
 def _python_files() -> list[Path]:
     return sorted(p for p in REPO.rglob("*.py")
-                  if not SKIP_DIRS.intersection(p.relative_to(REPO).parts) and "egg-info" not in str(p))
+                  if not SKIP_DIRS.intersection(p.relative_to(REPO).parts) and "egg-info" not in str(p)
+                  and not _in_virtual_env(p))
 
 
 @cache
