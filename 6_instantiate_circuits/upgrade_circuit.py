@@ -325,16 +325,24 @@ def transformer_unit_cost(spec: TransformerSpec, kva: float, tables: CostTables)
     same = t[(t["phases"] == spec.phases) & (t["num_windings"] == spec.windings) & _close(t["primary_kV"], spec.kv[0])
              & _close(t["secondary_kV"], spec.kv[1]) & (t["primary_connection_type"] == spec.conns[0])
              & (t["secondary_connection_type"] == spec.conns[1])]
-    exact = same[np.isclose(same["rated_kVA"], kva)]
+    return _priced(((same, "the same class"), (t[t["phases"] == spec.phases], f"{spec.phases}-phase rows"),
+                    (t, "any row")), "rated_kVA", kva, "cost",
+                   lambda row: f"{row['rated_kVA']:g} kVA, {row['primary_kV']:g}/{row['secondary_kV']:g} kV")
+
+
+def _priced(frames: tuple[tuple[pd.DataFrame, str], ...], size_column: str, size: float, cost_column: str,
+            describe: Any) -> tuple[float, str]:
+    """The cost of ``size`` from the first of ``frames`` (the item's own class first): its exact row, else
+    the row of the nearest size of the first non-empty frame, and how it was found."""
+    own = frames[0][0]
+    exact = own[np.isclose(own[size_column], size)]
     if len(exact):
-        return float(exact["cost"].iloc[0]), "exact row"
-    for frame, what in ((same, "the same class"), (t[t["phases"] == spec.phases], f"{spec.phases}-phase rows"),
-                        (t, "any row")):
+        return float(exact[cost_column].iloc[0]), "exact row"
+    for frame, what in frames:
         if len(frame):
-            row = _nearest(frame, "rated_kVA", kva)
-            return float(row["cost"]), (f"nearest row of {what}: {row['rated_kVA']:g} kVA, {row['primary_kV']:g}/"
-                                        f"{row['secondary_kV']:g} kV")
-    raise AssertionError("load_cost_tables keeps at least one transformer row")
+            row = _nearest(frame, size_column, size)
+            return float(row[cost_column]), f"nearest row of {what}: {describe(row)}"
+    raise AssertionError("load_cost_tables keeps rows of every kind priced")
 
 
 def line_rows(spec: LineSpec, tables: CostTables, upgrade_type: str) -> pd.DataFrame:
@@ -360,19 +368,12 @@ def line_catalogue(spec: LineSpec, tables: CostTables, feeder: dict[str, LineSpe
 def line_cost_per_m(spec: LineSpec, amps: float, tables: CostTables, upgrade_type: str) -> tuple[float, str]:
     """USD per metre of a ``upgrade_type`` line of ``amps`` in the class of ``spec``, and how it was found (exact
     row, else the nearest ampacity of the class, else of the same phases and type, else of the type)."""
-    same = line_rows(spec, tables, upgrade_type)
-    exact = same[np.isclose(same["ampere_rating"], amps)]
-    if len(exact):
-        return float(exact["cost_per_m"].iloc[0]), "exact row"
     t = tables.lines
     typed = t[t["upgrade_type"] == upgrade_type]
-    for frame, what in ((same, "the same class"), (typed[typed["phases"] == spec.phases], f"{spec.phases}-phase rows"),
-                        (typed, "any row")):
-        if len(frame):
-            row = _nearest(frame, "ampere_rating", amps)
-            return float(row["cost_per_m"]), (f"nearest row of {what}: {row['ampere_rating']:g} A, "
-                                              f"{row['voltage_kV']:g} kV, {row['line_placement']}")
-    raise AssertionError("load_cost_tables keeps the line types")
+    return _priced(((line_rows(spec, tables, upgrade_type), "the same class"),
+                    (typed[typed["phases"] == spec.phases], f"{spec.phases}-phase rows"), (typed, "any row")),
+                   "ampere_rating", amps, "cost_per_m",
+                   lambda row: f"{row['ampere_rating']:g} A, {row['voltage_kV']:g} kV, {row['line_placement']}")
 
 
 def violates(metrics: dict[str, Any]) -> list[str]:
