@@ -878,6 +878,14 @@ def filtered_feeders(filters: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(FAILURE_COLUMNS))
 
 
+def shortfall_feeders(results: pd.DataFrame) -> list[str]:
+    """The feeders (state/feeder) with an ok run whose rooftop PV fell short of its share (``pv_res_shortfall``)."""
+    if "pv_res_shortfall" not in results.columns or results.empty:
+        return []
+    short = results[(results["status"] == "ok") & results["pv_res_shortfall"].fillna("").astype(str).ne("")]
+    return sorted({f"{state}/{feeder}" for state, feeder in zip(short["state"], short["feeder"])})
+
+
 def present_states(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
     states = sorted(wanted) if wanted else [s for s in config.STATES if ws.circuits_dir(s).is_dir()]
     return sorted(states)
@@ -984,6 +992,11 @@ def combine(args: argparse.Namespace, ws: Workspace, states: list[str], runs: li
         counts = results.groupby(["state", "season", "design"])["status"].value_counts().unstack(fill_value=0)
         for (state, season, design), row in counts.iterrows():
             logger.info("%s %s %s: %s", state, season, design, ", ".join(f"{int(v)} {k}" for k, v in row.items() if v))
+    short = shortfall_feeders(results)
+    if short:
+        logger.warning("rooftop PV fell short of pv_perc_res on %d feeder(s) (%s): their customers' profiles cover less "
+                       "than a year, so no array could be sized; pv_perc_res does not act there (column "
+                       "pv_res_shortfall of xlrm_results says which runs)", len(short), ", ".join(short))
     if len(stale_table):
         first = stale_table.iloc[0]
         logger.warning("%d stale run(s) left out, listed in %s (first: %s %s %s %s case %d: %s)", len(stale_table),

@@ -354,3 +354,10 @@ def test_report_der_table_counts_reverse_flow_and_overvoltage_per_rooftop_pv_ban
     assert high["runs"] == 2 and high["head reverse flow [% of runs]"] == 50.0
     assert high["above Range A [% of runs]"] == 50.0 and high["highest customer voltage [pu]"] == 1.052
     assert table.loc["none", "transformer reverse flow [% of runs]"] == 0.0
+
+
+def test_feeders_where_rooftop_pv_fell_short_are_named():
+    runs = pd.DataFrame({"state": ["NC", "NC", "TX"], "feeder": ["ieee13", "ieee13", "f2"], "status": ["ok", "ok", "ok"],
+                         "pv_res_shortfall": ["7 hosts without rooftop PV: ...", "", None]})
+    assert combine.shortfall_feeders(runs) == ["NC/ieee13"]
+    assert combine.shortfall_feeders(runs.drop(columns="pv_res_shortfall")) == []
