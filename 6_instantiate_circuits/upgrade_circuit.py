@@ -4,12 +4,15 @@ Description
     Follows NREL DISCO's automated upgrade-cost analysis (its method and defaults, ``common.config.UPGRADES``)
     on one solved run of phase 6:
 
-    * the run's ``summary.json`` says whether it violates a limit (:func:`violates`: a transformer or line
-      loaded above ``UPGRADES[*_upper_limit_pu]`` in any interval, or a customer node outside ANSI C84.1
-      Range A in any interval). A run without a violation costs 0 and is not solved again;
+    * the run's ``summary.json`` says whether it violates a limit (:func:`violates`; ``UPGRADES["trigger"]``:
+      by default the study's thermal planning criteria, a transformer's 2-h moving-average loading above
+      100 % or any interval above 150 %, a line's 1-h moving average above 100 % (FAILURE_CRITERIA), so that
+      every run failing a thermal criterion is priced; ``disco``: a transformer or line loaded above
+      ``UPGRADES[*_upper_limit_pu]`` in any interval; either way a customer node outside ANSI C84.1 Range A
+      in any interval). A run without a violation costs 0 and is not solved again;
     * otherwise the instance is compiled with opendssdirect and its day (96 x 15 min) solved with the same
       controls as the power flow (``daily_power_flow.solve_day``, the same instance files);
-    * thermal: every transformer and line above its upper limit in any interval gets the smallest catalogue
+    * thermal: every transformer and line over that thermal limit gets the smallest catalogue
       size reaching the design loading (:func:`choose_size`; transformers: the cost table's sizes of the same
       phases, voltages, windings and connections plus the sizes of such transformers on the feeder; lines:
       the cost table's ampacities of the same phases, voltage and placement plus the feeder's line codes used
@@ -42,7 +45,8 @@ Outputs (in the instance folder, atomic)
                      violations were removed, the iterations and solves, the settings and upgrades digests
 
 Settings read
-    common.config: UPGRADES, ANSI_RANGE_A, ENERGISED_PU, RUN_TIMEOUT_S
+    common.config: UPGRADES, UPGRADE_TRIGGERS, THERMAL (FAILURE_CRITERIA), ANSI_RANGE_A, ENERGISED_PU, RUN_TIMEOUT_S,
+    INTERVAL_H
 
 Usage
     python 6_instantiate_circuits/upgrade_circuit.py --instance DIR [--cost-tables DIR] [--timeout S] [--force]
@@ -66,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 import daily_power_flow
-from common import cli, config, dss
+from common import cli, config, dss, schema
 from common.io import InputError, atomic_path, dumps_json, exclusive_step, read_csv, read_json, sha256_bytes, \
     sha256_file, write_text
 from common.paths import INSTANCE_FILES, UPGRADE_COST_FILES, UPGRADE_FILES, Workspace
@@ -376,24 +380,74 @@ def line_cost_per_m(spec: LineSpec, amps: float, tables: CostTables, upgrade_typ
                    lambda row: f"{row['ampere_rating']:g} A, {row['voltage_kV']:g} kV, {row['line_placement']}")
 
 
+def trigger() -> str:
+    """``UPGRADES["trigger"]``, checked: ``planning_criteria`` or ``disco`` (``common.config.UPGRADE_TRIGGERS``)."""
+    rule = UPGRADES.get("trigger", "planning_criteria")
+    if rule not in config.UPGRADE_TRIGGERS:
+        raise InputError(f"common/config.py: UPGRADES['trigger'] is {rule!r}: give one of "
+                         f"{', '.join(config.UPGRADE_TRIGGERS)}")
+    return rule
+
+
 def violates(metrics: dict[str, Any]) -> list[str]:
-    """The limits a run's metrics (``summary.json``) violate: transformer or line loading above its
-    ``UPGRADES`` upper limit in any interval, customer node-intervals outside Range A. Empty: no upgrade."""
+    """The limits a run's metrics (``summary.json``) violate, by ``UPGRADES["trigger"]``: with
+    ``planning_criteria`` a transformer 2-h moving average above 100 % or an interval above the emergency
+    limit, a line 1-h moving average above 100 % (phase 6's ``transformer_ma_overload_intervals``,
+    ``transformer_emergency_intervals``, ``line_ma_overload_intervals``: the counts phase 7's criteria read);
+    with ``disco`` a transformer or line above its ``UPGRADES`` upper limit in any interval; either way
+    customer node-intervals outside Range A. Empty: no upgrade."""
     found = []
-    if float(metrics.get("worst_transformer_loading_pct") or 0.0) > 100.0 * UPGRADES["transformer_upper_limit_pu"]:
-        found.append("transformer")
-    if float(metrics.get("worst_line_loading_pct") or 0.0) > 100.0 * UPGRADES["line_upper_limit_pu"]:
-        found.append("line")
+    if trigger() == "planning_criteria":
+        if int(metrics.get("transformer_ma_overload_intervals") or 0) + \
+                int(metrics.get("transformer_emergency_intervals") or 0) > 0:
+            found.append("transformer")
+        if int(metrics.get("line_ma_overload_intervals") or 0) > 0:
+            found.append("line")
+    else:
+        if float(metrics.get("worst_transformer_loading_pct") or 0.0) > 100.0 * UPGRADES["transformer_upper_limit_pu"]:
+            found.append("transformer")
+        if float(metrics.get("worst_line_loading_pct") or 0.0) > 100.0 * UPGRADES["line_upper_limit_pu"]:
+            found.append("line")
     if int(metrics.get("ansi_a_violation_node_intervals") or 0) > 0:
         found.append("voltage")
     return found
 
 
+def criterion_text(kind: str) -> str:
+    """The thermal limit an element of ``kind`` (transformer | line) is upgraded against, in words."""
+    if trigger() == "disco":
+        return f"{100 * UPGRADES[f'{kind}_upper_limit_pu']:g} % in any interval (UPGRADES {kind}_upper_limit_pu)"
+    c = config.THERMAL[kind]
+    text = f"{c['window_h']:g}-h moving average above {c['threshold_pct']:g} %"
+    if kind == "transformer":
+        text += f" or any interval above {c['emergency_pct']:g} % (FAILURE_CRITERIA, IEEE C57.91)"
+    else:
+        text += " (FAILURE_CRITERIA, IEEE 738)"
+    return text
+
+
+def over_limit(pct: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Which elements of ``pct`` (steps, elements) [% of rating] are over the thermal trigger of ``kind``, and
+    the first step of each at which it trips (-1 where it does not): see :func:`violates`."""
+    pct = np.where(np.isfinite(pct), pct, 0.0).astype(float)
+    if trigger() == "disco":
+        tripped = pct > 100.0 * UPGRADES[f"{kind}_upper_limit_pu"]
+    else:
+        c = config.THERMAL[kind]
+        window = int(round(c["window_h"] / config.INTERVAL_H))
+        tripped = daily_power_flow.moving_average_circular(pct, window) > c["threshold_pct"]
+        if kind == "transformer":
+            tripped = tripped | (pct > c["emergency_pct"])
+    over = tripped.any(axis=0)
+    return over, np.where(over, np.argmax(tripped, axis=0), -1)
+
+
 def settings_digest() -> str:
-    """SHA-256 of what the step's result depends on besides the run and the cost tables: UPGRADES, Range A."""
-    settings = {"UPGRADES": {k: v for k, v in UPGRADES.items() if k != "cost_threshold_usd"}, "RANGE_A": RANGE_A,
-                "ENERGISED_PU": config.ENERGISED_PU}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    """SHA-256 of what the step's result depends on besides the run and the cost tables
+    (``common.schema.upgrade_settings_digest``: UPGRADES, Range A and, with the planning-criteria trigger, the
+    thermal criteria); phase 7 compares a run's with it."""
+    trigger()  # an unknown trigger is refused before anything is recorded under it
+    return schema.upgrade_settings_digest()
 
 
 # ------------------------------------------------------------------------------------------- solving
@@ -420,17 +474,18 @@ class Solved:
         return int((dev > 0).sum()), float(dev.sum())
 
     def thermal_over(self) -> dict[str, tuple[float, int]]:
-        """Elements above their upper limit in any interval: name -> (highest loading [pu], the first step above the
-        limit)."""
+        """Elements over their thermal trigger (:func:`over_limit`): name -> (highest loading [pu], the first step
+        at which the trigger trips)."""
         over = {}
-        for names, pct, limit in ((self.xf_names, self.day.xf_pct, UPGRADES["transformer_upper_limit_pu"]),
-                                  (self.line_names, self.day.line_pct, UPGRADES["line_upper_limit_pu"])):
+        for names, pct, kind in ((self.xf_names, self.day.xf_pct, "transformer"),
+                                 (self.line_names, self.day.line_pct, "line")):
             pct = np.where(np.isfinite(pct), pct, 0.0).astype(float)
             if pct.size == 0:
                 continue
             worst = pct.max(axis=0)
-            for j in np.nonzero(worst > 100.0 * limit)[0]:
-                over[names[j]] = (float(worst[j]) / 100.0, int(np.argmax(pct[:, j] > 100.0 * limit)))
+            tripped, first = over_limit(pct, kind)
+            for j in np.nonzero(tripped)[0]:
+                over[names[j]] = (float(worst[j]) / 100.0, int(first[j]))
         return over
 
     def loading_pu(self, name: str) -> np.ndarray:
@@ -605,15 +660,15 @@ def thermal_records(decisions: dict[str, Decision], transformers: dict[str, Tran
         d = decisions[name]
         c = d.choice
         record = {"element": name, "kind": d.kind, "action": c.action, "units": c.n,
-                  "trigger_interval_start": daily_power_flow._clock(d.trigger_step),  # the first interval above
+                  "trigger_interval_start": daily_power_flow._clock(d.trigger_step),  # where the trigger first trips
                   "trigger_step": d.trigger_step + 1, "trigger_loading_pct": round(100.0 * d.trigger_pu, 3),
                   "rounds": d.rounds}
         if d.kind == "transformer":
             spec = transformers[name]
             unit, basis = transformer_unit_cost(spec, c.size, tables)
             fixed = tables.misc[MISC_ROWS[c.action]]
-            record.update(reason=f"loading {100 * d.trigger_pu:.1f} % of nameplate > "
-                                 f"{100 * UPGRADES['transformer_upper_limit_pu']:g} % (UPGRADES transformer_upper_limit_pu)",
+            record.update(reason=f"highest loading {100 * d.trigger_pu:.1f} % of nameplate; over the limit: "
+                                 f"{criterion_text('transformer')}",
                           before={"kva": spec.kva[0], "phases": spec.phases, "kv": list(spec.kv), "conns": list(spec.conns)},
                           after={"kva": c.size, "parallel_units": c.n if c.action == "parallel" else 0,
                                  "total_kva": c.size if c.action == "replace" else spec.kva[0] + c.n * c.size},
@@ -622,8 +677,8 @@ def thermal_records(decisions: dict[str, Decision], transformers: dict[str, Tran
         else:
             spec = lines[name]
             per_m, basis = line_cost_per_m(spec, c.size, tables, LINE_TYPES[c.action])
-            record.update(reason=f"loading {100 * d.trigger_pu:.1f} % of NormAmps > "
-                                 f"{100 * UPGRADES['line_upper_limit_pu']:g} % (UPGRADES line_upper_limit_pu)",
+            record.update(reason=f"highest loading {100 * d.trigger_pu:.1f} % of NormAmps; over the limit: "
+                                 f"{criterion_text('line')}",
                           before={"amps": spec.amps, "linecode": spec.linecode, "phases": spec.phases,
                                   "kv_ln": round(spec.kv_ln, 4), "placement": spec.placement,
                                   "placement_source": spec.placement_source},
@@ -939,7 +994,7 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
         records += voltage_records
         after = solved.outcome()
         remaining = sorted(solved.thermal_over())
-        result["unsolved"] = ([{"element": n, "reason": unsolved.get(_original(n), "still above its upper limit")}
+        result["unsolved"] = ([{"element": n, "reason": unsolved.get(_original(n), "still over the thermal limit")}
                                for n in remaining] +
                               ([{"element": "customers", "reason": f"{after['ansi_a_under_node_intervals']} node-"
                                  f"intervals below and {after['ansi_a_over_node_intervals']} above Range A remain "

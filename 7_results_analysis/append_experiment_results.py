@@ -52,7 +52,9 @@ Description
     rewritten by every batch of the feeder: a batch of some cases after the profiles changed makes
     the feeder's other runs stale); its ``metric_settings_digest`` is that of the current planning
     limits (``common.schema.metric_settings_digest``: a run solved under other ANSI ranges, thermal
-    limits or failure criteria is redone) and an ``ok`` run has every metric of ``common.schema.METRICS``
+    limits or failure criteria is redone); a run upgraded by phase 6's ``--upgrades`` was upgraded under the
+    current upgrade settings (``common.schema.upgrade_settings_digest``: UPGRADES, its trigger, Range A);
+    and an ``ok`` run has every metric of ``common.schema.METRICS``
     (a summary of an older phase 6 lacks the newer ones); every numeric
     metric is finite (``null`` marks an undefined one); and, for an ``ok`` run, its
     ``timeseries.parquet`` is the one it wrote (SHA-256 equal to ``timeseries_sha256``) with 96 rows
@@ -362,6 +364,10 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if summary.get("metric_settings_digest") != schema.metric_settings_digest():
         return (f"its metrics were computed under other planning limits (common.config ANSI ranges, THERMAL, "
                 f"FAILURE_CRITERIA: metric_settings_digest differs): {REDO}")
+    block = summary.get("upgrades")
+    if isinstance(block, dict) and block.get("settings_digest") != schema.upgrade_settings_digest():
+        return (f"its upgrade cost was computed under other upgrade settings (common.config UPGRADES, ANSI Range "
+                f"A, THERMAL: the upgrades block's settings_digest differs): {REDO.removesuffix(')')} --upgrades)")
     metrics = summary["metrics"]
     bad = sorted(name for name, value in metrics.items()
                  if _not_finite(value) or (isinstance(value, str) and name in rio.METRICS

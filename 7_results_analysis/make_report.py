@@ -584,11 +584,15 @@ def cost_sentences(distribution: pd.DataFrame, by_policy: pd.DataFrame | None, r
         group = ok[(ok["state"] == state) & (ok["season"] == season) & (ok["feeder"] == feeder)]
         if len(group):
             free = int((fails.loc[group.index] & (np.nan_to_num(_costs(group), nan=-1.0) == 0)).sum())
-            if free:
+            if free and config.UPGRADES.get("trigger") == "disco":
                 text += (f". {free} future(s) fail a planning criterion yet cost nothing: the upgrade step acts on "
-                         "NREL DISCO's limits (a loading above "
+                         "NREL DISCO's limits (UPGRADES['trigger'] 'disco': a loading above "
                          f"{config.UPGRADES['transformer_upper_limit_pu']:g} pu in any 15-min interval, a customer "
                          "outside Range A), not on the planning criteria's moving averages")
+            elif free:
+                text += (f". {free} future(s) fail a planning criterion yet cost nothing: the upgrade step found no "
+                         "catalogue size, setting or regulator site that removes their violations (upgrades.json, "
+                         "'unsolved'); their cost of 0 is a lower bound")
         out.append(text + ".")
     return out
 

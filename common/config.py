@@ -741,10 +741,20 @@ FEEDER_CHUNK_MAX_RUNS = 16
 #:   ../shared/data/upgrade_costs; a folder of a utility's own tables of the same columns may be named
 #:   here or with ``--cost-tables``). A size without an exact row is priced at the nearest row of the
 #:   same class and recorded as such (``cost_basis`` in upgrades.json), as DISCO does.
+#: Which limits trigger a thermal upgrade (``trigger``): ``planning_criteria`` (default), the study's own
+#: thermal planning criteria (FAILURE_CRITERIA: a transformer whose 2-h moving-average loading exceeds 100 %
+#: of nameplate or whose loading exceeds the 150 % emergency limit in any interval, IEEE C57.91; a line whose
+#: 1-h moving average exceeds 100 % of NormAmps), so that every run phase 7 counts as failing a thermal
+#: criterion is upgraded and priced, and an element that passes them (a single 15-min interval at 1.3 pu,
+#: well inside its thermal time constant) is not; ``disco``, DISCO's own rule: loading above
+#: ``*_upper_limit_pu`` in any interval. Either way an upgraded element is sized to ``*_design_pu`` of its
+#: highest loading (DISCO's sizing) and the voltage trigger is DISCO's (any customer node-interval outside
+#: Range A, which contains the undervoltage criterion).
 #: A line whose line code or geometry names neither overhead nor underground is priced as
 #: ``line_placement_default`` (assumption; recorded per line). ``cost_threshold_usd``: the cost above which
 #: phase 7 would count a run as "too costly" (assumption: for the lead's sensitivity and PRIM hooks).
 UPGRADES = {
+    "trigger": "planning_criteria",
     "transformer_upper_limit_pu": 1.25,
     "transformer_design_pu": 0.75,
     "line_upper_limit_pu": 1.25,
@@ -764,3 +774,4 @@ UPGRADES = {
     "cost_tables_dir": None,
     "cost_threshold_usd": 100000.0,
 }
+UPGRADE_TRIGGERS = ("planning_criteria", "disco")

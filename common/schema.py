@@ -214,6 +214,23 @@ def metric_settings_digest() -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def upgrade_settings_digest() -> str:
+    """SHA-256 of the ``common.config`` settings the upgrade step's result depends on besides the run and the
+    cost tables (``UPGRADES`` but the cost threshold, which phase 7 applies; ANSI Range A; the energised
+    threshold; with the ``planning_criteria`` trigger the thermal criteria ``THERMAL``): the ``upgrades``
+    block of a run's summary records it, so phase 6 upgrades a run again, and phase 7 refuses its cost, when
+    the settings changed."""
+    import hashlib
+    import json
+
+    from common import config
+
+    upgrades = {k: v for k, v in config.UPGRADES.items() if k != "cost_threshold_usd"}
+    settings = {"UPGRADES": upgrades, "RANGE_A": config.ANSI_RANGE_A, "ENERGISED_PU": config.ENERGISED_PU,
+                **({"THERMAL": config.THERMAL} if upgrades.get("trigger") == "planning_criteria" else {})}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
 def missing_metrics(metrics: dict) -> list[str]:
     """The :data:`METRICS` a run's ``metrics`` lack (a summary written by an older phase 6)."""
     return sorted(name for name in METRICS if name not in metrics)

@@ -26,10 +26,11 @@ COSTS = SHARED_DATA / "upgrade_costs"
 SHAPE = [1.0 if 68 <= k < 80 else 0.3 for k in range(96)]
 
 
-def _instance(folder: Path, body: str, service_nodes: list[list], head: str = "Line.l1") -> Path:
+def _instance(folder: Path, body: str, service_nodes: list[list], head: str = "Line.l1",
+              shape: list[float] | None = None) -> Path:
     """Write an instance folder: Master.dss (source, the ``body``, the daily shape) and the assignments."""
     folder.mkdir(parents=True, exist_ok=True)
-    mult = " ".join(f"{m:g}" for m in SHAPE)
+    mult = " ".join(f"{m:g}" for m in (SHAPE if shape is None else shape))
     (folder / "Master.dss").write_text(
         "Clear\n"
         "New Circuit.tiny bus1=src basekV=12.47 pu=1.0 R1=1e-05 X1=1e-05 R0=1e-05 X0=1e-05\n"
@@ -91,8 +92,45 @@ def test_transformer_overload_gets_the_next_catalogue_size_and_its_cost(tmp_path
     assert record["element"] == "transformer.t1" and record["action"] == "replace"
     assert (record["before"]["kva"], record["after"]["kva"]) == (25.0, 50.0)
     assert record["cost_usd"] == 7000.0 and record["cost_basis"] == "exact row"  # 1-ph 7.2/0.12 kV 50 kVA, wye-wye
-    assert record["trigger_loading_pct"] > 125.0 and record["trigger_interval_start"] == "17:00"
+    # 1.3 pu from 17:00: the 2-h moving average first exceeds 100 % in the window ending 18:15-18:30
+    assert record["trigger_loading_pct"] > 125.0 and record["trigger_interval_start"] == "18:15"
+    assert "2-h moving average above 100 %" in record["reason"]
     assert result["all_violations_removed"] and result["after"]["transformers_over_limit"] == 0
+
+
+@requires_shared
+def test_sustained_overload_below_disco_limit_is_upgraded_by_the_planning_criteria(tmp_path, tables, monkeypatch):
+    # 1.2 pu for three hours: fails the 2-h criterion, never reaches DISCO's 1.25 pu
+    folder = _instance(tmp_path / "xf", XF_BODY.replace("kW=32.5", "kW=30"), [["c1", ["lv.1", "lv.2"]]])
+    summary = json.loads((folder / "summary.json").read_text())["metrics"]
+    assert summary["transformer_ma_overload_intervals"] > 0 and summary["worst_transformer_loading_pct"] < 125.0
+    result, _, _ = up.upgrade_run(folder, tables)
+    [record] = result["upgrades"]
+    assert (record["before"]["kva"], record["after"]["kva"]) == (25.0, 50.0)  # 1.2 x 25 / 0.75 = 40 kVA
+    assert result["all_violations_removed"]
+    monkeypatch.setitem(up.UPGRADES, "trigger", "disco")
+    result, _, _ = up.upgrade_run(folder, tables)
+    assert result["status"] == "not needed" and result["upgrades"] == []
+
+
+@requires_shared
+def test_short_peak_inside_the_thermal_time_constant_is_not_upgraded(tmp_path, tables, monkeypatch):
+    # 1.3 pu for one 15-min interval: DISCO's 1.25 pu limit upgrades it, the 2-h average and 150 % do not
+    shape = [1.0 if k == 72 else 0.3 for k in range(96)]
+    folder = _instance(tmp_path / "xf", XF_BODY, [["c1", ["lv.1", "lv.2"]]], shape=shape)
+    result, _, _ = up.upgrade_run(folder, tables)
+    assert result["status"] == "not needed" and result["day_solves"] == 0
+    monkeypatch.setitem(up.UPGRADES, "trigger", "disco")
+    result, _, _ = up.upgrade_run(folder, tables)
+    [record] = result["upgrades"]
+    assert record["element"] == "transformer.t1" and record["trigger_interval_start"] == "18:00"
+    assert "UPGRADES transformer_upper_limit_pu" in record["reason"]
+
+
+def test_an_unknown_upgrade_trigger_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setitem(up.UPGRADES, "trigger", "instantaneous")
+    with pytest.raises(up.InputError, match=r"UPGRADES\['trigger'\] is 'instantaneous': give one of planning_criteria, disco"):
+        up.violates({})
 
 
 @requires_shared

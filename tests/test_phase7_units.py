@@ -284,6 +284,8 @@ def test_stale_reason_is_empty_for_a_current_run():
     ({"mixes_digest": None}, "no mixes_digest"),
     ({"metric_settings_digest": "0" * 64}, "computed under other planning limits"),
     ({"metrics": {"peak_kw": 100.0}}, "has no metric"),
+    ({"upgrades": {"status": "upgraded", "cost_usd": 7000.0, "settings_digest": "0" * 64}},
+     "upgrade cost was computed under other upgrade settings"),
 ])
 def test_stale_reason_names_the_first_failing_check(change, expected):
     feeder = change.pop("feeder", "s--f1")
