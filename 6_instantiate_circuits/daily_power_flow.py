@@ -548,6 +548,9 @@ class _Circuit:
         self.storage_names = [e.split(".", 1)[1] for e in self.storage]
         # arrays and batteries read in one engine call per step
         self.device_batch = dss.ElementBatch(self.pv + self.storage, dss=engine)
+        # every battery's live state of charge (Storage ``%stored``) in one engine call per step
+        self.storage_batch = dss.ElementBatch(self.storage, dss=engine)
+        self.soc_property = dss.property_index(engine, self.storage[0], "%stored") if self.storage else 0
 
     def learn_bases(self) -> None:
         """Node bases from the engine after a solve (nodes the initial read could not see)."""
@@ -655,10 +658,7 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
             units = device_kw[len(circuit.pv):]
             day.storage_kw[k] = units.sum()
             day.storage_mode[k] = 1.0 if (units > 1e-6).any() else (-1.0 if (units < -1e-6).any() else 0.0)
-            soc = []
-            for name in circuit.storage_names:
-                engine.Storages.Name(name)
-                soc.append(engine.Storages.puSOC())
+            soc = circuit.storage_batch.property_values(circuit.soc_property) / 100.0
             day.storage_soc[k] = float(np.dot(soc, sto_kwh_rated) / sto_kwh_rated.sum())
         if circuit.pv:
             day.pv_kw[k] = device_kw[:len(circuit.pv)].sum()

@@ -275,16 +275,23 @@ def self_consumption(net_kw: np.ndarray, unit: Fleet, iterations: int = 60) -> H
     lo = np.full(n, unit.reserve * unit.energy_kwh)
     hi = np.full(n, unit.energy_kwh)
 
-    def change(start):
-        return _self_consumption_day(net_kw, unit, start)[1][:, -1] - start
+    def change(start, rows=slice(None)):
+        return _self_consumption_day(net_kw[rows], unit, start)[1][:, -1] - start
 
     at_low, at_high = change(lo), change(hi)
     fixed_low, fixed_high = at_low <= 1e-12, at_high >= -1e-12
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        up = change(mid) > 0  # the day gains energy from here: the periodic start is higher
-        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
-    start = np.where(fixed_low, unit.reserve * unit.energy_kwh, np.where(fixed_high, unit.energy_kwh, 0.5 * (lo + hi)))
+    # each home's bisection is its own (row-wise arithmetic): only the homes whose start is not fixed at the
+    # reserve or at full (in winter most homes have no PV surplus and stay at the reserve) are iterated
+    free = np.nonzero(~(fixed_low | fixed_high))[0]
+    lo_f, hi_f = lo[free], hi[free]
+    if len(free):
+        for _ in range(iterations):
+            mid = 0.5 * (lo_f + hi_f)
+            up = change(mid, free) > 0  # the day gains energy from here: the periodic start is higher
+            lo_f, hi_f = np.where(up, mid, lo_f), np.where(up, hi_f, mid)
+    middle = 0.5 * (lo + hi)
+    middle[free] = 0.5 * (lo_f + hi_f)
+    start = np.where(fixed_low, unit.reserve * unit.energy_kwh, np.where(fixed_high, unit.energy_kwh, middle))
     power, stored = _self_consumption_day(net_kw, unit, start)
     return HomeDispatch(power_kw=power, soc_start=start / unit.energy_kwh, soc=stored / unit.energy_kwh)
 

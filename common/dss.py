@@ -363,6 +363,31 @@ class ElementBatch:
             raise ValueError(f"ElementBatch: {len(values) // 2} powers for {self.n} elements (multi-terminal element?)")
         return values[0::2] + 1j * values[1::2]
 
+    def property_values(self, index: int) -> np.ndarray:
+        """(elements,) the elements' numeric property of 1-based ``index`` (one class: the index is the class's,
+        e.g. a Storage's ``%stored``, the live state of charge), in one engine call (``Batch_GetFloat64``)."""
+        if not self.n:
+            return np.zeros(0)
+        ffi, lib = self.api.ffi, self.api.lib
+        result, dims = ffi.new("double**"), ffi.new("int32_t[4]")
+        lib.Batch_GetFloat64(result, dims, self.pointers, self.n, int(index))
+        try:
+            values = np.frombuffer(ffi.buffer(result[0], dims[0] * 8), dtype=np.float64).copy()
+        finally:
+            lib.DSS_Dispose_PDouble(result)
+        if len(values) != self.n:
+            raise ValueError(f"ElementBatch: {len(values)} values of property {index} for {self.n} elements")
+        return values
+
+
+def property_index(dss: Any, element: str, name: str) -> int:
+    """The 1-based index of property ``name`` of ``element``'s class (for :meth:`ElementBatch.property_values`)."""
+    dss.Circuit.SetActiveElement(element)
+    names = [n.lower() for n in dss.Element.AllPropertyNames()]
+    if name.lower() not in names:
+        raise DSSError(dss.Circuit.Name(), f"{element} has no property {name}")
+    return names.index(name.lower()) + 1
+
 
 def complex_array(values: np.ndarray) -> np.ndarray:
     """Interleaved (re, im) pairs from the engine as a complex array."""

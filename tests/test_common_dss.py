@@ -179,3 +179,27 @@ def test_pd_layout_indexes_whole_array_reads(tmp_path):
     terminal1 = powers[layout.start[i]: layout.start[i] + layout.n_conductors[i]]
     assert terminal1.real.sum() == pytest.approx(1000 + 1000 * 0.0, rel=0.05)
     assert layout.is_line[i] and not layout.is_transformer[i]
+
+
+def test_element_batch_reads_every_battery_state_of_charge_as_the_engine_does():
+    engine = dss.engine()
+    engine.Text.Command("clear")
+    engine.Text.Command("New Circuit.t bus1=a basekV=12.47 pu=1.0")
+    engine.Text.Command("New Loadshape.s npts=4 interval=1 mult=(1 -1 0.5 0)")
+    for i, stored in enumerate((50, 80, 20)):
+        engine.Text.Command(f"New Storage.b{i} bus1=a phases=3 kV=12.47 kWrated={100 * (i + 1)} kWhrated=400 "
+                            f"%stored={stored} %reserve=10 dispmode=follow daily=s")
+    engine.Text.Command("set mode=daily stepsize=1h number=1")
+    batch = dss.ElementBatch([f"Storage.b{i}" for i in range(3)], dss=engine)
+    index = dss.property_index(engine, "Storage.b0", "%stored")
+    seen = []
+    for _ in range(4):
+        engine.Solution.Solve()
+        expected = []
+        for i in range(3):
+            engine.Storages.Name(f"b{i}")
+            expected.append(engine.Storages.puSOC())
+        got = batch.property_values(index) / 100.0
+        assert np.allclose(got, expected, rtol=1e-12, atol=0.0)
+        seen.append(got)
+    assert len({tuple(np.round(s, 9)) for s in seen}) > 2  # the states moved: the read is live, not the input
