@@ -292,7 +292,7 @@ def charger_voltage_pu(v_nodes_pu: np.ndarray) -> np.ndarray:
     return v
 
 
-def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without) -> float:
+def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without, every_active: bool = False) -> float:
     """The feeder-head peak of the same day with the batteries disabled.
 
     Valid when the steps of the day are independent (no regulator, capacitor or other stateful
@@ -302,12 +302,19 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
     (``solve_without(k)`` [kW]); where it charges, the head power without it is at most the power
     with it (a load removed), so only charging intervals whose power with it still tops the best
     value so far are re-solved, highest first. No bound on the losses a battery saves is assumed.
+    With ``every_active`` every interval where a battery charges or discharges is re-solved (a circuit with
+    fuses, relays or reclosers: ``solve_without`` checks after each that none operated, so the idle
+    intervals keep the same protective state as with the batteries).
     """
     p_kw = np.asarray(p_kw, dtype=float)
     storage_kw = np.asarray(storage_kw, dtype=float)
     idle = np.abs(storage_kw) <= 1e-6
     best = float(p_kw[idle].max()) if idle.any() else -np.inf
     charging = storage_kw < -1e-6
+    if every_active:
+        for k in np.nonzero(~idle)[0]:
+            best = max(best, float(solve_without(int(k))))
+        return best
     for k in np.nonzero(storage_kw > 1e-6)[0]:
         best = max(best, float(solve_without(int(k))))
     if charging.any() and p_kw[charging].max() > best:
@@ -342,11 +349,19 @@ def full_day_peak_without_storage(engine: Any, master: Path, circuit: "_Circuit"
     return float(head.max())
 
 
-def _solve_without(engine: Any, circuit: "_Circuit", k: int) -> float:
+class ProtectionOperated(RuntimeError):
+    """A fuse, relay or recloser operated in an interval solved without the batteries."""
+
+
+def _solve_without(engine: Any, circuit: "_Circuit", k: int, protection: bool = False) -> float:
     if not getattr(circuit, "storage_disabled", False):
         engine.Text.Command("BatchEdit Storage..* enabled=no")
         circuit.storage_disabled = True
     dss.solve_interval(k, dss=engine)
+    if protection:
+        operated = dss.protection_operated(engine)
+        if operated:
+            raise ProtectionOperated(f"{operated[0]} operated at step {k + 1} without the batteries")
     return float(circuit.head_phase_powers().real.sum())
 
 
@@ -828,15 +843,25 @@ def simulate(instance_dir: Path, deadline: float | None = None,
         ev_kw = ev_delivered_kw(engine, circuit, assignments, day.v)
         peak_without = float(p3.max())
         if circuit.storage:
-            if dss.has_stateful_controls(engine):  # taps and switching depend on the whole day: re-solve it all
+            stateful = set(dss.stateful_control_classes(engine))
+            # fuses, relays and reclosers hold a state only once they operate: while none has (with the batteries,
+            # and in every interval solved without them) the steps stay independent
+            protective = bool(stateful) and stateful <= dss.PROTECTIVE_CLASSES and not dss.protection_operated(engine)
+            peak_without = None
+            if not stateful or protective:  # each step is independent: only the intervals that could top the peak
+                # classified per interval by every battery, not their sum: a home battery charging beside a
+                # discharging fleet must not hide the discharge
+                try:
+                    peak_without = peak_without_storage(
+                        p3, day.storage_mode, lambda k: _solve_without(engine, circuit, k, protection=protective),
+                        every_active=protective)
+                except ProtectionOperated:
+                    circuit.storage_disabled = False  # the whole day is solved again below, from the compiled state
+            if peak_without is None:  # taps and switching depend on the whole day: re-solve it all
                 peak_without = full_day_peak_without_storage(engine, instance_dir / INSTANCE_FILES["master"],
                                                              circuit, deadline,
                                                              restart=prepared.restart if prepared is not None
                                                              else None)
-            else:  # each step is independent: only the discharging intervals that could top the peak
-                # classified per interval by every battery, not their sum: a home battery charging beside a
-                # discharging fleet must not hide the discharge
-                peak_without = peak_without_storage(p3, day.storage_mode, lambda k: _solve_without(engine, circuit, k))
         s_sum_minus_total = head["S_sum_3ph (kVA)"].to_numpy() - head["S_3ph (kVA)"].to_numpy()
         metrics = day_metrics(day, circuit, p3, s_sum_minus_total, ev_kw, float(assignments["realised"]["ev_need_kwh"]),
                               peak_without)

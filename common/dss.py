@@ -272,6 +272,26 @@ STATEFUL_CONTROL_CLASSES = frozenset({"regcontrol", "capcontrol", "swtcontrol", 
                                       "recloser", "fuse"})
 
 
+#: the stateful classes whose state changes only when they operate (a fuse blows, a relay or recloser opens):
+#: while none has operated, a step does not depend on the steps before it (:func:`protection_operated`)
+PROTECTIVE_CLASSES = frozenset({"fuse", "relay", "recloser"})
+
+
+def protection_operated(dss: Any = None) -> list[str]:
+    """The fuses, relays and reclosers of the compiled circuit that are not in their normal state (a blown
+    fuse, an open relay or recloser), sorted; empty when none has operated."""
+    dss = dss or engine()
+    out = []
+    for kind, api in (("fuse", dss.Fuses), ("relay", dss.Relays), ("recloser", dss.Reclosers)):
+        i = api.First()
+        while i > 0:
+            if [str(x).lower() for x in np.atleast_1d(api.State())] != \
+                    [str(x).lower() for x in np.atleast_1d(api.NormalState())]:
+                out.append(f"{kind}.{api.Name()}")
+            i = api.Next()
+    return sorted(out)
+
+
 def stateful_control_classes(dss: Any = None) -> list[str]:
     """The classes of :data:`STATEFUL_CONTROL_CLASSES` the compiled circuit has (lower case, sorted)."""
     dss = dss or engine()

@@ -196,6 +196,48 @@ def test_storage_peak_reduction_on_a_regulated_feeder_is_a_full_day_without_stor
     assert m["storage_peak_reduction_kw"] == pytest.approx(m["peak_without_storage_kw"] - m["peak_kw"])
 
 
+def _fused_with_storage(folder: Path, fuse_amps: float) -> Path:
+    """The tiny feeder with a fuse on its service line and a 30 kW battery discharging 15:00-17:00."""
+    from test_phase6_runs import _tiny_instance
+
+    extra = ("New Fuse.f1 monitoredobj=Line.service monitoredterm=1 ratedcurrent=" + f"{fuse_amps:g}\n"
+             "New Loadshape.sd npts=96 interval=0.25 mult=(" + " ".join(["0"] * 60 + ["1"] * 8 + ["0"] * 28) + ")\n"
+             "New Storage.s bus1=cust.1.2.3 phases=3 kV=0.48 kWrated=30 kWhrated=120 kVA=33 %stored=80 "
+             "%reserve=20 dispmode=follow daily=sd")
+    folder = _tiny_instance(folder, 150.0, extra=extra)
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    a["hosts"]["storage"] = [{"element": "Storage.s", "kwh": 120.0}]
+    write_json(folder / "scenario_assignments.json", a)
+    return folder
+
+
+def _plain_peak_without_storage_kw(folder: Path) -> float:
+    engine = dss.engine()
+    dss.compile_master(folder / "Master.dss", strip=False)
+    engine.Text.Command("BatchEdit Storage..* enabled=no")
+    head = []
+    dss.solve_daily(lambda k: head.append(-float(engine.Circuit.TotalPower()[0])))
+    return max(head)
+
+
+@pytest.mark.parametrize("fuse_amps, full_day", [(400.0, False), (70.0, True)])
+def test_storage_peak_reduction_on_a_fused_feeder_re_solves_the_day_only_when_a_fuse_operates(
+        tmp_path, monkeypatch, fuse_amps, full_day):
+    # a fuse that never operates keeps the steps independent: the battery's intervals are re-solved alone;
+    # one that blows (70 A: it holds the 95 A of the half load, blows at the 190 A of the full load from 12:00) makes
+    # the day stateful: the whole day is solved again. Equal to a plain solve to the engine's tolerance, as above
+    folder = _fused_with_storage(tmp_path / "tiny", fuse_amps)
+    calls = []
+    real = pf.full_day_peak_without_storage
+    monkeypatch.setattr(pf, "full_day_peak_without_storage", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, summary, _ = pf.simulate(folder)
+    assert summary["status"] == "ok"
+    assert bool(calls) is full_day
+    m = summary["metrics"]
+    assert m["peak_without_storage_kw"] == pytest.approx(_plain_peak_without_storage_kw(folder), rel=1e-3)
+    assert m["storage_peak_reduction_kw"] == pytest.approx(m["peak_without_storage_kw"] - m["peak_kw"])
+
+
 def test_control_iteration_warning_is_recorded_and_the_day_goes_on(tmp_path):
     """A regulator that needs several tap changes with a control-iteration limit of 1: OpenDSS raises
     #485 at the steps where it cannot settle, the power flow converged, and the run records it."""
