@@ -308,12 +308,19 @@ def isolated_elements(dss: Any = None) -> dict[str, list[str]]:
     return {"branches": sorted(branches), "loads": sorted(loads)}
 
 
+#: the engine's number of daily mode (``Solution.Mode()``; DSS C-API SolveModes.Daily)
+_DAILY_MODE = 1
+
+
 def solve_interval(k: int, *, dss: Any = None, warnings: list[tuple[int, str]] | None = None) -> bool:
     """Solve interval ``k`` of the day alone (daily mode, ending at hour (k+1)/4); ``warnings`` as in
     :func:`solve_daily`."""
     dss = dss or engine()
     try:
-        dss.Text.Command(f"Set mode=daily stepsize={STEP_SIZE} number=1")
+        # setting the mode again re-initialises the solution (about as long as the solve itself on a large
+        # feeder): only when the engine is not in one-step daily mode already
+        if (dss.Solution.Mode(), dss.Solution.Number(), dss.Solution.StepSize()) != (_DAILY_MODE, 1, 900.0):
+            dss.Text.Command(f"Set mode=daily stepsize={STEP_SIZE} number=1")
         seconds = k * 900.0
         dss.Solution.Hour(int(seconds // 3600))
         dss.Solution.Seconds(seconds % 3600)
