@@ -669,8 +669,14 @@ def cost_section(results: pd.DataFrame, sensitivity: pd.DataFrame | None, skippe
     distribution = cost_distribution(results)
     cross = rio.is_cross(results)
     by_policy = cost_distribution(results, ("state", "season", "feeder", "policy")) if cross else None
+    limits = ("the study's thermal planning criteria (a transformer's 2-h moving-average loading above 100 % or any "
+              "interval above 150 %, a line's 1-h moving average above 100 %)"
+              if config.UPGRADES.get("trigger") == "planning_criteria" else
+              "DISCO's limits (a transformer or line above "
+              f"{config.UPGRADES['transformer_upper_limit_pu']:g} pu in any 15-min interval)")
     intro = ("<p>Every run that violates a limit is upgraded by phase 6's upgrade step (NREL DISCO's automated "
-             "upgrade-cost method and its generic unit costs, <code>common.config.UPGRADES</code>): overloaded "
+             "upgrade-cost method and its generic unit costs, <code>common.config.UPGRADES</code>; thermal limits: "
+             f"{html.escape(limits)}; voltage: a customer outside ANSI Range A): overloaded "
              "transformers and lines get the smallest catalogue size or parallel units reaching the design loading, "
              "then capacitor and regulator settings and new regulators for customers outside Range A. The cost is "
              "over the futures (the reference case 0 apart), in USD; a future whose upgrade failed has no cost and "
