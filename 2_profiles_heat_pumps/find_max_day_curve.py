@@ -28,6 +28,19 @@ Description
     each run on each and reports its worst day. With K = 1 the outputs are those of the one-day study, byte
     for byte (no ``rank`` column).
 
+    The light-load day (``LIGHT_LOAD_SEASONS``, default summer; ``--light-load-seasons``): rooftop PV's
+    reverse flow and voltage rise are worst at the lightest daytime load, not on the peak day
+    (interconnection and hosting-capacity screens use the daytime minimum load: FERC Order 792 SGIP
+    supplemental review screen 2.4.4.1.1, 10 a.m. to 4 p.m. for fixed panels; EPRI hosting-capacity
+    practice). Per feeder and season of those seasons it is the whole day of the season's months holding
+    the lowest 15-min value, among the intervals starting within ``LIGHT_LOAD_DAY_WINDOW_H`` (10-16 h), of
+    the three variant curves (baseline, dm, un: the lightest the feeder gets in any variant;
+    ``common.profiles.light_load_day``): a night-time minimum does not count. It is one more row of
+    design_days.csv, rank K+1 after the K peak days, ``kind`` light_load, so that phases 3-5 cut every
+    profile on it as they do on a day of ``--days`` and phase 6 solves every run of the season on it too.
+    Ranks 1..K are those of ``--days K`` exactly as without it. A winter-only run (no light-load season)
+    writes the file it always did.
+
     The buildings' releases must share one weather year (``common.eulp.check_one_weather_year``;
     ``ALLOW_MIXED_WEATHER``): the feeder curve sums residential and commercial buildings.
 
@@ -45,17 +58,26 @@ Outputs (same folder; read by phases 3, 4, 5 and 6)
                                      (100 x (baseline_day_peak_kw / highest variant peak - 1)), months;
                                      with --days K > 1: K rows per feeder and season and a last column
                                      rank (1 = the design day; date, day_of_year, peak_kw, peak_variant,
-                                     peak_interval_start are that day's, the other columns the feeder's)
+                                     peak_interval_start are that day's, the other columns the feeder's);
+                                     with a light-load season also the columns kind (peak for ranks 1..K,
+                                     light_load for the light-load day, rank K+1, of that season),
+                                     min_daytime_kw, min_daytime_interval_start, min_daytime_variant (the
+                                     light-load day's lowest daytime 15-min value [kW], its interval and the
+                                     variant whose curve it is; empty on peak rows), and a rank column
+                                     even with K = 1; on the light-load row peak_kw, peak_interval_start and
+                                     peak_variant are that day's highest value of any variant (a peak, as on
+                                     ranks 2..K), date and day_of_year its date
     feeder_curves_baseline.parquet   feeder, interval_start, kw (the baseline curve, the whole year)
 
 Settings read
-    common.config: DESIGN_DAY_RULE, DESIGN_DAY_RULES, DESIGN_DAYS, SEASON_MONTHS, SEASONS, VARIANTS,
+    common.config: DESIGN_DAY_RULE, DESIGN_DAY_RULES, DESIGN_DAYS, LIGHT_LOAD_SEASONS, LIGHT_LOAD_DAY_WINDOW_H,
+    SEASON_MONTHS, SEASONS, VARIANTS,
     HEAT_PUMP_VARIANT_RULES, LOAD_SHIFT, LOAD_SHIFT_STAGGER (through phase 4's model),
     ALLOW_MIXED_WEATHER
 
 Usage
     python 2_profiles_heat_pumps/find_max_day_curve.py --state NC [--design-day-rule baseline] [--days 3]
-        [--eulp-root DIR] [--data-dir DIR]
+        [--light-load-seasons [summer winter]] [--eulp-root DIR] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -84,6 +106,8 @@ design_day = profiles.design_day
 variant_design_day = profiles.variant_design_day
 #: the K highest distinct peak days of a feeder's variant curves (--days)
 ranked_design_days = profiles.ranked_design_days
+#: the light-load day of a feeder's variant curves (LIGHT_LOAD_SEASONS)
+light_load_day = profiles.light_load_day
 #: phase 4's script, whose load-shift model makes the demand-managed curve
 DM_SCRIPT = "4_profiles_heat_pumps_dm/make_dm_profiles.py"
 
@@ -118,6 +142,12 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--days", type=cli.positive_int, default=config.DESIGN_DAYS,
                         help="design days per feeder and season: the K highest distinct peak days of the rule's "
                              f"curves, rank 1 the design day (default: common.config.DESIGN_DAYS, {config.DESIGN_DAYS})")
+    parser.add_argument("--light-load-seasons", nargs="*", choices=config.SEASONS, default=None, metavar="SEASON",
+                        help="seasons that also get a light-load day (rank K+1, kind light_load: the day of the lowest "
+                             f"daytime 15-min value, {config.LIGHT_LOAD_DAY_WINDOW_H[0]:g}-"
+                             f"{config.LIGHT_LOAD_DAY_WINDOW_H[1]:g} h, of any variant curve); give the option alone for "
+                             "none (default: common.config.LIGHT_LOAD_SEASONS, "
+                             f"{' '.join(config.LIGHT_LOAD_SEASONS) or 'none'})")
     cli.add_eulp_root(parser)
     cli.add_standard(parser)
     return parser
@@ -142,21 +172,42 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
         curves, index = profiles.variant_feeder_curves(table, eulp_root, state, seasons, transform=dm_transform())
     except (eulp.EULPError, profiles.ProfileError) as exc:
         raise cli.UserError(str(exc)) from None
+    light_seasons = config.LIGHT_LOAD_SEASONS if args.light_load_seasons is None else tuple(args.light_load_seasons)
+    light_seasons = [s for s in seasons if s in light_seasons]
+    ranked_file = args.days > 1 or bool(light_seasons)  # a rank column; a kind column with a light-load day
     rows, frames = [], []
     baseline = curves[seasons[0]]["baseline"]
     for feeder in sorted(baseline):
         for season in seasons:
             months = config.SEASON_MONTHS[season]
+            variant_curves = {v: curves[season][v][feeder] for v in config.VARIANTS}
             try:
-                ranked = ranked_design_days({v: curves[season][v][feeder] for v in config.VARIANTS}, index, months,
-                                            args.days, args.design_day_rule)
+                ranked = ranked_design_days(variant_curves, index, months, args.days, args.design_day_rule)
+                light = light_load_day(variant_curves, index, months) if season in light_seasons else None
             except ValueError as exc:
                 raise cli.UserError(f"{feeder} {season}: {exc} (the EULP files' year)") from None
             day = ranked[0]
             for other in ranked:  # rank last; a one-day file has no rank column (the file it always was)
                 rank = other.pop("rank")
                 rows.append({"state": state, "feeder": feeder, "season": season, **other,
-                             "months": "-".join(str(m) for m in months), **({"rank": rank} if args.days > 1 else {})})
+                             "months": "-".join(str(m) for m in months), **({"rank": rank} if ranked_file else {}),
+                             **({"kind": "peak", "min_daytime_kw": None, "min_daytime_interval_start": "",
+                                 "min_daytime_variant": ""} if light_seasons else {})})
+            if light is not None:  # one more row: the feeder's columns of rank 1, the light day's own
+                rows.append({"state": state, "feeder": feeder, "season": season,
+                             **{k: v for k, v in day.items() if k != "rank"},
+                             **{k: light[k] for k in ("date", "day_of_year", "peak_kw", "peak_interval_start",
+                                                      "peak_variant")},
+                             "months": "-".join(str(m) for m in months), "rank": len(ranked) + 1,
+                             "kind": "light_load", "min_daytime_kw": light["min_daytime_kw"],
+                             "min_daytime_interval_start": light["min_daytime_interval_start"],
+                             "min_daytime_variant": light["min_daytime_variant"]})
+                logger.info("%s %s: light-load day %s (rank %d), %s daytime minimum %.0f kW at %s (%.0f %% of the "
+                            "design day's %.0f kW peak)", feeder, season, light["date"], len(ranked) + 1,
+                            light["min_daytime_variant"], light["min_daytime_kw"],
+                            light["min_daytime_interval_start"][11:16],
+                            100.0 * light["min_daytime_kw"] / day["peak_kw"] if day["peak_kw"] > 0 else float("nan"),
+                            day["peak_kw"])
             if args.days > 1:
                 logger.info("%s %s: %d design days %s", feeder, season, len(ranked),
                             ", ".join(f"{r['date']} ({r['peak_kw']:.0f} kW)" for r in ranked))
@@ -169,7 +220,9 @@ def run(args: argparse.Namespace, ws: Workspace) -> int:
                write_parquet(ws.feeder_curves(state), pd.concat(frames, ignore_index=True))]
     inputs.record(outputs, profiles.PRODUCERS["design_days"])
     cli.record(__file__, ws.profiles_dir(state), args, season_months=config.SEASON_MONTHS,
-               design_day_rule=args.design_day_rule)
+               design_day_rule=args.design_day_rule,
+               **({"light_load_seasons": light_seasons, "light_load_day_window_h": config.LIGHT_LOAD_DAY_WINDOW_H}
+                  if light_seasons else {}))
     return 0
 
 

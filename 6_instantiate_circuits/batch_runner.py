@@ -42,6 +42,7 @@ import pandas as pd
 import circuit_instance
 import daily_power_flow
 import feeder_cache
+import light_load
 import upgrade_circuit
 import worst_day
 from common import config, intake
@@ -123,13 +124,20 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Build one instance and (with ``task["simulate"]``) solve it. Never raises: whatever goes wrong
     in one run (a bad input, an OpenDSS error, a diverged solution, a bug) is that run's failure,
     recorded in its folder and in the returned record, and the batch goes on. A run of several design days
-    (``task["days"]`` > 1) runs this once per day, in ``<case>/day<k>/`` (``worst_day.run_days``)."""
+    (``task["days"]`` > 1) runs this once per day, in ``<case>/day<k>/`` (``worst_day.run_days``); a run with a
+    light-load day (``task["light_load"]``: its rank, date and shared digest) once more on that day, in
+    ``<case>/light_load/`` (``light_load.run_with_light_day``; upgrades stay on the peak day's instance)."""
+    if task.get("light_load"):  # the peak day(s) as without it, then the light-load day (light_load.py)
+        return light_load.run_with_light_day(task, run_task)
     if int(task.get("days", 1)) > 1:
         return worst_day.run_days(task, run_task)
     started = time.perf_counter()
     ws = Workspace(Path(task["data_dir"]))
     instance_dir = ws.instance_dir(task["state"], task["season"], task["design"], task["feeder"], task["case_key"])
-    if "day_rank" in task:  # one day of a run of several
+    if task.get("light_day"):  # the run on its light-load day, <case>/light_load/
+        instance_dir = ws.light_load_instance_dir(task["state"], task["season"], task["design"], task["feeder"],
+                                                  task["case_key"])
+    elif "day_rank" in task:  # one day of a run of several
         instance_dir = ws.day_instance_dir(task["state"], task["season"], task["design"], task["feeder"],
                                            task["case_key"], task["day_rank"])
     stage = "instance"
@@ -378,7 +386,7 @@ def _by_value_modules() -> Iterable[Any]:
     import storage_dispatch
 
     return (sys.modules[__name__], circuit_instance, daily_power_flow, ev_charging, feeder_cache, pv_generation,
-            storage_dispatch, upgrade_circuit, worst_day)
+            storage_dispatch, upgrade_circuit, worst_day, light_load)
 
 
 class SchedulerError(RuntimeError):

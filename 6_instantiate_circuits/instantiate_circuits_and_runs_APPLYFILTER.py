@@ -25,6 +25,14 @@ Description
     ``summary.json`` (``worst_day.py``). The circuit filter checks the design day (rank 1); the further
     days share its verdict and its unrated lines. Not with ``--upgrades`` nor ``--feeder-dir`` (one day).
 
+    In a season whose feeders have a light-load day (design_days.csv ``kind`` light_load, phase 2's
+    ``LIGHT_LOAD_SEASONS``, default summer: the day of the season's lowest daytime load, rooftop PV's worst)
+    every run is also built and solved on that day, in ``<case>/light_load/`` (``light_load.py``: the same
+    machinery as a day of ``--days``, its shared files in ``_shared/<feeder>__day<k>/`` of its rank); the
+    case's summary stays the peak day's and gains the ``light_load`` block and ``light_load_<metric>``
+    metrics. ``--upgrades`` works with it (the upgrades stay on the peak day's instance; the light-load day
+    only measures). ``--feeder-dir`` feeders get no light-load day (a warning says so).
+
     With ``--upgrades`` (needs ``--run``; off by default), each ok run that violates a planning limit is then
     upgraded and priced (``upgrade_circuit.py``: thermal and voltage upgrades, NREL DISCO's method and unit
     costs, ``common.config.UPGRADES``); a run without a violation costs 0 and is not solved again. The cost
@@ -53,12 +61,16 @@ Outputs (``<data>/6_instantiate_circuits/<STATE>/``)
     <season>/<design>/<feeder>/<case>/day<k>/    with --days K > 1: each day's instance and outputs; the
                                                  case folder holds the worst day's summary (worst_day, days),
                                                  series and assignments, Master.dss redirecting to its day
-    <season>/_shared/<feeder>__day<k>/           with --days K > 1: the shared files of day k (k >= 2)
+    <season>/_shared/<feeder>__day<k>/           with --days K > 1: the shared files of day k (k >= 2), and
+                                                 those of the light-load day (its rank k)
+    <season>/<design>/<feeder>/<case>/light_load/ in a light-load season: the run's instance and outputs
+                                                 on the light-load day; the case's summary.json has its
+                                                 light_load block and light_load_* metrics
     <season>/<design>/runs.csv, batch.log        the batch's index and log
 
 Settings read
     common.config: SKIP_CIRCUITS, FILTER_VOLTAGE_BAND, EV, PV, STORAGE, RUN_TIMEOUT_S, SITES, UPGRADES,
-    DESIGN_DAYS, WORST_DAY_METRIC
+    DESIGN_DAYS, WORST_DAY_METRIC, LIGHT_LOAD_SEASONS (a warning for --feeder-dir)
 
 Usage
     python 6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --state NC --season winter
@@ -147,6 +159,16 @@ def filter_feeder(ctx: circuit_instance.FeederContext, ws: Workspace) -> dict[st
     return row
 
 
+def light_load_day(ws: Workspace, ctx: circuit_instance.FeederContext, rank: int, ev_stats: Path | None) -> dict:
+    """The shared files of a feeder's light-load day (design_days.csv rank ``rank``, kind light_load) in its own
+    shared folder, with the design day's unrated lines, as :func:`further_days` makes a day's; the task's
+    ``light_load`` entry (rank, date, shared digest)."""
+    day = circuit_instance.load_context(ws, ctx.state, ctx.season, ctx.feeder, ev_stats, rank=rank)
+    circuit_instance.prepare_shared(day, ws)
+    circuit_instance.record_unrated_lines(day, ctx.unrated_lines)
+    return {"rank": int(rank), "date": day.date, "shared_digest": day.shared_digest}
+
+
 def further_days(ws: Workspace, ctx: circuit_instance.FeederContext, days: int, ev_stats: Path | None) -> list[str]:
     """The shared files of a feeder's design days of ranks 2..``days`` (``--days``), each in its own shared
     folder, with the design day's unrated lines (the filter's, on the same circuit); their shared digests."""
@@ -171,15 +193,20 @@ def select_cases(mixes: dict[str, dict], spec: str | None) -> list[str]:
     return [str(c) for c in wanted]
 
 
-def check_profile_lineage(ws: Workspace, state: str, season: str, days: int = 1) -> None:
+def check_profile_lineage(ws: Workspace, state: str, season: str, days: int = 1) -> dict[str, int]:
     """Refuse (one line) profiles of phases 2-5 that are not the ones made from the inputs now on disk:
     a profile step that refused on new inputs leaves its previous run's files behind, and instances
-    built on them would mix two studies (``common.profiles.check_current``)."""
+    built on them would mix two studies (``common.profiles.check_current``). Returns the rank of each
+    feeder's light-load day of ``season`` (design_days.csv ``kind`` light_load; {} without one), whose
+    profiles are checked too."""
     profiles.check_current(ws, ws.feeder_buildings(state), profiles.PRODUCERS["feeder_buildings"])
     profiles.check_current(ws, ws.design_days(state), profiles.PRODUCERS["design_days"])
-    if days > 1:  # --days K needs K design days of every feeder, and their profiles
-        table = profiles.read_design_days(ws, state)
-        have = table[table["season"] == season].groupby("feeder")["rank"].max()
+    table = profiles.read_design_days(ws, state)
+    light = {str(f): int(r) for f, r, s, k in zip(table["feeder"], table["rank"], table["season"], table["kind"])
+             if s == season and k == "light_load"}
+    if days > 1:  # --days K needs K peak design days of every feeder, and their profiles
+        peaks = profiles.peak_days(table)
+        have = peaks[peaks["season"] == season].groupby("feeder")["rank"].max()
         short = have[have < days]
         if have.empty or len(short):
             got = int(short.iloc[0]) if len(short) else 0
@@ -187,8 +214,9 @@ def check_profile_lineage(ws: Workspace, state: str, season: str, days: int = 1)
                                 f"{short.index[0] if len(short) else state}: run {profiles.PRODUCERS['design_days']} "
                                 f"--days {days}, then phases 3-5, again")
     for variant in config.VARIANTS:
-        for rank in range(1, days + 1):
+        for rank in sorted(set(range(1, days + 1)) | set(light.values())):
             profiles.check_current(ws, ws.daily_profile_table(state, variant, season, rank), profiles.PRODUCERS[variant])
+    return light
 
 
 def studied_feeders(ws: Workspace, state: str, spec: str | None) -> list[str]:
@@ -320,12 +348,18 @@ def _batch(args: Any, ws: Workspace) -> int:
     elif args.feeder_name:
         raise cli.UserError("--feeder-name names a feeder of --feeder-dir: give both, or neither")
     else:
-        check_profile_lineage(ws, state, season, args.days)
+        light_ranks = check_profile_lineage(ws, state, season, args.days)
         feeders = studied_feeders(ws, state, args.feeders)
+    if generic is not None:
+        light_ranks = {}
+        if season in config.LIGHT_LOAD_SEASONS:
+            logger.warning("--feeder-dir %s: no light-load day (a feeder of --feeder-dir has one design day, from its "
+                           "own yearly shapes): its %s runs are solved on the peak day only, without light_load_* "
+                           "metrics", generic.feeder, season)
     handler = _log_to_file(ws.batch_log(state, season, design))
     try:
         skip = config.SKIP_CIRCUITS.get(state, {})
-        rows, passing, digests, day_digests = [], [], {}, {}
+        rows, passing, digests, day_digests, light_days = [], [], {}, {}, {}
         for feeder in feeders:
             if feeder in skip:
                 rows.append({"state": state, "season": season, "feeder": feeder, "status": "skipped",
@@ -341,6 +375,8 @@ def _batch(args: Any, ws: Workspace) -> int:
                 row = filter_feeder(ctx, ws)
                 if args.days > 1 and row["status"] == "pass":
                     day_digests[feeder] = [ctx.shared_digest] + further_days(ws, ctx, args.days, ev_stats)
+                if feeder in light_ranks and row["status"] == "pass":
+                    light_days[feeder] = light_load_day(ws, ctx, light_ranks[feeder], ev_stats)
             except circuit_instance.InstanceError as exc:
                 row = {"state": state, "season": season, "feeder": feeder, "status": "fail", "reason": str(exc)}
             except ev_charging.SessionStatsError as exc:
@@ -370,6 +406,7 @@ def _batch(args: Any, ws: Workspace) -> int:
                   "mixes_digest": mixes_digest, "shared_digest": digests[feeder],
                   "feeder_dir": str(generic.folder) if generic is not None else None,
                   **({"days": args.days, "shared_digests": day_digests[feeder]} if args.days > 1 else {}),
+                  **({"light_load": light_days[feeder]} if feeder in light_days else {}),
                   **({"upgrades": True, "cost_tables": str(cost_tables)} if cost_tables is not None else {})}
                  for feeder in passing for key in cases]
         what = "runs" if args.run else "instances"

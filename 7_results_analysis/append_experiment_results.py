@@ -56,7 +56,10 @@ Description
     current upgrade settings (``common.schema.upgrade_settings_digest``: UPGRADES, its trigger, Range A);
     and an ``ok`` run has every metric of ``common.schema.METRICS``
     (a summary of an older phase 6 lacks the newer ones); every numeric
-    metric is finite (``null`` marks an undefined one); and, for an ``ok`` run, its
+    metric is finite (``null`` marks an undefined one); an ``ok`` run of a feeder and season with a
+    light-load day (design_days.csv ``kind`` light_load) has its ``light_load`` block, and its
+    ``<case>/light_load/`` folder holds the ok summary, assignments and series that block names, on the
+    feeder's current light-load shared inputs (``light_load_reason``); and, for an ``ok`` run, its
     ``timeseries.parquet`` is the one it wrote (SHA-256 equal to ``timeseries_sha256``) with 96 rows
     of finite feeder-head values. An instance folder without a summary is current when its case is
     in the mixes file and its feeder passes the filter (then it is "never solved" in failures.csv).
@@ -251,6 +254,8 @@ class Current:
     filter: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     #: the workspace, for each feeder's current shared digest (phase 6's ``Workspace.shared_digest``)
     ws: Workspace | None = None
+    #: (state, season, feeder) -> rank of the feeder's light-load day in the current design_days.csv (phase 2)
+    light_days: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def case_reason(self, design: str, case: int) -> str:
         """Why the case is not one of the current design's ('' when it is)."""
@@ -314,6 +319,14 @@ def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str
         current.layout[design] = {}
         current.mixes_digest[design], current.mixes_cases[design] = read_mixes(ws, design, current.layout[design])
         current.mixes_name[design] = ws.mixes(design).name
+    for state in sorted(filters):  # the light-load days phase 2 gives each feeder (none in an older file)
+        path = ws.design_days(state)
+        if path.is_file():
+            days = read_csv(path, "2_profiles_heat_pumps/find_max_day_curve.py", dtype=str, keep_default_na=False)
+            if {"kind", "rank", "season", "feeder"} <= set(days.columns):
+                for season, feeder, rank, kind in zip(days["season"], days["feeder"], days["rank"], days["kind"]):
+                    if kind == "light_load" and rank.isdigit():
+                        current.light_days[(state, season, feeder)] = int(rank)
     for state, table in sorted(filters.items()):
         if table is None:
             continue
@@ -368,6 +381,9 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if isinstance(block, dict) and block.get("settings_digest") != schema.upgrade_settings_digest():
         return (f"its upgrade cost was computed under other upgrade settings (common.config UPGRADES, ANSI Range "
                 f"A, THERMAL: the upgrades block's settings_digest differs): {REDO.removesuffix(')')} --upgrades)")
+    reason = light_load_reason(run, summary, current)
+    if reason:
+        return reason
     metrics = summary["metrics"]
     bad = sorted(name for name, value in metrics.items()
                  if _not_finite(value) or (isinstance(value, str) and name in rio.METRICS
@@ -384,6 +400,43 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
             return f"status ok but {INSTANCE_FILES['timeseries']} is missing: {REDO}"
         if not summary["timeseries_sha256"]:
             return f"status ok but timeseries_sha256 is empty: {REDO}"
+    return ""
+
+
+def light_load_reason(run: "RunFolder", summary: dict[str, Any], current: Current) -> str:
+    """Why the light-load day of an ok run is not current ('' when it is, or the run has none): its
+    ``<case>/light_load/`` folder must hold the ok summary, scenario_assignments.json and timeseries.parquet the
+    run's ``light_load`` block names (same digests), built on the feeder's current light-load shared inputs
+    (``Workspace.shared_digest`` of its rank)."""
+    block = summary.get("light_load")
+    if summary.get("status") != "ok":
+        return ""
+    if block is None:
+        if (run.state, run.season, run.feeder) in current.light_days:
+            return (f"no light-load day, though the current design_days.csv gives feeder {run.feeder} one for "
+                    f"{run.season} (a run of an earlier phase 6): {REDO}")
+        return ""
+    folder = run.folder / str(block.get("folder", "light_load")) if isinstance(block, dict) else run.folder
+    try:
+        day = read_json(folder / INSTANCE_FILES["summary"])
+        light_assignments = read_json(folder / INSTANCE_FILES["assignments"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return f"its light-load day's {folder / INSTANCE_FILES['summary']} or assignments are missing or unreadable: {REDO}"
+    if not isinstance(block, dict) or not isinstance(day, dict) or not isinstance(light_assignments, dict):
+        return f"its light-load day's summary.json ({folder}) is not a run's summary: {REDO}"
+    if day.get("status") != "ok" or block.get("status") != "ok":
+        return f"its light-load day ({folder}) is not ok: {REDO}"
+    if (day.get("inputs_digest"), day.get("shared_digest")) != (block.get("inputs_digest"), block.get("shared_digest")) \
+            or light_assignments.get("inputs_digest") != day.get("inputs_digest"):
+        return f"its light-load day ({folder}) was solved from other inputs than the run records: {REDO}"
+    series = folder / INSTANCE_FILES["timeseries"]
+    if not series.is_file() or not block.get("timeseries_sha256") or sha256_file(series) != block["timeseries_sha256"]:
+        return f"its light-load day's {series} is missing or not the series the run records: {REDO}"
+    shared = current.ws.shared_digest(run.state, run.season, run.feeder, int(block.get("rank", 1))) \
+        if current.ws is not None else None
+    if shared is not None and shared.is_file() and block.get("shared_digest") != shared.read_text().strip():
+        return (f"its light-load day was built on other shared inputs than the feeder's current ones ({shared}): "
+                f"{REDO}")
     return ""
 
 
@@ -502,7 +555,7 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     tail = ["status", "message", "inputs_digest"]
     rest = [c for c in frame.columns if c not in head and c not in tail]
     realised = [c for c in rio.ordered(rest, rio.REALISED) if c in rio.REALISED]
-    described = {**rio.METRICS, **rio.UPGRADE_METRICS}
+    described = {**rio.METRICS, **rio.LIGHT_LOAD_METRICS, **rio.UPGRADE_METRICS}
     metrics = rio.ordered([c for c in rest if c not in rio.REALISED], described)
     unknown = [c for c in metrics if c not in described]
     if unknown:

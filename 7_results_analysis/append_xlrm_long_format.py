@@ -88,6 +88,8 @@ def variables_table(columns: Sequence[str]) -> pd.DataFrame:
             rows.append(("realised", name, *rio.REALISED[name]))
         elif name in rio.METRICS:
             rows.append(("M", name, *rio.METRICS[name]))
+        elif name in rio.LIGHT_LOAD_METRICS:
+            rows.append(("M", name, *rio.LIGHT_LOAD_METRICS[name]))
         elif name in rio.UPGRADE_METRICS:
             rows.append(("M", name, *rio.UPGRADE_METRICS[name]))
         elif name in OTHER_COLUMNS:

@@ -11,6 +11,10 @@ Description
       line overload, sustained undervoltage) and their union per state, season, design and feeder,
       and the list of failed runs with phase 6's messages;
     * the worst outcome of each headline metric per state and season, with the feeder and case;
+    * rooftop PV, reverse flow and overvoltage per band of the rooftop PV share (``der_outcomes``), on the
+      peak (design) day and, where runs were also solved on their feeder's light-load day (``light_load_*``
+      metrics), on that day beside it, with a computed sentence saying whether any run reaches ANSI Range A
+      on each day and the highest customer voltage (``overvoltage_finding``);
     * "What it costs to fix": where phase 6's upgrade step ran (``--upgrades``, ``make study``), the upgrade
       cost per feeder and season (and policy in a cross layout): futures upgraded, median, 90th percentile and
       maximum cost, its split (transformers, lines, voltage), violations left unsolved, in words, with the
@@ -233,13 +237,14 @@ def der_outcomes(results: pd.DataFrame) -> pd.DataFrame:
     """Per state, season and band of rooftop PV share (:data:`PV_RES_BANDS`): the ok runs, the share of them
     with reverse flow at the feeder head on any phase in any interval, with reverse flow through any service
     transformer, and with any customer above ANSI C84.1 Range A (1.05 pu) or Range B (1.0583 pu); the median
-    count of service transformers in reverse flow and the highest customer voltage. Empty without the
-    rooftop PV input (results of an older phase 6)."""
+    count of service transformers in reverse flow and the highest customer voltage, on the design (peak) day;
+    where the runs were also solved on their feeder's light-load day (``light_load_*`` metrics, phase 6
+    light_load.py) the same shares and voltage on that day beside them ("light-load day: ..."; empty for a
+    season without one). Empty without the rooftop PV input (results of an older phase 6)."""
     needed = ("pv_perc_res", "service_transformers_reverse_flow", "ansi_a_over_customer_intervals")
     ok = results[results["status"] == "ok"]
     if ok.empty or any(c not in ok.columns for c in needed):
         return pd.DataFrame()
-    head = [c for c in ok.columns if c.startswith("head_reverse_flow_intervals_phase")]
     rows = []
     for (state, season), part in ok.groupby(["state", "season"], sort=True):
         pv = pd.to_numeric(part["pv_perc_res"], errors="coerce").fillna(0.0)
@@ -247,20 +252,57 @@ def der_outcomes(results: pd.DataFrame) -> pd.DataFrame:
             band = part[(pv == 0)] if high == 0 else part[(pv > low) & (pv <= high)]
             if band.empty:
                 continue
-            number = lambda c: pd.to_numeric(band[c], errors="coerce").fillna(0.0)  # noqa: E731
-            head_any = (band[head].apply(pd.to_numeric, errors="coerce").fillna(0.0).sum(axis=1) > 0) if head else None
-            rows.append({"state": state, "season": season, "rooftop PV share": label, "runs": len(band),
-                         "head reverse flow [% of runs]": 100.0 * float(head_any.mean()) if head is not None else None,
-                         "transformer reverse flow [% of runs]":
-                             100.0 * float((number("service_transformers_reverse_flow") > 0).mean()),
-                         "transformers in reverse flow (median)": float(number("service_transformers_reverse_flow")
-                                                                        .median()),
-                         "above Range A [% of runs]": 100.0 * float((number("ansi_a_over_customer_intervals") > 0).mean()),
-                         "above Range B [% of runs]": 100.0 * float((number("ansi_b_over_customer_intervals") > 0).mean())
-                         if "ansi_b_over_customer_intervals" in band.columns else None,
-                         "highest customer voltage [pu]": float(pd.to_numeric(band["v_max_customer_pu"], errors="coerce")
-                                                                .max()) if "v_max_customer_pu" in band.columns else None})
+            row = {"state": state, "season": season, "rooftop PV share": label, "runs": len(band)}
+            row |= _der_day(band, "")
+            light = band[pd.to_numeric(band["light_load_v_max_customer_pu"], errors="coerce").notna()] \
+                if "light_load_v_max_customer_pu" in band.columns else band.iloc[:0]
+            if "light_load_v_max_customer_pu" in ok.columns:
+                row |= {f"light-load day: {k}": v for k, v in _der_day(light, "light_load_").items()} if len(light) \
+                    else {f"light-load day: {k}": None for k in _der_day(band, "")}
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _der_day(band: pd.DataFrame, prefix: str) -> dict[str, float | None]:
+    """The DER columns of one band of runs on one day: the peak day's metrics (``prefix`` '') or the light-load
+    day's (``light_load_``)."""
+    number = lambda c: pd.to_numeric(band[prefix + c], errors="coerce").fillna(0.0)  # noqa: E731
+    head = [c for c in band.columns if c.startswith(prefix + "head_reverse_flow_intervals_phase")]
+    head_any = (band[head].apply(pd.to_numeric, errors="coerce").fillna(0.0).sum(axis=1) > 0) if head else None
+    has = lambda c: prefix + c in band.columns  # noqa: E731
+    return {"head reverse flow [% of runs]": 100.0 * float(head_any.mean()) if head_any is not None else None,
+            "transformer reverse flow [% of runs]": 100.0 * float((number("service_transformers_reverse_flow") > 0).mean()),
+            "transformers in reverse flow (median)": float(number("service_transformers_reverse_flow").median()),
+            "above Range A [% of runs]": 100.0 * float((number("ansi_a_over_customer_intervals") > 0).mean()),
+            "above Range B [% of runs]": 100.0 * float((number("ansi_b_over_customer_intervals") > 0).mean())
+            if has("ansi_b_over_customer_intervals") else None,
+            "highest customer voltage [pu]": float(pd.to_numeric(band[prefix + "v_max_customer_pu"], errors="coerce")
+                                                   .max()) if has("v_max_customer_pu") else None}
+
+
+def overvoltage_finding(results: pd.DataFrame) -> str:
+    """One sentence, computed from the ok runs: whether any run puts a customer above ANSI C84.1 Range A on the
+    peak day and on the light-load day (where runs have one), with the highest customer voltage of each."""
+    ok = results[results["status"] == "ok"]
+    sentences = []
+    for prefix, day in (("", "on the peak (design) day"), ("light_load_", "on the light-load day")):
+        over, vmax = prefix + "ansi_a_over_customer_intervals", prefix + "v_max_customer_pu"
+        if over not in ok.columns or vmax not in ok.columns:
+            continue
+        volts = pd.to_numeric(ok[vmax], errors="coerce")
+        if volts.notna().sum() == 0:
+            continue
+        counts = pd.to_numeric(ok[over], errors="coerce").fillna(0.0)
+        i = volts.idxmax()
+        where = f"{ok.at[i, 'state']} {ok.at[i, 'season']} {ok.at[i, 'feeder']} case {int(ok.at[i, 'case'])}" \
+            if {"state", "season", "feeder", "case"} <= set(ok.columns) else "one run"
+        n_over = int((counts > 0).sum())
+        verdict = (f"no run puts a customer above Range A ({config.ANSI_RANGE_A[1]:g} pu)" if n_over == 0 else
+                   f"{n_over} of {int(volts.notna().sum())} runs put a customer above Range A "
+                   f"({config.ANSI_RANGE_A[1]:g} pu)")
+        sentences.append(f"{day.capitalize()}, {verdict}; the highest customer voltage is {float(volts[i]):.4f} pu "
+                         f"({where}).")
+    return " ".join(sentences)
 
 
 def _interval(index: float, low: float, high: float) -> str:
@@ -770,12 +812,19 @@ def build_page(ws, results: pd.DataFrame) -> str:
     parts.append(html_table(worst_outcomes(results)))
     der = der_outcomes(results)
     if len(der):
+        light = any(c.startswith("light-load day: ") for c in der.columns)
         parts.append("<h3>Rooftop PV, reverse flow and overvoltage</h3><p>Per band of the rooftop PV share "
                      "(<code>pv_perc_res</code>): how many runs see power flowing back towards the substation at "
                      "the feeder head (any phase, any interval) or through a service transformer, and how many put a "
-                     "customer above ANSI C84.1 Range A or B. The design day is the season's peak-load day, on "
-                     "which midday load absorbs most of the PV: reverse flow shows first at service transformers, "
-                     "and overvoltage needs a light-load day this study does not simulate.</p>" + html_table(der))
+                     "customer above ANSI C84.1 Range A or B. The columns without a prefix are the design day's, the "
+                     "season's peak-load day, on which midday load absorbs most of the PV"
+                     + ("; the columns \"light-load day: ...\" are the same runs solved on their feeder's light-load "
+                        "day (the season's lowest daytime load, "
+                        f"{config.LIGHT_LOAD_DAY_WINDOW_H[0]:g}-{config.LIGHT_LOAD_DAY_WINDOW_H[1]:g} h, of any "
+                        "heat-pump variant: the day interconnection screens use, FERC Order 792 SGIP 2.4.4.1.1), "
+                        "where rooftop PV's reverse flow and voltage rise are worst (empty for a season without one)"
+                        if light else "; no run was solved on a light-load day (phase 2 LIGHT_LOAD_SEASONS)")
+                     + ". " + html.escape(overvoltage_finding(results)) + "</p>" + html_table(der))
     parts.append(figs("outcomes"))
 
     parts.append(cost_section(results, sensitivity, skipped, boxes, figs("costs")))

@@ -118,8 +118,13 @@ UPGRADE_METRICS: dict[str, tuple[str, str]] = {
 }
 
 
-#: every outcome of xlrm_results with its unit and meaning: the run metrics, then the upgrade step's
-OUTCOMES_DESCRIBED: dict[str, tuple[str, str]] = {**METRICS, **UPGRADE_METRICS}
+#: the run's metrics on its feeder's light-load day (phase 6 light_load.py, ``common.config.LIGHT_LOAD_SEASONS``):
+#: columns of xlrm_results only when some run has them (summer runs by default); empty for the others
+LIGHT_LOAD_METRICS = schema.LIGHT_LOAD_METRICS
+
+#: every outcome of xlrm_results with its unit and meaning: the run metrics, the light-load day's, then the
+#: upgrade step's
+OUTCOMES_DESCRIBED: dict[str, tuple[str, str]] = {**METRICS, **LIGHT_LOAD_METRICS, **UPGRADE_METRICS}
 #: the upgrade cost [USD] as an analysed outcome of phase 7 (sensitivity, scenario discovery, robustness, report)
 COST_METRIC = "upgrade_cost_usd"
 #: the cost's split, in the order the report gives it: (column, label)

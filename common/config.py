@@ -339,6 +339,21 @@ DESIGN_DAYS = 1
 #: of this metric of ``common.schema.METRICS`` (``peak_kw``: the feeder-head peak; a tie goes to the lower
 #: rank). The run's summary.json reports that day's metrics and series, ``worst_day`` and every day's peak.
 WORST_DAY_METRIC = "peak_kw"
+#: The light-load day for rooftop PV (phase 2 ``--light-load-seasons``, phase 6): per feeder and season of
+#: LIGHT_LOAD_SEASONS, the day of the season's months (SEASON_MONTHS) holding the LOWEST 15-min value, among the
+#: intervals starting within LIGHT_LOAD_DAY_WINDOW_H [h, local clock: 10:00 up to 16:00], of the three all-variant
+#: feeder curves (baseline, dm, un: the lightest the feeder gets in any variant). Reverse flow and voltage rise of
+#: rooftop PV are worst at the lightest daytime load, not on the peak day: interconnection and hosting-capacity
+#: screens use the daytime minimum load (FERC Order 792, Small Generator Interconnection Procedures, supplemental
+#: review screen 2.4.4.1.1, "daytime minimum load", 10 a.m. to 4 p.m. for fixed panels; EPRI hosting-capacity
+#: practice likewise). design_days.csv records it as one more row per feeder and season (rank K+1 after the K
+#: peak days, ``kind`` light_load); phases 3-5 cut every profile on it and phase 6 solves every run of the season
+#: on it as well (``<case>/light_load/``), its PV-relevant metrics named ``light_load_<metric>`` beside the peak
+#: day's (common.schema.LIGHT_LOAD_METRICS). Summer only by default: the season of the daytime solar peak (winter
+#: middays are loaded by heating and have less sun), and it keeps make run's time (one more solve per summer run
+#: only); add "winter" to study its light day too.
+LIGHT_LOAD_DAY_WINDOW_H = (10, 16)
+LIGHT_LOAD_SEASONS = ("summer",)
 INTERVALS_PER_DAY = 96
 INTERVAL_H = 0.25
 

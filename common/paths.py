@@ -57,6 +57,10 @@ def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
     return DEFAULT_DATA_DIR
 
 
+#: the sub-folder of a run folder holding the run on its light-load day (phase 6, LIGHT_LOAD_SEASONS)
+LIGHT_LOAD_FOLDER = "light_load"
+
+
 def day_suffix(rank: int) -> str:
     """The file-name suffix of a design day's profiles: none for rank 1 (the design day, the names they
     always had), ``_day<k>`` for rank k > 1 (``--days``)."""
@@ -294,6 +298,11 @@ class Workspace:
     def day_instance_dir(self, state: str, season: str, design: str, feeder: str, case: str, rank: int) -> Path:
         """The instance of one design day of a run solved on several (``--days`` > 1): ``<case>/day<k>/``."""
         return self.instance_dir(state, season, design, feeder, case) / f"day{int(rank)}"
+
+    def light_load_instance_dir(self, state: str, season: str, design: str, feeder: str, case: str) -> Path:
+        """The instance of a run on its feeder's light-load day (``common.config.LIGHT_LOAD_SEASONS``):
+        ``<case>/light_load/``, a plain OpenDSS instance of its own beside the peak day's."""
+        return self.instance_dir(state, season, design, feeder, case) / LIGHT_LOAD_FOLDER
 
     def batch_log(self, state: str, season: str, design: str) -> Path:
         return self.design_dir(state, season, design) / "batch.log"

@@ -64,6 +64,8 @@ FINAL_SELECTION_COLUMNS = ("subregion", "shape", "release", "bldg_id", "building
 FEEDER_BUILDING_COLUMNS = ("feeder", "subregion", "shape", "class", "release", "bldg_id", "building_type",
                            "n_customers", "customers_peak_kw", "building_peak_kw", "scale")
 DESIGN_DAY_COLUMNS = ("feeder", "season", "date", "day_of_year")
+#: design_days.csv ``kind``: a peak day (ranks 1..K of --days) or the light-load day (LIGHT_LOAD_SEASONS)
+DAY_KINDS = ("peak", "light_load")
 KVAR_RATIO_COLUMNS = ("subregion", "shape", "day_of_year", "step", "ratio")
 DAILY_TABLE_COLUMNS = ("feeder", "season", "shape", "step", "p_pu", "q_pu")
 VARIANT_UPGRADE_COLUMNS = ("class", "release", "building_type", "variant", "upgrade", "upgrade_name", "load_shift",
@@ -213,6 +215,24 @@ def read_design_days(ws: Workspace, state: str, inputs: Inputs | None = None) ->
     if twice.any():
         row = frame[twice].iloc[0]
         raise InputError(f"{path}: {row['feeder']} {row['season']} has rank {row['rank']} twice: {fix}")
+    if "kind" in frame.columns:  # the light-load day (LIGHT_LOAD_SEASONS): one more row, after the peak days
+        kind = frame["kind"].fillna("peak").astype(str)
+        unknown = sorted(set(kind) - set(DAY_KINDS))
+        if unknown:
+            raise InputError(f"{path}: kind {unknown[0]!r} is not one of {', '.join(DAY_KINDS)}: {fix}")
+        frame["kind"] = kind
+        light = frame[kind == "light_load"]
+        twice = light.duplicated(["feeder", "season"])
+        if twice.any():
+            row = light[twice].iloc[0]
+            raise InputError(f"{path}: {row['feeder']} {row['season']} has two light-load days: {fix}")
+        last_peak = frame[kind == "peak"].groupby(["feeder", "season"])["rank"].max()
+        for _, row in light.iterrows():
+            if row["rank"] <= last_peak.get((row["feeder"], row["season"]), 0):
+                raise InputError(f"{path}: the light-load day of {row['feeder']} {row['season']} has rank "
+                                 f"{row['rank']}, not after its peak days: {fix}")
+    else:  # a file without the column (every file written before the light-load day): all peak days
+        frame["kind"] = "peak"
     return _current(ws, path, "design_days", frame, inputs)
 
 
@@ -433,6 +453,60 @@ def ranked_design_days(curves_kw: dict[str, np.ndarray], interval_start: pd.Date
                      "peak_variant": ranked_by[v], "peak_kw": float(peak_kw[d]), "peak_interval_start": start.isoformat(),
                      "rank": rank})
     return rows
+
+
+def light_load_day(curves_kw: dict[str, np.ndarray], interval_start: pd.DatetimeIndex, months: tuple[int, ...],
+                   window_h: tuple[float, float] = config.LIGHT_LOAD_DAY_WINDOW_H) -> dict:
+    """The light-load day of one feeder and season (``config.LIGHT_LOAD_DAY_WINDOW_H``): the whole day of
+    ``months`` (:func:`season_days`) holding the lowest 15-min value, among the intervals STARTING at
+    ``window_h[0]`` h up to (not at) ``window_h[1]`` h, of every curve of ``curves_kw`` (all variants: the
+    lightest the feeder gets in any of them; a tie goes to the earlier day, then the variant first in
+    ``config.VARIANTS``). Night-time minima do not count. Returns its ``date``, ``day_of_year``,
+    ``min_daytime_kw``, ``min_daytime_interval_start`` and ``min_daytime_variant``, and the day's own
+    ``peak_kw`` / ``peak_variant`` / ``peak_interval_start`` (its highest 15-min value of any variant, as
+    ranks 2..K of :func:`ranked_design_days` have). ValueError when the season has no whole day or the
+    window no interval."""
+    start_h, end_h = float(window_h[0]), float(window_h[1])
+    if not 0.0 <= start_h < end_h <= 24.0:
+        raise ValueError(f"light-load window {window_h} is not (start, end) hours with 0 <= start < end <= 24 "
+                         "(common/config.py LIGHT_LOAD_DAY_WINDOW_H)")
+    variants = [v for v in config.VARIANTS if v in curves_kw] + sorted(set(curves_kw) - set(config.VARIANTS))
+    days = season_days(interval_start, months)
+    if not len(days):
+        raise ValueError(f"the curve has no whole day in months {months}")
+    hours = np.arange(STEPS) * 24.0 / STEPS
+    window = (hours >= start_h) & (hours < end_h)
+    if not window.any():
+        raise ValueError(f"light-load window {window_h} holds no 15-min interval start")
+    stack = np.stack([np.asarray(curves_kw[v], dtype=float)[:(days.max() + 1) * STEPS].reshape(-1, STEPS)[days]
+                      for v in variants])                                   # (variant, day, interval)
+    daytime = np.where(window[None, None, :], stack, np.inf)
+    low = daytime.min(axis=2)                                               # (variant, day)
+    day_low = low.min(axis=0)
+    d = int(np.argmin(day_low))                                             # the first (earliest) day on a tie
+    v = int(np.argmin(low[:, d]))                                           # the first variant on a tie
+    step = int(np.argmin(daytime[v, d]))
+    day_peak = stack[:, d, :].max(axis=1)
+    pv_ = int(np.argmax(day_peak))
+    peak_step = int(np.argmax(stack[pv_, d]))
+    origin = interval_start[0].normalize()
+    start = interval_start[int(days[d]) * STEPS + step]
+    peak_start = interval_start[int(days[d]) * STEPS + peak_step]
+    return {"date": start.date().isoformat(), "day_of_year": int((start.normalize() - origin).days),
+            "peak_variant": variants[pv_], "peak_kw": float(day_peak[pv_]), "peak_interval_start": peak_start.isoformat(),
+            "min_daytime_kw": float(daytime[v, d, step]), "min_daytime_interval_start": start.isoformat(),
+            "min_daytime_variant": variants[v]}
+
+
+def peak_days(days: pd.DataFrame) -> pd.DataFrame:
+    """The peak design days (``kind`` peak, ranks 1..K) of :func:`read_design_days`' table."""
+    return days[days["kind"] == "peak"]
+
+
+def light_load_rank(days: pd.DataFrame, feeder: str, season: str) -> int | None:
+    """The rank of the feeder's light-load day of ``season`` in :func:`read_design_days`' table, or None."""
+    rows = days[(days["feeder"] == feeder) & (days["season"] == season) & (days["kind"] == "light_load")]
+    return int(rows["rank"].iloc[0]) if len(rows) else None
 
 
 def day_ranks(days: pd.DataFrame, feeder: str, season: str) -> pd.DataFrame:

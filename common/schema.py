@@ -50,8 +50,9 @@ SUMMARY_KEYS = ("state", "season", "design", "feeder", "case", "design_day", "in
                 "metrics", "packages")
 #: summary.json keys a run has only when a step after the power flow ran on it (``upgrades``: the
 #: upgrade-cost step, 6_instantiate_circuits/upgrade_circuit.py, batch runner ``--upgrades``), or when it
-#: was solved on several design days (``worst_day``, ``days``: phase 6 ``--days``, worst_day.py)
-OPTIONAL_SUMMARY_KEYS = ("upgrades", "worst_day", "days")
+#: was solved on several design days (``worst_day``, ``days``: phase 6 ``--days``, worst_day.py), or also on
+#: its feeder's light-load day (``light_load``: date, rank, folder, status, digests; light_load.py)
+OPTIONAL_SUMMARY_KEYS = ("upgrades", "worst_day", "days", "light_load")
 STATUSES = ("ok", "failed")
 
 #: statuses of circuit_filter.csv: only ``pass`` feeders are instantiated
@@ -146,6 +147,22 @@ METRICS: dict[str, tuple[str, str]] = {
     "control_warning_steps": ("count", "15-min steps that converged with a control-iteration warning (OpenDSS #485: "
                                        "regulators or capacitors still moving at the iteration limit)"),
     "control_warning": ("text", "the first control-iteration warning of the day, as OpenDSS worded it"),
+}
+#: The run's metrics on its feeder's light-load day (the lowest daytime load of the season,
+#: ``common.config.LIGHT_LOAD_SEASONS``; phase 6 light_load.py): the PV-relevant subset of METRICS, each named
+#: ``light_load_<metric>``, in ``summary.json`` ``metrics`` of a run of such a season only (the peak day's
+#: metrics stay under their own names), and the feeder head's lowest active power of that day.
+LIGHT_LOAD_SOURCE_METRICS = ("reverse_flow_intervals", "head_reverse_flow_intervals_phase1",
+                             "head_reverse_flow_intervals_phase2", "head_reverse_flow_intervals_phase3",
+                             "service_transformers_reverse_flow", "service_transformer_reverse_flow_intervals",
+                             "ansi_a_over_node_intervals", "ansi_b_over_node_intervals",
+                             "ansi_a_over_customer_intervals", "ansi_b_over_customer_intervals",
+                             "v_max_pu", "v_max_customer_pu", "pv_energy_kwh")
+LIGHT_LOAD_METRICS: dict[str, tuple[str, str]] = {
+    **{f"light_load_{name}": (METRICS[name][0], f"on the light-load day: {METRICS[name][1]}")
+       for name in LIGHT_LOAD_SOURCE_METRICS},
+    "light_load_head_min_kw": ("kW", "on the light-load day: lowest feeder-head three-phase active power (15-min "
+                                     "average; negative: the feeder exports to the substation)"),
 }
 #: metrics phase 6 also writes that are not outcomes (kept once, under REALISED)
 NOT_OUTCOMES = ("n_customers",)

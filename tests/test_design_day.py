@@ -114,8 +114,13 @@ def _variant_curve(ws: Workspace, feeder: str, season: str, variant: str) -> np.
     return daily.groupby("step")["kw"].sum().sort_index().to_numpy()
 
 
+def _peak_rows(days: pd.DataFrame) -> pd.DataFrame:
+    """The peak design days of design_days.csv (without the light-load rows of LIGHT_LOAD_SEASONS)."""
+    return days[days["kind"] == "peak"] if "kind" in days.columns else days
+
+
 def test_design_days_record_each_variants_peak_and_the_rule(nc):
-    days = pd.read_csv(Workspace(nc).design_days(STATE))
+    days = _peak_rows(pd.read_csv(Workspace(nc).design_days(STATE)))
     for column in ("rule", "peak_variant", *[f"{v}_{what}" for v in config.VARIANTS for what in ("date", "peak_kw")],
                    "baseline_day_peak_kw", "baseline_day_error_pct"):
         assert column in days.columns, column
@@ -132,7 +137,7 @@ def test_chosen_day_peak_is_the_peak_of_the_daily_profiles_phase6_sums(nc, seaso
     """The variant peak recorded for the design day is the peak of that variant's daily profiles (phases
     2, 4, 5) summed as phase 6 sums them: the dm curve searched is phase 4's model on that day."""
     ws = Workspace(nc)
-    days = pd.read_csv(ws.design_days(STATE))
+    days = _peak_rows(pd.read_csv(ws.design_days(STATE)))
     for _, row in days[days["season"] == season].iterrows():
         for variant in config.VARIANTS:
             kw = _variant_curve(ws, row["feeder"], season, variant)
@@ -148,7 +153,7 @@ def test_the_dm_curve_uses_phase4s_own_model(nc):
 
 def test_phases_3_to_5_cut_their_profiles_on_the_chosen_day(nc):
     ws = Workspace(nc)
-    days = pd.read_csv(ws.design_days(STATE))
+    days = _peak_rows(pd.read_csv(ws.design_days(STATE)))
     chosen = {(r["feeder"], r["season"]): r["date"] for _, r in days.iterrows()}
     for variant in config.VARIANTS:
         for season in config.SEASONS:
@@ -162,7 +167,7 @@ def test_baseline_rule_gives_the_baseline_peak_day(nc, tmp_path):
     data = copy_workspace(nc, tmp_path / "data")
     assert maxday.main(["--data-dir", str(data), "--state", STATE, "--eulp-root", str(sample_eulp_root(data)),
                         "--design-day-rule", "baseline", "-q"]) == 0
-    days = pd.read_csv(Workspace(data).design_days(STATE))
+    days = _peak_rows(pd.read_csv(Workspace(data).design_days(STATE)))
     assert (days["date"] == days["baseline_date"]).all() and (days["peak_variant"] == "baseline").all()
     assert (days["rule"] == "baseline").all()
 

@@ -149,21 +149,49 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_one_day_outputs_are_the_one_day_study(prepared_nc, two_days):
-    """--days 1 (the default) writes phase 2's design_days.csv without a rank column, equal byte for byte to
-    the two-day file's rank-1 rows without it; every rank-1 profile of phases 2-5 is the same file either way."""
+    """--days 1 (the default) writes phase 2's design_days.csv whose peak rows (kind peak, rank 1) equal byte for
+    byte the two-day file's rank-1 rows; the light-load row (LIGHT_LOAD_SEASONS) follows the peak days (rank 2,
+    then 3) and is the same day either way; every rank-1 profile of phases 2-5 is the same file either way."""
     ws1, ws2 = Workspace(prepared_nc), Workspace(two_days)
-    one = ws1.design_days(STATE).read_text()
-    two = pd.read_csv(ws2.design_days(STATE))
-    assert "rank" not in one.splitlines()[0].split(",") and sorted(two["rank"].unique()) == [1, 2]
-    assert two[two["rank"] == 1].drop(columns="rank").to_csv(index=False) == \
-        pd.read_csv(ws1.design_days(STATE)).to_csv(index=False)
+    one, two = pd.read_csv(ws1.design_days(STATE)), pd.read_csv(ws2.design_days(STATE))
+    assert sorted(one["rank"].unique()) == [1, 2] and sorted(two["rank"].unique()) == [1, 2, 3]
+    peaks_two = two[two["kind"] == "peak"]
+    assert peaks_two[peaks_two["rank"] == 1].to_csv(index=False) == one[one["kind"] == "peak"].to_csv(index=False)
+    light_one, light_two = one[one["kind"] == "light_load"], two[two["kind"] == "light_load"]
+    assert (light_one["rank"] == 2).all() and (light_two["rank"] == 3).all()
+    assert light_one.drop(columns="rank").to_csv(index=False) == light_two.drop(columns="rank").to_csv(index=False)
     assert ws1.feeder_curves(STATE).read_bytes() == ws2.feeder_curves(STATE).read_bytes()
     for variant in config.VARIANTS:
         before, after = _files(ws1.variant_dir(STATE, variant)), _files(ws2.variant_dir(STATE, variant))
         ranks_1 = {k: v for k, v in after.items() if "_day" not in k}
-        assert ranks_1 == before, variant
+        assert ranks_1 == {k: v for k, v in before.items() if "_day" not in k}, variant
         assert any("winter_day2" in k for k in after) and any(k.endswith("daily_profiles_winter_day2.parquet")
                                                              for k in after)
+
+
+def test_without_a_light_load_season_phase_2_writes_the_one_day_file(prepared_nc, tmp_path):
+    """--light-load-seasons with no season (a winter-only study likewise): design_days.csv without rank, kind or
+    min_daytime columns, the peak rows of the default file; the winter rows and every winter profile of phases
+    2-5 are the same with or without the summer light-load day, so the winter runs are built from the same files."""
+    data = copy_workspace(prepared_nc, tmp_path / "data")
+    from common.steps import steps_of
+
+    maxday = load_script("2_profiles_heat_pumps/find_max_day_curve.py")
+    assert maxday.main(["--data-dir", str(data), "--state", STATE, "--eulp-root", str(sample_eulp_root(data)),
+                        "--light-load-seasons", "-q"]) == 0
+    for step in steps_of("3", "4", "5"):
+        run_step(step, data, state=STATE, eulp_root=sample_eulp_root(data))
+    ws0, ws1 = Workspace(data), Workspace(prepared_nc)
+    off, on = pd.read_csv(ws0.design_days(STATE)), pd.read_csv(ws1.design_days(STATE))
+    assert not {"rank", "kind", "min_daytime_kw"} & set(off.columns)
+    peaks = on[on["kind"] == "peak"].drop(columns=["rank", "kind", "min_daytime_kw", "min_daytime_interval_start",
+                                                   "min_daytime_variant"])
+    assert off.to_csv(index=False) == peaks.to_csv(index=False)
+    for variant in config.VARIANTS:
+        winter = lambda files: {k: v for k, v in files.items() if "winter" in k}  # noqa: E731
+        assert winter(_files(ws0.variant_dir(STATE, variant))) == winter(_files(ws1.variant_dir(STATE, variant)))
+        assert ws0.daily_profile_table(STATE, variant, "summer").read_bytes() == \
+            ws1.daily_profile_table(STATE, variant, "summer").read_bytes()  # the summer peak day's too
 
 
 def test_rank_two_profiles_are_cut_on_the_second_day(two_days):

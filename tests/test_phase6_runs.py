@@ -86,9 +86,12 @@ def test_outputs_follow_the_schema_phase7_reads(batch):
 
     folder = Workspace(batch).instance_dir("NC", "summer", "lhs", MEDIUM, "2")
     summary = json.loads((folder / "summary.json").read_text())
-    assert set(summary) == set(schema.SUMMARY_KEYS)
-    assert set(summary["metrics"]) == set(schema.METRICS) | set(schema.NOT_OUTCOMES)
+    assert set(summary) == set(schema.SUMMARY_KEYS) | {"light_load"}  # summer: the light-load day too
+    assert set(summary["metrics"]) == set(schema.METRICS) | set(schema.NOT_OUTCOMES) | set(schema.LIGHT_LOAD_METRICS)
     assert tuple(pd.read_parquet(folder / "timeseries.parquet").columns) == schema.SERIES_COLUMNS
+    light = json.loads((folder / "light_load" / "summary.json").read_text())
+    assert set(light) == set(schema.SUMMARY_KEYS)
+    assert set(light["metrics"]) == set(schema.METRICS) | set(schema.NOT_OUTCOMES)
 
 
 def test_head_series_is_consistent(batch):
@@ -127,7 +130,9 @@ def test_single_run_script_writes_the_same_outputs(batch, tmp_path):
     folder = Workspace(batch).instance_dir("NC", "summer", "lhs", SMALL, "1")
     before = json.loads((folder / "summary.json").read_text())["metrics"]
     assert single.main(["--instance", str(folder), "-q"]) == 0
-    assert json.loads((folder / "summary.json").read_text())["metrics"] == before
+    # the folder's own day (the peak day); the light-load day's metrics are the batch's (light_load/)
+    assert json.loads((folder / "summary.json").read_text())["metrics"] == \
+        {k: v for k, v in before.items() if not k.startswith("light_load_")}
 
 
 def test_a_summary_of_other_planning_limits_or_missing_metrics_is_solved_again(batch, tmp_path):
@@ -224,11 +229,12 @@ def test_batch_killed_midway_resumes_to_the_uninterrupted_result(prepared_nc, tm
                                stderr=subprocess.DEVNULL)
     design_dir = Workspace(killed).design_dir("NC", "summer", "sobol")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(design_dir.rglob("summary.json"))) < 2:
+    # a summer run is done when both its days are (the peak day's summary, then the light-load day's)
+    while time.monotonic() < deadline and len(list(design_dir.rglob("light_load/summary.json"))) < 2:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done_before = len(list(design_dir.rglob("summary.json")))
+    done_before = len(list(design_dir.rglob("light_load/summary.json")))
     assert done_before >= 2
     assert _run(killed, *args, design="sobol") == 0
     index = pd.read_csv(Workspace(killed).batch_index("NC", "summer", "sobol"))
