@@ -22,6 +22,7 @@ from conftest import SHARED_DATA, copy_workspace, load_script, requires_shared
 
 SUMMER = config.SEASON_MONTHS["summer"]
 apply = load_script("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py")
+pf = load_script("6_instantiate_circuits/daily_power_flow.py")
 LARGE = "uhs1_1247--udt5219"
 
 
@@ -134,6 +135,32 @@ def test_light_load_day_shows_more_reverse_flow_and_voltage_rise_with_more_rooft
     assert m["3"]["light_load_head_min_kw"] < 0 < m["1"]["light_load_head_min_kw"]  # high PV: the head exports
     vmax = [m[k]["light_load_v_max_customer_pu"] for k in ("1", "2", "3")]
     assert vmax[0] < vmax[1] < vmax[2]
+
+
+def test_overvoltage_appears_with_high_rooftop_pv_when_the_substation_bus_sits_high(light_runs, tmp_path):
+    """At the sample's 1.03 pu substation bus no light-load run leaves Range A (the highest customer voltage
+    stays below 1.05 pu: a stiff primary, about 1.4 % rise over the service transformer and drop at 60 %
+    rooftop PV). With the bus at 1.045 pu (an LTC set at the top of its band at light load, 125.4 V on 120 V)
+    the same feeder and day show overvoltage with high rooftop PV and none without: the counts follow the
+    voltage rise, not the settings."""
+    data, runs = light_runs
+    ws = Workspace(copy_workspace(data, tmp_path / "data"))  # the instances name their feeder's files by relative path
+    m = {k: runs[k]["metrics"] for k in runs}
+    assert max(m[k]["light_load_v_max_customer_pu"] for k in m) < config.ANSI_RANGE_A[1]
+    assert all(m[k]["light_load_ansi_a_over_customer_intervals"] == 0 for k in m)
+    over = {}
+    for key in ("1", "3"):
+        folder = ws.instance_dir("NC", "summer", "lhs", LARGE, key) / "light_load"
+        master = folder / "Master.dss"
+        text = master.read_text()
+        assert text.count(" pu=1.03 ") == 1, "the instance's source is no longer at the sample's 1.03 pu"
+        master.write_text(text.replace(" pu=1.03 ", " pu=1.045 "))
+        _, summary, _ = pf.simulate(folder)
+        assert summary["status"] == "ok", summary["message"]
+        over[key] = summary["metrics"]
+    assert over["1"]["ansi_a_over_customer_intervals"] == 0  # no rooftop PV: the feeder only drops voltage
+    assert over["3"]["ansi_a_over_customer_intervals"] > 0 and over["3"]["v_max_customer_pu"] > config.ANSI_RANGE_A[1]
+    assert over["3"]["ansi_a_over_node_intervals"] > over["1"]["ansi_a_over_node_intervals"]
 
 
 def test_light_load_folder_solves_in_plain_opendss_to_the_recorded_head_series(light_runs):
