@@ -143,6 +143,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     stage = "instance"
     try:
         clean_temporaries(instance_dir)
+        if "day_rank" not in task and not task.get("with_light_day"):  # no light-load day: an earlier one's goes
+            light_load.drop(instance_dir)
         ctx = _context(task)
         instance = circuit_instance.build_instance(ctx, ws, task["design"], task["case_key"], task["case"], instance_dir)
         digest = circuit_instance.write_instance(instance, ctx, instance_dir, mixes_digest=task.get("mixes_digest", ""))

@@ -29,6 +29,7 @@ Settings read
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,13 +82,32 @@ def merge(run_dir: Path, light: dict[str, Any], rank: int) -> dict[str, Any]:
     return merged
 
 
+def drop(run_dir: Path) -> None:
+    """Remove an earlier light-load day from a run that now has none (phase 2 run again without a light-load
+    season, a ``--feeder-dir`` run): the summary's ``light_load`` block and ``light_load_*`` metrics, and
+    ``<case>/light_load/``; the run's other outputs stay as they are (a valid run is still skipped)."""
+    summary_path = run_dir / INSTANCE_FILES["summary"]
+    try:
+        summary = read_json(summary_path)
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict) and "light_load" in summary:
+        metrics = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
+        summary = {**{k: v for k, v in summary.items() if k != "light_load"},
+                   "metrics": {k: v for k, v in metrics.items() if k not in schema.LIGHT_LOAD_METRICS}}
+        with atomic_path(summary_path) as tmp:
+            tmp.write_text(dumps_json(summary), encoding="utf-8")
+    if (run_dir / LIGHT_LOAD_FOLDER).is_dir():
+        shutil.rmtree(run_dir / LIGHT_LOAD_FOLDER)
+
+
 def run_with_light_day(task: dict[str, Any], one_run: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     """Solve one run on its peak day(s) (``one_run`` on the task without its light-load day: the one-day run or
     ``--days K``, with ``--upgrades`` if asked), then on its light-load day (``one_run`` on a day task:
     ``day_rank`` the light day's, ``light_day`` set, no upgrades) and merge it (:func:`merge`). Returns the
     run's batch-index record (the peak day's, failed when the light day failed; timings summed)."""
     light = task["light_load"]
-    peak_task = {k: v for k, v in task.items() if k != "light_load"}
+    peak_task = {**{k: v for k, v in task.items() if k != "light_load"}, "with_light_day": True}
     record = one_run(peak_task)
     if record["status"] == "failed":  # a failed run stays the peak day's failure: no light-load solve to waste
         return record

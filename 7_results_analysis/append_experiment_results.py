@@ -256,6 +256,8 @@ class Current:
     ws: Workspace | None = None
     #: (state, season, feeder) -> rank of the feeder's light-load day in the current design_days.csv (phase 2)
     light_days: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: the states whose current design_days.csv was read (their light_days are known, none included)
+    design_days_read: set[str] = field(default_factory=set)
 
     def case_reason(self, design: str, case: int) -> str:
         """Why the case is not one of the current design's ('' when it is)."""
@@ -323,6 +325,7 @@ def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str
         path = ws.design_days(state)
         if path.is_file():
             days = read_csv(path, "2_profiles_heat_pumps/find_max_day_curve.py", dtype=str, keep_default_na=False)
+            current.design_days_read.add(state)
             if {"kind", "rank", "season", "feeder"} <= set(days.columns):
                 for season, feeder, rank, kind in zip(days["season"], days["feeder"], days["rank"], days["kind"]):
                     if kind == "light_load" and rank.isdigit():
@@ -407,7 +410,9 @@ def light_load_reason(run: "RunFolder", summary: dict[str, Any], current: Curren
     """Why the light-load day of an ok run is not current ('' when it is, or the run has none): its
     ``<case>/light_load/`` folder must hold the ok summary, scenario_assignments.json and timeseries.parquet the
     run's ``light_load`` block names (same digests), built on the feeder's current light-load shared inputs
-    (``Workspace.shared_digest`` of its rank)."""
+    (``Workspace.shared_digest`` of its rank); the block's rank must be the light-load day the current
+    design_days.csv gives the feeder (none: the run's light day is stale too) and the summary must have every
+    ``light_load_*`` metric."""
     block = summary.get("light_load")
     if summary.get("status") != "ok":
         return ""
@@ -424,6 +429,17 @@ def light_load_reason(run: "RunFolder", summary: dict[str, Any], current: Curren
         return f"its light-load day's {folder / INSTANCE_FILES['summary']} or assignments are missing or unreadable: {REDO}"
     if not isinstance(block, dict) or not isinstance(day, dict) or not isinstance(light_assignments, dict):
         return f"its light-load day's summary.json ({folder}) is not a run's summary: {REDO}"
+    if run.state in current.design_days_read:  # the light-load day phase 2 now gives the feeder, if any
+        rank = current.light_days.get((run.state, run.season, run.feeder))
+        if rank is None:
+            return (f"it has a light-load day ({block.get('date', '')}), though the current design_days.csv gives "
+                    f"feeder {run.feeder} none for {run.season} (phase 2 run again without it): {REDO}")
+        if block.get("rank") != rank:
+            return (f"its light-load day has rank {block.get('rank')}, the current design_days.csv's is {rank} "
+                    f"(phase 2 run again with other --days): {REDO}")
+    missing = [name for name in schema.LIGHT_LOAD_METRICS if name not in (summary.get("metrics") or {})]
+    if missing:
+        return f"summary.json has a light-load day but no metric {missing[0]}: {REDO}"
     if day.get("status") != "ok" or block.get("status") != "ok":
         return f"its light-load day ({folder}) is not ok: {REDO}"
     if (day.get("inputs_digest"), day.get("shared_digest")) != (block.get("inputs_digest"), block.get("shared_digest")) \

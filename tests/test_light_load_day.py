@@ -235,3 +235,47 @@ def test_phase7_refuses_a_run_whose_light_load_day_is_stale_or_missing(light_run
     results, stale = _phase7(data)
     assert set(stale) == {3} and "light-load day" in stale[3]
     assert 3 not in set(results["case"])
+
+
+def test_phase7_refuses_a_run_whose_light_load_metric_is_missing(light_runs, tmp_path):
+    data = copy_workspace(light_runs[0], tmp_path / "data")
+    path = Workspace(data).instance_dir("NC", "summer", "lhs", LARGE, "3") / "summary.json"
+    summary = json.loads(path.read_text())
+    del summary["metrics"]["light_load_v_max_customer_pu"]
+    path.write_text(json.dumps(summary))
+    results, stale = _phase7(data)
+    assert set(stale) == {3} and "light_load_v_max_customer_pu" in stale[3]
+    assert 3 not in set(results["case"])
+
+
+def _phase2_without_light_load_day(data: Path) -> None:
+    from common.steps import steps_of
+    from pipeline import run_step, sample_eulp_root
+
+    maxday_script = "2_profiles_heat_pumps/find_max_day_curve.py"
+    assert load_script(maxday_script).main(["--data-dir", str(data), "--state", "NC", "--eulp-root",
+                                            str(sample_eulp_root(data)), "--light-load-seasons", "-q"]) == 0
+    after = [s for s in steps_of("2", "3", "4", "5") if s.script not in (maxday_script, "2_profiles_heat_pumps/"
+                                                                        "scale_feeder_curves.py")]
+    for step in after:  # phase 3, the baseline daily profiles, phases 4 and 5 (and the plots)
+        run_step(step, data, state="NC", eulp_root=sample_eulp_root(data))
+
+
+def test_a_light_load_day_phase_2_no_longer_gives_is_stale_until_phase_6_drops_it(light_runs, tmp_path):
+    """Phase 2 run again without a light-load season: the peak days' profiles are the same, so phase 6 skips the
+    runs; phase 7 must not report the earlier light-load day's metrics, and phase 6 must remove them (else it
+    would skip the runs and phase 7 refuse them for ever)."""
+    data = copy_workspace(light_runs[0], tmp_path / "data")
+    _phase2_without_light_load_day(data)
+    assert combine.main(["--data-dir", str(data), "-q"]) == 2  # every run there stale: nothing to combine
+    stale = pd.read_csv(rio.results_path(Workspace(data), "stale_runs"), keep_default_na=False)
+    assert sorted(stale["case"]) == [1, 2, 3] and all("gives feeder" in reason for reason in stale["reason"])
+    assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", "summer", "--design", "lhs",
+                       "--feeders", LARGE, "--cases", "1-3", "--run", "--workers", "1", "-q"]) == 0
+    folder = Workspace(data).instance_dir("NC", "summer", "lhs", LARGE, "3")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert "light_load" not in summary and not (folder / "light_load").exists()
+    assert summary["metrics"] == {k: v for k, v in light_runs[1]["3"]["metrics"].items()
+                                  if k not in schema.LIGHT_LOAD_METRICS}  # the peak day's run, as it was
+    results, stale = _phase7(data)
+    assert stale == {} and not any(c.startswith("light_load_") for c in results.columns)
