@@ -130,10 +130,10 @@ def load_cost_tables(folder: Path) -> CostTables:
     """Read and check the five tables of ``folder``; InputError naming the file, the column (and row) and the fix
     for a missing folder or file, a missing column, a value that is not a non-negative number, an unknown line
     type or placement, or a row the step prices with that is absent."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # upgrades.json names it: phase 7 finds it from any working directory
     if not folder.is_dir():
         raise InputError(f"no upgrade cost tables: folder {folder} not found: run {COST_PRODUCER}")
-    frames, digests = {}, {}
+    frames = {}
     for key, (required, numeric) in COST_COLUMNS.items():
         path = folder / UPGRADE_COST_FILES[key]
         frame = read_csv(path, COST_PRODUCER, required=required)
@@ -148,7 +148,6 @@ def load_cost_tables(folder: Path) -> CostTables:
                                  f"non-negative number: fix the table or run {COST_PRODUCER}")
             frame[column] = values.astype(float)
         frames[key] = frame
-        digests[UPGRADE_COST_FILES[key]] = sha256_file(path)
     lines = frames["lines"].assign(upgrade_type=lambda f: f["upgrade_type"].astype(str).str.strip(),
                                    line_placement=lambda f: f["line_placement"].astype(str).str.strip().str.lower())
     for column, allowed in (("upgrade_type", tuple(LINE_TYPES.values())), ("line_placement", PLACEMENTS)):
@@ -173,7 +172,7 @@ def load_cost_tables(folder: Path) -> CostTables:
     if regulators.empty:
         raise InputError(f"{folder / UPGRADE_COST_FILES['voltage_regulators']}: column 'type' has no row "
                          f"{REGULATOR_ROW!r}: add one or run {COST_PRODUCER}")
-    digest = sha256_bytes(json.dumps(digests, sort_keys=True).encode("utf-8"))
+    digest = schema.cost_tables_digest(folder)  # the digest phase 7 checks a run's cost against
     return CostTables(folder=folder, lines=lines, transformers=xf, regulators=regulators.reset_index(drop=True),
                       controls=controls, misc=misc, digest=digest)
 

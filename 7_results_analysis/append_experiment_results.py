@@ -129,7 +129,7 @@ import results_io as rio
 from common import cli, config, doe, dss, schema
 from common.io import (InputError, atomic_path, folder_lock, read_csv, read_json, sha256_bytes, sha256_file,
                        write_csv, write_manifest, write_parquet)
-from common.paths import INSTANCE_FILES, Workspace
+from common.paths import INSTANCE_FILES, UPGRADE_FILES, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +258,8 @@ class Current:
     light_days: dict[tuple[str, str, str], int] = field(default_factory=dict)
     #: the states whose current design_days.csv was read (their light_days are known, none included)
     design_days_read: set[str] = field(default_factory=set)
+    #: cost-table folder -> its current digest (``common.schema.cost_tables_digest``), read once per combine
+    cost_table_digests: dict[str, str | None] = field(default_factory=dict)
 
     def case_reason(self, design: str, case: int) -> str:
         """Why the case is not one of the current design's ('' when it is)."""
@@ -380,10 +382,9 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if summary.get("metric_settings_digest") != schema.metric_settings_digest():
         return (f"its metrics were computed under other planning limits (common.config ANSI ranges, THERMAL, "
                 f"FAILURE_CRITERIA: metric_settings_digest differs): {REDO}")
-    block = summary.get("upgrades")
-    if isinstance(block, dict) and block.get("settings_digest") != schema.upgrade_settings_digest():
-        return (f"its upgrade cost was computed under other upgrade settings (common.config UPGRADES, ANSI Range "
-                f"A, THERMAL: the upgrades block's settings_digest differs): {REDO.removesuffix(')')} --upgrades)")
+    reason = upgrades_reason(run, summary, current)
+    if reason:
+        return reason
     reason = light_load_reason(run, summary, current)
     if reason:
         return reason
@@ -403,6 +404,42 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
             return f"status ok but {INSTANCE_FILES['timeseries']} is missing: {REDO}"
         if not summary["timeseries_sha256"]:
             return f"status ok but timeseries_sha256 is empty: {REDO}"
+    return ""
+
+
+def upgrades_reason(run: "RunFolder", summary: dict[str, Any], current: Current) -> str:
+    """Why the upgrade cost of a run is not current ('' when it is, or the run has none): its ``upgrades`` block
+    must have been computed under the current upgrade settings (``common.schema.upgrade_settings_digest``), from
+    the ``upgrades.json`` beside it (SHA-256 ``upgrades_sha256``) and from cost tables that are still those of
+    ``cost_tables_digest`` (the folder upgrades.json names or, when it is gone (a moved workspace), the folder
+    phase 6 prices with by default: ``UPGRADES["cost_tables_dir"]`` or the workspace's ``upgrade_costs/``;
+    ``common.schema.cost_tables_digest``)."""
+    block = summary.get("upgrades")
+    if block is None:
+        return ""
+    again = f"{REDO.removesuffix(')')} --upgrades)"
+    if not isinstance(block, dict):
+        return f"its upgrades block is not a record: {again}"
+    if block.get("settings_digest") != schema.upgrade_settings_digest():
+        return (f"its upgrade cost was computed under other upgrade settings (common.config UPGRADES, ANSI Range "
+                f"A, THERMAL: the upgrades block's settings_digest differs): {again}")
+    if block.get("status") == "failed":
+        return ""  # no cost to check: phase 7 reads it as a failed upgrade
+    path = run.folder / UPGRADE_FILES["upgrades"]
+    try:
+        if sha256_file(path) != block.get("upgrades_sha256"):
+            return f"{path} differs from the one its upgrade cost was computed with (upgrades_sha256): {again}"
+        tables = str(read_json(path).get("cost_tables", ""))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return f"{path} is missing or unreadable: {again}"
+    if not tables or not Path(tables).is_dir():  # a moved workspace: the tables phase 6 now prices with by default
+        tables = str(Path(config.UPGRADES["cost_tables_dir"]) if config.UPGRADES.get("cost_tables_dir")
+                     else Workspace(run.folder.parents[5]).upgrade_costs_dir)  # <data>/6_.../STATE/season/design/feeder/case
+    if tables not in current.cost_table_digests:
+        current.cost_table_digests[tables] = schema.cost_tables_digest(tables)
+    if current.cost_table_digests[tables] != block.get("cost_tables_digest"):
+        return (f"the unit-cost tables in {tables} changed since its upgrade cost was computed (cost_tables_digest "
+                f"differs): {again}")
     return ""
 
 

@@ -341,7 +341,7 @@ DESIGN_DAYS = 1
 WORST_DAY_METRIC = "peak_kw"
 #: The light-load day for rooftop PV (phase 2 ``--light-load-seasons``, phase 6): per feeder and season of
 #: LIGHT_LOAD_SEASONS, the day of the season's months (SEASON_MONTHS) holding the LOWEST 15-min value, among the
-#: intervals starting within LIGHT_LOAD_DAY_WINDOW_H [h, local clock: 10:00 up to 16:00], of the three all-variant
+#: intervals starting within LIGHT_LOAD_DAY_WINDOW_H [h, local standard time, as the EULP and PV series: 10:00 up to 16:00], of the three all-variant
 #: feeder curves (baseline, dm, un: the lightest the feeder gets in any variant). Reverse flow and voltage rise of
 #: rooftop PV are worst at the lightest daytime load, not on the peak day: interconnection and hosting-capacity
 #: screens use the daytime minimum load (FERC Order 792, Small Generator Interconnection Procedures, supplemental
@@ -351,7 +351,9 @@ WORST_DAY_METRIC = "peak_kw"
 #: on it as well (``<case>/light_load/``), its PV-relevant metrics named ``light_load_<metric>`` beside the peak
 #: day's (common.schema.LIGHT_LOAD_METRICS). Summer only by default: the season of the daytime solar peak (winter
 #: middays are loaded by heating and have less sun), and it keeps make run's time (one more solve per summer run
-#: only); add "winter" to study its light day too.
+#: only); add "winter" to study its light day too. The search stays in the season's months: the year's lowest
+#: daytime load falls in spring, outside both seasons (sample, NC baseline curves: 5-9 % below June-August's,
+#: late April to early May), so the summer light-load day understates the year's worst case for rooftop PV.
 LIGHT_LOAD_DAY_WINDOW_H = (10, 16)
 LIGHT_LOAD_SEASONS = ("summer",)
 INTERVALS_PER_DAY = 96

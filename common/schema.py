@@ -15,6 +15,8 @@ A unit of ``"text"`` marks a value that is not a number. Nothing here reads or w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Feeder-head columns of a run's timeseries.parquet (the earlier workflow's m2 monitor schema):
 #: apparent power [kVA] and angle [deg] per phase, active [kW] and reactive [kVAr] power per phase,
 #: their three-phase sums, |sum of S| and sum of |S| (their difference is not an unbalance measure: see
@@ -246,6 +248,23 @@ def upgrade_settings_digest() -> str:
     settings = {"UPGRADES": upgrades, "RANGE_A": config.ANSI_RANGE_A, "ENERGISED_PU": config.ENERGISED_PU,
                 **({"THERMAL": config.THERMAL} if upgrades.get("trigger") == "planning_criteria" else {})}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def cost_tables_digest(folder: Path | str) -> str | None:
+    """SHA-256 of the upgrade step's unit-cost tables in ``folder`` (the SHA-256 of each file of
+    ``common.paths.UPGRADE_COST_FILES``, by file name): what a run's ``upgrades`` block records as
+    ``cost_tables_digest``. None when a table is missing."""
+    import json
+
+    from common.io import sha256_bytes, sha256_file
+    from common.paths import UPGRADE_COST_FILES
+
+    folder = Path(folder)
+    paths = {name: folder / name for name in UPGRADE_COST_FILES.values()}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    digests = {name: sha256_file(path) for name, path in paths.items()}
+    return sha256_bytes(json.dumps(digests, sort_keys=True).encode("utf-8"))
 
 
 def missing_metrics(metrics: dict) -> list[str]:

@@ -285,3 +285,48 @@ def test_pipeline_slice_with_upgrades_reports_what_it_costs(prepared_nc, tmp_pat
     section = page[page.index('<h2 id="costs">'):page.index('<h2 id="sensitivity">')]
     futures = results[results["case"] > 0][rio.COST_METRIC]
     assert f"{futures.max():,.0f} USD at most" in section and "upgrade_cost_NC.png" in section
+
+
+@pytest.fixture(scope="module")
+def upgraded_medium(prepared_nc, tmp_path_factory):
+    """The medium NC feeder's winter LHS runs solved and upgraded (phase 6 --upgrades), read-only for tests."""
+    from sample import build_sample
+
+    data = copy_workspace(prepared_nc, tmp_path_factory.mktemp("upgraded") / "data")
+    assert build_sample.copy_upgrade_costs(Workspace(data)) is not None
+    apply = load_script("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py")
+    assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", "winter", "--design", "lhs", "--run",
+                       "--upgrades", "--feeders", MEDIUM, "--workers", "1", "-q"]) == 0
+    return data
+
+
+def _stale_after_phase7(data) -> dict[int, str]:
+    load_script("7_results_analysis/append_experiment_results.py").main(["--data-dir", str(data), "-q"])
+    stale = pd.read_csv(rio.results_path(Workspace(data), "stale_runs"), keep_default_na=False)
+    return dict(zip(stale["case"].astype(int), stale["reason"]))
+
+
+@requires_shared
+def test_phase7_refuses_a_cost_whose_upgrades_json_changed(upgraded_medium, tmp_path):
+    data = copy_workspace(upgraded_medium, tmp_path / "data")
+    path = Workspace(data).instance_dir("NC", "winter", "lhs", MEDIUM, "1") / "upgrades.json"
+    path.write_text(path.read_text().replace('"cost_usd": ', '"cost_usd": 1', 1))
+    stale = _stale_after_phase7(data)
+    assert set(stale) == {1} and "upgrades.json differs" in stale[1] and "--upgrades" in stale[1]
+
+
+@requires_shared
+def test_phase7_refuses_costs_priced_from_tables_that_changed_since(upgraded_medium, tmp_path):
+    # the runs name the tables they were priced with (the fixture's workspace copy): a copy of the workspace
+    # without them (a moved workspace) is checked against its own tables, the ones phase 6 now prices with
+    data = copy_workspace(upgraded_medium, tmp_path / "data")
+    moved = tmp_path / "moved"
+    (upgraded_medium / "upgrade_costs").rename(moved)
+    try:
+        assert _stale_after_phase7(data) == {}  # the same tables in the copy: current
+        table = Workspace(data).upgrade_costs_dir / "transformers.csv"
+        table.write_text(table.read_text() + "\n")  # any edit: the prices the runs were costed with are gone
+        stale = _stale_after_phase7(data)
+    finally:
+        moved.rename(upgraded_medium / "upgrade_costs")
+    assert stale and all("unit-cost tables" in reason and "changed" in reason for reason in stale.values())
