@@ -128,7 +128,7 @@ def test_days_reaches_phase_2_and_phase_6_only():
 
 # ------------------------------------------------------------------------------------------- the sample
 def _profiles(data: Path, days: int) -> None:
-    from common.steps import steps_of
+    from common.steps import STEPS, steps_of
 
     for step in steps_of("2", "3", "4", "5"):
         run_step(step, data, state=STATE, eulp_root=sample_eulp_root(data), days=days)
@@ -179,7 +179,10 @@ def test_without_a_light_load_season_phase_2_writes_the_one_day_file(prepared_nc
     maxday = load_script("2_profiles_heat_pumps/find_max_day_curve.py")
     assert maxday.main(["--data-dir", str(data), "--state", STATE, "--eulp-root", str(sample_eulp_root(data)),
                         "--light-load-seasons", "-q"]) == 0
-    for step in steps_of("3", "4", "5"):
+    after = [s for s in STEPS if s.phase in ("3", "4", "5")  # every profile step after the design days, in run
+             or s.script == "2_profiles_heat_pumps/get_scenario_csv_controls.py"]  # order (the baseline's included)
+    assert len(after) == len(steps_of("3", "4", "5")) + 1
+    for step in after:
         run_step(step, data, state=STATE, eulp_root=sample_eulp_root(data))
     ws0, ws1 = Workspace(data), Workspace(prepared_nc)
     off, on = pd.read_csv(ws0.design_days(STATE)), pd.read_csv(ws1.design_days(STATE))
