@@ -466,8 +466,9 @@ def robustness_sentences(robustness: pd.DataFrame, vulnerability: pd.DataFrame |
         where = f"{state} {season}, {feeder}"
         verdict = str(top["verdict"])
         if not bool(top["most_robust"]):
-            out.append(f"{where}: {verdict} ({int(top['n_scenarios'])} scenarios per policy). The lowest "
-                       f"90th-percentile peak regret is {top['policy_name']}'s ({fmt(top['peak_kw.regret_p90'])} kW).")
+            out.append(f"{where}: {verdict} ({int(top['n_scenarios'])} scenarios per policy). For information only, "
+                       f"not a ranking: the policy with the lowest 90th-percentile peak regret is "
+                       f"{top['policy_name']} ({fmt(top['peak_kw.regret_p90'])} kW).")
             continue
         failing = int(round((1 - float(top["satisficing"])) * int(top["n_runs"])))
         text = (f"{where}: the most robust policy is {top['policy_name']}: it meets every limit in "
@@ -862,7 +863,7 @@ def build_page(ws, results: pd.DataFrame) -> str:
         parts.append('<p class="note">Placement noise was not measured: this study has one placement replicate '
                      "per design point, so the runs cannot tell how much of each metric's spread is where the "
                      "devices happened to be placed. Phase 0's <code>--replicates R</code> (R &gt; 1; "
-                     "<code>make study REPLICATES=...</code>) measures it.</p>")
+                     "<code>make run REPLICATES=R</code> or <code>make study STUDY_REPLICATES=R</code>) measures it.</p>")
     else:
         parts.append("<p>The runs of one design point differ only in their placement replicate (the seeded order "
                      "of customers that hosts the devices). Per group: the SD and range across a design point's "

@@ -425,9 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "groups": int(robustness[list(KEYS)].drop_duplicates().shape[0]),
             "policies": int(robustness["policy"].nunique())}, name="manifest_robustness_analysis.json")
         for _, row in robustness[robustness["rank"] == 1].iterrows():
-            logger.info("%s %s %s: %s: %s (satisficing %.2f [%.2f, %.2f] over %d runs)", row["state"], row["season"],
-                        row["feeder"], row["verdict"], row["policy_name"], row["satisficing"], row["satisficing_low"],
-                        row["satisficing_high"], row["n_runs"])
+            label = "most robust" if bool(row["most_robust"]) else "lowest 90th-percentile peak regret, not a ranking"
+            logger.info("%s %s %s: %s; %s: %s (satisficing %.2f [%.2f, %.2f] over %d runs)", row["state"],
+                        row["season"], row["feeder"], row["verdict"], label, row["policy_name"], row["satisficing"],
+                        row["satisficing_low"], row["satisficing_high"], row["n_runs"])
         logger.info("%d feeder-season group(s) x %d policies -> %s", robustness[list(KEYS)].drop_duplicates().shape[0],
                     robustness["policy"].nunique(), rio.results_path(ws, "robustness"))
         return 0
