@@ -17,6 +17,7 @@ missing. Figures are printed; nothing is asserted about speed.
 
 Usage
     python benchmarks/bench_power_flow.py [--data-dir DIR] [--cases 8] [--throughput-cases 16] [--part 1|2]
+        [--throughput-feeder uhs1_1247--udt5219]
 """
 
 from __future__ import annotations
@@ -111,14 +112,14 @@ def single_run_cost(data: Path, cases: list[str]) -> None:
     print(f"  P1 = median(batch / bare) = {p1:.2f} (goal <= 0.75); with the cache off {p1_compiled:.2f}")
 
 
-def throughput(data: Path, cases: list[str]) -> None:
+def throughput(data: Path, cases: list[str], feeder: str = "uhs0_1247--udt2473") -> None:
     import batch_runner
     from common import doe
     from common.paths import Workspace
 
     ws = Workspace(data)
     mixes = doe.load_mixes(ws.mixes("lhs"))
-    feeders = ["uhs0_1247--udt2473"]
+    feeders = [feeder]
     tasks = [{"data_dir": str(data), "state": "NC", "season": season, "design": "lhs", "feeder": f, "case_key": k,
               "case": mixes[k], "simulate": True, "force": True, "timeout_s": 600}
              for season in ("summer", "winter") for f in feeders for k in cases]
@@ -145,13 +146,15 @@ def throughput(data: Path, cases: list[str]) -> None:
         rates[label] = len(results) / elapsed
         # steady state: after every worker delivered its first run (start-up and context loading done)
         steady[label] = (len(done) - workers) / (done[-1] - done[workers - 1])
-        memory = max(r["worker_max_rss_mb"] for r in results)
+        memory = max(r["timings"]["worker_max_rss_mb"] for r in results)
         print(f"  {label:30s}: {elapsed:6.1f} s, {rates[label]:.2f} runs/s overall, {steady[label]:.2f} runs/s steady, "
               f"peak memory per worker {memory:.0f} MB")
-    print(f"  2 workers vs 1 (steady): x{steady['pool, 2 workers'] / steady['pool, 1 worker']:.2f} (target >= 1.8); "
-          f"overall x{rates['pool, 2 workers'] / rates['pool, 1 worker']:.2f}")
-    print(f"  Dask vs pool, 2 workers (steady): x{steady['Dask LocalCluster, 2 workers'] / steady['pool, 2 workers']:.2f}"
-          f" (target within 15 %); overall x{rates['Dask LocalCluster, 2 workers'] / rates['pool, 2 workers']:.2f}")
+    # the runs come back a chunk at a time (FEEDER_CHUNK_MAX_RUNS), so the steady rate, counted from each worker's
+    # first result, overstates; the overall rate (start-up included) is the one the targets are read on
+    print(f"  2 workers vs 1 (overall): x{rates['pool, 2 workers'] / rates['pool, 1 worker']:.2f} (target >= 1.8); "
+          f"steady x{steady['pool, 2 workers'] / steady['pool, 1 worker']:.2f} (overstated by chunked delivery)")
+    print(f"  Dask vs pool, 2 workers (overall): x{rates['Dask LocalCluster, 2 workers'] / rates['pool, 2 workers']:.2f}"
+          f" (target >= 0.9); steady x{steady['Dask LocalCluster, 2 workers'] / steady['pool, 2 workers']:.2f}")
 
 
 _CLUSTER = None
@@ -169,6 +172,8 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=8, help="cases of part 1")
     parser.add_argument("--throughput-cases", type=int, default=16, help="cases per feeder of part 2")
     parser.add_argument("--part", type=int, choices=(1, 2), default=None, help="only part 1 (P1) or part 2")
+    parser.add_argument("--throughput-feeder", default="uhs0_1247--udt2473",
+                        help=f"the NC sample feeder of part 2 (default: the medium one; {LARGE} for the large one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data_dir).resolve() if args.data_dir else Path(tmp)
@@ -183,7 +188,7 @@ def main() -> int:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster:
             _CLUSTER = cluster
-            throughput(data, [str(i) for i in range(1, args.throughput_cases + 1)])
+            throughput(data, [str(i) for i in range(1, args.throughput_cases + 1)], args.throughput_feeder)
     return 0
 
 
