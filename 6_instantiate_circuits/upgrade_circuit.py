@@ -36,8 +36,8 @@ Inputs (an instance folder of phase 6 after its power flow)
 Outputs (in the instance folder, atomic)
     upgrades.json    every upgrade: element, kind, action, before / after (kVA or A, settings), reason, the
                      interval at which its limit first trips (``trigger_interval_start``: with the planning
-                     criteria the end of the first moving-average window above the limit, which on the
-                     periodic day can be 00:00), its highest loading of the day (``trigger_loading_pct``, what
+                     criteria the start of the last interval of the first moving-average window above the limit; on the
+                     periodic day it can be 00:00), its highest loading of the day (``trigger_loading_pct``, what
                      the size is chosen for: not the loading at that interval), cost [USD] and how it was
                      priced; what remains
                      unsolved; violations before and after; iterations; day solves
