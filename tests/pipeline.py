@@ -46,3 +46,24 @@ def run_profiles(data: Path, state: str, eulp_root: Path | None = None) -> None:
     """Phases 2 to 5 in the order make run uses (phase 3 before the daily files)."""
     for step in steps_of("2", "3", "4", "5"):
         run_step(step, data, state=state, eulp_root=eulp_root)
+
+
+def solve_cases(data: Path, cases: dict[str, dict], feeder: str, season: str = "summer", state: str = "NC") -> dict:
+    """Write ``cases`` (keys "0".."N", case "0" included) as the workspace's LHS mixes, solve every case but "0" on
+    one feeder and season with phase 6 (2 workers) and return their summaries {key: summary.json}, each ok."""
+    import json
+
+    from common.paths import Workspace
+
+    ws = Workspace(data)
+    ws.mixes("lhs").write_text(json.dumps(cases, indent=1), encoding="utf-8")
+    keys = sorted((k for k in cases if k != "0"), key=int)
+    apply = load_script("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py")
+    assert apply.main(["--data-dir", str(data), "--state", state, "--season", season, "--design", "lhs",
+                       "--feeders", feeder, "--cases", ",".join(keys), "--run", "--workers", "2", "-q"]) == 0
+    out = {}
+    for key in keys:
+        summary = json.loads((ws.instance_dir(state, season, "lhs", feeder, key) / "summary.json").read_text())
+        assert summary["status"] == "ok", summary["message"]
+        out[key] = summary
+    return out

@@ -19,6 +19,7 @@ import pytest
 from common import config, doe, dss, profiles, schema
 from common.paths import Workspace
 from conftest import SHARED_DATA, copy_workspace, load_script, requires_shared
+from pipeline import solve_cases
 
 SUMMER = config.SEASON_MONTHS["summer"]
 apply = load_script("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py")
@@ -102,18 +103,9 @@ def _case(share: float, key: int) -> dict:
 def light_runs(prepared_nc, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     """The sample's large NC feeder in summer: one case with rooftop PV shares 0, 0.3 and 0.6."""
     data = copy_workspace(prepared_nc, tmp_path_factory.mktemp("light-load") / "data")
-    ws = Workspace(data)
-    mixes = doe.load_mixes(ws.mixes("lhs"))
+    mixes = doe.load_mixes(Workspace(data).mixes("lhs"))
     cases = {"0": mixes["0"], **{str(k): _case(s, k) for k, s in ((1, 0.0), (2, 0.3), (3, 0.6))}}
-    ws.mixes("lhs").write_text(json.dumps(cases, indent=1), encoding="utf-8")
-    assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", "summer", "--design", "lhs",
-                       "--feeders", LARGE, "--cases", "1-3", "--run", "--workers", "2", "-q"]) == 0
-    out = {}
-    for key in ("1", "2", "3"):
-        summary = json.loads((ws.instance_dir("NC", "summer", "lhs", LARGE, key) / "summary.json").read_text())
-        assert summary["status"] == "ok", summary["message"]
-        out[key] = summary
-    return data, out
+    return data, solve_cases(data, cases, LARGE)
 
 
 def test_summary_is_the_peak_days_with_a_light_load_block_and_metrics(light_runs):

@@ -3,7 +3,6 @@ overvoltage metrics they move."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -14,9 +13,10 @@ import pytest
 from common import config, doe, dss
 from common.paths import Workspace
 from conftest import copy_workspace, load_script
+from pipeline import solve_cases
 
 APPLY = "6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py"
-apply = load_script(APPLY)
+load_script(APPLY)  # puts the phase folder on the path for the imports below
 import circuit_instance as ci  # noqa: E402  (the phase folder is on the path once its script is loaded)
 import daily_power_flow as pf  # noqa: E402
 import pv_generation  # noqa: E402
@@ -226,20 +226,11 @@ def test_customer_intervals_above_counts_each_customer_once_per_interval():
 def summer_runs(prepared_nc, tmp_path_factory) -> dict[str, dict]:
     """The sample's large NC feeder in summer: the same case with rooftop PV shares 0, 0.3 and 0.6."""
     data = copy_workspace(prepared_nc, tmp_path_factory.mktemp("rooftop") / "data")
-    ws = Workspace(data)
-    mixes = doe.load_mixes(ws.mixes("lhs"))
+    mixes = doe.load_mixes(Workspace(data).mixes("lhs"))
     cases = {"0": mixes["0"]}
     for key, share in (("1", 0.0), ("2", 0.3), ("3", 0.6)):
         cases[key] = {**_case(pv_perc_res=share), "design_point": int(key)}
-    ws.mixes("lhs").write_text(json.dumps(cases, indent=1), encoding="utf-8")
-    assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", "summer", "--design", "lhs",
-                       "--feeders", LARGE, "--cases", "1-3", "--run", "--workers", "2", "-q"]) == 0
-    out = {}
-    for key in ("1", "2", "3"):
-        summary = json.loads((ws.instance_dir("NC", "summer", "lhs", LARGE, key) / "summary.json").read_text())
-        assert summary["status"] == "ok", summary["message"]
-        out[key] = summary
-    return out
+    return solve_cases(data, cases, LARGE)
 
 
 def test_high_rooftop_pv_shows_reverse_flow_that_no_rooftop_pv_does_not(summer_runs):
