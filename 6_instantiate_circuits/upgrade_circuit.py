@@ -201,6 +201,7 @@ class TransformerSpec:
     kv: tuple[float, ...]
     kva: tuple[float, ...]
     conns: tuple[str, ...]
+    buses: tuple[str, ...] = ()  # each winding's bus with its nodes (a parallel unit connects to the same)
 
     @property
     def windings(self) -> int:
@@ -225,6 +226,7 @@ class LineSpec:
     amps: float
     emerg_amps: float
     linecode: str
+    buses: tuple[str, ...] = ()  # bus1, bus2 with their nodes (a parallel circuit connects to the same)
 
 
 def _placement(*names: str) -> tuple[str, str]:
@@ -251,7 +253,8 @@ def read_equipment(engine: Any) -> tuple[dict[str, TransformerSpec], dict[str, L
                 kva.append(float(engine.Transformers.kVA()))
                 conns.append("delta" if engine.Transformers.IsDelta() else "wye")
             transformers[f"transformer.{name}"] = TransformerSpec(name, int(engine.CktElement.NumPhases()), tuple(kv),
-                                                                  tuple(kva), tuple(conns))
+                                                                  tuple(kva), tuple(conns),
+                                                                  tuple(engine.CktElement.BusNames()))
             if not engine.Transformers.Next():
                 break
     if engine.LineCodes.First():
@@ -270,7 +273,7 @@ def read_equipment(engine: Any) -> tuple[dict[str, TransformerSpec], dict[str, L
             lines[f"line.{name}"] = LineSpec(name, int(engine.Lines.Phases()), kv_ln, placement, source,
                                              float(engine.Lines.Length()) * UNIT_M.get(int(engine.Lines.Units()), 1.0),
                                              float(engine.Lines.NormAmps()), float(engine.Lines.EmergAmps()),
-                                             code.lower())
+                                             code.lower(), (engine.Lines.Bus1(), engine.Lines.Bus2()))
             if not engine.Lines.Next():
                 break
     return transformers, lines, codes
@@ -581,7 +584,10 @@ def thermal_commands(decisions: dict[str, Decision], transformers: dict[str, Tra
             if d.choice.action == "replace":
                 out.append(f"Edit Transformer.{spec.name} {windings} {rating}")
             else:
-                out += [f"New Transformer.{_parallel_name(name, k)} like={spec.name} {windings} {rating}"
+                # like= copies every property but the connections (OpenDSS gives the copy buses of its own): the
+                # parallel unit is connected to the original's buses explicitly
+                buses = f"buses=({', '.join(spec.buses)}) "
+                out += [f"New Transformer.{_parallel_name(name, k)} like={spec.name} {buses}{windings} {rating}"
                         for k in range(1, d.choice.n + 1)]
         else:
             spec = lines[name]
@@ -591,7 +597,8 @@ def thermal_commands(decisions: dict[str, Decision], transformers: dict[str, Tra
             if d.choice.action == "replace":
                 out.append(f"Edit Line.{spec.name} {code}{amps}")
             else:
-                out += [f"New Line.{_parallel_name(name, k)} like={spec.name} {code}{amps}"
+                buses = f"bus1={spec.buses[0]} bus2={spec.buses[1]} "  # like= does not copy the connections
+                out += [f"New Line.{_parallel_name(name, k)} like={spec.name} {buses}{code}{amps}"
                         for k in range(1, d.choice.n + 1)]
     return out
 

@@ -285,3 +285,18 @@ def test_batch_upgrades_every_failing_run_and_a_plain_resolve_drops_them(prepare
     for folder in summaries:
         assert "upgrades" not in json.loads((folder / "summary.json").read_text())
         assert not (folder / "upgrades.json").exists() and not (folder / "upgraded").exists()
+
+
+@requires_shared
+def test_parallel_transformer_units_are_connected_to_the_original_buses(tmp_path, tables):
+    # a 150 kVA unit carrying 1.7 pu for three hours: 255 / 0.75 = 340 kVA is above the catalogue's largest
+    # single-phase 7.2 kV unit (300 kVA), so a parallel unit is added; OpenDSS's like= does not copy buses
+    body = XF_BODY.replace("kva=25", "kva=150").replace("kW=32.5", "kW=255")
+    folder = _instance(tmp_path / "xf", body, [["c1", ["lv.1", "lv.2"]]])
+    result, commands, _ = up.upgrade_run(folder, tables)
+    [record] = [r for r in result["upgrades"] if r["kind"] == "transformer"]
+    assert record["action"] == "parallel" and record["after"]["total_kva"] >= 340.0
+    units = [c for c in commands if c.startswith("New Transformer.upg_t1_p")]
+    assert len(units) == record["units"] and all("buses=(b1.1, lv.1.0, lv.0.2)" in c for c in units)
+    assert result["after"]["transformers_over_limit"] == 0
+    assert not [u for u in result["unsolved"] if u["element"].startswith("transformer.")]
