@@ -22,15 +22,20 @@ Description
 
     The engine's controls start each day in the same state as after a compile: the daily solution is set up
     again (``Set mode=daily`` clears the solution, which restarts from the zero-load snapshot, as after a
-    compile), the batteries' charge is the case's ``%stored``, the control queue is emptied and fuses (SMART-DS
-    feeders have them) are reset to closed; a fuse that blew during a day makes the worker drop the feeder
-    after that day (``FeederCache.after_day``). Where
-    that cannot be guaranteed the case is compiled from its files instead, and the reason is recorded
-    (``Prepared`` is not made; ``engine_path`` in the batch's ``timings.csv`` and the batch log): a feeder
-    with stateful controls of its own (regulators, capacitors, switch controls ...: their taps and states
-    move during a day), a case with an element no candidate stands for (the volt-var InvControls and their
-    XYcurve of ``ROOFTOP_PV["inverter_control"] = "volt_var"``), a base whose master or customer lines differ
-    from the case's, or an engine error while applying the case (the cached feeder is then dropped).
+    compile), the batteries' charge is the case's ``%stored``, the control queue is emptied and OpenDSS's
+    ``Reset Controls`` puts every control's own state back (a fuse closed and not armed; a RegControl with no
+    pending tap change, not armed; a CapControl with no pending change, its dead time over and the capacitor in
+    its initial state); what those controls moved during the day is then set back to its compiled value
+    (:class:`ControlState`: the taps of every winding of each transformer a RegControl drives, the step states
+    of every capacitor). A fuse that blew during a day makes the worker drop the feeder after that day
+    (``FeederCache.after_day``). Where the compiled state cannot be guaranteed the case is compiled from its
+    files instead, and the reason is recorded (``Prepared`` is not made; ``engine_path`` in the batch's
+    ``timings.csv`` and the batch log): a feeder with controls whose state ``Reset Controls`` does not put
+    back (a reversible or cogeneration RegControl, whose reverse mode outlives a reset; switch controls,
+    InvControls, storage controllers ...: :data:`RESETTABLE_CONTROLS` lists the ones that are), a case with an
+    element no candidate stands for (the volt-var InvControls and their XYcurve of
+    ``ROOFTOP_PV["inverter_control"] = "volt_var"``), a base whose master or customer lines differ from the
+    case's, or an engine error while applying the case (the cached feeder is then dropped).
 
     The instance files on disk are untouched: they stay what plain OpenDSS compiles and solves, and
     ``tests/test_phase6_cache.py`` checks that both paths give the same metrics and series.
@@ -62,8 +67,9 @@ DEVICE_FILES = ("EVs.dss", "PV.dss", "Storage.dss")
 _ELEMENT_CLASSES = {"load", "pvsystem", "storage"}
 _SHAPE_CLASS = "loadshape"
 #: stateful controls put back in their compiled state before every case (``CompiledFeeder.restart``): a fuse
-#: that did not blow; one that blew during a day makes the worker drop the feeder after that day
-RESETTABLE_CONTROLS = {"fuse"}
+#: that did not blow (one that blew during a day makes the worker drop the feeder after that day), a RegControl
+#: that is neither reversible nor in cogeneration mode, a CapControl
+RESETTABLE_CONTROLS = {"fuse", "regcontrol", "capcontrol"}
 
 
 class CaseNotApplicable(RuntimeError):
@@ -136,6 +142,81 @@ def _load_lines(text: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class ControlState:
+    """What the resettable controls move during a day, as the compile left it: the tap of every winding of each
+    transformer a RegControl drives, (transformer, winding, tap [pu]), and the step states of every capacitor,
+    (capacitor, states)."""
+
+    taps: tuple[tuple[str, int, float], ...] = ()
+    capacitors: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @classmethod
+    def read(cls, engine: Any) -> "ControlState":
+        regulated = set()
+        controls = engine.RegControls
+        if controls.First():
+            while True:
+                regulated.add(controls.Transformer().lower())
+                if not controls.Next():
+                    break
+        taps = []
+        transformers = engine.Transformers
+        for name in sorted(regulated):
+            transformers.Name(name)
+            if transformers.Name().lower() != name:  # an AutoTrans (no Transformers interface) or a missing one
+                raise CaseNotApplicable(f"the element a RegControl drives, {name}, is not a Transformer whose taps "
+                                        "the cache can put back")
+            for winding in range(1, transformers.NumWindings() + 1):
+                transformers.Wdg(winding)
+                taps.append((name, winding, float(transformers.Tap())))
+        capacitors = []
+        caps = engine.Capacitors
+        if caps.First():
+            while True:
+                capacitors.append((caps.Name().lower(), tuple(int(x) for x in caps.States())))
+                if not caps.Next():
+                    break
+        return cls(taps=tuple(taps), capacitors=tuple(sorted(capacitors)))
+
+    def restore(self, engine: Any) -> None:
+        """Set every tap and capacitor state back to this state (only those that moved: setting one makes the
+        engine build its admittance matrix again)."""
+        transformers = engine.Transformers
+        for name, winding, tap in self.taps:
+            transformers.Name(name)
+            transformers.Wdg(winding)
+            if float(transformers.Tap()) != tap:
+                transformers.Tap(tap)
+        caps = engine.Capacitors
+        for name, states in self.capacitors:
+            caps.Name(name)
+            if tuple(int(x) for x in caps.States()) != states:
+                caps.States(list(states))
+
+
+def unresettable_regulators(engine: Any) -> list[str]:
+    """The RegControls whose state ``Reset Controls`` does not put back: reversible ones and those in
+    cogeneration mode (the reverse or cogeneration mode a day switched to outlives the reset), sorted."""
+    import opendssdirect
+
+    names = []
+    controls = engine.RegControls
+    if controls.First():
+        while True:
+            name = controls.Name()
+            try:
+                engine.Text.Command(f"? RegControl.{name}.cogen")
+                cogen = engine.Text.Result().strip().lower().startswith(("y", "t"))
+            except opendssdirect.DSSException:  # an engine without the property has no cogeneration mode
+                cogen = False
+            if controls.IsReversible() or cogen:
+                names.append(f"RegControl.{name}")
+            if not controls.Next():
+                break
+    return sorted(names)
+
+
 @dataclass
 class CompiledFeeder:
     """One feeder compiled in its own OpenDSS context, with the devices of the last case applied."""
@@ -146,15 +227,20 @@ class CompiledFeeder:
     loads: dict[str, tuple[str, str]]          # load -> (line without daily, daily shape now set)
     elements: set[str]                         # candidate circuit elements
     circuit: Any                               # daily_power_flow._Circuit of the compiled feeder
-    stateful: list[str]                        # stateful control classes not reset exactly: every case compiled
+    stateful: list[str]                        # stateful controls not reset exactly: every case compiled
+    controls: ControlState = field(default_factory=ControlState)  # what the controls move, as compiled
+    resets: bool = False                       # the feeder has controls that Reset Controls puts back
     enabled: set[str] = field(default_factory=set)  # candidates the last case enabled
 
     def restart(self) -> None:
-        """Put the controls in their compiled state: the control queue emptied, every fuse reset (closed,
-        not armed), the head monitors emptied. The solution itself restarts when the day sets its mode."""
+        """Put the controls in their compiled state: the control queue emptied, every control's own state reset
+        (``Reset Controls``: fuses closed and not armed, regulators and capacitor controls with nothing pending),
+        the regulated taps and capacitor states set back to the compile's, the head monitors emptied. The
+        solution itself restarts when the day sets its mode."""
         self.engine.CtrlQueue.ClearQueue()
-        if self.engine.Fuses.Count():
+        if self.resets:
             self.engine.Text.Command("Reset Controls")
+        self.controls.restore(self.engine)
         self.engine.Monitors.ResetAll()
 
     def controls_as_compiled(self) -> bool:
@@ -214,9 +300,15 @@ def compile_feeder(key: tuple, ctx: circuit_instance.FeederContext, files: dict[
                         "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign}
     circuit = daily_power_flow._Circuit(engine, assignments_stub)
     loads = _load_lines(files["Loads.dss"]) if "Loads.dss" in files else {}
+    classes = dss.stateful_control_classes(engine)
+    stateful = [c for c in classes if c not in RESETTABLE_CONTROLS]
+    reversible = unresettable_regulators(engine) if "regcontrol" in classes else []
+    if reversible:
+        stateful.append(f"reversible or cogeneration regulators: {', '.join(reversible[:3])}"
+                        f"{' ...' if len(reversible) > 3 else ''}")
     return CompiledFeeder(key=key, engine=engine, master_key=_master_key(master), loads=loads, elements=elements,
-                          circuit=circuit, stateful=[c for c in dss.stateful_control_classes(engine)
-                                                     if c not in RESETTABLE_CONTROLS])
+                          circuit=circuit, stateful=stateful, controls=ControlState.read(engine),
+                          resets=bool(set(classes) & RESETTABLE_CONTROLS))
 
 
 def apply_case(feeder: CompiledFeeder, files: dict[str, str]) -> Prepared:

@@ -168,3 +168,69 @@ def test_chunked_cached_pool_batch_is_byte_identical_to_compiling_every_run(case
     assert results["chunked"] == results["unchunked"]
     summary = json.loads(next(v for k, v in results["chunked"].items() if k.endswith("summary.json")))
     assert summary["status"] == "ok"
+
+
+#: the feeder given regulators and a capacitor bank in :func:`regulated_ws`
+REGULATED = FEEDERS[1]
+
+
+@pytest.fixture(scope="module")
+def regulated_ws(cases_ws, tmp_path_factory) -> Path:
+    """``cases_ws`` with the medium NC feeder given the stateful controls of real SMART-DS feeders: two
+    regulated service transformers (a RegControl on the 120-V winding with a 1-V band, so that their taps move
+    as the day's load does) and a capacitor switched by a time CapControl (on at 07:00, off at 19:00, with the
+    CapControl's dead time), appended to the feeder's Transformers.dss."""
+    data = copy_workspace(cases_ws, tmp_path_factory.mktemp("p6regulated") / "data")
+    path = Workspace(data).feeder_dir("NC", REGULATED) / "Transformers.dss"
+    first = [line.split() for line in path.read_text().splitlines() if line.startswith("New Transformer.")][:2]
+    names = [words[1].split(".", 1)[1] for words in first]
+    bus = next(w.split("=", 1)[1] for w in first[0] if w.lower().startswith("bus="))
+    controls = [f"New RegControl.rc{i} transformer={name} winding=2 vreg=120 band=1 ptratio=1"
+                for i, name in enumerate(names)]
+    controls += [f"New Capacitor.cap_t bus1={bus} phases=1 kvar=60 kV=7.19956",
+                 f"New CapControl.cc_t element=Transformer.{names[0]} terminal=1 capacitor=cap_t type=time ON=7 "
+                 "OFF=19"]
+    path.write_text(path.read_text() + "\n" + "\n".join(controls) + "\n")
+    return data
+
+
+def test_cached_feeder_with_regulators_and_a_switched_capacitor_gives_the_compiled_results(regulated_ws):
+    """Cases solved one after another on one cached feeder whose regulators tap and whose capacitor switches
+    during every day (each day ends with taps moved and the capacitor open): each equals a compile of its own
+    files, every metric and the head series to 1e-9 relative, storage cases (a whole day re-solved without the
+    batteries on the same cached feeder) included."""
+    ws = Workspace(regulated_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    keys = [k for k in sorted(mixes, key=int) if k != "0"][:6]
+    assert any(mixes[k]["storage_perc_res"] > 0 or mixes[k]["storage_perc_3ph"] > 0 for k in keys)
+    ctx = _context(ws, "winter", REGULATED)
+    cache = feeder_cache.FeederCache(size=1)
+    moved = []
+    for key in keys:
+        instance, folder = _instance(ws, ctx, "winter", REGULATED, key, mixes[key])
+        prepared, how = cache.prepare(REGULATED, ctx, instance.files, folder)
+        assert how == "cached" and prepared is not None, how
+        table_b, summary_b, _ = pf.simulate(folder, prepared=prepared)
+        feeder = cache.feeders[REGULATED]
+        moved.append(feeder_cache.ControlState.read(feeder.engine) != feeder.controls)
+        cache.after_day(REGULATED)
+        table_a, summary_a, _ = pf.simulate(folder)
+        assert summary_a["status"] == summary_b["status"] == "ok", key
+        _assert_same_metrics(summary_a["metrics"], summary_b["metrics"], f"case {key}")
+        numeric = [c for c in table_a.columns if pd.api.types.is_numeric_dtype(table_a[c])]
+        np.testing.assert_allclose(table_b[numeric].to_numpy(float), table_a[numeric].to_numpy(float),
+                                   rtol=1e-9, atol=1e-12, err_msg=f"case {key}")
+    assert all(moved)  # every day left the controls elsewhere than the compile: the restart had work to do
+    assert cache.compiles == 1
+
+
+def test_a_reversible_regulator_makes_the_cache_compile_every_case(regulated_ws, tmp_path):
+    data = copy_workspace(regulated_ws, tmp_path / "data")
+    path = Workspace(data).feeder_dir("NC", REGULATED) / "Transformers.dss"
+    path.write_text(path.read_text().replace("ptratio=1\n", "ptratio=1 reversible=yes\n", 1))
+    ws = Workspace(data)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    ctx = _context(ws, "winter", REGULATED)
+    instance, folder = _instance(ws, ctx, "winter", REGULATED, "1", mixes["1"])
+    prepared, how = feeder_cache.FeederCache(1).prepare(REGULATED, ctx, instance.files, folder)
+    assert prepared is None and "reversible" in how and "RegControl.rc0" in how

@@ -84,6 +84,28 @@ def test_ieee_feeders_run_as_published_from_any_working_directory(base, master, 
 
 
 @requires_shared
+@pytest.mark.parametrize("master", ["ieee/34Bus/ieee34Mod1.dss", "ieee/123Bus/IEEE123Master.dss"])
+def test_regulated_ieee_feeders_run_on_the_cached_feeder_with_the_compiled_results(base, master):
+    """The IEEE 34 (two regulator banks, capacitors) and 123-bus feeders (four regulators) are solved on the
+    worker's compiled feeder, their taps put back between cases, and every run equals a compile of its files."""
+    index, _ = _study(base, SHARED_DATA / master, "--force")  # solved here even if an earlier test solved them
+    ws = Workspace(base)
+    feeder = index["feeder"].iloc[0]
+    timings = pd.read_csv(ws.batch_timings("NC", "winter", "lhs"))
+    assert (timings[timings["feeder"] == feeder]["engine_path"] == "cached").all()
+    for key in ("0", "1"):
+        folder = ws.instance_dir("NC", "winter", "lhs", feeder, key)
+        cached = json.loads((folder / "summary.json").read_text())["metrics"]
+        _, compiled, _ = pf.simulate(folder)
+        assert compiled["metrics"].keys() == cached.keys()
+        for name, a in compiled["metrics"].items():
+            if isinstance(a, float):
+                np.testing.assert_allclose(cached[name], a, rtol=1e-9, atol=0.0, err_msg=f"case {key}: {name}")
+            else:
+                assert cached[name] == a, f"case {key}: {name}"
+
+
+@requires_shared
 def test_ieee13_in_a_layout_with_parent_redirects_is_the_same_feeder(base, tmp_path):
     layout = tmp_path / "utility" / "feeders" / "ieee13"
     (tmp_path / "utility" / "codes").mkdir(parents=True)
