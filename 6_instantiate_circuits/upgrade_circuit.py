@@ -535,8 +535,10 @@ class Solver:
             dss.run_commands("\n".join(commands))
         return engine
 
-    def solve(self, commands: Sequence[str] = ()) -> Solved:
-        engine = self.compile(commands)
+    def solve(self, commands: Sequence[str] = (), compiled: Any = None) -> Solved:
+        """The day with ``commands``; ``compiled``: the engine as :meth:`compile` left it with the same commands
+        (only read since), solved without compiling it again."""
+        engine = compiled if compiled is not None else self.compile(commands)
         circuit = daily_power_flow._Circuit(engine, self.assignments)
         self.solves += 1
         day = daily_power_flow.solve_day(engine, circuit, self.assignments, self.deadline)
@@ -902,6 +904,8 @@ def voltage_upgrades(solver: Solver, solved: Solved, base: list[str], tables: Co
     after ``base``, the upgrades.json entries and the last solved day."""
     records: list[dict[str, Any]] = []
     commands: list[str] = []
+    if not solved.severity()[0]:  # every customer inside Range A: nothing to do (and nothing to compile)
+        return commands, records, solved
     engine = solver.compile(base)
     caps, regs = _controls(engine)
     if caps and solved.severity()[0]:
@@ -984,8 +988,8 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
     commands: list[str] = []
     try:
         engine = solver.compile()
-        transformers, lines, codes = read_equipment(engine)
-        solved = solver.solve()
+        transformers, lines, codes = read_equipment(engine)  # reads only: the compiled circuit is solved as it is
+        solved = solver.solve(compiled=engine)
         result["before"] = solved.outcome()
         decisions: dict[str, Decision] = {}
         unsolved: dict[str, str] = {}
