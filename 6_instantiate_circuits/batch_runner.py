@@ -163,7 +163,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         previous = None if task.get("force") else daily_power_flow.outputs_valid(instance_dir, digest)
         if previous is not None:  # solved already (only reached with upgrades to do: see above)
             daily_power_flow.update_mixes_digest(instance_dir, previous, task.get("mixes_digest", ""))
-            summary, simulate_s, solved = previous, 0.0, False
+            summary, simulate_s, solved, kept = previous, 0.0, False, None
         else:
             prepare_started = time.perf_counter()
             prepared, engine_path = (FEEDERS.prepare(feeder_cache.cache_key(task, ctx), ctx, instance.files,
@@ -172,7 +172,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             prepare_s = time.perf_counter() - prepare_started
             if prepared is None:
                 logger.debug("%s case %s: %s", task["feeder"], task["case_key"], engine_path)
-            table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline, prepared=prepared)
+            kept = {} if task.get("upgrades") else None  # the run's day, for the upgrade step to start from
+            table, summary, simulate_s = daily_power_flow.simulate(instance_dir, deadline=deadline, prepared=prepared,
+                                                                   keep=kept)
             if prepared is not None:
                 FEEDERS.after_day(feeder_cache.cache_key(task, ctx))
             upgrade_circuit.remove_outputs(instance_dir)  # an earlier solve's upgrades no longer apply
@@ -185,7 +187,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                 block, _, upgrade_skipped = upgrade_circuit.run_upgrade(
                     instance_dir, _cost_tables(task["cost_tables"]),
                     deadline=time.monotonic() + float(task.get("timeout_s", config.RUN_TIMEOUT_S)),
-                    force=bool(task.get("force")))
+                    force=bool(task.get("force")), run_day=(kept["circuit"], kept["day"]) if kept else None)
             except Exception as exc:  # noqa: BLE001 - a failed upgrade never undoes the run's power flow: recorded
                 logger.debug("upgrade of %s case %s failed", task["feeder"], task["case_key"], exc_info=True)
                 known = isinstance(exc, InputError)

@@ -808,12 +808,14 @@ def series_table(day: Day, head: pd.DataFrame, ev_kw: np.ndarray, design_day: st
 
 
 def simulate(instance_dir: Path, deadline: float | None = None,
-             prepared: Any = None) -> tuple[pd.DataFrame, dict[str, Any], float]:
+             prepared: Any = None, keep: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any], float]:
     """Solve one instance's day; returns (timeseries, summary, runtime [s]).
 
     By default the instance's ``Master.dss`` is compiled; ``prepared`` (a ``feeder_cache.Prepared``: a
     feeder compiled once, the case applied to it) gives the engine and the circuit's index arrays
-    instead, with the same results (``feeder_cache`` says why).
+    instead, with the same results (``feeder_cache`` says why). With ``keep`` (a dict), an ok day leaves
+    there its ``circuit`` (index arrays) and ``day`` (:class:`Day`: the arrays the metrics came from), for the
+    upgrade step to start from the run's own day.
 
     OpenDSS failures, a time limit reached, non-converged steps and non-finite solutions all become
     status ``failed`` with their reason; a failed run has an empty series. The runtime is returned
@@ -872,6 +874,8 @@ def simulate(instance_dir: Path, deadline: float | None = None,
                                          f"ending {_clock(first + 1)})")
         if status == "ok":
             table = series_table(day, head, ev_kw, assignments["design_day"])
+            if keep is not None:
+                keep.update(circuit=circuit, day=day)
     except (dss.DSSError, dss.DeadlineExceeded, DivergedSolution) as exc:
         table, metrics = pd.DataFrame(), {}
         status, message = "failed", str(exc)

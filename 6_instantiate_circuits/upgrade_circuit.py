@@ -967,10 +967,29 @@ def voltage_upgrades(solver: Solver, solved: Solved, base: list[str], tables: Co
 
 
 # ------------------------------------------------------------------------------------------- the step
-def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None = None) -> tuple[dict, list[str], float]:
+def run_solved(engine: Any, run_day: tuple[Any, Any] | None) -> Solved | None:
+    """The run's own day (``run_day``: phase 6's (circuit index arrays, Day), ``daily_power_flow.simulate``'s
+    ``keep``) as the day before upgrades, when its circuit has the node order and the transformers and lines of
+    the instance ``engine`` just compiled (a cached feeder's always has: its candidates add no node and no
+    branch); None otherwise, and the day is solved again."""
+    if run_day is None:
+        return None
+    circuit, day = run_day
+    if (list(circuit.node_index) != [n.lower() for n in engine.Circuit.YNodeOrder()]
+            or list(circuit.layout.names) != list(dss.pd_layout(engine).names)):
+        logger.debug("the run's circuit differs from its compiled instance: the day before upgrades is solved again")
+        return None
+    return Solved(circuit, day, [n.lower() for n in circuit.xf_names], [n.lower() for n in circuit.line_names])
+
+
+def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None = None,
+                run_day: tuple[Any, Any] | None = None) -> tuple[dict, list[str], float]:
     """Upgrade one solved run; returns (upgrades.json content, the upgrade commands, runtime [s]). A run without
-    a violation is not solved again (``day_solves`` 0). OpenDSS failures and a time limit reached make the
-    result's ``status`` ``failed`` with the reason."""
+    a violation is not solved again (``day_solves`` 0). The day before upgrades is the run's own when the batch
+    runner gives it (``run_day``, :func:`run_solved`: the arrays the run's metrics and its trigger came from;
+    ``before_day`` "run"), else the instance compiled and solved (``before_day`` "solved": the standalone
+    script; the same day to the engine's tolerance, 1e-9 relative in ``tests/test_phase6_cache.py``). OpenDSS
+    failures and a time limit reached make the result's ``status`` ``failed`` with the reason."""
     started = time.perf_counter()
     instance_dir = Path(instance_dir)
     summary = read_json(instance_dir / INSTANCE_FILES["summary"])
@@ -989,7 +1008,10 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
     try:
         engine = solver.compile()
         transformers, lines, codes = read_equipment(engine)  # reads only: the compiled circuit is solved as it is
-        solved = solver.solve(compiled=engine)
+        solved = run_solved(engine, run_day)
+        result["before_day"] = "run" if solved is not None else "solved"
+        if solved is None:
+            solved = solver.solve(compiled=engine)
         result["before"] = solved.outcome()
         decisions: dict[str, Decision] = {}
         unsolved: dict[str, str] = {}
@@ -1133,15 +1155,16 @@ def cost_tables_dir(ws: Workspace, flag: str | None) -> Path:
     return ws.upgrade_costs_dir
 
 
-def run_upgrade(instance_dir: Path, tables: CostTables, deadline: float | None = None, force: bool = False
-                ) -> tuple[dict[str, Any], float, bool]:
+def run_upgrade(instance_dir: Path, tables: CostTables, deadline: float | None = None, force: bool = False,
+                run_day: tuple[Any, Any] | None = None) -> tuple[dict[str, Any], float, bool]:
     """The batch runner's entry: upgrade one ok run unless it is already upgraded from the same inputs; returns
-    (the summary's ``upgrades`` block, runtime [s], skipped)."""
+    (the summary's ``upgrades`` block, runtime [s], skipped). ``run_day``: the run's own solved day, as
+    :func:`upgrade_run` takes it."""
     if not force:
         block = upgrades_current(instance_dir, tables)
         if block is not None:
             return block, 0.0, True
-    result, commands, runtime_s = upgrade_run(instance_dir, tables, deadline)
+    result, commands, runtime_s = upgrade_run(instance_dir, tables, deadline, run_day=run_day)
     return write_upgrades(instance_dir, result, commands), runtime_s, False
 
 

@@ -1,6 +1,8 @@
 """Benchmark: phase 6b cost of one run against the bare engine, and batch throughput.
 
-Part 1 (P1 of issue 16), on the ~2,000-customer NC sample feeder: for each case, the full cost of one
+Part 1 (P1 of issue 16), on the ~2,000-customer NC sample feeder (5,357 nodes; with --large-feeder on an
+8,500-node-class feeder the benchmark adds to the NC sample, 3,110 customers, in a workspace of its own):
+for each case, the full cost of one
 run of the batch path (instance build, files, the case applied to the feeder this worker compiled once,
 simulation with whole-array reads and metrics, outputs) is timed next to the same run with the cache
 off (the instance compiled, as before issue 16) and the bare engine on the same instance (plain
@@ -17,7 +19,7 @@ missing. Figures are printed; nothing is asserted about speed.
 
 Usage
     python benchmarks/bench_power_flow.py [--data-dir DIR] [--cases 8] [--throughput-cases 16] [--part 1|2]
-        [--throughput-feeder uhs1_1247--udt5219]
+        [--throughput-feeder uhs1_1247--udt5219] [--large-feeder]
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ sys.path.insert(0, str(PHASE6))
 sys.path.insert(0, str(REPO / "tests"))
 
 LARGE = "uhs1_1247--udt5219"
+#: the 8,500-node-class feeder of --large-feeder: the sample builder's SMART-DS-like NC feeder with 3,110
+#: customers (2,980 residential, 70 split-phase and 60 three-phase commercial) on a 30-segment Drake trunk
+HUGE_ID = 9187
+HUGE = f"uhs1_1247--udt{HUGE_ID}"
+
+
+def add_large_feeder(build) -> None:
+    """Add the 8,500-node-class feeder to the NC sample the builder module ``build`` makes."""
+    nc = build.STATE_SAMPLES["NC"]
+    if any(f.feeder_id == HUGE_ID for f in nc.feeders):
+        return
+    spec = build._spec("uhs1_1247", HUGE_ID, "u", 2980, 70, 60, 30, 200.0, build.DRAKE, 9)
+    build.STATE_SAMPLES["NC"] = build.StateSample(nc.n_res_profiles, nc.n_com_small_profiles, nc.n_com_large_profiles,
+                                                  nc.n_res_buildings, nc.n_com_buildings, nc.feeders + (spec,))
 
 
 def load(relative: str):
@@ -47,14 +63,20 @@ def load(relative: str):
     return module
 
 
-def prepare(data: Path, n_cases: int) -> None:
+def prepare(data: Path, n_cases: int, large: bool = False) -> None:
     from common.paths import Workspace
 
     ws = Workspace(data)
     if ws.daily_profile_table("NC", "un", "winter").is_file() and ws.mixes("lhs").is_file():
+        if large and not ws.feeder_dir("NC", HUGE).is_dir():
+            raise SystemExit(f"{data}: a workspace without the large feeder {HUGE}: give --large-feeder a "
+                             "--data-dir of its own (or a new one)")
         return
     if not ws.sample_manifest.is_file():
-        assert load("sample/build_sample.py").main(["--data-dir", str(data), "-q"]) == 0
+        build = load("sample/build_sample.py")
+        if large:
+            add_large_feeder(build)
+        assert build.main(["--data-dir", str(data), "-q"]) == 0
     assert load("0_code_xlrm/run_mix_generator.py").main(["--data-dir", str(data), "--n-cases", str(n_cases), "-q"]) == 0
     import pipeline
 
@@ -63,7 +85,7 @@ def prepare(data: Path, n_cases: int) -> None:
     pipeline.run_profiles(data, "NC", eulp_root=pipeline.sample_eulp_root(data))
 
 
-def single_run_cost(data: Path, cases: list[str]) -> None:
+def single_run_cost(data: Path, cases: list[str], feeder: str = LARGE) -> None:
     """P1 of issue 16: the per-run cost of the batch path (``batch_runner.run_task``: instance, files, the case
     applied to the feeder compiled once by this worker, simulation, metrics, outputs) over a bare compile +
     solve of the same instance, case after case, side by side with the batch path with its cache off (every
@@ -74,15 +96,17 @@ def single_run_cost(data: Path, cases: list[str]) -> None:
     from common.paths import Workspace
 
     ws = Workspace(data)
-    ctx = circuit_instance.load_context(ws, "NC", "winter", LARGE)
+    ctx = circuit_instance.load_context(ws, "NC", "winter", feeder)
     circuit_instance.prepare_shared(ctx, ws)
     load("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py").filter_feeder(ctx, ws)
     mixes = doe.load_mixes(ws.mixes("lhs"))
-    engine = dss.engine()
     cached, compiled, bare = [], [], []
-    print(f"part 1: {LARGE} ({len(ctx.customers)} customers), winter, LHS cases {', '.join(cases)}")
+    engine = dss.engine()
+    dss.compile_master(ws.feeder_dir("NC", feeder) / "Master.dss")
+    nodes = len(engine.Circuit.AllNodeNames())
+    print(f"part 1: {feeder} ({len(ctx.customers)} customers, {nodes} nodes), winter, LHS cases {', '.join(cases)}")
     for i, key in enumerate(["0"] + cases):
-        task = {"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": LARGE,
+        task = {"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": feeder,
                 "case_key": key, "case": mixes[key], "simulate": True, "force": True, "timeout_s": 600}
         t0 = time.perf_counter()
         result = batch_runner.run_task(task)
@@ -90,7 +114,7 @@ def single_run_cost(data: Path, cases: list[str]) -> None:
         t0 = time.perf_counter()
         result_compiled = batch_runner.run_task({**task, "cache": False})
         t_compiled = time.perf_counter() - t0
-        master = ws.instance_dir("NC", "winter", "lhs", LARGE, key) / "Master.dss"
+        master = ws.instance_dir("NC", "winter", "lhs", feeder, key) / "Master.dss"
         t0 = time.perf_counter()
         dss.compile_master(master, strip=False)
         engine.Text.Command("solve mode=daily stepsize=15m number=96")
@@ -174,12 +198,15 @@ def main() -> int:
     parser.add_argument("--part", type=int, choices=(1, 2), default=None, help="only part 1 (P1) or part 2")
     parser.add_argument("--throughput-feeder", default="uhs0_1247--udt2473",
                         help=f"the NC sample feeder of part 2 (default: the medium one; {LARGE} for the large one)")
+    parser.add_argument("--large-feeder", action="store_true",
+                        help=f"part 1 on an 8,500-node-class feeder ({HUGE}, 3,110 customers) the benchmark adds to "
+                             "the NC sample (a --data-dir of its own)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data_dir).resolve() if args.data_dir else Path(tmp)
-        prepare(data, max(args.cases, args.throughput_cases))
+        prepare(data, max(args.cases, args.throughput_cases), large=args.large_feeder)
         if args.part in (None, 1):
-            single_run_cost(data, [str(i) for i in range(1, args.cases + 1)])
+            single_run_cost(data, [str(i) for i in range(1, args.cases + 1)], HUGE if args.large_feeder else LARGE)
         if args.part == 1:
             return 0
         from distributed import LocalCluster

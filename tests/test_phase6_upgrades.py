@@ -287,6 +287,33 @@ def test_batch_upgrades_every_failing_run_and_a_plain_resolve_drops_them(prepare
         assert not (folder / "upgrades.json").exists() and not (folder / "upgraded").exists()
 
 
+def test_batch_upgrade_starts_from_the_run_day_and_decides_as_the_standalone_step(prepared_nc, tmp_path, tables):
+    """The batch's upgrade step takes the run's own day as the day before upgrades (``before_day`` "run": no
+    solve of it again); the standalone step, which compiles and solves it, upgrades the same elements to the
+    same sizes at the same cost, with the same before and after figures to 1e-9."""
+    from common.paths import Workspace
+    from conftest import copy_workspace
+
+    apply = load_script("6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py")
+    data = copy_workspace(prepared_nc, tmp_path / "data")
+    shutil.copytree(COSTS, Workspace(data).upgrade_costs_dir)
+    assert apply.main(["--data-dir", str(data), "--state", "NC", "--season", "winter", "--design", "lhs", "--run",
+                       "-q", "--feeders", "uhs0_1247--udt2473", "--workers", "1", "--upgrades"]) == 0
+    design_dir = Workspace(data).instance_dir("NC", "winter", "lhs", "uhs0_1247--udt2473", "1").parent
+    batch = {p.parent: json.loads(p.read_text()) for p in sorted(design_dir.glob("*/upgrades.json"))}
+    upgraded = {folder: r for folder, r in batch.items() if r["status"] == "upgraded"}
+    assert upgraded
+    for folder, from_run in upgraded.items():
+        assert from_run["before_day"] == "run", folder.name
+        alone, _, _ = up.upgrade_run(folder, up.load_cost_tables(Workspace(data).upgrade_costs_dir))
+        assert alone["before_day"] == "solved" and alone["day_solves"] == from_run["day_solves"] + 1
+        assert alone["upgrades"] == from_run["upgrades"] and alone["unsolved"] == from_run["unsolved"], folder.name
+        for when in ("before", "after"):
+            assert alone[when].keys() == from_run[when].keys()
+            for name, value in alone[when].items():
+                assert from_run[when][name] == pytest.approx(value, rel=1e-9, abs=0.0), f"{folder.name} {when} {name}"
+
+
 @requires_shared
 def test_parallel_transformer_units_are_connected_to_the_original_buses(tmp_path, tables):
     # a 150 kVA unit carrying 1.7 pu for three hours: 255 / 0.75 = 340 kVA is above the catalogue's largest
