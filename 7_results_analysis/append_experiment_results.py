@@ -59,7 +59,11 @@ Description
     metric is finite (``null`` marks an undefined one); an ``ok`` run of a feeder and season with a
     light-load day (design_days.csv ``kind`` light_load) has its ``light_load`` block, and its
     ``<case>/light_load/`` folder holds the ok summary, assignments and series that block names, on the
-    feeder's current light-load shared inputs (``light_load_reason``); and, for an ``ok`` run, its
+    feeder's current light-load shared inputs (``light_load_reason``); an ``ok`` run solved on several design
+    days (phase 6 ``--days K``: a ``days`` block) has every day of that block still a peak day of the current
+    design_days.csv, and each ``<case>/day<k>/`` folder holds the ok summary, assignments and series the block
+    names, on that day's current shared inputs, its worst day the one the block and the run's metrics give
+    (``days_reason``); and, for an ``ok`` run, its
     ``timeseries.parquet`` is the one it wrote (SHA-256 equal to ``timeseries_sha256``) with 96 rows
     of finite feeder-head values. An instance folder without a summary is current when its case is
     in the mixes file and its feeder passes the filter (then it is "never solved" in failures.csv).
@@ -258,6 +262,8 @@ class Current:
     light_days: dict[tuple[str, str, str], int] = field(default_factory=dict)
     #: the states whose current design_days.csv was read (their light_days are known, none included)
     design_days_read: set[str] = field(default_factory=set)
+    #: (state, season, feeder) -> (rank, date) of each peak design day in the current design_days.csv (phase 2)
+    peak_days: dict[tuple[str, str, str], dict[int, str]] = field(default_factory=dict)
     #: cost-table folder -> its current digest (``common.schema.cost_tables_digest``), read once per combine
     cost_table_digests: dict[str, str | None] = field(default_factory=dict)
 
@@ -329,9 +335,16 @@ def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str
             days = read_csv(path, "2_profiles_heat_pumps/find_max_day_curve.py", dtype=str, keep_default_na=False)
             current.design_days_read.add(state)
             if {"kind", "rank", "season", "feeder"} <= set(days.columns):
-                for season, feeder, rank, kind in zip(days["season"], days["feeder"], days["rank"], days["kind"]):
+                dates = days["date"] if "date" in days.columns else pd.Series("", index=days.index)
+                for season, feeder, rank, kind, date in zip(days["season"], days["feeder"], days["rank"], days["kind"],
+                                                            dates):
                     if kind == "light_load" and rank.isdigit():
                         current.light_days[(state, season, feeder)] = int(rank)
+                    elif kind == "peak" and rank.isdigit():
+                        current.peak_days.setdefault((state, season, feeder), {})[int(rank)] = date
+            elif {"season", "feeder", "date"} <= set(days.columns):  # one design day per feeder and season
+                for season, feeder, date in zip(days["season"], days["feeder"], days["date"]):
+                    current.peak_days[(state, season, feeder)] = {1: date}
     for state, table in sorted(filters.items()):
         if table is None:
             continue
@@ -386,6 +399,9 @@ def stale_reason(run: "RunFolder", summary: dict[str, Any], current: Current, as
     if reason:
         return reason
     reason = light_load_reason(run, summary, current)
+    if reason:
+        return reason
+    reason = days_reason(run, summary, current)
     if reason:
         return reason
     metrics = summary["metrics"]
@@ -490,6 +506,63 @@ def light_load_reason(run: "RunFolder", summary: dict[str, Any], current: Curren
     if shared is not None and shared.is_file() and block.get("shared_digest") != shared.read_text().strip():
         return (f"its light-load day was built on other shared inputs than the feeder's current ones ({shared}): "
                 f"{REDO}")
+    return ""
+
+
+def days_reason(run: "RunFolder", summary: dict[str, Any], current: Current) -> str:
+    """Why an ok run solved on several design days (``--days K``, phase 6 ``worst_day.py``) is not current ('' when
+    it is, or the run has one day): every day of its ``days`` block must still be a peak day of the current
+    design_days.csv (same rank and date); each ``<case>/day<k>/`` folder must hold the ok summary, assignments and
+    series that day's entry names (same digests), built on the day's current shared inputs
+    (``Workspace.shared_digest`` of its rank); and its worst day must be the block's (``WORST_DAY_METRIC``, a tie to
+    the lower rank), whose metrics are the run's."""
+    block = summary.get("days")
+    if block is None or summary.get("status") != "ok":
+        return ""
+    if not isinstance(block, dict) or not isinstance(block.get("per_day"), list) or not block["per_day"]:
+        return f"its days block (a run of several design days) is not a record of its days: {REDO}"
+    peaks = current.peak_days.get((run.state, run.season, run.feeder), {}) if run.state in current.design_days_read \
+        else None
+    values: dict[int, float] = {}
+    worst_series = None
+    for entry in block["per_day"]:
+        rank = entry.get("rank") if isinstance(entry, dict) else None
+        if not isinstance(rank, int):
+            return f"its days block has a day without a rank: {REDO}"
+        if peaks is not None and peaks.get(rank) != entry.get("date"):
+            now = f"{peaks[rank]}" if rank in peaks else "no such day"
+            return (f"its design day {rank} ({entry.get('date', '')}) is not the current design_days.csv's ({now}: "
+                    f"phase 2 run again): {REDO}")
+        folder = run.folder / str(entry.get("folder", f"day{rank}"))
+        try:
+            day = read_json(folder / INSTANCE_FILES["summary"])
+            day_assignments = read_json(folder / INSTANCE_FILES["assignments"])
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+            return f"its design day {rank}'s {folder / INSTANCE_FILES['summary']} or assignments are missing or " \
+                   f"unreadable: {REDO}"
+        if not isinstance(day, dict) or not isinstance(day_assignments, dict) or day.get("status") != "ok":
+            return f"its design day {rank} ({folder}) is not an ok run: {REDO}"
+        if (day.get("inputs_digest"), day.get("shared_digest")) != (entry.get("inputs_digest"),
+                                                                   entry.get("shared_digest")) \
+                or day_assignments.get("inputs_digest") != day.get("inputs_digest"):
+            return f"its design day {rank} ({folder}) was solved from other inputs than the run records: {REDO}"
+        series = folder / INSTANCE_FILES["timeseries"]
+        if not series.is_file() or not day.get("timeseries_sha256") or sha256_file(series) != day["timeseries_sha256"]:
+            return f"its design day {rank}'s {series} is missing or not the series that day recorded: {REDO}"
+        shared = current.ws.shared_digest(run.state, run.season, run.feeder, rank) if current.ws is not None else None
+        if shared is not None and shared.is_file() and entry.get("shared_digest") != shared.read_text().strip():
+            return (f"its design day {rank} was built on other shared inputs than the feeder's current ones "
+                    f"({shared}): {REDO}")
+        value = (day.get("metrics") or {}).get(block.get("worst_day_metric", config.WORST_DAY_METRIC))
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"its design day {rank} has no {block.get('worst_day_metric')}: {REDO}"
+        values[rank] = float(value)
+        if rank == block.get("worst_rank"):
+            worst_series, worst_metrics = day["timeseries_sha256"], day.get("metrics")
+    worst = min(values, key=lambda r: (-values[r], r))
+    if worst != block.get("worst_rank") or worst_series is None or worst_metrics != summary.get("metrics"):
+        return (f"its worst design day is day {worst} by {block.get('worst_day_metric')}, not the day {block.get('worst_rank')} "
+                f"its summary carries: {REDO}")
     return ""
 
 

@@ -242,3 +242,63 @@ def test_more_days_than_phase_2_made_is_one_line(two_days, tmp_path, capsys):
     assert _phase6(data, "--days", "3") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--days 3" in err[0] and "design_days.csv" in err[0] and "find_max_day_curve.py" in err[0]
+
+
+def _stale_reasons(data: Path) -> dict[int, str]:
+    combine = load_script("7_results_analysis/append_experiment_results.py")
+    combine.main(["--data-dir", str(data), "-q"])
+    stale = pd.read_csv(Workspace(data).result("stale_runs"), keep_default_na=False)
+    return {int(c): r for c, r in zip(stale["case"], stale["reason"])}
+
+
+@pytest.fixture(scope="module")
+def two_day_runs(two_days, tmp_path_factory) -> Path:
+    """Cases 0 and 1 of the small NC feeder solved on both winter design days (phase 6 --days 2)."""
+    data = copy_workspace(two_days, tmp_path_factory.mktemp("two-day-runs") / "data")
+    assert _phase6(data, "--days", "2") == 0
+    return data
+
+
+def test_phase7_merges_current_two_day_runs(two_day_runs, tmp_path):
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    assert _stale_reasons(data) == {}
+
+
+def test_phase7_refuses_a_two_day_run_whose_second_day_was_solved_from_other_inputs(two_day_runs, tmp_path):
+    # the worst day alone is what the run folder shows: a day that is not the worst must be checked in its folder
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    run_dir = Workspace(data).instance_dir(STATE, "winter", "lhs", f"uhs0_1247--{FEEDER}", "1")
+    run = json.loads((run_dir / "summary.json").read_text())
+    other = next(d["rank"] for d in run["days"]["per_day"] if d["rank"] != run["days"]["worst_rank"])
+    day = json.loads((run_dir / f"day{other}" / "summary.json").read_text())
+    day["inputs_digest"] = "0" * 64
+    (run_dir / f"day{other}" / "summary.json").write_text(json.dumps(day))
+    reasons = _stale_reasons(data)
+    assert set(reasons) == {1} and f"design day {other}" in reasons[1] and "other inputs" in reasons[1]
+
+
+def test_phase7_refuses_two_day_runs_when_a_days_shared_inputs_changed(two_day_runs, tmp_path):
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    digest = Workspace(data).shared_digest(STATE, "winter", f"uhs0_1247--{FEEDER}", 2)
+    digest.write_text("0" * 64 + "\n")  # what a batch writes after phase 2-5 changed the second day's profiles
+    reasons = _stale_reasons(data)
+    assert set(reasons) == {0, 1} and all("design day 2" in r and "shared inputs" in r for r in reasons.values())
+
+
+def test_phase7_refuses_a_two_day_run_whose_day_folder_is_gone(two_day_runs, tmp_path):
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    run_dir = Workspace(data).instance_dir(STATE, "winter", "lhs", f"uhs0_1247--{FEEDER}", "0")
+    import shutil
+
+    shutil.rmtree(run_dir / "day2")
+    reasons = _stale_reasons(data)
+    assert set(reasons) == {0} and "design day 2" in reasons[0] and "missing" in reasons[0]
+
+
+def test_phase7_refuses_two_day_runs_after_phase_2_went_back_to_one_day(two_day_runs, tmp_path):
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    maxday = load_script("2_profiles_heat_pumps/find_max_day_curve.py")
+    assert maxday.main(["--data-dir", str(data), "--state", STATE, "--eulp-root", str(sample_eulp_root(data)),
+                        "-q"]) == 0  # --days 1 again: the second day is no design day any more
+    reasons = _stale_reasons(data)
+    assert set(reasons) == {0, 1} and all("design day 2" in r and "no such day" in r for r in reasons.values())
