@@ -35,13 +35,15 @@ Description
     InvControls, storage controllers ...: :data:`RESETTABLE_CONTROLS` lists the ones that are), a case with an
     element no candidate stands for (the volt-var InvControls and their XYcurve of
     ``ROOFTOP_PV["inverter_control"] = "volt_var"``), a base whose master or customer lines differ from the
-    case's, or an engine error while applying the case (the cached feeder is then dropped).
+    case's, an engine error while applying the case (the cached feeder is then dropped), or a feeder with more
+    candidate devices than ``FEEDER_CACHE_MAX_DEVICES`` (a disabled device still costs the engine time at every
+    step: on a large feeder more than the compile saves).
 
     The instance files on disk are untouched: they stay what plain OpenDSS compiles and solves, and
     ``tests/test_phase6_cache.py`` checks that both paths give the same metrics and series.
 
 Settings read
-    common.config: FEEDER_CACHE_SIZE
+    common.config: FEEDER_CACHE_SIZE, FEEDER_CACHE_MAX_DEVICES
 """
 
 from __future__ import annotations
@@ -162,11 +164,12 @@ class ControlState:
                     break
         taps = []
         transformers = engine.Transformers
+        names = {n.lower() for n in transformers.AllNames()}
         for name in sorted(regulated):
-            transformers.Name(name)
-            if transformers.Name().lower() != name:  # an AutoTrans (no Transformers interface) or a missing one
+            if name not in names:  # an AutoTrans: no Transformers interface to read and set its taps
                 raise CaseNotApplicable(f"the element a RegControl drives, {name}, is not a Transformer whose taps "
                                         "the cache can put back")
+            transformers.Name(name)
             for winding in range(1, transformers.NumWindings() + 1):
                 transformers.Wdg(winding)
                 taps.append((name, winding, float(transformers.Tap())))
@@ -236,7 +239,10 @@ class CompiledFeeder:
         """Put the controls in their compiled state: the control queue emptied, every control's own state reset
         (``Reset Controls``: fuses closed and not armed, regulators and capacitor controls with nothing pending),
         the regulated taps and capacitor states set back to the compile's, the head monitors emptied. The
-        solution itself restarts when the day sets its mode."""
+        solution itself restarts when the day sets its mode. The actions still queued at the end of the last
+        day are done first, not dropped: a control whose action is pending stays armed (``Reset Controls`` does not
+        disarm a CapControl) and would not act again the next day; what those actions change is then set back."""
+        self.engine.CtrlQueue.DoAllQueue()
         self.engine.CtrlQueue.ClearQueue()
         if self.resets:
             self.engine.Text.Command("Reset Controls")
@@ -295,6 +301,18 @@ def compile_feeder(key: tuple, ctx: circuit_instance.FeederContext, files: dict[
         raise CaseNotApplicable("Master.dss has no head monitor to place the candidate devices before")
     engine = opendssdirect.NewContext()
     engine.Basic.AllowChangeDir(False)
+    try:
+        return _compiled(key, engine, ctx, files, master, lines, elements, instance_dir)
+    except BaseException:
+        try:  # a feeder that cannot be cached holds no memory
+            engine.Text.Command("Clear")
+        except opendssdirect.DSSException:
+            logger.debug("clearing a context that failed to compile", exc_info=True)
+        raise
+
+
+def _compiled(key: tuple, engine: Any, ctx: circuit_instance.FeederContext, files: dict[str, str], master: str,
+              lines: list[str], elements: set[str], instance_dir: Path) -> CompiledFeeder:
     dss.compile_text("\n".join(lines) + "\n", Path(instance_dir), name=ctx.feeder, dss=engine)
     assignments_stub = {"service_nodes": [], "hosts": {"ev": [], "pv": [], "storage": []},
                         "head_element": ctx.base.head_element, "head_sign": ctx.base.head_sign}
@@ -372,6 +390,9 @@ class FeederCache:
         self.size = size
         self.feeders: OrderedDict[tuple, CompiledFeeder] = OrderedDict()
         self.compiles = 0
+        #: feeders this worker does not cache (too many candidate devices, FEEDER_CACHE_MAX_DEVICES, or a base
+        #: that cannot be cached): key -> why, so that their cases are compiled without trying again
+        self.uncached: dict[tuple, str] = {}
 
     def __len__(self) -> int:
         return len(self.feeders)
@@ -398,12 +419,23 @@ class FeederCache:
         cached), and how: (Prepared, "cached") or (None, "compiled: <reason>") for a case to be compiled
         from its files."""
         feeder = self.feeders.get(key)
+        if feeder is None and key not in self.uncached:
+            n_devices = len(candidate_text(ctx)[1])
+            if n_devices > config.FEEDER_CACHE_MAX_DEVICES:
+                self.uncached[key] = (f"compiled: the feeder has {n_devices} candidate devices, more than "
+                                      f"FEEDER_CACHE_MAX_DEVICES = {config.FEEDER_CACHE_MAX_DEVICES} (a cached "
+                                      "circuit's disabled devices would cost more than the compile saves)")
+        if key in self.uncached:
+            return None, self.uncached[key]
         if feeder is None:
             while len(self.feeders) >= self.size:
                 self.drop(next(iter(self.feeders)))
             try:
                 feeder = compile_feeder(key, ctx, files, instance_dir)
-            except (CaseNotApplicable, dss.DSSError) as exc:
+            except CaseNotApplicable as exc:
+                self.uncached[key] = f"compiled: the feeder's base cannot be cached ({exc})"
+                return None, self.uncached[key]
+            except dss.DSSError as exc:
                 return None, f"compiled: the feeder's base cannot be cached ({exc})"
             self.compiles += 1
             self.feeders[key] = feeder

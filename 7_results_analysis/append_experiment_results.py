@@ -334,10 +334,10 @@ def current_inputs(ws: Workspace, runs: Sequence["RunFolder"], filters: dict[str
         if path.is_file():
             days = read_csv(path, "2_profiles_heat_pumps/find_max_day_curve.py", dtype=str, keep_default_na=False)
             current.design_days_read.add(state)
-            if {"kind", "rank", "season", "feeder"} <= set(days.columns):
+            if {"rank", "season", "feeder"} <= set(days.columns):  # several days; kind only with a light-load day
                 dates = days["date"] if "date" in days.columns else pd.Series("", index=days.index)
-                for season, feeder, rank, kind, date in zip(days["season"], days["feeder"], days["rank"], days["kind"],
-                                                            dates):
+                kinds = days["kind"] if "kind" in days.columns else pd.Series("peak", index=days.index)
+                for season, feeder, rank, kind, date in zip(days["season"], days["feeder"], days["rank"], kinds, dates):
                     if kind == "light_load" and rank.isdigit():
                         current.light_days[(state, season, feeder)] = int(rank)
                     elif kind == "peak" and rank.isdigit():
@@ -524,7 +524,7 @@ def days_reason(run: "RunFolder", summary: dict[str, Any], current: Current) -> 
     peaks = current.peak_days.get((run.state, run.season, run.feeder), {}) if run.state in current.design_days_read \
         else None
     values: dict[int, float] = {}
-    worst_series = None
+    worst_metrics = None
     for entry in block["per_day"]:
         rank = entry.get("rank") if isinstance(entry, dict) else None
         if not isinstance(rank, int):
@@ -558,9 +558,9 @@ def days_reason(run: "RunFolder", summary: dict[str, Any], current: Current) -> 
             return f"its design day {rank} has no {block.get('worst_day_metric')}: {REDO}"
         values[rank] = float(value)
         if rank == block.get("worst_rank"):
-            worst_series, worst_metrics = day["timeseries_sha256"], day.get("metrics")
+            worst_metrics = day.get("metrics")
     worst = min(values, key=lambda r: (-values[r], r))
-    if worst != block.get("worst_rank") or worst_series is None or worst_metrics != summary.get("metrics"):
+    if worst != block.get("worst_rank") or worst_metrics != summary.get("metrics"):
         return (f"its worst design day is day {worst} by {block.get('worst_day_metric')}, not the day {block.get('worst_rank')} "
                 f"its summary carries: {REDO}")
     return ""

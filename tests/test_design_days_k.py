@@ -302,3 +302,14 @@ def test_phase7_refuses_two_day_runs_after_phase_2_went_back_to_one_day(two_day_
                         "-q"]) == 0  # --days 1 again: the second day is no design day any more
     reasons = _stale_reasons(data)
     assert set(reasons) == {0, 1} and all("design day 2" in r and "no such day" in r for r in reasons.values())
+
+
+def test_phase7_merges_two_day_runs_of_a_design_days_file_without_a_light_load_day(two_day_runs, tmp_path):
+    # phase 2 for winter alone (no light-load season) with --days 2 writes a rank column and no kind column
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    path = Workspace(data).design_days(STATE)
+    days = pd.read_csv(path, dtype=str, keep_default_na=False)
+    days = days[days["kind"] == "peak"].drop(columns=["kind", "min_daytime_kw", "min_daytime_interval_start",
+                                                     "min_daytime_variant"])
+    days.to_csv(path, index=False)
+    assert _stale_reasons(data) == {}

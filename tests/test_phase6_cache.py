@@ -234,3 +234,83 @@ def test_a_reversible_regulator_makes_the_cache_compile_every_case(regulated_ws,
     instance, folder = _instance(ws, ctx, "winter", REGULATED, "1", mixes["1"])
     prepared, how = feeder_cache.FeederCache(1).prepare(REGULATED, ctx, instance.files, folder)
     assert prepared is None and "reversible" in how and "RegControl.rc0" in how
+
+
+def test_a_feeder_with_more_candidate_devices_than_the_limit_is_compiled_and_says_why(cases_ws, monkeypatch):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    ctx = _context(ws, "winter", FEEDERS[0])
+    n_devices = len(feeder_cache.candidate_text(ctx)[1])
+    instance, folder = _instance(ws, ctx, "winter", FEEDERS[0], "1", mixes["1"])
+    monkeypatch.setattr(config, "FEEDER_CACHE_MAX_DEVICES", n_devices - 1)
+    cache = feeder_cache.FeederCache(1)
+    prepared, how = cache.prepare(FEEDERS[0], ctx, instance.files, folder)
+    assert prepared is None and f"{n_devices} candidate devices" in how and "FEEDER_CACHE_MAX_DEVICES" in how
+    assert cache.compiles == 0 and len(cache) == 0 and cache.prepare(FEEDERS[0], ctx, instance.files, folder)[1] == how
+    monkeypatch.setattr(config, "FEEDER_CACHE_MAX_DEVICES", n_devices)
+    assert feeder_cache.FeederCache(1).prepare(FEEDERS[0], ctx, instance.files, folder)[1] == "cached"
+
+
+def _tiny_regulated(extra: str) -> str:
+    """A 12.47 kV feeder with a regulating transformer and a load on a daily shape (dayA; dayB for another case)."""
+    def shape(name: str, base: float, amp: float, phase: float) -> str:
+        mult = " ".join(f"{base + amp * np.sin(2 * np.pi * k / 96 + phase):.4f}" for k in range(96))
+        return f"New Loadshape.{name} npts=96 interval=0.25 mult=({mult})"
+
+    return "\n".join([
+        "Clear", "New Circuit.t basekv=12.47 pu=1.0 phases=3 bus1=src",
+        "New Line.l0 bus1=src bus2=a phases=3 r1=0.3 x1=0.6 r0=0.6 x0=1.2 length=3 units=km",
+        "New Transformer.reg phases=3 windings=2 buses=(a, b) conns=(wye, wye) kvs=(12.47, 12.47) "
+        "kvas=(10000, 10000) XHL=0.01 %loadloss=0.0001",
+        "New Line.l1 bus1=b bus2=c phases=3 r1=0.3 x1=0.6 r0=0.6 x0=1.2 length=4 units=km",
+        shape("dayA", 0.9, 0.6, 0.0), shape("dayB", 0.5, 0.45, 2.0),
+        "New Load.ld bus1=c phases=3 kV=12.47 kW=4500 kvar=2500 model=1 daily=dayA",
+        "New RegControl.r transformer=reg winding=2 vreg=122 band=2 ptratio=60 delay=30 tapdelay=2 maxtapchange=1",
+        extra, "New Monitor.head element=Line.l0 terminal=1 mode=1 ppolar=no",
+        "Set VoltageBases=[12.47]", "CalcVoltageBases"]) + "\n"
+
+
+def _day_voltages(engine) -> np.ndarray:
+    from common import dss
+
+    v = []
+    dss.solve_daily(lambda k: v.append(np.abs(dss.complex_array(engine.Circuit.YNodeVArray()))), dss=engine, warnings=[])
+    return np.array(v)
+
+
+def test_restart_does_the_actions_a_day_left_queued_so_the_next_day_is_the_compiled_one():
+    """A power-factor CapControl whose switching is still queued when the day ends (due after 24:00) stays armed
+    through ``Reset Controls``; the cached feeder's restart does the queued actions and sets back what they
+    change, so the next case's day equals a fresh compile of that case (node voltages to 1e-9)."""
+    import opendssdirect
+
+    text = _tiny_regulated("New Capacitor.c bus1=c phases=3 kvar=2400 kV=12.47 numsteps=1\n"
+                           "New CapControl.cc element=Line.l1 terminal=1 capacitor=c type=pf ON=-0.97 OFF=0.99 "
+                           "ptratio=60 ctratio=1 delay=60 delayoff=60 deadtime=300")
+    fresh = opendssdirect.NewContext()
+    fresh.Text.Commands(text)
+    fresh.Text.Command("Edit Load.ld daily=dayB")
+    expected = _day_voltages(fresh)
+    cached = opendssdirect.NewContext()
+    cached.Text.Commands(text)
+    feeder = feeder_cache.CompiledFeeder(key=(), engine=cached, master_key=(), loads={}, elements=set(), circuit=None,
+                                         stateful=[], controls=feeder_cache.ControlState.read(cached), resets=True)
+    _day_voltages(cached)  # the previous case's day
+    assert any("cc" in entry for entry in cached.CtrlQueue.Queue())  # its capacitor control armed at the end
+    cached.Text.Command("Edit Load.ld daily=dayB")  # this case
+    feeder.restart()
+    np.testing.assert_allclose(_day_voltages(cached), expected, rtol=1e-9, atol=0.0)
+
+
+def test_a_regulated_autotransformer_makes_the_cache_compile_every_case():
+    import opendssdirect
+
+    engine = opendssdirect.NewContext()
+    engine.Text.Commands("\n".join([
+        "Clear", "New Circuit.t basekv=12.47 pu=1.0 phases=3 bus1=src",
+        "New AutoTrans.at phases=3 windings=2 buses=(src, b) conns=(series, wye) kVs=(12.47, 7.2) kVAs=(5000, 5000) "
+        "XHX=1", "New Load.ld bus1=b phases=3 kV=7.2 kW=100",
+        "New RegControl.r transformer=at winding=2 vreg=122 band=2 ptratio=60",
+        "Set VoltageBases=[12.47 7.2]", "CalcVoltageBases"]) + "\n")
+    with pytest.raises(feeder_cache.CaseNotApplicable, match="not a Transformer"):
+        feeder_cache.ControlState.read(engine)
