@@ -988,7 +988,8 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
     a violation is not solved again (``day_solves`` 0). The day before upgrades is the run's own when the batch
     runner gives it (``run_day``, :func:`run_solved`: the arrays the run's metrics and its trigger came from;
     ``before_day`` "run"), else the instance compiled and solved (``before_day`` "solved": the standalone
-    script; the same day to the engine's tolerance, 1e-9 relative in ``tests/test_phase6_cache.py``). OpenDSS
+    script; the same day to 1e-9 relative: ``tests/test_phase6_cache.py`` for the day,
+    ``tests/test_phase6_upgrades.py`` for the upgrades and costs). OpenDSS
     failures and a time limit reached make the result's ``status`` ``failed`` with the reason."""
     started = time.perf_counter()
     instance_dir = Path(instance_dir)
