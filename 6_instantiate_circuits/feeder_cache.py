@@ -277,14 +277,14 @@ class Prepared:
 
 
 def compile_feeder(key: tuple, ctx: circuit_instance.FeederContext, files: dict[str, str],
-                   instance_dir: Path) -> CompiledFeeder:
-    """Compile the feeder's base with every candidate device (:func:`candidate_text`) in a new OpenDSS
-    context, from the master of one case (its ``Loads.dss`` inlined, its device redirects replaced by the
-    candidates). Raises DSSError when the engine refuses it."""
+                   instance_dir: Path, candidates: tuple[str, set[str]] | None = None) -> CompiledFeeder:
+    """Compile the feeder's base with every candidate device (:func:`candidate_text`, or ``candidates`` when
+    the caller made them already) in a new OpenDSS context, from the master of one case (its ``Loads.dss``
+    inlined, its device redirects replaced by the candidates). Raises DSSError when the engine refuses it."""
     import opendssdirect
 
     master = files[INSTANCE_FILES["master"]]
-    candidates, elements = candidate_text(ctx)
+    candidates, elements = candidates if candidates is not None else candidate_text(ctx)
     lines, inserted = [], False
     for line in master.splitlines():
         word = line.strip().lower()
@@ -419,8 +419,10 @@ class FeederCache:
         cached), and how: (Prepared, "cached") or (None, "compiled: <reason>") for a case to be compiled
         from its files."""
         feeder = self.feeders.get(key)
+        candidates = None
         if feeder is None and key not in self.uncached:
-            n_devices = len(candidate_text(ctx)[1])
+            candidates = candidate_text(ctx)
+            n_devices = len(candidates[1])
             if n_devices > config.FEEDER_CACHE_MAX_DEVICES:
                 self.uncached[key] = (f"compiled: the feeder has {n_devices} candidate devices, more than "
                                       f"FEEDER_CACHE_MAX_DEVICES = {config.FEEDER_CACHE_MAX_DEVICES} (a cached "
@@ -431,7 +433,7 @@ class FeederCache:
             while len(self.feeders) >= self.size:
                 self.drop(next(iter(self.feeders)))
             try:
-                feeder = compile_feeder(key, ctx, files, instance_dir)
+                feeder = compile_feeder(key, ctx, files, instance_dir, candidates)
             except CaseNotApplicable as exc:
                 self.uncached[key] = f"compiled: the feeder's base cannot be cached ({exc})"
                 return None, self.uncached[key]
