@@ -849,14 +849,22 @@ def simulate(instance_dir: Path, deadline: float | None = None,
             # fuses, relays and reclosers hold a state only once they operate: while none has (with the batteries,
             # and in every interval solved without them) the steps stay independent
             protective = bool(stateful) and stateful <= dss.PROTECTIVE_CLASSES and not dss.protection_operated(engine)
+            # a blown fuse stays blown: with fuses alone one look after the intervals finds any that operated in one;
+            # a relay or recloser may close again, so it is looked at after every interval
+            latching = protective and stateful <= {"fuse"}
             peak_without = None
             if not stateful or protective:  # each step is independent: only the intervals that could top the peak
                 # classified per interval by every battery, not their sum: a home battery charging beside a
                 # discharging fleet must not hide the discharge
                 try:
-                    peak_without = peak_without_storage(
-                        p3, day.storage_mode, lambda k: _solve_without(engine, circuit, k, protection=protective),
+                    best = peak_without_storage(
+                        p3, day.storage_mode,
+                        lambda k: _solve_without(engine, circuit, k, protection=protective and not latching),
                         every_active=protective)
+                    operated = dss.protection_operated(engine) if latching else []
+                    if operated:
+                        raise ProtectionOperated(f"{operated[0]} operated in an interval solved without the batteries")
+                    peak_without = best
                 except ProtectionOperated:
                     circuit.storage_disabled = False  # the whole day is solved again below, from the compiled state
             if peak_without is None:  # taps and switching depend on the whole day: re-solve it all

@@ -293,10 +293,18 @@ def protection_operated(dss: Any = None) -> list[str]:
 
 
 def stateful_control_classes(dss: Any = None) -> list[str]:
-    """The classes of :data:`STATEFUL_CONTROL_CLASSES` the compiled circuit has (lower case, sorted)."""
+    """The classes of :data:`STATEFUL_CONTROL_CLASSES` the compiled circuit has an element of, enabled or not
+    (lower case, sorted); a class this engine does not know cannot be in the circuit."""
     dss = dss or engine()
-    classes = {name.split(".", 1)[0].lower() for name in dss.Circuit.AllElementNames()}
-    return sorted(classes & STATEFUL_CONTROL_CLASSES)
+    out = []
+    for cls in sorted(STATEFUL_CONTROL_CLASSES):
+        try:
+            dss.Circuit.SetActiveClass(cls)
+        except opendssdirect.DSSException:
+            continue
+        if int(dss.ActiveClass.Count()) > 0:
+            out.append(cls)
+    return out
 
 
 def isolated_elements(dss: Any = None) -> dict[str, list[str]]:

@@ -142,6 +142,16 @@ def test_solve_daily_checks_every_step_and_reads_arrays(tmp_path):
     assert vmin[0] > vmin[-1]  # half load in the morning, full load in the afternoon
 
 
+def test_stateful_control_classes_names_every_class_with_an_element_disabled_ones_too(tmp_path):
+    dss.compile_master(_tiny(tmp_path, 1000))
+    engine = dss.engine()
+    assert dss.stateful_control_classes() == []
+    engine.Text.Command("New Fuse.f1 monitoredobj=Line.l1 monitoredterm=1 ratedcurrent=100 enabled=no")
+    engine.Text.Command("New Capacitor.c1 bus1=b2 kvar=300 kV=12.47")
+    engine.Text.Command("New CapControl.cc capacitor=c1 element=Line.l1 type=time ONsetting=8 OFFsetting=20")
+    assert dss.stateful_control_classes() == ["capcontrol", "fuse"]
+
+
 def test_solve_daily_reports_non_convergence_with_step(tmp_path):
     dss.compile_master(_tiny(tmp_path, 5e6))  # far beyond the line's transfer limit
     converged = dss.solve_daily()

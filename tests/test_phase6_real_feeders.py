@@ -260,6 +260,37 @@ def test_storage_peak_reduction_on_a_fused_feeder_re_solves_the_day_only_when_a_
     assert m["storage_peak_reduction_kw"] == pytest.approx(m["peak_without_storage_kw"] - m["peak_kw"])
 
 
+def test_a_fuse_that_blows_only_without_the_batteries_makes_the_day_without_them_solved_whole(tmp_path, monkeypatch):
+    # the customer is at full load (190 A on a 70 A fuse) only 15:00-17:00, while a 75 kW battery discharges and
+    # keeps the fuse at the 95 A it holds: with the batteries no fuse operates, without them it blows, so the
+    # intervals re-solved alone are not the day without batteries: the whole day is solved again
+    from test_phase6_runs import _tiny_instance
+
+    window = ["0.5"] * 60 + ["1.0"] * 8 + ["0.5"] * 28
+    extra = ("New Fuse.f1 monitoredobj=Line.service monitoredterm=1 ratedcurrent=70\n"
+             f"New Loadshape.peak npts=96 interval=0.25 mult=({' '.join(window)})\n"
+             "Edit Load.load_cust daily=peak\n"
+             "New Loadshape.sd npts=96 interval=0.25 mult=(" + " ".join(["0"] * 60 + ["1"] * 8 + ["0"] * 28) + ")\n"
+             "New Storage.s bus1=cust.1.2.3 phases=3 kV=0.48 kWrated=75 kWhrated=300 kVA=80 %stored=80 "
+             "%reserve=20 dispmode=follow daily=sd")
+    folder = _tiny_instance(tmp_path / "tiny", 150.0, extra=extra)
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    a["hosts"]["storage"] = [{"element": "Storage.s", "kwh": 300.0}]
+    write_json(folder / "scenario_assignments.json", a)
+    calls = []
+    real = pf.full_day_peak_without_storage
+    monkeypatch.setattr(pf, "full_day_peak_without_storage", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, summary, _ = pf.simulate(folder)
+    assert summary["status"] == "ok"
+    engine = dss.engine()
+    dss.compile_master(folder / "Master.dss", strip=False)
+    dss.solve_daily()
+    assert not dss.protection_operated(engine)  # with the batteries the fuse holds
+    assert calls == [1]
+    assert summary["metrics"]["peak_without_storage_kw"] == pytest.approx(_plain_peak_without_storage_kw(folder),
+                                                                          rel=1e-3)
+
+
 def test_control_iteration_warning_is_recorded_and_the_day_goes_on(tmp_path):
     """A regulator that needs several tap changes with a control-iteration limit of 1: OpenDSS raises
     #485 at the steps where it cannot settle, the power flow converged, and the run records it."""

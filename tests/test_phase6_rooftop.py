@@ -131,6 +131,37 @@ def test_self_consumption_never_exports_battery_energy_nor_charges_from_the_grid
     assert (charge <= np.clip(-net, 0, None) + 1e-9).all()     # only from the home's PV surplus
 
 
+def test_self_consumption_finds_the_periodic_start_a_plain_bisection_finds():
+    # the reference: each home's start bisected 60 times on its own, the day simulated step by step in plain Python
+    net = _home_day(12, seed=5)
+    u = UNIT
+    low, high = u.reserve * u.energy_kwh, u.energy_kwh
+
+    def end_kwh(row, e):
+        for x in row:
+            charge = min(u.power_kw, max(-x, 0.0), max(high - e, 0.0) / (u.eff_charge * config.INTERVAL_H))
+            discharge = min(u.power_kw, max(x, 0.0), max(e - low, 0.0) * u.eff_discharge / config.INTERVAL_H)
+            e = min(max(e + u.eff_charge * charge * config.INTERVAL_H - discharge * config.INTERVAL_H / u.eff_discharge,
+                        low), high)
+        return e
+
+    expected = []
+    for row in net:
+        if end_kwh(row, low) - low <= 1e-12:
+            expected.append(low)
+        elif end_kwh(row, high) - high >= -1e-12:
+            expected.append(high)
+        else:
+            lo, hi = low, high
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if end_kwh(row, mid) - mid > 0 else (lo, mid)
+            expected.append(0.5 * (lo + hi))
+    start_kwh = sd.self_consumption(net, u).soc_start * u.energy_kwh
+    assert 0 < sum(low < x < high for x in expected) < len(expected)  # homes of every kind
+    np.testing.assert_allclose(start_kwh, expected, rtol=0, atol=1e-9)
+
+
 def test_home_peak_shaving_lowers_each_homes_peak_and_conserves_energy():
     net = _home_day(5, seed=3)
     day = sd.home_peak_shaving(net, UNIT, target_factor=0.5)
