@@ -280,9 +280,30 @@ def chunk_tasks(tasks: list[dict[str, Any]], workers: int,
 
 def run_chunk(tasks: list[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None
               ) -> list[dict[str, Any]]:
-    """Run a chunk of tasks one after the other in this process (default :func:`run_task` for each)."""
+    """Run a chunk of tasks one after the other in this process (default :func:`run_task` for each), the
+    feeder cache told first which devices the chunk's cases have (:func:`hint_chunk`)."""
     fn = fn or run_task
+    hint_chunk(tasks)
     return [fn(task) for task in tasks]
+
+
+def hint_chunk(tasks: list[dict[str, Any]]) -> None:
+    """Set this worker's feeder-cache hints (``feeder_cache.FeederCache.hints``) to the devices of the cases of
+    ``tasks`` that will be solved, per feeder (``circuit_instance.device_elements``: the hosts alone), so that a
+    feeder is compiled with candidates for those devices and not for every device it could hold: a disabled
+    device still costs the engine time at every step. The results are the same with any hint or none; a task
+    whose devices cannot be placed is left out (its run records why)."""
+    hints: dict[tuple, set[str]] = {}
+    for task in tasks:
+        if not task.get("simulate") or not task.get("cache", True):
+            continue
+        try:
+            devices = circuit_instance.device_elements(_context(task), task["case"])
+        except Exception:  # noqa: BLE001 - only a hint: the run itself fails on the same input and records it
+            logger.debug("no device hint for %s case %s", task["feeder"], task["case_key"], exc_info=True)
+            continue
+        hints.setdefault((task["data_dir"], task["state"], task["season"], task["feeder"]), set()).update(devices)
+    FEEDERS.hints = hints
 
 
 def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
@@ -321,6 +342,7 @@ def run_pool(tasks: list[dict[str, Any]], workers: int, desc: str,
     try:
         if in_process:
             for unit in units:
+                hint_chunk([tasks[i] for i in unit])
                 for i in unit:
                     done(fn(tasks[i]))
             return results

@@ -866,6 +866,21 @@ def place_rooftop(ctx: FeederContext, case: dict[str, Any]) -> tuple[dict[str, f
     return pv_kw, {c: annual_of[c] for c in pv_kw}, n_pv, unsized, sto_hosts
 
 
+def device_elements(ctx: FeederContext, case: dict[str, Any]) -> set[str]:
+    """The circuit elements (``class.name``, lower case) the device files of ``case`` define, from the hosts
+    alone (the placement of :func:`plan_case`, without planning the day): the EV loads, three-phase and rooftop
+    PV and storage. The feeder cache compiles the candidates of a chunk's cases from it
+    (``feeder_cache.FeederCache.prepare``)."""
+    pool = ev_pool(ctx)
+    ev_hosts = head_of(customer_order(case["ev_seed"], ctx.feeder, pool), round_half_up(case["ev_perc"] * len(pool)))
+    pv_kw, sto_kw, _, _ = place_pv_and_storage(ctx, case)
+    pv_res_kw, _, _, _, bat_hosts = place_rooftop(ctx, case)
+    names = ([f"load.ev_{h}" for h in ev_hosts] + [f"pvsystem.pv_{h}" for h in pv_kw]
+             + [f"pvsystem.pvres_{h}" for h in pv_res_kw] + [f"storage.sto_{h}" for h in sto_kw]
+             + [f"storage.bat_{h}" for h in bat_hosts])
+    return {name.lower() for name in names}
+
+
 def customer_day_kw(ctx: FeederContext, variant_of: np.ndarray, names: list[str]) -> np.ndarray:
     """(len(names), 96) design-day load [kW] of the customers ``names``: annual peak x their variant's
     per-unit profile."""

@@ -102,6 +102,65 @@ def test_cached_feeder_gives_the_compiled_instance_results(cases_ws):
     assert all(paths) and cache.compiles == len({(s, f) for s, f, _ in picked})
 
 
+def test_device_elements_are_the_devices_the_case_files_define(cases_ws):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    kinds = set()
+    for feeder in FEEDERS:
+        ctx = _context(ws, "winter", feeder)
+        for key in sorted(mixes, key=int):
+            instance, _ = _instance(ws, ctx, "winter", feeder, key, mixes[key])
+            expected = feeder_cache.case_elements(instance.files)
+            assert circuit_instance.device_elements(ctx, mixes[key]) == expected, f"{feeder} case {key}"
+            kinds |= {name.split("_", 1)[0] for name in expected}
+    assert kinds == {"load.ev", "pvsystem.pv", "pvsystem.pvres", "storage.sto", "storage.bat"}
+
+
+def _solved(cache, key, ctx, instance, folder):
+    prepared, how = cache.prepare(key, ctx, instance.files, folder)
+    assert how == "cached", how
+    table, summary, _ = pf.simulate(folder, prepared=prepared)
+    cache.after_day(key)
+    assert summary["status"] == "ok"
+    return table, json.dumps(summary["metrics"], sort_keys=True)
+
+
+def test_a_feeder_compiled_for_its_chunk_has_only_the_chunks_devices_and_the_same_results_bit_for_bit(cases_ws):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    feeder, keys = FEEDERS[2], ("1", "2", "3")
+    ctx = _context(ws, "winter", feeder)
+    built = {k: _instance(ws, ctx, "winter", feeder, k, mixes[k]) for k in keys}
+    chunk = set().union(*(circuit_instance.device_elements(ctx, mixes[k]) for k in keys))
+    every = feeder_cache.FeederCache(1)
+    hinted = feeder_cache.FeederCache(1)
+    hinted.hints[feeder] = chunk
+    for k in keys:
+        table_a, metrics_a = _solved(every, feeder, ctx, *built[k])
+        table_b, metrics_b = _solved(hinted, feeder, ctx, *built[k])
+        assert metrics_b == metrics_a and table_b.equals(table_a), f"case {k}"
+    assert hinted.feeders[feeder].elements == chunk
+    assert len(chunk) < len(every.feeders[feeder].elements)
+    assert hinted.compiles == every.compiles == 1
+
+
+def test_a_case_with_a_device_the_hint_lacks_compiles_the_feeder_again_with_it(cases_ws):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    feeder = FEEDERS[1]
+    ctx = _context(ws, "winter", feeder)
+    first, second = (_instance(ws, ctx, "winter", feeder, k, mixes[k]) for k in ("1", "2"))
+    devices = [feeder_cache.case_elements(i.files) for i, _ in (first, second)]
+    assert devices[1] - devices[0]
+    cache = feeder_cache.FeederCache(1)
+    cache.hints[feeder] = devices[0]
+    _solved(cache, feeder, ctx, *first)
+    table, metrics = _solved(cache, feeder, ctx, *second)
+    assert cache.compiles == 2 and cache.feeders[feeder].elements == devices[0] | devices[1]
+    table_c, summary_c, _ = pf.simulate(second[1])
+    _assert_same_metrics(summary_c["metrics"], json.loads(metrics), "case 2")
+
+
 def test_cache_keeps_at_most_its_size_dropping_the_least_recently_used(cases_ws):
     ws = Workspace(cases_ws)
     mixes = doe.load_mixes(ws.mixes("lhs"))
