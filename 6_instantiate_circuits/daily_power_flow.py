@@ -53,8 +53,10 @@ element's phase powers and currents. Then it computes:
   unserved; PV energy (three-phase and rooftop arrays); storage charge and discharge (the three-phase
   fleet and the home batteries), their state of charge; the storage
   peak reduction against the same case without storage (the batteries disabled: the whole day
-  re-solved from the same control state on a feeder with regulators or capacitors, else only the
-  intervals where they discharged, idle intervals being identical);
+  re-solved from the same control state on a feeder with regulators or capacitors; else idle intervals
+  are identical, and an active interval is solved only where a bound says it could top the peak, its
+  head power plus twice the discharge taken away, or a fuse could operate without the batteries
+  (:func:`peak_without_storage`, :func:`fuse_must_solve`));
 * non-converged steps, steps with a control-iteration warning (OpenDSS #485 at a step that still
   converged, recorded rather than fatal), status (``ok`` / ``failed`` with the OpenDSS message),
   runtime, versions.
@@ -292,19 +294,41 @@ def charger_voltage_pu(v_nodes_pu: np.ndarray) -> np.ndarray:
     return v
 
 
-def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without, every_active: bool = False) -> float:
+#: what :func:`peak_without_storage` allows the losses to grow by, per kVA of battery discharge taken away, when it
+#: leaves an interval unsolved: 1 kW per kVA, a marginal loss factor of 100 % (a distribution feeder's is a few per
+#: cent, and tens of per cent only near voltage collapse). A solved interval whose losses grew by more than half of
+#: it makes every active interval solved.
+LOSS_MARGIN = 1.0
+#: an interval is left unsolved only if every fuse's current bound without the batteries stays below this share of
+#: the lowest current its time-current curve operates at (:func:`fuse_must_solve`)
+FUSE_MARGIN = 0.9
+
+
+def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without, every_active: bool = False,
+                         discharge_kva: np.ndarray | None = None, must_solve: np.ndarray | None = None) -> float:
     """The feeder-head peak of the same day with the batteries disabled.
 
     Valid when the steps of the day are independent (no regulator, capacitor or other stateful
     control; a circuit with such controls is re-solved for the whole day instead,
     :func:`full_day_peak_without_storage`). Then idle intervals are the same with or without
-    batteries; every interval where the fleet discharges is re-solved without it
-    (``solve_without(k)`` [kW]); where it charges, the head power without it is at most the power
-    with it (a load removed), so only charging intervals whose power with it still tops the best
-    value so far are re-solved, highest first. No bound on the losses a battery saves is assumed.
-    With ``every_active`` every interval where a battery charges or discharges is re-solved (a circuit with
-    fuses, relays or reclosers: ``solve_without`` checks after each that none operated, so the idle
-    intervals keep the same protective state as with the batteries).
+    batteries. ``storage_kw`` classifies each interval (+ where a battery discharges, - where some charge and
+    none discharges, 0 idle). ``solve_without(k)`` [kW] solves interval ``k`` without the batteries.
+
+    Without ``discharge_kva`` every interval where the fleet discharges is re-solved; where it charges, the
+    head power without it is at most the power with it (a load removed), so only charging intervals whose
+    power with it still tops the best value so far are re-solved, highest first; no bound on the losses a
+    battery saves is assumed. With ``every_active`` every interval where a battery charges or discharges is
+    re-solved (a circuit with relays or reclosers: ``solve_without`` checks after each that none operated, so
+    the idle intervals keep the same protective state as with the batteries).
+
+    With ``discharge_kva`` (per interval, the apparent power of the batteries that discharge in it [kVA]), an
+    active interval is solved only while its bound ``p_kw + (1 + LOSS_MARGIN) discharge_kva`` tops the best
+    value so far, highest bound first: without the batteries the head takes what the discharging ones gave and
+    the losses that adds (at most :data:`LOSS_MARGIN` of it), and less where others charged (a load removed).
+    ``must_solve`` (bool per interval) marks intervals solved whatever their bound (where a fuse could operate
+    without the batteries: :func:`fuse_must_solve`). Should a solved interval's head power without the
+    batteries exceed the power with them by more than ``(1 + LOSS_MARGIN / 2) discharge_kva`` (plus 0.1 % of
+    the head power, for voltage-dependent loads), the bound is not trusted and every active interval is solved.
     """
     p_kw = np.asarray(p_kw, dtype=float)
     storage_kw = np.asarray(storage_kw, dtype=float)
@@ -315,6 +339,21 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
         for k in np.nonzero(~idle)[0]:
             best = max(best, float(solve_without(int(k))))
         return best
+    if discharge_kva is not None:
+        d = np.asarray(discharge_kva, dtype=float)
+        must = (np.zeros(len(p_kw), dtype=bool) if must_solve is None else np.asarray(must_solve, dtype=bool)) & ~idle
+        trusted = True
+        bound = p_kw + (1.0 + LOSS_MARGIN) * d
+        order = np.concatenate([np.nonzero(must)[0],
+                                [k for k in np.argsort(-bound, kind="stable") if not idle[k] and not must[k]]])
+        for k in order.astype(int):
+            if trusted and not must[k] and bound[k] <= best:
+                break  # the bounds are in decreasing order from here: no interval left can top the best
+            value = float(solve_without(int(k)))
+            best = max(best, value)
+            if value - p_kw[k] > (1.0 + LOSS_MARGIN / 2) * d[k] + 1e-3 * abs(p_kw[k]):
+                trusted = False
+        return best
     for k in np.nonzero(storage_kw > 1e-6)[0]:
         best = max(best, float(solve_without(int(k))))
     if charging.any() and p_kw[charging].max() > best:
@@ -324,6 +363,120 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
                 break
             best = max(best, float(solve_without(int(k))))
     return best
+
+
+def _bus_tree(engine: Any) -> tuple[dict[str, str], dict[str, tuple[int, int]]] | None:
+    """The feeder's buses as a tree from the source: each bus's parent bus and its (entry, exit) order of a
+    depth-first walk (bus b is downstream of bus a when a's span holds b's). Edges join the buses of each enabled
+    power-delivery element's closed terminals (parallel elements between two buses are one edge). None when the
+    buses are not a tree (a loop: a current could reach a bus two ways)."""
+    adjacency: dict[str, set[str]] = {}
+    if engine.PDElements.First():
+        while True:
+            element = engine.CktElement
+            if element.Enabled():
+                phases = max(1, int(element.NumPhases()))
+                # a terminal joins its bus unless every phase conductor of it is open
+                buses = [bus_name_of(b) for t, b in enumerate(element.BusNames())
+                         if not all(element.IsOpen(t + 1, c) for c in range(1, phases + 1))]
+                for other in buses[1:]:
+                    if other != buses[0]:
+                        adjacency.setdefault(buses[0], set()).add(other)
+                        adjacency.setdefault(other, set()).add(buses[0])
+            if not engine.PDElements.Next():
+                break
+    engine.Circuit.SetActiveElement("Vsource.source")
+    root = bus_name_of(engine.CktElement.BusNames()[0])
+    parent, span, clock = {root: ""}, {}, 0
+    stack = [(root, iter(sorted(adjacency.get(root, ()))))]
+    span[root] = (clock, -1)
+    while stack:
+        bus, neighbours = stack[-1]
+        child = next(neighbours, None)
+        if child is None:
+            clock += 1
+            span[bus] = (span[bus][0], clock)
+            stack.pop()
+            continue
+        if child == parent[bus]:
+            continue
+        if child in parent:
+            return None  # reached again: a loop
+        parent[child] = bus
+        clock += 1
+        span[child] = (clock, -1)
+        stack.append((child, iter(sorted(adjacency.get(child, ())))))
+    return parent, span
+
+
+def bus_name_of(bus: str) -> str:
+    return dss.bus_name(bus).lower()
+
+
+def fuse_must_solve(engine: Any, circuit: "_Circuit", day: Day) -> np.ndarray | None:
+    """The intervals where a fuse could operate if the batteries were taken away (bool per interval), so that
+    :func:`peak_without_storage` solves them whatever their head-power bound; None when no bound can be drawn
+    (every active interval is then solved).
+
+    A fuse operates only at a current above its rated current times the lowest multiple of its time-current
+    curve. Without the batteries its current is at most its current with them plus the current of the
+    discharging batteries downstream of it, taken whole at the fuse's lowest conductor voltage to ground and
+    with their losses (:data:`LOSS_MARGIN`): ``I + (1 + LOSS_MARGIN) sum(|S| of those batteries) / V``;
+    charging batteries taken away only lower it. An interval is safe when every fuse's bound stays below
+    :data:`FUSE_MARGIN` of that current. None when a fuse monitors anything but a line, its curve cannot be
+    read, or the buses are not a tree (:func:`_bus_tree`)."""
+    tree = circuit.tree_cache.get("tree", False)
+    if tree is False:
+        tree = circuit.tree_cache["tree"] = _bus_tree(engine)
+    if tree is None:
+        return None
+    parent, span = tree
+    line_of = {name.lower(): i for i, name in enumerate(circuit.line_names)}
+    fuses = []
+    api = engine.Fuses
+    if api.First():
+        while True:
+            monitored = api.MonitoredObj().lower()
+            if monitored not in line_of:
+                return None
+            try:
+                engine.Text.Command(f"? TCC_Curve.{api.TCCCurve()}.C_array")
+                multiples = [float(x) for x in engine.Text.Result().strip("[] ").replace(",", " ").split()]
+            except (dss.opendssdirect.DSSException, ValueError):
+                return None
+            if not multiples or not api.RatedCurrent() > 0:
+                return None
+            fuses.append((line_of[monitored], float(api.RatedCurrent()) * min(multiples)))
+            if not api.Next():
+                break
+    if not fuses:
+        return np.zeros(STEPS, dtype=bool)
+    battery_span = []
+    for element in circuit.storage:
+        engine.Circuit.SetActiveElement(element)
+        battery_span.append(span.get(bus_name_of(engine.CktElement.BusNames()[0]), (-1, -1))[0])
+    battery_span = np.array(battery_span, dtype=float)
+    base_v = circuit.base_v
+    must = np.zeros(STEPS, dtype=bool)
+    for line, threshold_a in fuses:
+        seg = circuit.line_segments[line]
+        stop = circuit.line_segments[line + 1] if line + 1 < len(circuit.line_segments) else len(circuit.line_nodes)
+        nodes = circuit.line_nodes[seg:stop]
+        nodes = nodes[nodes >= 0]
+        engine.Circuit.SetActiveElement(circuit.line_names[line])
+        a, b = (bus_name_of(x) for x in engine.CktElement.BusNames()[:2])
+        child = a if parent.get(a) == b else b if parent.get(b) == a else None
+        if child is None:  # the fuse's line is not on the tree (isolated, or open): no battery can feed it
+            below = np.zeros(len(battery_span), dtype=bool)
+        else:
+            start, end = span[child]
+            below = (battery_span >= start) & (battery_span <= end)
+        volts = (day.v[:, nodes].astype(float) * base_v[nodes]).min(axis=1) if len(nodes) else np.zeros(STEPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            extra_a = np.where(volts > 1.0, 1000.0 * (1.0 + LOSS_MARGIN) * day.discharge_kva[:, below].sum(axis=1)
+                               / volts, np.where(day.discharge_kva[:, below].sum(axis=1) > 0, np.inf, 0.0))
+        must |= day.line_amps[:, line] + extra_a >= FUSE_MARGIN * threshold_a
+    return must
 
 
 def full_day_peak_without_storage(engine: Any, master: Path, circuit: "_Circuit", deadline: float | None,
@@ -529,6 +682,7 @@ class _Circuit:
         self.line_terminal = np.array(idx, dtype=int)
         self.line_segments = np.array(seg, dtype=int)
         self.line_nodes = np.array(nodes, dtype=int)
+        self.tree_cache: dict[str, Any] = {}  # the feeder's bus tree, made when a day needs it (fuse_must_solve)
 
     def _read_case(self, assignments: dict[str, Any]) -> None:
         """What the case's assignments name: rated lines, customers' and EVs' nodes, the head element,
@@ -619,6 +773,8 @@ class Day:
     converged: np.ndarray    # (96,) bool
     warnings: list = None    # (step, message) of control-iteration warnings at converged steps
     svc_p_kw: np.ndarray = None  # (96, service transformers) active power into winding 1 [kW]
+    line_amps: np.ndarray = None  # (96, lines) the highest current of each line's phase conductors [A]
+    discharge_kva: np.ndarray = None  # (96, batteries) apparent power of each battery where it discharges [kVA]
 
 
 def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadline: float | None) -> Day:
@@ -631,7 +787,9 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
               vuf_pct=np.zeros((STEPS, len(circuit.bus3)), dtype=np.float32),
               losses_kw=np.zeros(STEPS), storage_kw=np.zeros(STEPS),
               storage_soc=np.full(STEPS, np.nan), storage_mode=np.zeros(STEPS), pv_kw=np.zeros(STEPS),
-              converged=np.zeros(STEPS, dtype=bool), svc_p_kw=np.zeros((STEPS, len(circuit.svc_segments))))
+              converged=np.zeros(STEPS, dtype=bool), svc_p_kw=np.zeros((STEPS, len(circuit.svc_segments))),
+              line_amps=np.zeros((STEPS, len(circuit.line_idx)), dtype=np.float32),
+              discharge_kva=np.zeros((STEPS, len(circuit.storage)), dtype=np.float32))
     sto_kwh_rated = np.array([s["kwh"] for s in circuit.storage_hosts], dtype=float)
 
     def read(k: int) -> None:
@@ -649,6 +807,7 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
             with np.errstate(divide="ignore", invalid="ignore"):
                 amps = np.where(node_v > 1.0, 1000.0 * np.abs(powers[circuit.line_terminal]) / node_v, 0.0)
             currents = np.maximum.reduceat(amps, circuit.line_segments)
+            day.line_amps[k] = currents
             unknown = np.isnan(circuit.line_amps) & (currents > 0)
             if unknown.any():  # NormAmps = |I| / (% of normal) from the engine's own loading, once per line
                 pct = np.asarray(engine.PDElements.AllPctNorm(False), dtype=float)[circuit.line_idx]
@@ -668,9 +827,11 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
         if len(circuit.svc_segments):
             day.svc_p_kw[k] = np.add.reduceat(powers[circuit.svc_conductors].real, circuit.svc_segments)
         if circuit.storage or circuit.pv:
-            device_kw = -circuit.device_batch.powers().real  # every array, then every battery: output [kW]
+            device_s = -circuit.device_batch.powers()  # every array, then every battery: output [kVA], complex
+            device_kw = device_s.real
         if circuit.storage:
             units = device_kw[len(circuit.pv):]
+            day.discharge_kva[k] = np.where(units > 1e-6, np.abs(device_s[len(circuit.pv):]), 0.0)
             day.storage_kw[k] = units.sum()
             day.storage_mode[k] = 1.0 if (units > 1e-6).any() else (-1.0 if (units < -1e-6).any() else 0.0)
             soc = circuit.storage_batch.property_values(circuit.soc_property) / 100.0
@@ -857,10 +1018,15 @@ def simulate(instance_dir: Path, deadline: float | None = None,
                 # classified per interval by every battery, not their sum: a home battery charging beside a
                 # discharging fleet must not hide the discharge
                 try:
+                    # intervals are left unsolved by a bound on the head power and on every fuse's current (none
+                    # with relays or reclosers, or where the fuses cannot be bounded: every active interval solved)
+                    must = (fuse_must_solve(engine, circuit, day) if latching
+                            else np.zeros(STEPS, dtype=bool) if not stateful else None)
                     best = peak_without_storage(
                         p3, day.storage_mode,
                         lambda k: _solve_without(engine, circuit, k, protection=protective and not latching),
-                        every_active=protective)
+                        every_active=must is None,
+                        discharge_kva=day.discharge_kva.sum(axis=1) if must is not None else None, must_solve=must)
                     operated = dss.protection_operated(engine) if latching else []
                     if operated:
                         raise ProtectionOperated(f"{operated[0]} operated in an interval solved without the batteries")

@@ -161,6 +161,38 @@ def test_a_case_with_a_device_the_hint_lacks_compiles_the_feeder_again_with_it(c
     _assert_same_metrics(summary_c["metrics"], json.loads(metrics), "case 2")
 
 
+def test_storage_peak_without_batteries_by_bounds_is_the_peak_of_solving_every_active_interval(cases_ws, monkeypatch):
+    """The sample's 900-customer feeder has fuses: its storage cases' peak without batteries, solved where the
+    head-power and fuse bounds say an interval could top it, equals solving every interval a battery is active
+    in, to the engine's convergence (each interval is solved from another starting point), with fewer solves."""
+    from common import dss
+
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    feeder = FEEDERS[1]
+    solves = []
+    real_interval = dss.solve_interval
+    monkeypatch.setattr(dss, "solve_interval", lambda *a, **k: solves.append(1) or real_interval(*a, **k))
+    compared = 0
+    for key in sorted(mixes, key=int):
+        folder = ws.instance_dir("NC", "winter", "lhs", feeder, key)
+        if not json.loads((folder / "scenario_assignments.json").read_text())["hosts"]["storage_res"]:
+            continue
+        solves.clear()
+        _, bounded, _ = pf.simulate(folder)
+        n_bounded = len(solves)
+        with monkeypatch.context() as m:
+            m.setattr(pf, "fuse_must_solve", lambda *a: None)  # no bound: every active interval solved
+            solves.clear()
+            _, every, _ = pf.simulate(folder)
+        assert bounded["status"] == every["status"] == "ok"
+        np.testing.assert_allclose(bounded["metrics"]["peak_without_storage_kw"],
+                                   every["metrics"]["peak_without_storage_kw"], rtol=1e-4)
+        assert n_bounded < len(solves), key
+        compared += 1
+    assert compared >= 3
+
+
 def test_cache_keeps_at_most_its_size_dropping_the_least_recently_used(cases_ws):
     ws = Workspace(cases_ws)
     mixes = doe.load_mixes(ws.mixes("lhs"))

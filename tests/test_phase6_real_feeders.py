@@ -291,6 +291,62 @@ def test_a_fuse_that_blows_only_without_the_batteries_makes_the_day_without_them
                                                                           rel=1e-3)
 
 
+def _branched_with_storage(folder: Path, extra: str = "", fuses: tuple[str, ...] = ("service", "side")) -> Path:
+    """The tiny feeder with a second lateral (Line.side to bus side, a 20 kW load) and a 75 kW battery at the
+    customer discharging 15:00-17:00, a 70 A fuse on each lateral of ``fuses``: Line.service above the battery,
+    Line.side on the other lateral."""
+    from test_phase6_runs import _tiny_instance
+
+    extra = ("New Line.side bus1=lv bus2=side linecode=lv length=0.05 units=km\n"
+             "New Load.side bus1=side.1.2.3 phases=3 kV=0.48 kW=20 pf=1 model=1 daily=day\n"
+             + "".join(f"New Fuse.f_{line} monitoredobj=Line.{line} monitoredterm=1 ratedcurrent=70\n" for line in fuses)
+             + "New Loadshape.sd npts=96 interval=0.25 mult=(" + " ".join(["0"] * 60 + ["1"] * 8 + ["0"] * 28) + ")\n"
+             "New Storage.s bus1=cust.1.2.3 phases=3 kV=0.48 kWrated=75 kWhrated=300 kVA=80 %stored=80 "
+             "%reserve=20 dispmode=follow daily=sd\n" + extra)
+    folder = _tiny_instance(folder, 60.0, extra=extra)
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    a["hosts"]["storage"] = [{"element": "Storage.s", "kwh": 300.0}]
+    write_json(folder / "scenario_assignments.json", a)
+    return folder
+
+
+def _solved_day(folder: Path):
+    engine = dss.engine()
+    dss.compile_master(folder / "Master.dss", strip=False)
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    circuit = pf._Circuit(engine, a)
+    return engine, circuit, pf.solve_day(engine, circuit, a, None)
+
+
+def test_fuse_must_solve_flags_the_intervals_a_battery_downstream_of_a_fuse_could_blow_it(tmp_path):
+    # 60 kW at the customer: 36-72 A on the 70 A service fuse, which operates from 140 A (the tlink curve starts
+    # at 2 x); without the 75 kW battery's 90 A its current could reach 72 + 2 x 90 A while it discharges: those
+    # intervals are solved; the side fuse carries 12-24 A and no battery: never
+    engine, circuit, day = _solved_day(_branched_with_storage(tmp_path / "tiny"))
+    must = pf.fuse_must_solve(engine, circuit, day)
+    assert must is not None and must.tolist() == [False] * 60 + [True] * 8 + [False] * 28
+
+
+def test_fuse_must_solve_leaves_out_a_fuse_no_battery_is_downstream_of(tmp_path):
+    # the side fuse alone: its current is the side load's, whatever the battery at the customer does
+    engine, circuit, day = _solved_day(_branched_with_storage(tmp_path / "tiny", fuses=("side",)))
+    assert pf.fuse_must_solve(engine, circuit, day).tolist() == [False] * 96
+
+
+def test_fuse_must_solve_gives_no_bound_on_a_feeder_with_a_loop(tmp_path):
+    folder = _branched_with_storage(tmp_path / "tiny", "New Line.tie bus1=side bus2=cust linecode=lv length=0.05 "
+                                                      "units=km")
+    engine, circuit, day = _solved_day(folder)
+    assert pf.fuse_must_solve(engine, circuit, day) is None
+
+
+def test_an_open_tie_is_no_loop_for_the_fuse_bound(tmp_path):
+    folder = _branched_with_storage(tmp_path / "tiny", "New Line.tie bus1=side bus2=cust linecode=lv length=0.05 "
+                                                      "units=km\nOpen Line.tie 1")
+    engine, circuit, day = _solved_day(folder)
+    assert pf.fuse_must_solve(engine, circuit, day) is not None
+
+
 def test_control_iteration_warning_is_recorded_and_the_day_goes_on(tmp_path):
     """A regulator that needs several tap changes with a control-iteration limit of 1: OpenDSS raises
     #485 at the steps where it cannot settle, the power flow converged, and the run records it."""

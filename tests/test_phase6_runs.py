@@ -421,6 +421,54 @@ def test_peak_without_storage_resolves_every_discharge_and_only_charges_that_can
     assert solved == [1, 3, 4]  # both discharges; of the charges only the one above the best so far
 
 
+def _bounded_day():
+    """Head power [kW] with the batteries, their mode and their discharge [kVA] over eight intervals."""
+    p = np.array([100.0, 150.0, 90.0, 140.0, 200.0, 80.0, 120.0, 60.0])
+    mode = np.array([0.0, 1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 0.0])
+    discharge = np.array([0.0, 20.0, 0.0, 10.0, 6.0, 0.0, 2.0, 0.0])
+    return p, mode, discharge
+
+
+def test_peak_without_storage_with_bounds_solves_only_intervals_whose_bound_tops_the_best():
+    p, mode, discharge = _bounded_day()
+    solved = []
+
+    def solve(k):  # the batteries' discharge comes back at the head with 5 % losses
+        solved.append(k)
+        return p[k] + 1.05 * discharge[k]
+
+    best = pf.peak_without_storage(p, mode, solve, discharge_kva=discharge)
+    assert best == pytest.approx(200 + 1.05 * 6)
+    assert solved == [4]  # bounds p + 2 x discharge: 212 (4), then 190 (1), not above 206.3 once 4 is solved
+
+
+def test_peak_without_storage_solves_the_must_solve_intervals_whatever_their_bound():
+    p, mode, discharge = _bounded_day()
+    solved = []
+    must = np.zeros(len(p), dtype=bool)
+    must[[5, 7]] = True  # 7 is idle: nothing to solve there
+
+    def solve(k):
+        solved.append(k)
+        return p[k] + 1.05 * discharge[k]
+
+    pf.peak_without_storage(p, mode, solve, discharge_kva=discharge, must_solve=must)
+    assert solved == [5, 4]
+
+
+def test_peak_without_storage_solves_every_active_interval_when_losses_exceed_the_margin():
+    p, mode, discharge = _bounded_day()
+    solved = []
+
+    def solve(k):  # a feeder whose losses grow by 1.8 kW per kVA of discharge taken away: beyond 1 + 0.5
+        solved.append(k)
+        return p[k] + 2.8 * discharge[k]
+
+    best = pf.peak_without_storage(p, mode, solve, discharge_kva=discharge)
+    assert sorted(solved) == [1, 2, 3, 4, 5, 6]
+    assert best == pytest.approx(max(p[k] + 2.8 * discharge[k] for k in range(len(p))))
+
+
 # ------------------------------------------------------------------------------------------- physics
 def test_metrics_move_the_way_physics_says(prepared_nc, tmp_path):
     """More EVs and uncontrolled heat pumps: higher peak, more violations; storage: a lower peak."""
