@@ -1022,11 +1022,17 @@ def simulate(instance_dir: Path, deadline: float | None = None,
                     # with relays or reclosers, or where the fuses cannot be bounded: every active interval solved)
                     must = (fuse_must_solve(engine, circuit, day) if latching
                             else np.zeros(STEPS, dtype=bool) if not stateful else None)
-                    best = peak_without_storage(
-                        p3, day.storage_mode,
-                        lambda k: _solve_without(engine, circuit, k, protection=protective and not latching),
-                        every_active=must is None,
-                        discharge_kva=day.discharge_kva.sum(axis=1) if must is not None else None, must_solve=must)
+                    try:
+                        best = peak_without_storage(
+                            p3, day.storage_mode,
+                            lambda k: _solve_without(engine, circuit, k, protection=protective and not latching),
+                            every_active=must is None,
+                            discharge_kva=day.discharge_kva.sum(axis=1) if must is not None else None,
+                            must_solve=must)
+                    except dss.DSSError:
+                        if not (latching and dss.protection_operated(engine)):
+                            raise
+                        best = None  # an interval after a fuse blew failed: the whole day is solved below
                     operated = dss.protection_operated(engine) if latching else []
                     if operated:
                         raise ProtectionOperated(f"{operated[0]} operated in an interval solved without the batteries")

@@ -17,8 +17,8 @@ Description
       ``batch_runner.hint_chunk`` from the cases' hosts; a case with a device outside them compiles the feeder
       again with it), else every device the feeder can hold: a disabled device takes no part in the solution,
       so the results are the same bit for bit on any set of candidates, but OpenDSS still visits it at every
-      step (on the 1,965-customer sample feeder a chunk of 16 LHS cases needs a median 2,268 disabled devices
-      per case, against 4,095 with every candidate);
+      step (on the 1,965-customer sample feeder, in the full ``make study``'s NC winter LHS design, 513 cases in
+      chunks of 16 in case order, a median 2,268 disabled devices per case, against 4,095 with every candidate);
     * a case: each customer load whose variant changed is given its new daily shape (``Edit Load.x daily=``,
       the only property a case's Loads.dss changes: the rest of every line is checked equal to the base's);
       the devices of the previous case that this case lacks are disabled, and every line of the case's device
@@ -309,9 +309,10 @@ class Prepared:
 
 def compile_feeder(key: tuple, ctx: circuit_instance.FeederContext, files: dict[str, str],
                    instance_dir: Path, candidates: tuple[str, set[str]] | None = None) -> CompiledFeeder:
-    """Compile the feeder's base with every candidate device (:func:`candidate_text`, or ``candidates`` when
-    the caller made them already) in a new OpenDSS context, from the master of one case (its ``Loads.dss``
-    inlined, its device redirects replaced by the candidates). Raises DSSError when the engine refuses it."""
+    """Compile the feeder's base with ``candidates`` (:func:`candidate_text`: the chunk's, from
+    :meth:`FeederCache.prepare`), by default every candidate device, in a new OpenDSS context, from the master of
+    one case (its ``Loads.dss`` inlined, its device redirects replaced by the candidates). Raises DSSError when the
+    engine refuses it."""
     import opendssdirect
 
     master = files[INSTANCE_FILES["master"]]
@@ -473,7 +474,8 @@ class FeederCache:
             candidates = candidate_text(ctx, None if hint is None else hint | wanted, entries)
             n_devices = len(candidates[1])
             if n_devices > config.FEEDER_CACHE_MAX_DEVICES:
-                reason = (f"compiled: the feeder has {n_devices} candidate devices{' for its chunk' if hint else ''}, "
+                reason = (f"compiled: the feeder has {n_devices} candidate devices"
+                          f"{' for its chunk' if hint is not None else ''}, "
                           f"more than FEEDER_CACHE_MAX_DEVICES = {config.FEEDER_CACHE_MAX_DEVICES} (a cached circuit's "
                           "disabled devices would cost more than the compile saves)")
                 if hint is None:

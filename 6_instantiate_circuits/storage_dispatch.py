@@ -263,6 +263,9 @@ def _self_consumption_day(net_kw: np.ndarray, unit: Fleet, start_kwh: np.ndarray
 #: points per pass of the search for the periodic start (:func:`self_consumption`): each pass narrows every home's
 #: bracket 16-fold, as four bisection steps would, in one simulated day instead of four
 SEARCH_POINTS = 15
+#: at most this many (home, start) rows per simulated day of the search: with more homes to search, fewer points
+#: per pass (7, 3, then 1: a bisection), where the arithmetic of the rows, not the steps of the day, is the cost
+SEARCH_ROWS = 2048
 
 
 def self_consumption(net_kw: np.ndarray, unit: Fleet, bits: int = 60) -> HomeDispatch:
@@ -275,9 +278,11 @@ def self_consumption(net_kw: np.ndarray, unit: Fleet, bits: int = 60) -> HomeDis
     charge and discharge efficiencies. The day is periodic: the state of charge at 00:00 is the one the
     day ends with. The end-minus-start change is non-increasing in the start, so its sign change is
     bracketed and the bracket narrowed until it is ``2**-bits`` of the usable energy wide (far below a
-    float64's resolution): each pass evaluates :data:`SEARCH_POINTS` evenly spaced starts at once and keeps
-    the sub-interval where the change turns from a gain to a loss (a bisection with 16 children, no less
-    exact)."""
+    float64's resolution): each pass evaluates :data:`SEARCH_POINTS` evenly spaced starts at once (fewer when
+    many homes are searched: :data:`SEARCH_ROWS`) and keeps the sub-interval where the change turns from a gain
+    to a loss (a bisection with 16 children, no less exact). Where the change is zero over a range of starts
+    (a day that neither gains nor loses energy wherever it starts: lossless charging, say), every start in it is
+    periodic and the one found is one of them."""
     net_kw = np.atleast_2d(np.asarray(net_kw, dtype=float))
     n = len(net_kw)
     if n == 0 or unit.power_kw <= 0 or unit.energy_kwh <= 0:
@@ -285,22 +290,22 @@ def self_consumption(net_kw: np.ndarray, unit: Fleet, bits: int = 60) -> HomeDis
     lo = np.full(n, unit.reserve * unit.energy_kwh)
     hi = np.full(n, unit.energy_kwh)
 
-    def change(start, rows=slice(None)):
-        return _self_consumption_day(net_kw[rows], unit, start)[1][:, -1] - start
+    def change(net, start):
+        return _self_consumption_day(net, unit, start)[1][:, -1] - start
 
-    at_low, at_high = change(lo), change(hi)
+    at_low, at_high = change(net_kw, lo), change(net_kw, hi)
     fixed_low, fixed_high = at_low <= 1e-12, at_high >= -1e-12
     # each home's search is its own (row-wise arithmetic): only the homes whose start is not fixed at the
     # reserve or at full (in winter most homes have no PV surplus and stay at the reserve) are searched
     free = np.nonzero(~(fixed_low | fixed_high))[0]
     lo_f, hi_f = lo[free], hi[free]
-    k = SEARCH_POINTS
+    k = next(k for k in (SEARCH_POINTS, 7, 3, 1) if k * len(free) <= SEARCH_ROWS or k == 1)
     fractions = np.arange(1, k + 1) / (k + 1)
-    rows = np.repeat(free, k)
+    net_rows = net_kw[np.repeat(free, k)]
     at = np.arange(len(free))
     for _ in range(-(-bits // int(np.log2(k + 1))) if len(free) else 0):
         points = lo_f[:, None] + (hi_f - lo_f)[:, None] * fractions[None, :]  # (free homes, k), increasing
-        up = (change(points.ravel(), rows) > 0).reshape(-1, k)  # the day gains energy from there
+        up = (change(net_rows, points.ravel()) > 0).reshape(-1, k)  # the day gains energy from there
         first_down = np.where(up.all(axis=1), k, np.argmin(up, axis=1))  # first point where it does not
         lo_f = np.where(first_down > 0, points[at, np.maximum(first_down - 1, 0)], lo_f)
         hi_f = np.where(first_down < k, points[at, np.minimum(first_down, k - 1)], hi_f)

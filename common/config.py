@@ -724,15 +724,17 @@ DASK_CONNECT_TIMEOUT_S = 30.0
 RUN_RETRIES_LOST_WORKER = 1
 #: compiled feeders a phase 6 worker keeps (6_instantiate_circuits/feeder_cache.py: a case is applied to its
 #: feeder compiled once, not compiled again); the least recently used is dropped first. Each holds one
-#: OpenDSS circuit with every candidate device (60-70 MB measured for the 1,965-customer sample feeder)
+#: OpenDSS circuit with the candidate devices of its chunk (with every candidate device, 60-70 MB measured for the
+#: 1,965-customer sample feeder)
 FEEDER_CACHE_SIZE = 4
 #: a feeder whose chunk needs more candidate devices than this (EV loads, PV systems and batteries the cached
 #: circuit holds, disabled, at the hosts the chunk's cases use) is compiled for every case instead: OpenDSS still
 #: spends time on a disabled device at every step, and the more there are the more (with a candidate at every
 #: host a case could use, on the 1,965-customer sample feeder, 5,720 candidates, a cached day's engine steps
 #: cost 10-17 % more than the compiled instance's; on the benchmark's 3,110-customer, 8,419-node feeder, 9,060
-#: candidates, 34-56 % more and a cached run 1.08 of a compiled one; with the chunk's candidates only, a cached
-#: run is 0.93 and 0.94 of a compiled one: benchmarks/bench_power_flow.py --part 1 [--large-feeder])
+#: candidates, 34-56 % more and a cached run 1.08 of a compiled one; with the chunk's candidates only, the large
+#: feeder is cached and both feeders' cached runs are cheaper than compiled ones: the README's figures,
+#: benchmarks/bench_power_flow.py --part 1 [--large-feeder])
 FEEDER_CACHE_MAX_DEVICES = 7500
 #: at most this many runs of one feeder go to a worker together (a chunk), so that a worker solves a
 #: feeder's cases one after the other on the feeder it compiled; a feeder's runs are split evenly over the

@@ -193,6 +193,42 @@ def test_storage_peak_without_batteries_by_bounds_is_the_peak_of_solving_every_a
     assert compared >= 3
 
 
+def test_run_chunk_compiles_the_feeder_with_the_devices_of_the_chunks_cases(cases_ws, tmp_path):
+    data = copy_workspace(cases_ws, tmp_path / "data")
+    ws = Workspace(data)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    feeder = FEEDERS[1]
+    digest = ws.shared_digest("NC", "winter", feeder).read_text().strip()
+    tasks = [{"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": feeder,
+              "case_key": k, "case": mixes[k], "simulate": True, "force": True, "timeout_s": 600, "mixes_digest": "",
+              "shared_digest": digest} for k in ("1", "2", "3")]
+    batch_runner.FEEDERS.clear()
+    records = batch_runner.run_chunk(tasks)
+    assert [r["timings"]["engine_path"] for r in records] == ["cached"] * 3
+    ctx = batch_runner._context(tasks[0])
+    chunk = set().union(*(circuit_instance.device_elements(ctx, t["case"]) for t in tasks))
+    assert batch_runner.FEEDERS.feeders[feeder_cache.cache_key(tasks[0], ctx)].elements == chunk
+    assert batch_runner.FEEDERS.compiles == 1
+    batch_runner.FEEDERS.clear()
+
+
+def test_the_device_limit_counts_the_candidates_of_the_chunk(cases_ws, monkeypatch):
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    ctx = _context(ws, "winter", FEEDERS[0])
+    instance, folder = _instance(ws, ctx, "winter", FEEDERS[0], "1", mixes["1"])
+    own = feeder_cache.case_elements(instance.files)
+    every = feeder_cache.candidate_text(ctx)[1]
+    monkeypatch.setattr(config, "FEEDER_CACHE_MAX_DEVICES", len(own))
+    cache = feeder_cache.FeederCache(1)
+    cache.hints[FEEDERS[0]] = set(every)
+    prepared, how = cache.prepare(FEEDERS[0], ctx, instance.files, folder)
+    assert prepared is None and f"{len(every)} candidate devices for its chunk" in how
+    assert FEEDERS[0] not in cache.uncached  # another chunk may fit
+    cache.hints[FEEDERS[0]] = own
+    assert cache.prepare(FEEDERS[0], ctx, instance.files, folder)[1] == "cached"
+
+
 def test_cache_keeps_at_most_its_size_dropping_the_least_recently_used(cases_ws):
     ws = Workspace(cases_ws)
     mixes = doe.load_mixes(ws.mixes("lhs"))
