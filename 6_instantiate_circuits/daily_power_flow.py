@@ -302,6 +302,10 @@ LOSS_MARGIN = 1.0
 #: an interval is left unsolved only if every fuse's current bound without the batteries stays below this share of
 #: the lowest current its time-current curve operates at (:func:`fuse_must_solve`)
 FUSE_MARGIN = 0.9
+#: the bounds are drawn only on a circuit whose loads all turn to constant impedance at this voltage [pu] or above
+#: (their ``vminpu``; SMART-DS customers 0.8, EV chargers 0.85): a load held at constant power to a lower voltage
+#: lets a sagging feeder near voltage collapse, where the losses a battery saves have no useful bound
+BOUND_MIN_VMINPU = 0.8
 
 
 def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without, every_active: bool = False,
@@ -328,7 +332,9 @@ def peak_without_storage(p_kw: np.ndarray, storage_kw: np.ndarray, solve_without
     ``must_solve`` (bool per interval) marks intervals solved whatever their bound (where a fuse could operate
     without the batteries: :func:`fuse_must_solve`). Should a solved interval's head power without the
     batteries exceed the power with them by more than ``(1 + LOSS_MARGIN / 2) discharge_kva`` (plus 0.1 % of
-    the head power, for voltage-dependent loads), the bound is not trusted and every active interval is solved.
+    the head power: the power flow's convergence), the bound is not trusted and every active interval is solved
+    (a check that sees only what the solved intervals show: where other batteries charge in the same interval,
+    the charge taken away hides part of the losses).
     """
     p_kw = np.asarray(p_kw, dtype=float)
     storage_kw = np.asarray(storage_kw, dtype=float)
@@ -369,7 +375,15 @@ def _bus_tree(engine: Any) -> tuple[dict[str, str], dict[str, tuple[int, int]]] 
     """The feeder's buses as a tree from the source: each bus's parent bus and its (entry, exit) order of a
     depth-first walk (bus b is downstream of bus a when a's span holds b's). Edges join the buses of each enabled
     power-delivery element's closed terminals (parallel elements between two buses are one edge). None when the
-    buses are not a tree (a loop: a current could reach a bus two ways)."""
+    buses are not a tree (a loop: a current could reach a bus two ways), or when another source could feed a bus
+    (a second Vsource, an enabled Generator or ISource)."""
+    for cls in ("vsource", "generator", "isource"):
+        engine.Circuit.SetActiveClass(cls)
+        names = [n.lower() for n in engine.ActiveClass.AllNames()] if engine.ActiveClass.Count() else []
+        for name in names:
+            engine.Circuit.SetActiveElement(f"{cls}.{name}")
+            if engine.CktElement.Enabled() and not (cls == "vsource" and name == "source"):
+                return None
     adjacency: dict[str, set[str]] = {}
     if engine.PDElements.First():
         while True:
@@ -419,10 +433,14 @@ def fuse_must_solve(engine: Any, circuit: "_Circuit", day: Day) -> np.ndarray | 
     (every active interval is then solved).
 
     A fuse operates only at a current above its rated current times the lowest multiple of its time-current
-    curve. Without the batteries its current is at most its current with them plus the current of the
-    discharging batteries downstream of it, taken whole at the fuse's lowest conductor voltage to ground and
-    with their losses (:data:`LOSS_MARGIN`): ``I + (1 + LOSS_MARGIN) sum(|S| of those batteries) / V``;
-    charging batteries taken away only lower it. An interval is safe when every fuse's bound stays below
+    curve (OpenDSS reads the phase currents at terminal 1 of the element it monitors). Without the batteries its
+    current is at most its current with them plus the current of every active battery downstream of it (a
+    discharging one's power now drawn through it, a charging one's no longer drawn from the PV below it when
+    that exports through the fuse), taken whole at the fuse's lowest conductor voltage to ground and with their
+    losses (:data:`LOSS_MARGIN`), and the whole scaled by ``max(1, V / vmin)`` (``V`` the fuse's highest
+    conductor voltage with the batteries [pu], ``vmin`` the lowest load ``vminpu``): a constant-power load draws
+    more current as the voltage sags, at most in that ratio before it turns to constant impedance, whichever
+    battery upstream was taken away. An interval is safe when every fuse's bound stays below
     :data:`FUSE_MARGIN` of that current. None when a fuse monitors anything but a line, its curve cannot be
     read, or the buses are not a tree (:func:`_bus_tree`)."""
     tree = circuit.tree_cache.get("tree", False)
@@ -451,6 +469,7 @@ def fuse_must_solve(engine: Any, circuit: "_Circuit", day: Day) -> np.ndarray | 
                 break
     if not fuses:
         return np.zeros(STEPS, dtype=bool)
+    vmin_pu = lowest_vminpu(engine, circuit)
     battery_span = []
     for element in circuit.storage:
         engine.Circuit.SetActiveElement(element)
@@ -472,11 +491,28 @@ def fuse_must_solve(engine: Any, circuit: "_Circuit", day: Day) -> np.ndarray | 
             start, end = span[child]
             below = (battery_span >= start) & (battery_span <= end)
         volts = (day.v[:, nodes].astype(float) * base_v[nodes]).min(axis=1) if len(nodes) else np.zeros(STEPS)
+        sag = np.maximum(1.0, day.v[:, nodes].max(axis=1) / vmin_pu) if len(nodes) else np.ones(STEPS)
+        active_kva = day.active_kva[:, below].sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            extra_a = np.where(volts > 1.0, 1000.0 * (1.0 + LOSS_MARGIN) * day.discharge_kva[:, below].sum(axis=1)
-                               / volts, np.where(day.discharge_kva[:, below].sum(axis=1) > 0, np.inf, 0.0))
-        must |= day.line_amps[:, line] + extra_a >= FUSE_MARGIN * threshold_a
+            extra_a = np.where(volts > 1.0, 1000.0 * (1.0 + LOSS_MARGIN) * active_kva / volts,
+                               np.where(active_kva > 0, np.inf, 0.0))
+        must |= (day.line_amps[:, line] + extra_a) * sag >= FUSE_MARGIN * threshold_a
     return must
+
+
+def lowest_vminpu(engine: Any, circuit: "_Circuit") -> float:
+    """The lowest ``vminpu`` of the circuit's loads, enabled or not (the voltage [pu] below which each turns to
+    constant impedance), read once per compiled feeder; 1.0 without loads."""
+    low = circuit.tree_cache.get("vminpu")
+    if low is None:
+        low, loads = 1.0, engine.Loads
+        if loads.First():
+            while True:
+                low = min(low, float(loads.Vminpu()))
+                if not loads.Next():
+                    break
+        circuit.tree_cache["vminpu"] = low
+    return low
 
 
 def full_day_peak_without_storage(engine: Any, master: Path, circuit: "_Circuit", deadline: float | None,
@@ -510,7 +546,9 @@ def _solve_without(engine: Any, circuit: "_Circuit", k: int, protection: bool = 
     if not getattr(circuit, "storage_disabled", False):
         engine.Text.Command("BatchEdit Storage..* enabled=no")
         circuit.storage_disabled = True
-    dss.solve_interval(k, dss=engine)
+    if not dss.solve_interval(k, dss=engine):
+        raise DivergedSolution(f"step {k + 1} without storage did not converge: the storage peak reduction cannot be "
+                               "measured")
     if protection:
         operated = dss.protection_operated(engine)
         if operated:
@@ -775,6 +813,7 @@ class Day:
     svc_p_kw: np.ndarray = None  # (96, service transformers) active power into winding 1 [kW]
     line_amps: np.ndarray = None  # (96, lines) the highest current of each line's phase conductors [A]
     discharge_kva: np.ndarray = None  # (96, batteries) apparent power of each battery where it discharges [kVA]
+    active_kva: np.ndarray = None  # (96, batteries) apparent power of each battery where it charges or discharges
 
 
 def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadline: float | None) -> Day:
@@ -789,7 +828,8 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
               storage_soc=np.full(STEPS, np.nan), storage_mode=np.zeros(STEPS), pv_kw=np.zeros(STEPS),
               converged=np.zeros(STEPS, dtype=bool), svc_p_kw=np.zeros((STEPS, len(circuit.svc_segments))),
               line_amps=np.zeros((STEPS, len(circuit.line_idx)), dtype=np.float32),
-              discharge_kva=np.zeros((STEPS, len(circuit.storage)), dtype=np.float32))
+              discharge_kva=np.zeros((STEPS, len(circuit.storage)), dtype=np.float32),
+              active_kva=np.zeros((STEPS, len(circuit.storage)), dtype=np.float32))
     sto_kwh_rated = np.array([s["kwh"] for s in circuit.storage_hosts], dtype=float)
 
     def read(k: int) -> None:
@@ -831,7 +871,8 @@ def solve_day(engine: Any, circuit: _Circuit, assignments: dict[str, Any], deadl
             device_kw = device_s.real
         if circuit.storage:
             units = device_kw[len(circuit.pv):]
-            day.discharge_kva[k] = np.where(units > 1e-6, np.abs(device_s[len(circuit.pv):]), 0.0)
+            day.active_kva[k] = np.where(np.abs(units) > 1e-6, np.abs(device_s[len(circuit.pv):]), 0.0)
+            day.discharge_kva[k] = np.where(units > 1e-6, day.active_kva[k], 0.0)
             day.storage_kw[k] = units.sum()
             day.storage_mode[k] = 1.0 if (units > 1e-6).any() else (-1.0 if (units < -1e-6).any() else 0.0)
             soc = circuit.storage_batch.property_values(circuit.soc_property) / 100.0
@@ -1020,7 +1061,8 @@ def simulate(instance_dir: Path, deadline: float | None = None,
                 try:
                     # intervals are left unsolved by a bound on the head power and on every fuse's current (none
                     # with relays or reclosers, or where the fuses cannot be bounded: every active interval solved)
-                    must = (fuse_must_solve(engine, circuit, day) if latching
+                    bounded = lowest_vminpu(engine, circuit) >= BOUND_MIN_VMINPU
+                    must = (None if not bounded else fuse_must_solve(engine, circuit, day) if latching
                             else np.zeros(STEPS, dtype=bool) if not stateful else None)
                     try:
                         best = peak_without_storage(

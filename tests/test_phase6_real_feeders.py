@@ -291,18 +291,19 @@ def test_a_fuse_that_blows_only_without_the_batteries_makes_the_day_without_them
                                                                           rel=1e-3)
 
 
-def _branched_with_storage(folder: Path, extra: str = "", fuses: tuple[str, ...] = ("service", "side")) -> Path:
-    """The tiny feeder with a second lateral (Line.side to bus side, a 20 kW load) and a 75 kW battery at the
+def _branched_with_storage(folder: Path, extra: str = "", fuses: tuple[str, ...] = ("service", "side"),
+                           side_kw: float = 20.0) -> Path:
+    """The tiny feeder with a second lateral (Line.side to bus side, a ``side_kw`` load) and a 75 kW battery at the
     customer discharging 15:00-17:00, a 70 A fuse on each lateral of ``fuses``: Line.service above the battery,
     Line.side on the other lateral."""
     from test_phase6_runs import _tiny_instance
 
     extra = ("New Line.side bus1=lv bus2=side linecode=lv length=0.05 units=km\n"
-             "New Load.side bus1=side.1.2.3 phases=3 kV=0.48 kW=20 pf=1 model=1 daily=day\n"
+             f"New Load.side bus1=side.1.2.3 phases=3 kV=0.48 kW={side_kw:g} pf=1 model=1 daily=day\n"
              + "".join(f"New Fuse.f_{line} monitoredobj=Line.{line} monitoredterm=1 ratedcurrent=70\n" for line in fuses)
              + "New Loadshape.sd npts=96 interval=0.25 mult=(" + " ".join(["0"] * 60 + ["1"] * 8 + ["0"] * 28) + ")\n"
              "New Storage.s bus1=cust.1.2.3 phases=3 kV=0.48 kWrated=75 kWhrated=300 kVA=80 %stored=80 "
-             "%reserve=20 dispmode=follow daily=sd\n" + extra)
+             "%reserve=20 %IdlingkW=0 dispmode=follow daily=sd\n" + extra)
     folder = _tiny_instance(folder, 60.0, extra=extra)
     a = json.loads((folder / "scenario_assignments.json").read_text())
     a["hosts"]["storage"] = [{"element": "Storage.s", "kwh": 300.0}]
@@ -331,6 +332,63 @@ def test_fuse_must_solve_leaves_out_a_fuse_no_battery_is_downstream_of(tmp_path)
     # the side fuse alone: its current is the side load's, whatever the battery at the customer does
     engine, circuit, day = _solved_day(_branched_with_storage(tmp_path / "tiny", fuses=("side",)))
     assert pf.fuse_must_solve(engine, circuit, day).tolist() == [False] * 96
+
+
+def test_a_battery_charging_from_pv_that_exports_through_a_fuse_makes_its_intervals_solved(tmp_path):
+    # 160 kW of PV at the customer 10:00-12:00 exports through the 70 A fuse (operating from 140 A), 75 kW of it
+    # into a charging battery: with the battery 78 A, without it the export blows the fuse. The charging
+    # intervals are solved, the fuse found blown, the day solved whole, where the customer's PV, cut off, has no
+    # solution: the run says the storage peak reduction cannot be measured (a bound alone would have given one)
+    from test_phase6_runs import _tiny_instance
+
+    pv = " ".join(["0"] * 40 + ["1"] * 8 + ["0"] * 48)
+    charge = " ".join(["0"] * 40 + ["-1"] * 8 + ["0"] * 20 + ["0.4"] * 8 + ["0"] * 20)
+    folder = _tiny_instance(tmp_path / "tiny", 40.0, extra=(
+        "Edit Transformer.tx kVAs=[500 500]\nEdit Linecode.lv r1=0.1 r0=0.1 normamps=400\nEdit Load.load_cust vminpu=0.8\n"
+        f"New Fuse.f1 monitoredobj=Line.service monitoredterm=1 ratedcurrent=70\n"
+        f"New Loadshape.pvs npts=96 interval=0.25 mult=({pv})\nNew Loadshape.sd npts=96 interval=0.25 mult=({charge})\n"
+        "New PVSystem.pv bus1=cust.1.2.3 phases=3 kV=0.48 kVA=170 Pmpp=160 irradiance=1 pf=1 %cutin=0.1 %cutout=0.1 "
+        "daily=pvs\nNew Storage.s bus1=cust.1.2.3 phases=3 kV=0.48 kWrated=75 kWhrated=300 kVA=80 %stored=20 "
+        "%reserve=10 %IdlingkW=0 dispmode=follow daily=sd"))
+    a = json.loads((folder / "scenario_assignments.json").read_text())
+    a["hosts"]["storage"] = [{"element": "Storage.s", "kwh": 300.0}]
+    write_json(folder / "scenario_assignments.json", a)
+    engine, circuit, day = _solved_day(folder)
+    assert not dss.protection_operated(engine)
+    assert pf.fuse_must_solve(engine, circuit, day)[40:48].all()
+    _, summary, _ = pf.simulate(folder)
+    assert summary["status"] == "failed" and "storage peak reduction cannot be measured" in summary["message"]
+
+
+def test_a_fuse_near_its_operating_current_is_solved_for_whatever_battery_is_taken_away(tmp_path):
+    # the side fuse has no battery below it, but its 80 kW load draws 96 A at full load, and as much as 1 / 0.7 of
+    # that if the voltage sagged to the lowest vminpu (0.7, the customer's) before the loads turn to constant
+    # impedance: above 0.9 x 140 A, so the full-load half of the day is solved; the half-load half is not
+    engine, circuit, day = _solved_day(_branched_with_storage(tmp_path / "tiny", fuses=("side",), side_kw=80.0))
+    must = pf.fuse_must_solve(engine, circuit, day)
+    assert not must[:48].any() and must[48:].all()
+
+
+def test_a_second_source_gives_no_fuse_bound(tmp_path):
+    folder = _branched_with_storage(tmp_path / "tiny", "New Generator.g bus1=side phases=3 kV=0.48 kW=10 pf=1")
+    engine, circuit, day = _solved_day(folder)
+    assert pf.fuse_must_solve(engine, circuit, day) is None
+
+
+def test_loads_held_at_constant_power_below_0_8_pu_make_every_active_interval_solved(tmp_path, monkeypatch):
+    solves = []
+    real = dss.solve_interval
+    monkeypatch.setattr(dss, "solve_interval", lambda *a, **k: solves.append(1) or real(*a, **k))
+    counts = {}
+    morning = " ".join(["0"] * 20 + ["1"] * 8 + ["0"] * 68)  # 5 kW 05:00-07:00, at half load: far from the peak
+    for vminpu in (0.7, 0.8):
+        folder = _branched_with_storage(tmp_path / f"v{vminpu}", f"Edit Load.load_cust vminpu={vminpu}\n"
+                                        f"Edit Loadshape.sd mult=({morning})\nEdit Storage.s kWrated=5 kVA=6", fuses=())
+        solves.clear()
+        _, summary, _ = pf.simulate(folder)
+        assert summary["status"] == "ok"
+        counts[vminpu] = len(solves)
+    assert counts == {0.7: 8, 0.8: 0}  # the battery's eight intervals, or none: no bound tops the afternoon peak
 
 
 def test_fuse_must_solve_gives_no_bound_on_a_feeder_with_a_loop(tmp_path):
