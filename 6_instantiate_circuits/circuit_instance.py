@@ -791,6 +791,12 @@ def ev_pool(ctx: FeederContext) -> list[str]:
     return sorted(cust["customer"][(cust["class"] == "res") | (config.EV["commercial_hosts"] & (cust["class"] == "com"))])
 
 
+def ev_hosts(ctx: FeederContext, case: dict[str, Any], pool: list[str] | None = None) -> list[str]:
+    """The EV hosts of a case: the head of the EV pool's order, ``ev_perc`` of the pool long."""
+    pool = ev_pool(ctx) if pool is None else pool
+    return head_of(customer_order(case["ev_seed"], ctx.feeder, pool), round_half_up(case["ev_perc"] * len(pool)))
+
+
 def draw_evs(ctx: FeederContext, case: dict[str, Any]):
     """EV hosts (sorted), charger levels, Level-1 legs, managed-charging flags and sessions of a case,
     and the uncontrolled schedule of every EV (managed ones are rescheduled by :func:`plan_case`).
@@ -801,7 +807,7 @@ def draw_evs(ctx: FeederContext, case: dict[str, Any]):
     one Level-1 and one Level-2 session and one leg, and its EV takes the session of its level."""
     pool = ev_pool(ctx)
     at = {c: i for i, c in enumerate(pool)}
-    hosts = head_of(customer_order(case["ev_seed"], ctx.feeder, pool), round_half_up(case["ev_perc"] * len(pool)))
+    hosts = ev_hosts(ctx, case, pool)
     idx = np.array([at[c] for c in hosts], dtype=int)
     level_draw = customer_rng(case["ev_seed"], ctx.feeder, "level").random(len(pool))
     levels = np.where(level_draw[idx] < case["ev_lvl2_perc"], "L2", "L1") if len(idx) else np.array([], dtype="<U2")
@@ -871,11 +877,9 @@ def device_elements(ctx: FeederContext, case: dict[str, Any]) -> set[str]:
     alone (the placement of :func:`plan_case`, without planning the day): the EV loads, three-phase and rooftop
     PV and storage. The feeder cache compiles the candidates of a chunk's cases from it
     (``feeder_cache.FeederCache.prepare``)."""
-    pool = ev_pool(ctx)
-    ev_hosts = head_of(customer_order(case["ev_seed"], ctx.feeder, pool), round_half_up(case["ev_perc"] * len(pool)))
     pv_kw, sto_kw, _, _ = place_pv_and_storage(ctx, case)
     pv_res_kw, _, _, _, bat_hosts = place_rooftop(ctx, case)
-    names = ([f"load.ev_{h}" for h in ev_hosts] + [f"pvsystem.pv_{h}" for h in pv_kw]
+    names = ([f"load.ev_{h}" for h in ev_hosts(ctx, case)] + [f"pvsystem.pv_{h}" for h in pv_kw]
              + [f"pvsystem.pvres_{h}" for h in pv_res_kw] + [f"storage.sto_{h}" for h in sto_kw]
              + [f"storage.bat_{h}" for h in bat_hosts])
     return {name.lower() for name in names}
