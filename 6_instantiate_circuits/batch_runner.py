@@ -183,11 +183,15 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         upgrade_s = None
         if task.get("upgrades") and summary["status"] == "ok":
             started_upgrade = time.perf_counter()
+            key = feeder_cache.cache_key(task, ctx)
+            equipment = None if not kept or prepared is None else (
+                lambda: FEEDERS.equipment(key, upgrade_circuit.read_equipment))  # the run's cached feeder's
             try:
                 block, _, upgrade_skipped = upgrade_circuit.run_upgrade(
                     instance_dir, _cost_tables(task["cost_tables"]),
                     deadline=time.monotonic() + float(task.get("timeout_s", config.RUN_TIMEOUT_S)),
-                    force=bool(task.get("force")), run_day=(kept["circuit"], kept["day"]) if kept else None)
+                    force=bool(task.get("force")), run_day=(kept["circuit"], kept["day"]) if kept else None,
+                    equipment=equipment)
             except Exception as exc:  # noqa: BLE001 - a failed upgrade never undoes the run's power flow: recorded
                 logger.debug("upgrade of %s case %s failed", task["feeder"], task["case_key"], exc_info=True)
                 known = isinstance(exc, InputError)

@@ -265,6 +265,7 @@ class CompiledFeeder:
     controls: ControlState = field(default_factory=ControlState)  # what the controls move, as compiled
     resets: bool = False                       # the feeder has controls that Reset Controls puts back
     enabled: set[str] = field(default_factory=set)  # candidates the last case enabled
+    equipment: Any = None                      # upgrade_circuit.read_equipment of it, read when first asked
 
     def restart(self) -> None:
         """Put the controls in their compiled state: the control queue emptied, every control's own state reset
@@ -500,6 +501,18 @@ class FeederCache:
         except dss.DSSError as exc:
             self.drop(key)
             return None, f"compiled: applying the case to the cached feeder failed ({exc})"
+
+    def equipment(self, key: tuple, read: Any) -> Any:
+        """What ``read`` (``upgrade_circuit.read_equipment``) returns for the cached feeder ``key``, read once per
+        compile and shared by its cases: its lines, transformers and line codes are every case's (a candidate is a
+        load, PV system or battery, and a case changes only those). None when ``key`` is not cached (never
+        compiled here, or dropped after its day: its upgrade step then compiles the instance)."""
+        feeder = self.feeders.get(key)
+        if feeder is None:
+            return None
+        if feeder.equipment is None:
+            feeder.equipment = read(feeder.engine)
+        return feeder.equipment
 
     def _candidate_entries(self, key: tuple, ctx: circuit_instance.FeederContext) -> list:
         if self._entries is None or self._entries[0] != key:

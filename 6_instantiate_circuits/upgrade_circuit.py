@@ -66,6 +66,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -239,7 +240,11 @@ def _placement(*names: str) -> tuple[str, str]:
     return UPGRADES["line_placement_default"], "assumed: UPGRADES['line_placement_default'] (no placement named)"
 
 
-def read_equipment(engine: Any) -> tuple[dict[str, TransformerSpec], dict[str, LineSpec], dict[str, tuple[int, float]]]:
+#: what :func:`read_equipment` returns: transformers, lines, line codes
+Equipment = tuple[dict[str, "TransformerSpec"], dict[str, "LineSpec"], dict[str, tuple[int, float]]]
+
+
+def read_equipment(engine: Any) -> Equipment:
     """Transformers and lines of the compiled circuit (keys ``transformer.<name>`` / ``line.<name>``, lower
     case) and its line codes: name -> (phases, NormAmps [A])."""
     transformers, lines, codes = {}, {}, {}
@@ -527,8 +532,10 @@ class Solver:
         self.assignments = assignments
         self.deadline = deadline
         self.solves = 0
+        self.compiles = 0
 
     def compile(self, commands: Sequence[str] = ()) -> Any:
+        self.compiles += 1
         engine = dss.engine()
         dss.compile_master(self.master, strip=False)
         if commands:
@@ -983,13 +990,18 @@ def run_solved(engine: Any, run_day: tuple[Any, Any] | None) -> Solved | None:
 
 
 def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None = None,
-                run_day: tuple[Any, Any] | None = None) -> tuple[dict, list[str], float]:
+                run_day: tuple[Any, Any] | None = None,
+                equipment: Callable[[], Equipment | None] | None = None) -> tuple[dict, list[str], float]:
     """Upgrade one solved run; returns (upgrades.json content, the upgrade commands, runtime [s]). A run without
     a violation is not solved again (``day_solves`` 0). The day before upgrades is the run's own when the batch
     runner gives it (``run_day``, :func:`run_solved`: the arrays the run's metrics and its trigger came from;
     ``before_day`` "run"), else the instance compiled and solved (``before_day`` "solved": the standalone
     script; the same day to 1e-9 relative: ``tests/test_phase6_cache.py`` for the day,
-    ``tests/test_phase6_upgrades.py`` for the upgrades and costs). OpenDSS
+    ``tests/test_phase6_upgrades.py`` for the upgrades and costs). ``equipment``: when the run's day was solved on
+    a cached feeder, what :func:`read_equipment` reads of it (``feeder_cache.FeederCache.equipment``: its lines,
+    transformers and line codes are the instance's, a candidate being a load, PV system or battery); with it and
+    ``run_day`` the instance is not compiled before the first upgrade (one compile fewer per upgraded run; the
+    same upgrades and costs: ``tests/test_phase6_upgrades.py``). OpenDSS
     failures and a time limit reached make the result's ``status`` ``failed`` with the reason."""
     started = time.perf_counter()
     instance_dir = Path(instance_dir)
@@ -1000,19 +1012,27 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
     result.update(settings=dict(UPGRADES), settings_digest=settings_digest(), cost_tables=str(tables.folder),
                   cost_tables_digest=tables.digest, run_timeseries_sha256=summary.get("timeseries_sha256", ""),
                   violations=found, upgrades=[], unsolved=[], thermal_iterations=0, iteration_limit_reached=False,
-                  day_solves=0)
+                  day_solves=0, instance_compiles=0)
     if not found:
         result.update(status="not needed", message="", before=None, after=None, all_violations_removed=True)
         return result, [], round(time.perf_counter() - started, 4)
     solver = Solver(instance_dir, assignments, deadline)
     commands: list[str] = []
     try:
-        engine = solver.compile()
-        transformers, lines, codes = read_equipment(engine)  # reads only: the compiled circuit is solved as it is
-        solved = run_solved(engine, run_day)
-        result["before_day"] = "run" if solved is not None else "solved"
-        if solved is None:
-            solved = solver.solve(compiled=engine)
+        known = equipment() if equipment is not None and run_day is not None else None
+        if known is not None:  # the run's cached feeder: its day and equipment, nothing compiled
+            transformers, lines, codes = (dict(part) for part in known)
+            circuit, day = run_day
+            solved = Solved(circuit, day, [n.lower() for n in circuit.xf_names],
+                            [n.lower() for n in circuit.line_names])
+            result["before_day"] = "run"
+        else:
+            engine = solver.compile()
+            transformers, lines, codes = read_equipment(engine)  # reads only: the compiled circuit is solved as is
+            solved = run_solved(engine, run_day)
+            result["before_day"] = "run" if solved is not None else "solved"
+            if solved is None:
+                solved = solver.solve(compiled=engine)
         result["before"] = solved.outcome()
         decisions: dict[str, Decision] = {}
         unsolved: dict[str, str] = {}
@@ -1044,6 +1064,7 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
                       all_violations_removed=False)
         commands = []
     result["day_solves"] = solver.solves
+    result["instance_compiles"] = solver.compiles
     return result, commands, round(time.perf_counter() - started, 4)
 
 
@@ -1157,15 +1178,17 @@ def cost_tables_dir(ws: Workspace, flag: str | None) -> Path:
 
 
 def run_upgrade(instance_dir: Path, tables: CostTables, deadline: float | None = None, force: bool = False,
-                run_day: tuple[Any, Any] | None = None) -> tuple[dict[str, Any], float, bool]:
+                run_day: tuple[Any, Any] | None = None,
+                equipment: Callable[[], Equipment | None] | None = None) -> tuple[dict[str, Any], float, bool]:
     """The batch runner's entry: upgrade one ok run unless it is already upgraded from the same inputs; returns
-    (the summary's ``upgrades`` block, runtime [s], skipped). ``run_day``: the run's own solved day, as
-    :func:`upgrade_run` takes it."""
+    (the summary's ``upgrades`` block, runtime [s], skipped). ``run_day``, ``equipment``: the run's own solved day
+    and its cached feeder's equipment, as :func:`upgrade_run` takes them."""
     if not force:
         block = upgrades_current(instance_dir, tables)
         if block is not None:
             return block, 0.0, True
-    result, commands, runtime_s = upgrade_run(instance_dir, tables, deadline, run_day=run_day)
+    result, commands, runtime_s = upgrade_run(instance_dir, tables, deadline, run_day=run_day,
+                                               equipment=equipment)
     return write_upgrades(instance_dir, result, commands), runtime_s, False
 
 

@@ -144,6 +144,32 @@ def test_a_feeder_compiled_for_its_chunk_has_only_the_chunks_devices_and_the_sam
     assert hinted.compiles == every.compiles == 1
 
 
+def test_a_cached_feeders_equipment_after_a_day_is_what_the_compiled_instance_reads(cases_ws):
+    """The upgrade step's read of lines, transformers and line codes (``upgrade_circuit.read_equipment``), taken
+    from the cached feeder after a case's day, equals the read of that case's instance compiled from its files,
+    field for field; it is read once per compile and is None for a feeder that is not cached."""
+    import upgrade_circuit
+    from common import dss
+
+    ws = Workspace(cases_ws)
+    mixes = doe.load_mixes(ws.mixes("lhs"))
+    feeder = FEEDERS[1]
+    ctx = _context(ws, "winter", feeder)
+    cache = feeder_cache.FeederCache(1)
+    assert cache.equipment(feeder, upgrade_circuit.read_equipment) is None
+    reads = []
+    for key in ("1", "2"):
+        instance, folder = _instance(ws, ctx, "winter", feeder, key, mixes[key])
+        _solved(cache, feeder, ctx, instance, folder)
+        cached = cache.equipment(feeder, lambda engine: reads.append(1) or upgrade_circuit.read_equipment(engine))
+        dss.engine()
+        dss.compile_master(folder / "Master.dss", strip=False)
+        compiled = upgrade_circuit.read_equipment(dss.engine())
+        assert all(part for part in compiled), "the feeder has transformers, lines and line codes"
+        assert cached == compiled, f"case {key}"
+    assert len(reads) == 1
+
+
 def test_a_case_with_a_device_the_hint_lacks_compiles_the_feeder_again_with_it(cases_ws):
     ws = Workspace(cases_ws)
     mixes = doe.load_mixes(ws.mixes("lhs"))

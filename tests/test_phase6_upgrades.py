@@ -289,8 +289,9 @@ def test_batch_upgrades_every_failing_run_and_a_plain_resolve_drops_them(prepare
 
 def test_batch_upgrade_starts_from_the_run_day_and_decides_as_the_standalone_step(prepared_nc, tmp_path, tables):
     """The batch's upgrade step takes the run's own day as the day before upgrades (``before_day`` "run": no
-    solve of it again); the standalone step, which compiles and solves it, upgrades the same elements to the
-    same sizes at the same cost, with the same before and after figures to 1e-9."""
+    solve of it again) and the equipment of the run's cached feeder (no compile before the first upgrade); the
+    standalone step, which compiles and solves it, upgrades the same elements to the same sizes at the same
+    cost, with the same before and after figures to 1e-9."""
     from common.paths import Workspace
     from conftest import copy_workspace
 
@@ -307,6 +308,7 @@ def test_batch_upgrade_starts_from_the_run_day_and_decides_as_the_standalone_ste
         assert from_run["before_day"] == "run", folder.name
         alone, _, _ = up.upgrade_run(folder, up.load_cost_tables(Workspace(data).upgrade_costs_dir))
         assert alone["before_day"] == "solved" and alone["day_solves"] == from_run["day_solves"] + 1
+        assert alone["instance_compiles"] == from_run["instance_compiles"] + 1 == from_run["day_solves"] + 1
         assert alone["upgrades"] == from_run["upgrades"] and alone["unsolved"] == from_run["unsolved"], folder.name
         for when in ("before", "after"):
             assert alone[when].keys() == from_run[when].keys()
