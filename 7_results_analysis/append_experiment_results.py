@@ -71,7 +71,9 @@ Description
     A corrupt ``summary.json`` or one that names another run than its folder, a missing or
     unreadable mixes file of a design that has runs, or a missing or unreadable
     ``circuit_filter.csv`` of a state that has runs stops the script with one line naming the file
-    and exit status 2 before anything is written.
+    and exit status 2 before anything is written. So do current ok runs of one state and season solved on
+    different numbers of design days (phase 6 ``--days K``, ``mixed_design_days``: a worst of three days and a
+    single peak day are not the same metric); states or seasons that differ in it are merged with a warning.
 
 Inputs (phase 6, ``6_instantiate_circuits/instantiate_circuits_and_runs_APPLYFILTER.py --run``)
     <data>/6_instantiate_circuits/<STATE>/<season>/<design>/<feeder>/<case>/summary.json,
@@ -563,6 +565,34 @@ def days_reason(run: "RunFolder", summary: dict[str, Any], current: Current) -> 
     if worst != block.get("worst_rank") or worst_metrics != summary.get("metrics"):
         return (f"its worst design day is day {worst} by {block.get('worst_day_metric')}, not the day {block.get('worst_rank')} "
                 f"its summary carries: {REDO}")
+    return ""
+
+
+def design_day_count(summary: dict[str, Any]) -> int:
+    """How many design days an ok run was solved on: its ``days`` block's (phase 6 ``--days K``), 1 without one."""
+    block = summary.get("days")
+    return len(block["per_day"]) if isinstance(block, dict) and isinstance(block.get("per_day"), list) else 1
+
+
+def mixed_design_days(runs: Sequence["RunFolder"], summaries: dict["RunFolder", dict[str, Any]]) -> str:
+    """Why the current ok runs cannot be merged as one study ('' when they can): every ok run of a state and
+    season must have been solved on the same number of design days (:func:`design_day_count`). A run of K days
+    reports its worst day (``worst_day.py``: the highest ``WORST_DAY_METRIC`` of its K peak days), an extreme over
+    K days; merged with runs of fewer days, a design's cases would differ by how many days each one saw, not
+    only by its inputs, and every relationship and verdict of the state and season would carry that difference
+    as if it were an input's."""
+    groups: dict[tuple[str, str], dict[int, list[RunFolder]]] = {}
+    for run in runs:
+        if summaries[run].get("status") == "ok":
+            groups.setdefault((run.state, run.season), {}).setdefault(design_day_count(summaries[run]), []).append(run)
+    for (state, season), by_days in sorted(groups.items()):
+        if len(by_days) > 1:
+            counts = "; ".join(f"{len(found)} on {days} design day{'s' if days > 1 else ''} (e.g. "
+                               f"{min(found, key=lambda r: r.sort_key).summary})" for days, found in sorted(by_days.items()))
+            return (f"{state} {season}: the ok runs were solved on different numbers of design days ({counts}; the "
+                    f"days block of summary.json, phase 6 --days K), and a worst of K days is not comparable with "
+                    f"fewer days: run phase 6 for {state} {season} again with one --days K ({PHASE6} --state {state} "
+                    f"--season {season} --run --force --days {max(by_days)})")
     return ""
 
 
@@ -1136,6 +1166,16 @@ def combine(args: argparse.Namespace, ws: Workspace, states: list[str], runs: li
                 stale[run] = reason
             else:
                 unsolved.append(run)
+
+    mixed = mixed_design_days(merged, summaries)
+    if mixed:  # refused before anything is written
+        raise cli.UserError(mixed)
+    days = sorted({(r.state, r.season, design_day_count(summaries[r])) for r in merged
+                   if summaries[r].get("status") == "ok"})
+    if len({k for _, _, k in days}) > 1:
+        logger.warning("the states and seasons were solved on different numbers of design days (%s; phase 6 --days "
+                       "K): a worst of K days grows with K, so compare their metrics with that in mind",
+                       ", ".join(f"{state} {season} {k}" for state, season, k in days))
 
     # pass 2: the series of the ok runs, streamed and checked; a run whose series cannot be merged is stale
     out = ws.results_dir

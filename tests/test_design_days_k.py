@@ -313,3 +313,20 @@ def test_phase7_merges_two_day_runs_of_a_design_days_file_without_a_light_load_d
                                                      "min_daytime_variant"])
     days.to_csv(path, index=False)
     assert _stale_reasons(data) == {}
+
+
+def test_phase7_refuses_runs_of_one_state_and_season_on_different_numbers_of_days(two_day_runs, tmp_path, capsys):
+    # cases 0-1 solved on two design days, cases 2-3 then on one: the worst of two days beside single days
+    data = copy_workspace(two_day_runs, tmp_path / "data")
+    assert phase6.main(["--data-dir", str(data), "--state", STATE, "--season", "winter", "--design", "lhs",
+                        "--feeders", FEEDER, "--cases", "2-3", "--run", "--workers", "1", "-q"]) == 0
+    capsys.readouterr()
+    results = Workspace(data).results_dir
+    before = {p: p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file() and p.name != ".lock"}
+    combine = load_script("7_results_analysis/append_experiment_results.py")
+    assert combine.main(["--data-dir", str(data), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert (f"{STATE} winter" in err[0] and "2 on 1 design day" in err[0] and "2 on 2 design days" in err[0]
+            and "--days 2" in err[0] and "summary.json" in err[0]), err[0]
+    assert {p: p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file() and p.name != ".lock"} == before
