@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from common import config
 
@@ -202,6 +201,8 @@ def sample_lhs(n: int, seed: int) -> np.ndarray:
     """``n`` Latin-hypercube points in the unit cube (scipy.stats.qmc.LatinHypercube with
     ``optimization="random-cd"``: the strata are kept, the columns permuted to lower the centred
     discrepancy, which also lowers the spurious correlations between columns of a small design)."""
+    from scipy.stats import qmc  # here, not at import: phase 6 and 7 read mixes without sampling
+
     sampler = qmc.LatinHypercube(d=len(CUBE_DIMENSIONS), optimization="random-cd",
                                  rng=np.random.default_rng(seed))
     return sampler.random(n)
@@ -247,6 +248,8 @@ def least_correlated_sobol(d: int, m: int, seed: np.random.SeedSequence | int) -
     the median scramble's largest |r| is 0.38, 89 % are above common.config.DOE_MAX_ABS_CORR; the best of
     64 about 0.19), which would confound two inputs' effects. Choosing among random scrambles by a design
     criterion is the counterpart of the Latin hypercube's discrepancy optimisation (``random-cd``)."""
+    from scipy.stats import qmc
+
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     best, best_r = None, np.inf
     for child in sequence.spawn(SOBOL_SCRAMBLES):
@@ -262,6 +265,8 @@ SAMPLERS = {"lhs": sample_lhs, "sobol": sample_sobol}
 
 def discrepancy(cube: np.ndarray) -> float:
     """Centred L2 discrepancy of a design (lower is more uniform)."""
+    from scipy.stats import qmc
+
     return float(qmc.discrepancy(np.asarray(cube, dtype=float)))
 
 
@@ -468,6 +473,8 @@ def sample_unit(design: str, n: int, d: int, seed: np.random.SeedSequence | int)
     ``optimization="random-cd"`` (``lhs``) or the least correlated of several scrambled Sobol sequences,
     rounded up to a power of two (``sobol``, :func:`least_correlated_sobol`), as :func:`sample_lhs` and
     :func:`sample_sobol` do for the whole cube."""
+    from scipy.stats import qmc
+
     rng = np.random.default_rng(seed)
     if design == "lhs":
         return qmc.LatinHypercube(d=d, optimization="random-cd", rng=rng).random(n)
