@@ -532,10 +532,8 @@ class Solver:
         self.assignments = assignments
         self.deadline = deadline
         self.solves = 0
-        self.compiles = 0
 
     def compile(self, commands: Sequence[str] = ()) -> Any:
-        self.compiles += 1
         engine = dss.engine()
         dss.compile_master(self.master, strip=False)
         if commands:
@@ -1012,7 +1010,7 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
     result.update(settings=dict(UPGRADES), settings_digest=settings_digest(), cost_tables=str(tables.folder),
                   cost_tables_digest=tables.digest, run_timeseries_sha256=summary.get("timeseries_sha256", ""),
                   violations=found, upgrades=[], unsolved=[], thermal_iterations=0, iteration_limit_reached=False,
-                  day_solves=0, instance_compiles=0)
+                  day_solves=0)
     if not found:
         result.update(status="not needed", message="", before=None, after=None, all_violations_removed=True)
         return result, [], round(time.perf_counter() - started, 4)
@@ -1064,7 +1062,6 @@ def upgrade_run(instance_dir: Path, tables: CostTables, deadline: float | None =
                       all_violations_removed=False)
         commands = []
     result["day_solves"] = solver.solves
-    result["instance_compiles"] = solver.compiles
     return result, commands, round(time.perf_counter() - started, 4)
 
 

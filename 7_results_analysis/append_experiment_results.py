@@ -589,10 +589,13 @@ def mixed_design_days(runs: Sequence["RunFolder"], summaries: dict["RunFolder", 
         if len(by_days) > 1:
             counts = "; ".join(f"{len(found)} on {days} design day{'s' if days > 1 else ''} (e.g. "
                                f"{min(found, key=lambda r: r.sort_key).summary})" for days, found in sorted(by_days.items()))
+            designs = sorted({r.design for found in by_days.values() for r in found})
+            design = designs[0] if len(designs) == 1 else f"D (for each D of {', '.join(designs)})"
             return (f"{state} {season}: the ok runs were solved on different numbers of design days ({counts}; the "
                     f"days block of summary.json, phase 6 --days K), and a worst of K days is not comparable with "
-                    f"fewer days: run phase 6 for {state} {season} again with one --days K ({PHASE6} --state {state} "
-                    f"--season {season} --run --force --days {max(by_days)})")
+                    f"fewer days: run phase 6 again with one K for every run of {state} {season} ({PHASE6} --state "
+                    f"{state} --season {season} --design {design} --run --days {max(by_days)}: it solves only the "
+                    f"days a run lacks; with --feeder-dir feeders, which take one day, --days 1 --force instead)")
     return ""
 
 

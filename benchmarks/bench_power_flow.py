@@ -19,8 +19,10 @@ Part 2: throughput of the batch runner on the NC sample feeders: a process pool 
 workers, and a Dask LocalCluster (2 worker processes, 1 thread each, on loopback); runs per
 second, their ratios, and the peak resident memory per worker. The pool starts its workers for the batch
 (their start-up and imports counted); the Dask batch runs first on the fresh cluster (its workers import the
-libraries and load the shipped code then: counted) and once more on the same cluster (workers warm, as for
-every batch after the first of a cluster that serves a study: the code is shipped again, nothing else).
+libraries and load the shipped code then: counted) and once more on the same cluster: its workers warm, with
+the libraries, the code (the same payload: loaded once) and the feeders compiled in the first batch, as a
+later batch of a cluster that serves a study finds them for the same feeders and season (the other design,
+say); a pool starts afresh for every batch.
 
 The workspace (phases 0, 1b, 2-5 for NC on the embedded sample) is prepared in --data-dir when
 missing. Figures are printed; nothing is asserted about speed.

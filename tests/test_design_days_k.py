@@ -327,6 +327,9 @@ def test_phase7_refuses_runs_of_one_state_and_season_on_different_numbers_of_day
     assert combine.main(["--data-dir", str(data), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
+    design = Workspace(data).instance_dir(STATE, "winter", "lhs", f"uhs0_1247--{FEEDER}", "0").parent
     assert (f"{STATE} winter" in err[0] and "2 on 1 design day" in err[0] and "2 on 2 design days" in err[0]
-            and "--days 2" in err[0] and "summary.json" in err[0]), err[0]
+            and "--design lhs --run --days 2:" in err[0]), err[0]
+    # an example of each: the lowest case of each count
+    assert str(design / "0" / "summary.json") in err[0] and str(design / "2" / "summary.json") in err[0], err[0]
     assert {p: p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file() and p.name != ".lock"} == before

@@ -144,10 +144,12 @@ def test_a_feeder_compiled_for_its_chunk_has_only_the_chunks_devices_and_the_sam
     assert hinted.compiles == every.compiles == 1
 
 
-def test_a_cached_feeders_equipment_after_a_day_is_what_the_compiled_instance_reads(cases_ws):
-    """The upgrade step's read of lines, transformers and line codes (``upgrade_circuit.read_equipment``), taken
-    from the cached feeder after a case's day, equals the read of that case's instance compiled from its files,
-    field for field; it is read once per compile and is None for a feeder that is not cached."""
+def test_a_cached_feeders_equipment_and_day_are_what_the_compiled_instance_gives_the_upgrade_step(cases_ws):
+    """What the upgrade step takes from a run on a cached feeder instead of compiling its instance: the read of
+    lines, transformers and line codes (``upgrade_circuit.read_equipment``) after the case's day equals the read
+    of that case's instance compiled from its files, field for field (read once per compile; None for a feeder
+    that is not cached), and the run's kept circuit has the compiled instance's node order and branch layout
+    (the voltage step indexes a compiled engine's nodes with it)."""
     import upgrade_circuit
     from common import dss
 
@@ -160,13 +162,20 @@ def test_a_cached_feeders_equipment_after_a_day_is_what_the_compiled_instance_re
     reads = []
     for key in ("1", "2"):
         instance, folder = _instance(ws, ctx, "winter", feeder, key, mixes[key])
-        _solved(cache, feeder, ctx, instance, folder)
+        prepared, how = cache.prepare(feeder, ctx, instance.files, folder)
+        assert how == "cached", how
+        kept = {}
+        _, summary, _ = pf.simulate(folder, prepared=prepared, keep=kept)
+        cache.after_day(feeder)
+        assert summary["status"] == "ok" and kept["circuit"] is not None
         cached = cache.equipment(feeder, lambda engine: reads.append(1) or upgrade_circuit.read_equipment(engine))
-        dss.engine()
+        engine = dss.engine()
         dss.compile_master(folder / "Master.dss", strip=False)
-        compiled = upgrade_circuit.read_equipment(dss.engine())
+        compiled = upgrade_circuit.read_equipment(engine)
         assert all(part for part in compiled), "the feeder has transformers, lines and line codes"
         assert cached == compiled, f"case {key}"
+        assert list(kept["circuit"].node_index) == [n.lower() for n in engine.Circuit.YNodeOrder()], f"case {key}"
+        assert list(kept["circuit"].layout.names) == list(dss.pd_layout(engine).names), f"case {key}"
     assert len(reads) == 1
 
 
