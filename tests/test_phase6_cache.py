@@ -333,6 +333,38 @@ def test_chunked_cached_pool_batch_is_byte_identical_to_compiling_every_run(case
     assert summary["status"] == "ok"
 
 
+def test_an_upgraded_batch_on_the_cache_writes_the_bytes_of_compiling_every_run(cases_ws, tmp_path):
+    """With the upgrade step (``--upgrades``) on the medium feeder, whose winter runs overload service
+    transformers: the batch on 2 pool workers in feeder chunks with the cache (the step takes the cached
+    feeder's equipment and the run's day, compiling nothing before its first upgrade) and the batch with every
+    instance compiled write the same summary.json, upgrades.json and upgraded/ instance bytes."""
+    from conftest import SHARED_DATA
+
+    costs = SHARED_DATA / "upgrade_costs"
+    if not costs.is_dir():
+        pytest.skip("../shared/data/upgrade_costs (NREL DISCO's cost tables) is not beside this checkout")
+    mixes = doe.load_mixes(Workspace(cases_ws).mixes("lhs"))
+    results = {}
+    for label, chunk_runs, cache in (("chunked", None, True), ("unchunked", 1, False)):
+        data = copy_workspace(cases_ws, tmp_path / label / "data")
+        ws = Workspace(data)
+        digest = ws.shared_digest("NC", "winter", FEEDERS[1]).read_text().strip()
+        tasks = [{"data_dir": str(data), "state": "NC", "season": "winter", "design": "lhs", "feeder": FEEDERS[1],
+                  "case_key": k, "case": mixes[k], "simulate": True, "force": True, "timeout_s": 600,
+                  "mixes_digest": "", "shared_digest": digest, "cache": cache, "upgrades": True,
+                  "cost_tables": str(costs)} for k in ("1", "2", "3", "4")]
+        records = batch_runner.run_pool(tasks, 2, label, in_process=False, chunk_runs=chunk_runs)
+        assert all(r["status"] == "ok" for r in records), [r["message"] for r in records]
+        assert {r["timings"]["engine_path"] for r in records} == ({"cached"} if cache else {"compiled: cache off"})
+        design_dir = ws.design_dir("NC", "winter", "lhs")
+        results[label] = {str(p.relative_to(design_dir)): p.read_bytes() for p in sorted(design_dir.rglob("*"))
+                          if p.name in ("summary.json", "upgrades.json") or p.parent.name == "upgraded"}
+    upgraded = [k for k, v in results["chunked"].items() if k.endswith("upgrades.json")
+                and json.loads(v)["status"] == "upgraded"]
+    assert upgraded, "the medium feeder's winter runs are upgraded"
+    assert results["chunked"] == results["unchunked"]
+
+
 #: the feeder given regulators and a capacitor bank in :func:`regulated_ws`
 REGULATED = FEEDERS[1]
 
